@@ -1,0 +1,92 @@
+"""Named shared-memory segments: creation, attachment, and cleanup of dead runs.
+
+Every segment of a run is named ``earwig-<supervisor pid>-<token>-<ring>``, so a later run
+can tell which segments belong to a process that no longer exists and remove them, and a
+test can count what one run left behind. Segments are created and unlinked by the
+supervisor only; actors attach by name.
+
+Python's ``resource_tracker`` is kept out of it: before 3.13 it unlinks a segment when *any*
+process that attached it exits, which would destroy a ring the moment an actor is
+restarted (python/cpython#82300). Ownership is explicit instead: the supervisor unlinks on
+every exit path it survives, and the next start removes what a killed supervisor left.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from multiprocessing import resource_tracker, shared_memory
+from pathlib import Path
+
+PREFIX = "earwig-"
+SHM_DIR = Path("/dev/shm")
+
+
+def run_prefix() -> str:
+    """A prefix unique to this process and run: ``earwig-<pid>-<token>-``."""
+    return f"{PREFIX}{os.getpid()}-{secrets.token_hex(3)}-"
+
+
+def _untracked(name: str, create: bool, size: int = 0) -> shared_memory.SharedMemory:
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, create=create, size=size, track=False)
+    segment = shared_memory.SharedMemory(name=name, create=create, size=size)
+    resource_tracker.unregister(segment._name, "shared_memory")  # type: ignore[attr-defined]
+    return segment
+
+
+def create(name: str, size: int) -> shared_memory.SharedMemory:
+    return _untracked(name, create=True, size=size)
+
+
+def attach(name: str) -> shared_memory.SharedMemory:
+    return _untracked(name, create=False)
+
+
+def unlink(segment: shared_memory.SharedMemory) -> None:
+    """Remove the segment's name; mappings still open stay valid until closed."""
+    if sys.version_info >= (3, 13):
+        segment.unlink()
+    else:  # SharedMemory.unlink() would unregister from the tracker a second time
+        from _posixshmem import shm_unlink
+
+        shm_unlink(segment._name)  # type: ignore[attr-defined]
+
+
+def remove(name: str) -> bool:
+    """Unlink a segment by name; False when it was already gone."""
+    try:
+        segment = _untracked(name, create=False)
+    except FileNotFoundError:
+        return False
+    segment.close()
+    unlink(segment)
+    return True
+
+
+def existing(prefix: str = PREFIX) -> list[str]:
+    """Names of the segments on this machine that start with ``prefix`` (Linux only)."""
+    if not SHM_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SHM_DIR.iterdir() if p.name.startswith(prefix))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale() -> list[str]:
+    """Unlink the segments of runs whose supervisor process is gone; returns their names."""
+    removed = []
+    for name in existing():
+        pid_text = name[len(PREFIX):].split("-", 1)[0]
+        if pid_text.isdigit() and not _pid_alive(int(pid_text)) and remove(name):
+            removed.append(name)
+    return removed
