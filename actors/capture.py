@@ -1,0 +1,192 @@
+"""The capture actor: one source's audio into its PCM ring, and its level ~20 times a second.
+
+receive  blocks from the device's PortAudio callback (handed to the event loop, so the
+         audio thread does nothing but copy), or from a replayed file
+compute  downmix and resample to 16 kHz mono (soxr, streaming), cut into ring items,
+         RMS/peak per 50 ms
+publish  ring items stamped with their capture time; Level, Stats, and SourceEnded when a
+         replay reaches the end of its file
+
+Positions need no bookkeeping: ring item ``n`` holds samples ``n*B .. (n+1)*B``. A
+restarted capture actor continues the ring's sequence, and a restarted replay continues the
+file from the last sample the ring holds, so nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+import soxr
+
+from earwig.actors.capture_devices import NO_SERVER_FIX, Device
+from earwig.actors.capture_files import read_audio
+from earwig.actors.runtime import Actor
+from earwig.config import SAMPLE_RATE
+from earwig.errors import EarwigError
+from earwig.messages import Level, Source, SourceEnded, Stats
+from earwig.shm import Ring
+
+LEVEL_WINDOW_S = 0.05
+STATS_EVERY_S = 2.0
+REPLAY_CHUNK_S = 0.01
+DEVICE_SILENT_S = 5.0
+
+
+@dataclass(frozen=True)
+class CaptureParams:
+    source: Source
+    ring: str
+    device: Device | None = None
+    replay: str = ""
+    realtime: bool = True
+
+
+async def main(actor: Actor) -> None:
+    params: CaptureParams = actor.params
+    ring = Ring.attach(params.ring)
+    try:
+        publisher = _Publisher(actor, ring, params.source)
+        if params.replay:
+            blocks = _replay_blocks(params, ring, actor.stopping)
+        else:
+            blocks = _device_blocks(params.device, publisher)
+        async for audio, captured_ns in blocks:
+            publisher.push(audio, captured_ns)
+            if actor.stopping.is_set():
+                break
+        else:
+            if params.replay:
+                publisher.finish()
+    finally:
+        ring.close()
+
+
+# --- receive ------------------------------------------------------------------------------
+
+
+async def _device_blocks(device: Device, publisher: _Publisher) -> AsyncIterator[tuple[np.ndarray, int]]:
+    """Blocks from a live device, resampled to 16 kHz mono as they arrive."""
+    if device.pulse_source:  # read by the ALSA pulse plugin when the stream opens
+        os.environ["PULSE_SOURCE"] = device.pulse_source
+    import sounddevice as sd
+
+    loop = asyncio.get_running_loop()
+    arrived: asyncio.Queue[tuple[np.ndarray, int, bool]] = asyncio.Queue()
+
+    def on_audio(indata, frames, time_info, status) -> None:
+        loop.call_soon_threadsafe(arrived.put_nowait,
+                                  (indata.copy(), time.monotonic_ns(), bool(status.input_overflow)))
+
+    resampler = soxr.ResampleStream(device.samplerate, SAMPLE_RATE, 1, dtype="float32")
+    try:
+        stream = sd.InputStream(device=device.portaudio_device, samplerate=device.samplerate,
+                                channels=device.channels, dtype="float32", callback=on_audio)
+    except (sd.PortAudioError, ValueError) as error:
+        raise EarwigError(f"cannot open audio device {device.name!r}: {error}", NO_SERVER_FIX) from None
+    with stream:
+        while True:
+            try:
+                block, captured_ns, overflow = await asyncio.wait_for(arrived.get(), DEVICE_SILENT_S)
+            except asyncio.TimeoutError:
+                raise EarwigError(f"audio device {device.name!r} stopped delivering audio",
+                                  "check that it is still connected") from None
+            publisher.input_overflows += overflow
+            yield resampler.resample_chunk(block.mean(axis=1)), captured_ns
+
+
+async def _replay_blocks(params: CaptureParams, ring: Ring,
+                         stopping: asyncio.Event) -> AsyncIterator[tuple[np.ndarray, int]]:
+    """A file in 10 ms chunks, at real-time pace or as fast as the slowest ring reader."""
+    audio = read_audio(params.replay)
+    chunk = int(SAMPLE_RATE * REPLAY_CHUNK_S)
+    resume_at = ring.published * ring.spec.item_len
+    started, loop = time.monotonic(), asyncio.get_running_loop()
+    for at in range(resume_at, len(audio), chunk):
+        if params.realtime:
+            due = started + (at - resume_at) / SAMPLE_RATE
+            if due > time.monotonic():
+                await asyncio.sleep(due - time.monotonic())
+        else:
+            await _wait_for_readers(ring, stopping)
+        yield audio[at:at + chunk], time.monotonic_ns()
+
+
+async def _wait_for_readers(ring: Ring, stopping: asyncio.Event) -> None:
+    """Backpressure for fast replay: stay within half a ring of the slowest reader."""
+    while not stopping.is_set():
+        cursors = ring.reader_cursors()
+        if cursors and ring.published - min(cursors) < ring.spec.capacity // 2:
+            return
+        await asyncio.sleep(0.001)
+
+
+# --- compute and publish -------------------------------------------------------------------
+
+
+class _Publisher:
+    """Cuts 16 kHz audio into ring items and reports levels and counters."""
+
+    def __init__(self, actor: Actor, ring: Ring, source: Source) -> None:
+        self._actor, self._source = actor, source
+        self._writer = ring.writer()
+        self._item_len = ring.spec.item_len
+        self._pending = np.zeros(0, np.float32)
+        self._items_per_level = max(1, round(SAMPLE_RATE * LEVEL_WINDOW_S / self._item_len))
+        self._level_sumsq, self._level_peak, self._level_items = 0.0, 0.0, 0
+        self._next_stats = time.monotonic() + STATS_EVERY_S
+        self.input_overflows = 0
+
+    def push(self, audio: np.ndarray, captured_ns: int) -> None:
+        audio = np.concatenate([self._pending, audio.astype(np.float32, copy=False)])
+        count = len(audio) // self._item_len
+        self._pending = audio[count * self._item_len:]
+        if count == 0:
+            return
+        items = audio[:count * self._item_len].reshape(count, self._item_len)
+        first = self._writer.write(items, captured_ns)
+        self._levels(items, first)
+        if time.monotonic() >= self._next_stats:
+            self._stats()
+
+    def finish(self) -> None:
+        """End of a replay: flush the last partial item (zero-padded) and say where it ended."""
+        end = self._writer.next_seq * self._item_len + len(self._pending)
+        if len(self._pending):
+            item = np.zeros(self._item_len, np.float32)
+            item[:len(self._pending)] = self._pending
+            self._writer.write(item)
+            self._pending = np.zeros(0, np.float32)
+        self._stats()
+        self._actor.publish(SourceEnded(source=self._source, end=end))
+
+    def _levels(self, items: np.ndarray, first: int) -> None:
+        sumsq = np.einsum("ij,ij->i", items, items)
+        peaks = np.abs(items).max(axis=1)
+        for offset in range(len(items)):
+            self._level_sumsq += float(sumsq[offset])
+            self._level_peak = max(self._level_peak, float(peaks[offset]))
+            self._level_items += 1
+            if self._level_items == self._items_per_level:
+                rms = np.sqrt(self._level_sumsq / (self._level_items * self._item_len))
+                self._actor.publish(Level(
+                    source=self._source, end=(first + offset + 1) * self._item_len,
+                    rms_db=_db(rms), peak_db=_db(self._level_peak),
+                    clipped=self._level_peak >= 0.999,
+                ))
+                self._level_sumsq, self._level_peak, self._level_items = 0.0, 0.0, 0
+
+    def _stats(self) -> None:
+        self._next_stats = time.monotonic() + STATS_EVERY_S
+        self._actor.publish(Stats(actor=self._actor.name, counters={
+            "items_written": float(self._writer.next_seq),
+            "input_overflows": float(self.input_overflows),
+        }))
+
+
+def _db(amplitude: float) -> float:
+    return float(20 * np.log10(max(amplitude, 1e-10)))

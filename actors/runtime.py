@@ -1,0 +1,110 @@
+"""How every actor process lives: spawned, one asyncio loop, messages over one pipe.
+
+Why a shared runtime: heartbeats, shutdown, parent-death and error reporting must behave
+the same in every actor, so an actor module only writes its own receive/compute/publish.
+
+An actor module exposes ``async def main(actor: Actor)``. It runs until it returns, until
+the supervisor sends Shutdown (``actor.stopping`` is set), or until the supervisor dies
+(the pipe reaches EOF; then the process exits at once, so no orphan keeps running).
+An EarwigError from ``main`` becomes an ActorFailed message with its fix, and the process
+exits with FATAL_EXIT so the supervisor does not restart it into the same error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from earwig.channel import Channel
+from earwig.errors import EarwigError
+from earwig.messages import ActorFailed, ActorReady, AnyMessage, Heartbeat, Message, Shutdown
+
+HEARTBEAT_S = 0.5
+FATAL_EXIT = 3
+
+
+@dataclass(frozen=True)
+class ActorSpec:
+    """What the supervisor needs to (re)start an actor: picklable, passed at spawn."""
+
+    name: str
+    module: str
+    params: Any = None
+
+
+class Actor:
+    """What an actor's ``main`` sees: its spec, a way to publish, and its control inbox."""
+
+    def __init__(self, spec: ActorSpec, channel: Channel) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.params = spec.params
+        self.stopping = asyncio.Event()
+        self.control: asyncio.Queue[AnyMessage] = asyncio.Queue()
+        self._channel = channel
+
+    def publish(self, message: Message) -> None:
+        self._channel.send(message)
+
+
+async def _heartbeat(actor: Actor) -> None:
+    while True:
+        actor.publish(Heartbeat(actor=actor.name, sent_ns=time.monotonic_ns()))
+        await asyncio.sleep(HEARTBEAT_S)
+
+
+async def _route_control(actor: Actor, channel: Channel) -> None:
+    while True:
+        message = await channel.receive()
+        if message is None:  # the supervisor is gone: never outlive it
+            os._exit(0)
+        if isinstance(message, Shutdown):
+            actor.stopping.set()
+        else:
+            actor.control.put_nowait(message)
+
+
+async def _serve(spec: ActorSpec, conn: Connection) -> int:
+    channel = Channel(conn)
+    actor = Actor(spec, channel)
+    main = importlib.import_module(spec.module).main
+    helpers = [asyncio.create_task(_heartbeat(actor)), asyncio.create_task(_route_control(actor, channel))]
+    actor.publish(ActorReady(actor=spec.name, pid=os.getpid()))
+    try:
+        await main(actor)
+        return 0
+    except EarwigError as error:
+        actor.publish(ActorFailed(actor=spec.name, error=error.problem, fix=error.fix))
+        return FATAL_EXIT
+    finally:
+        for task in helpers:
+            task.cancel()
+        channel.close()
+
+
+def run_actor(spec: ActorSpec, conn: Connection) -> None:
+    """Process entry point (spawn target)."""
+    # Ctrl-C reaches the whole process group; the supervisor decides how actors stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import uvloop
+    except ImportError:  # Windows: the default loop
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        code = runner(_serve(spec, conn))
+    except Exception:
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

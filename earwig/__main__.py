@@ -1,0 +1,3 @@
+from earwig.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,27 @@
+"""Which compute device the models would run on, and whether this PyTorch build can use it.
+
+Why check the build: an RTX 50-series (Blackwell, sm_120) card is "available" to a PyTorch
+built for older CUDA, and then fails at the first kernel. Saying so up front, with the fix,
+beats a crash when the first model loads.
+"""
+
+from __future__ import annotations
+
+
+def describe() -> str:
+    """One line: the CUDA device with its capability, or the CPU and why."""
+    try:
+        import torch
+    except ImportError:
+        return "CPU (PyTorch is not installed)"
+    if not torch.cuda.is_available():
+        return f"CPU (no CUDA device visible to PyTorch {torch.__version__})"
+    index = torch.cuda.current_device()
+    major, minor = torch.cuda.get_device_capability(index)
+    name = torch.cuda.get_device_name(index)
+    line = f"CUDA {index}: {name}, compute capability {major}.{minor} (PyTorch {torch.__version__}, CUDA {torch.version.cuda})"
+    arch = f"sm_{major}{minor}"
+    if arch not in torch.cuda.get_arch_list():
+        line += (f" - WARNING: this PyTorch build has no kernels for {arch}; "
+                 "install one built for it (README, 'GPU')")
+    return line

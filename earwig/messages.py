@@ -1,0 +1,154 @@
+"""Every control and event message in earwig, as one tagged union of msgspec Structs.
+
+Why one module: the supervisor routes by type, the TUI and the session log read the same
+events, and a reader of any actor should find every message it may see in one place.
+Bulk data never travels here (msgspec has no numpy support, and pipes are slow for it):
+messages refer to audio by absolute sample positions into the rings instead.
+
+Positions: ``start``/``end`` are sample indices at 16 kHz since the source started, end
+exclusive. Times (``*_ns``) are ``time.monotonic_ns()``, one clock for every process on a
+machine.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+
+Source = Literal["mic", "speakers"]
+SOURCES: tuple[Source, ...] = ("mic", "speakers")
+
+
+class Message(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
+    """Base of every message; the class name is the tag on the wire."""
+
+
+# --- control: supervisor -> actor -------------------------------------------------------
+
+
+class Start(Message):
+    """Begin (or resume) producing output."""
+
+
+class Stop(Message):
+    """Pause producing output; the process and its resources stay."""
+
+
+class Shutdown(Message):
+    """Finish what is in flight, release resources, exit."""
+
+
+# --- life cycle: actor -> supervisor -----------------------------------------------------
+
+
+class Heartbeat(Message):
+    actor: str
+    sent_ns: int
+
+
+class ActorReady(Message):
+    actor: str
+    pid: int
+
+
+class ActorFailed(Message):
+    """An actor cannot go on. ``fix`` says what the user can do about it."""
+
+    actor: str
+    error: str
+    fix: str = ""
+    fatal: bool = True
+
+
+# --- audio events ------------------------------------------------------------------------
+
+
+class Level(Message):
+    """Loudness of the last ~50 ms of a source, for meters."""
+
+    source: Source
+    end: int
+    rms_db: float
+    peak_db: float
+    clipped: bool
+
+
+class SourceEnded(Message):
+    """A replayed file has been written to its ring up to ``end`` (exclusive)."""
+
+    source: Source
+    end: int
+
+
+class SpeechStart(Message):
+    source: Source
+    start: int
+
+
+class SpeechEnd(Message):
+    source: Source
+    start: int
+    end: int
+
+
+# --- transcription -----------------------------------------------------------------------
+
+
+class Word(msgspec.Struct, frozen=True):
+    text: str
+    start: int
+    end: int
+    probability: float
+
+
+class Partial(Message):
+    """Preview text of an utterance in progress: ``committed`` is never taken back."""
+
+    source: Source
+    start: int
+    end: int
+    committed: str
+    tentative: str
+
+
+class Final(Message):
+    source: Source
+    start: int
+    end: int
+    text: str
+    language: str
+    words: list[Word] = []
+
+
+class ModelState(Message):
+    role: Literal["preview", "final"]
+    model: str
+    state: Literal["evicted", "loading", "ready"]
+    device: str = ""
+    memory_bytes: int = 0
+
+
+class Stats(Message):
+    """Counters an actor reports now and then (ring overruns, blocks written, ...)."""
+
+    actor: str
+    counters: dict[str, float]
+
+
+AnyMessage = Union[
+    Start, Stop, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SpeechStart,
+    SpeechEnd,
+    Partial, Final, ModelState, Stats,
+]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyMessage)
+
+
+def encode(message: Message) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode(data: bytes) -> AnyMessage:
+    return _decoder.decode(data)

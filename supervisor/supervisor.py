@@ -1,0 +1,220 @@
+"""The supervisor: owns the rings, spawns the actors, restarts them, routes their messages.
+
+Why it owns the rings: an actor that crashes must not take captured audio with it. The
+rings are created here before any actor starts and unlinked here on every exit path, so a
+restarted actor re-attaches to the same data, and a killed supervisor's segments are
+removed by the next start (``segments.remove_stale``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
+from earwig.channel import Channel
+from earwig.messages import ActorFailed, AnyMessage, Heartbeat, Message, Shutdown
+from earwig.shm import Ring, RingSpec, segments
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """Backoff doubles from ``first_delay_s``; more than ``max_restarts`` in ``window_s`` gives up."""
+
+    first_delay_s: float = 0.1
+    max_delay_s: float = 2.0
+    max_restarts: int = 5
+    window_s: float = 60.0
+    heartbeat_timeout_s: float = 5.0
+    shutdown_grace_s: float = 3.0
+
+
+@dataclass
+class _Running:
+    spec: ActorSpec
+    process: mp.process.BaseProcess | None = None
+    channel: Channel | None = None
+    last_seen: float = 0.0
+    restarts: deque[float] = field(default_factory=deque)
+    gave_up: bool = False
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Supervisor:
+    """Use as ``async with Supervisor(rings, actors) as sup:``; messages via ``subscribe()``."""
+
+    def __init__(self, rings: list[RingSpec], actors: list[ActorSpec],
+                 policy: RestartPolicy = RestartPolicy()) -> None:
+        self._ring_specs = rings
+        self._actors = {spec.name: _Running(spec) for spec in actors}
+        self.policy = policy
+        self.rings: dict[str, Ring] = {}
+        self.stale_removed: list[str] = []
+        self._subscribers: list[asyncio.Queue[AnyMessage]] = []
+        self._stopping = False
+        self._tasks: set[asyncio.Task] = set()
+        self._ctx = mp.get_context("spawn")
+
+    # --- life cycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Supervisor:
+        self.stale_removed = segments.remove_stale()
+        try:
+            for spec in self._ring_specs:
+                self.rings[spec.name] = Ring.create(spec)
+            for running in self._actors.values():
+                self._spawn(running)
+        except BaseException:
+            await self.close()
+            raise
+        self._watch(self._watchdog())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Ask every actor to finish, kill what does not within the grace, unlink the rings."""
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        live = [r for r in self._actors.values() if r.process and r.process.is_alive()]
+        for running in live:
+            self._send(running, Shutdown())
+        try:
+            await asyncio.wait_for(asyncio.gather(*(r.exited.wait() for r in live)),
+                                   self.policy.shutdown_grace_s)
+        except asyncio.TimeoutError:
+            pass
+        for running in self._actors.values():
+            if running.process is not None:
+                if running.process.is_alive():
+                    running.process.kill()
+                running.process.join(5)
+            if running.channel is not None:
+                running.channel.close()
+        for ring in self.rings.values():
+            ring.close()
+            ring.unlink()
+        self.rings.clear()
+
+    async def run_until_signal(self, done: asyncio.Event | None = None) -> int:
+        """Serve until SIGINT/SIGTERM/SIGHUP (or ``done``); returns the signal number or 0."""
+        loop = asyncio.get_running_loop()
+        done = done or asyncio.Event()
+        received = []
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, lambda s=signum: (received.append(s), done.set()))
+        try:
+            await done.wait()
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+        return received[0] if received else 0
+
+    # --- what other parts use -----------------------------------------------------------
+
+    def subscribe(self) -> asyncio.Queue[AnyMessage]:
+        """A queue that receives every message (heartbeats aside) from now on."""
+        queue: asyncio.Queue[AnyMessage] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    def send(self, actor: str, message: Message) -> None:
+        self._send(self._actors[actor], message)
+
+    def pid(self, actor: str) -> int | None:
+        process = self._actors[actor].process
+        return process.pid if process is not None and process.is_alive() else None
+
+    def restarts(self, actor: str) -> int:
+        return len(self._actors[actor].restarts)
+
+    # --- spawning and restarting -------------------------------------------------------
+
+    def _spawn(self, running: _Running) -> None:
+        loop = asyncio.get_running_loop()
+        ours, theirs = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(target=run_actor, args=(running.spec, theirs),
+                                    name=f"earwig-{running.spec.name}")
+        process.start()
+        theirs.close()
+        running.process, running.channel = process, Channel(ours)
+        running.last_seen = time.monotonic()
+        running.exited = asyncio.Event()
+        loop.add_reader(process.sentinel, self._on_exit, running, process)
+        self._watch(self._receive(running, running.channel))
+
+    def _on_exit(self, running: _Running, process: mp.process.BaseProcess) -> None:
+        asyncio.get_running_loop().remove_reader(process.sentinel)
+        process.join()
+        running.exited.set()
+        if self._stopping or running.process is not process:
+            return
+        if process.exitcode == 0:
+            return  # finished its work (a replay that reached the end of its file)
+        if process.exitcode == FATAL_EXIT:
+            running.gave_up = True  # it said why in an ActorFailed; restarting would repeat it
+            return
+        now = time.monotonic()
+        running.restarts.append(now)
+        while running.restarts and running.restarts[0] < now - self.policy.window_s:
+            running.restarts.popleft()
+        tries = len(running.restarts)
+        name = running.spec.name
+        if tries > self.policy.max_restarts:
+            running.gave_up = True
+            self._publish(ActorFailed(
+                actor=name, fatal=True,
+                error=f"{name} keeps crashing ({tries} times in {self.policy.window_s:.0f} s); "
+                      "not restarting it again",
+                fix="its error output above says why"))
+            return
+        delay = min(self.policy.max_delay_s, self.policy.first_delay_s * 2 ** (tries - 1))
+        self._publish(ActorFailed(
+            actor=name, fatal=False,
+            error=f"{name} exited with code {process.exitcode}; restarting in {delay:.1f} s"))
+        asyncio.get_running_loop().call_later(delay, self._respawn, running)
+
+    def _respawn(self, running: _Running) -> None:
+        if not self._stopping:
+            self._spawn(running)
+
+    async def _receive(self, running: _Running, channel: Channel) -> None:
+        while (message := await channel.receive()) is not None:
+            running.last_seen = time.monotonic()
+            if not isinstance(message, Heartbeat):
+                self._publish(message)
+        channel.close()
+
+    async def _watchdog(self) -> None:
+        """Kill an actor that stopped answering (hung, not crashed); the exit path restarts it."""
+        while True:
+            await asyncio.sleep(self.policy.heartbeat_timeout_s / 4)
+            deadline = time.monotonic() - self.policy.heartbeat_timeout_s
+            for running in self._actors.values():
+                process = running.process
+                if process is not None and process.is_alive() and running.last_seen < deadline:
+                    process.kill()
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _send(self, running: _Running, message: Message) -> None:
+        if running.channel is not None:
+            try:
+                running.channel.send(message)
+            except (BrokenPipeError, OSError):
+                pass  # it is exiting; the exit path deals with it
+
+    def _publish(self, message: AnyMessage) -> None:
+        for queue in self._subscribers:
+            queue.put_nowait(message)
+
+    def _watch(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
