@@ -1,8 +1,24 @@
-"""Fixtures shared by the test suite: unique ring names and a check that nothing leaks."""
+"""Fixtures shared by the test suite: real services (PulseAudio), real speech, leak checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
 from earwig.shm import segments
+
+PULSE_MODULES = [
+    "module-native-protocol-unix",
+    "module-null-sink sink_name=sysout rate=48000 sink_properties=device.description=SystemOut",
+    "module-null-sink sink_name=micfeed rate=16000 channels=1",
+    "module-remap-source source_name=fakemic master=micfeed.monitor channels=1 "
+    "source_properties=device.description=FakeMic",
+]
 
 
 @pytest.fixture
@@ -14,3 +30,71 @@ def ring_prefix():
     for name in left:
         segments.remove(name)
     assert not left, f"test leaked shared-memory segments: {left}"
+
+
+@pytest.fixture(scope="session")
+def pulse(tmp_path_factory):
+    """A headless PulseAudio: speakers ``sysout`` (loopback ``sysout.monitor``) and a fake
+    microphone ``fakemic`` fed by playing into ``micfeed``. Sets the environment so this
+    process and every actor it spawns talk to it."""
+    if shutil.which("pulseaudio") is None:
+        pytest.skip("pulseaudio is not installed (scripts/setup installs it)")
+    runtime = tmp_path_factory.mktemp("xdg-runtime")
+    runtime.chmod(0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    env.pop("PULSE_SERVER", None)
+    command = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--log-target=stderr"]
+    for module in PULSE_MODULES:
+        command += ["-L", module]
+    log = open(runtime / "pulse.log", "wb")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 15
+    while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            pytest.fail(f"PulseAudio did not start: {(runtime / 'pulse.log').read_text()[-2000:]}")
+        time.sleep(0.1)
+    saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "PULSE_SERVER")}
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    os.environ.pop("PULSE_SERVER", None)
+    yield env
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.terminate()
+    server.wait(10)
+    log.close()
+
+
+def speak(text: str, path: Path) -> Path:
+    """Real synthetic speech from espeak-ng, as a wav file."""
+    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory):
+    """Two different sentences of espeak-ng speech (about 3-4 s each)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    folder = tmp_path_factory.mktemp("speech")
+    return {
+        "a": speak("The quick brown fox jumps over the lazy dog near the river bank.", folder / "a.wav"),
+        "b": speak("Please remember to water the plants every morning before work.", folder / "b.wav"),
+    }
+
+
+@pytest.fixture(scope="session")
+def long_speech(tmp_path_factory, speech):
+    """About twelve seconds of speech: both sentences twice, as one file."""
+    import numpy as np
+    import soundfile
+
+    from earwig.actors.capture_files import read_audio
+
+    parts = [read_audio(speech[k]) for k in ("a", "b", "a", "b")]
+    path = tmp_path_factory.mktemp("long") / "long.wav"
+    soundfile.write(path, np.concatenate(parts), 16000)
+    return path

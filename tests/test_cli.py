@@ -1,0 +1,121 @@
+"""The earwig command as a user runs it: bad input, signals, and what is left in /dev/shm."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from earwig.shm import segments
+
+EARWIG = [sys.executable, "-m", "earwig"]
+
+
+def run(args, env=None, timeout=60):
+    return subprocess.run(EARWIG + args, capture_output=True, text=True, timeout=timeout,
+                          env=env or os.environ.copy())
+
+
+def assert_one_clear_line(result, *needles):
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("earwig: ")
+    assert "Traceback" not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_devices_lists_the_fake_microphone_and_the_speaker_loopback(pulse):
+    result = run(["devices"], env=pulse)
+    assert result.returncode == 0, result.stderr
+    mics, loopbacks = result.stdout.split("Loopback")
+    assert "fakemic" in mics and "FakeMic" in mics
+    assert "sysout.monitor" in loopbacks
+    assert "Compute device: CPU" in result.stdout
+
+
+def test_unknown_device_name(pulse):
+    result = run(["meter", "--mic", "no-such-mic", "--no-speakers"], env=pulse)
+    assert_one_clear_line(result, "unknown mic device 'no-such-mic'", "earwig devices")
+
+
+def test_no_audio_server_at_all(tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PULSE_SERVER": f"unix:{runtime}/none"}
+    result = run(["meter"], env=env)
+    assert_one_clear_line(result, "no audio server", "PulseAudio")
+
+
+def test_missing_audio_file():
+    result = run(["meter", "--replay-mic", "/nonexistent/speech.wav", "--no-speakers"])
+    assert_one_clear_line(result, "/nonexistent/speech.wav not found")
+
+
+def test_corrupt_audio_file(tmp_path):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x10\x00\x00WAVEfmt " + os.urandom(200))
+    result = run(["meter", "--replay-mic", str(corrupt), "--no-speakers"])
+    assert_one_clear_line(result, "cannot decode audio file", str(corrupt))
+
+
+def test_config_with_an_unknown_key_names_it(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[mic]\ndevise = "fakemic"\n')
+    result = run(["meter", "--config", str(config)])
+    assert_one_clear_line(result, "devise", "$.mic")
+
+
+def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
+    result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers"])
+    assert result.returncode == 0, result.stderr
+    assert " dB" in result.stdout
+
+
+def actor_processes(pid):
+    """The actor processes of a running earwig (not multiprocessing's resource tracker)."""
+    return [c for c in psutil.Process(pid).children()
+            if "spawn_main" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())]
+
+
+def start_meter(args):
+    process = subprocess.Popen(EARWIG + ["meter"] + args, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    prefix = f"{segments.PREFIX}{process.pid}-"
+    deadline = time.monotonic() + 30
+    while not segments.existing(prefix) or not actor_processes(process.pid):
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, "meter did not start its rings and actors"
+        time.sleep(0.05)
+    time.sleep(1.0)  # let the actors get going
+    return process, prefix
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_ends_the_run_with_nothing_left_behind(long_speech, signum):
+    process, prefix = start_meter(["--replay-mic", str(long_speech), "--replay-speakers", str(long_speech)])
+    actors = actor_processes(process.pid)
+    assert len(actors) == 2
+    process.send_signal(signum)
+    assert process.wait(15) == 0, process.stderr.read()
+    assert segments.existing(prefix) == []
+    assert psutil.wait_procs(actors, timeout=5)[1] == []
+
+
+def test_kill_9_of_the_supervisor_leaves_no_orphan_and_the_next_start_cleans_up(long_speech):
+    process, prefix = start_meter(["--replay-mic", str(long_speech), "--no-speakers"])
+    actors = actor_processes(process.pid)
+    assert actors
+    process.kill()
+    process.wait(5)
+    gone, alive = psutil.wait_procs(actors, timeout=5)
+    assert alive == [], "actors must exit when their supervisor dies"
+    assert segments.existing(prefix), "a killed supervisor cannot clean up by itself"
+    assert run(["meter", "--replay-mic", str(long_speech), "--no-speakers", "--seconds", "0.5"]).returncode == 0
+    assert segments.existing(prefix) == []

@@ -1,0 +1,140 @@
+"""The supervisor with real actor processes: restarts, policies, and rings that outlive actors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import numpy as np
+import psutil
+
+from earwig.actors.capture_files import read_audio
+from earwig.actors.runtime import ActorSpec
+from earwig.config import Config, SourceConfig
+from earwig.messages import ActorFailed, ActorReady, SourceEnded
+from earwig.supervisor.plan import capture_plan
+from earwig.supervisor.supervisor import RestartPolicy, Supervisor
+
+
+async def next_of(events: asyncio.Queue, kind, timeout=10.0, where=lambda m: True):
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await asyncio.wait_for(events.get(), max(0.01, deadline - time.monotonic()))
+        if isinstance(message, kind) and where(message):
+            return message
+
+
+def replay_plan(prefix, path, realtime=True):
+    config = Config(mic=SourceConfig(replay=str(path), realtime=realtime),
+                    speakers=SourceConfig(enabled=False))
+    return capture_plan(config, prefix)
+
+
+def test_kill_9_of_a_capture_actor_restarts_it_and_loses_no_audio(ring_prefix, long_speech):
+    async def scenario():
+        plan = replay_plan(ring_prefix, long_speech)
+        async with Supervisor(plan.rings, plan.actors) as supervisor:
+            events = supervisor.subscribe()
+            ring = supervisor.rings[plan.rings[0].name]
+            await asyncio.sleep(1.5)
+            before = ring.published
+            kept = ring.reader(start=0).read().data.copy()
+            old_pid = supervisor.pid("capture-mic")
+            os.kill(old_pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            while ring.published <= before or supervisor.pid("capture-mic") in (None, old_pid):
+                assert time.monotonic() - killed_at < 2.0, "capture actor not back within 2 s"
+                await asyncio.sleep(0.01)
+            restarted_after = time.monotonic() - killed_at
+            notice = await next_of(events, ActorFailed)
+            ended = await next_of(events, SourceEnded, timeout=30)
+            whole = ring.reader(start=0).read()
+            return before, kept, restarted_after, notice, ended, whole
+
+    before, kept, restarted_after, notice, ended, whole = asyncio.run(scenario())
+    assert before > 0 and restarted_after < 2.0
+    assert not notice.fatal and "restarting" in notice.error
+    audio = read_audio(long_speech)
+    samples = whole.data.reshape(-1)
+    # What was in the ring before the kill is untouched...
+    np.testing.assert_array_equal(samples[: kept.size], kept.reshape(-1))
+    # ...and the restarted replay continued exactly where the ring stopped: no gap, no repeat.
+    assert ended.end == len(audio)
+    np.testing.assert_array_equal(samples[: len(audio)], audio)
+
+
+def test_fast_replay_paces_itself_to_its_slowest_reader(ring_prefix, long_speech):
+    async def scenario():
+        plan = replay_plan(ring_prefix, long_speech, realtime=False)
+        async with Supervisor(plan.rings, plan.actors) as supervisor:
+            ring = supervisor.rings[plan.rings[0].name]
+            reader = ring.reader(slot=0, start=0)
+            events = supervisor.subscribe()
+            chunks, started = [], time.monotonic()
+            while len(chunks) == 0 or chunks[-1].end * ring.spec.item_len < len(read_audio(long_speech)):
+                await reader.wait(timeout=10)
+                batch = reader.read(max_items=64)
+                chunks.append(batch)
+                await asyncio.sleep(0.002)  # a slow consumer
+            await next_of(events, SourceEnded)
+            return chunks, time.monotonic() - started, ring.spec.capacity
+
+    chunks, took, capacity = asyncio.run(scenario())
+    assert sum(c.lost for c in chunks) == 0, "fast replay must not overrun its reader"
+    audio_s = sum(len(c.data) for c in chunks) * 160 / 16000
+    assert took < audio_s, "fast replay should beat real time"
+
+
+def policy_run(actor_mode, policy, watch=10.0):
+    async def scenario():
+        spec = ActorSpec("flaky", "actors_for_tests", actor_mode)
+        async with Supervisor([], [spec], policy) as supervisor:
+            events = supervisor.subscribe()
+            seen = []
+            try:
+                while True:
+                    seen.append(await asyncio.wait_for(events.get(), watch))
+                    if isinstance(seen[-1], ActorFailed) and seen[-1].fatal:
+                        break
+            except asyncio.TimeoutError:
+                pass
+            return seen, supervisor.restarts("flaky")
+
+    return asyncio.run(scenario())
+
+
+def test_an_actor_that_keeps_crashing_is_given_up_with_a_clear_message():
+    policy = RestartPolicy(first_delay_s=0.01, max_delay_s=0.05, max_restarts=3)
+    seen, restarts = policy_run("crash", policy)
+    failures = [m for m in seen if isinstance(m, ActorFailed)]
+    assert [f.fatal for f in failures] == [False, False, False, True]
+    assert "keeps crashing" in failures[-1].error
+    assert restarts == 4
+
+
+def test_a_fatal_error_is_reported_with_its_fix_and_not_restarted():
+    seen, restarts = policy_run("fatal", RestartPolicy(), watch=3.0)
+    failures = [m for m in seen if isinstance(m, ActorFailed)]
+    assert len(failures) == 1
+    assert (failures[0].error, failures[0].fix) == ("the widget is misconfigured", "set widget = 3")
+    assert restarts == 0
+
+
+def test_a_hung_actor_is_killed_and_restarted():
+    policy = RestartPolicy(heartbeat_timeout_s=1.0, first_delay_s=0.01, max_restarts=1)
+    seen, restarts = policy_run("hang", policy, watch=8.0)
+    assert sum(isinstance(m, ActorReady) for m in seen) >= 2
+    assert restarts >= 1
+
+
+def test_shutdown_stops_every_actor_process(ring_prefix):
+    async def scenario():
+        spec = ActorSpec("idle", "actors_for_tests", "idle")
+        async with Supervisor([], [spec]) as supervisor:
+            await next_of(supervisor.subscribe(), ActorReady)
+            return supervisor.pid("idle")
+
+    pid = asyncio.run(scenario())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
