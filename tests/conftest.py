@@ -98,3 +98,13 @@ def long_speech(tmp_path_factory, speech):
     path = tmp_path_factory.mktemp("long") / "long.wav"
     soundfile.write(path, np.concatenate(parts), 16000)
     return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI nothing may be skipped: scripts/setup installs every service the tests use."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, which installs everything: {report.longrepr}"
