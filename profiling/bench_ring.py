@@ -20,6 +20,7 @@ import numpy as np
 from earwig.shm import Ring, RingSpec, segments
 
 BLOCK = 512
+_CTX = mp.get_context("spawn")
 
 
 def _pace(interval_s: float, due: float) -> float:
@@ -65,24 +66,13 @@ def _ring_reader(name: str, count: int, ready, results) -> None:
 
 
 def _run_ring(count: int, interval_s: float) -> tuple[float, int, np.ndarray]:
-    ctx = mp.get_context("spawn")
     spec = RingSpec(f"{segments.run_prefix()}bench", capacity=8192, item_len=BLOCK)
     ring = Ring.create(spec)
-    ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
     try:
-        reader = ctx.Process(target=_ring_reader, args=(spec.name, count, ready, results))
-        writer = ctx.Process(target=_ring_writer, args=(spec.name, count, interval_s, go))
-        reader.start(), writer.start()
-        ready.wait()
-        time.sleep(0.2)
-        started = time.monotonic_ns()
-        go.set()
-        finished, lost, latencies = results.get(timeout=300)
-        writer.join(), reader.join()
+        return _race(count, _ring_reader, (spec.name, count), _ring_writer, (spec.name, count, interval_s))
     finally:
         ring.close()
         ring.unlink()
-    return count / ((finished - started) / 1e9), lost, np.array(latencies) / 1e6
 
 
 # --- multiprocessing.Queue ---------------------------------------------------------------------
@@ -108,17 +98,25 @@ def _queue_reader(queue, count: int, ready, results) -> None:
 
 
 def _run_queue(count: int, interval_s: float) -> tuple[float, int, np.ndarray]:
-    ctx = mp.get_context("spawn")
-    queue, ready, go, results = ctx.Queue(), ctx.Event(), ctx.Event(), ctx.Queue()
-    reader = ctx.Process(target=_queue_reader, args=(queue, count, ready, results))
-    writer = ctx.Process(target=_queue_writer, args=(queue, count, interval_s, go))
-    reader.start(), writer.start()
+    queue = _CTX.Queue()
+    return _race(count, _queue_reader, (queue, count), _queue_writer, (queue, count, interval_s))
+
+
+def _race(count, reader, reader_args, writer, writer_args) -> tuple[float, int, np.ndarray]:
+    """Start reader and writer processes, release the writer, and collect the reader's
+    finish time, lost items and latencies (ms); returns (items/s, lost, latencies)."""
+    ready, go, results = _CTX.Event(), _CTX.Event(), _CTX.Queue()
+    processes = [_CTX.Process(target=reader, args=(*reader_args, ready, results)),
+                 _CTX.Process(target=writer, args=(*writer_args, go))]
+    for process in processes:
+        process.start()
     ready.wait()
     time.sleep(0.2)
     started = time.monotonic_ns()
     go.set()
     finished, lost, latencies = results.get(timeout=300)
-    writer.join(), reader.join()
+    for process in processes:
+        process.join()
     return count / ((finished - started) / 1e9), lost, np.array(latencies) / 1e6
 
 
