@@ -1,0 +1,1 @@
+"""Actor processes: one module per actor, and the runtime they all share."""

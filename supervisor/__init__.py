@@ -1,0 +1,1 @@
+"""The supervisor: rings, actor processes, restarts, shutdown."""
