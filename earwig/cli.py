@@ -85,7 +85,6 @@ async def _meter(args: argparse.Namespace) -> int:
     plan = capture_plan(config, segments.run_prefix())
     replaying = {s for s in plan.sources if config.source(s).replay}
     levels: dict[str, Level | None] = {s: None for s in plan.sources}
-    deadline = time.monotonic() + args.seconds if args.seconds else None
     interactive = sys.stdout.isatty()
     async with Supervisor(plan.rings, plan.actors) as supervisor:
         events = supervisor.subscribe()
@@ -109,8 +108,6 @@ async def _meter(args: argparse.Namespace) -> int:
                     else:
                         print(f"earwig: {message.error}", file=sys.stderr)
                 now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    done.set()
                 if now >= next_print:
                     next_print = now + (0.1 if interactive else 1.0)
                     print(_meter_line(levels), end="\r" if interactive else "\n", flush=True)

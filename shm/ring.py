@@ -157,7 +157,6 @@ class Ring:
         # The same words through a memoryview: a scalar load or store costs ~40 ns, not ~150.
         stamps_at = spec.header_words * 8
         self._words = buf[:stamps_at].cast("q")
-        self._stamp_words = buf[stamps_at:stamps_at + spec.capacity * 8].cast("q")
         self._stamps = np.ndarray((spec.capacity,), np.int64, buffer=buf, offset=stamps_at)
         self._data = np.ndarray(
             (spec.capacity, spec.item_len), spec.dtype, buffer=buf,
@@ -209,7 +208,6 @@ class Ring:
     def close(self) -> None:
         """Detach this process; the views must go before the mapping can be closed."""
         self._words.release()
-        self._stamp_words.release()
         self._header = self._stamps = self._data = None  # type: ignore[assignment]
         self._segment.close()
 
@@ -251,31 +249,18 @@ class RingWriter:
         return first
 
     def _publish_one(self, item: np.ndarray, stamp: int) -> int:
-        """The capture callback's case, one block per call: the same protocol, fewer numpy calls."""
-        ring, n = self._ring, self._next
-        words = ring._words
-        if n + 1 > self._claimed:
-            self._claimed = n + 1
-        words[_CLAIMED_W] = self._claimed
-        _fence_release()
-        slot = n % ring.spec.capacity
-        ring._data[slot] = item
-        ring._stamp_words[slot] = stamp
-        _fence_release()
-        words[_PUBLISHED_W] = n + 1
-        self._next = n + 1
-        if words[_SLEEPERS_W] and _futex_wake is not None:
-            _futex_wake(ring._segment.buf, _FUTEX_OFFSET)
+        """The capture callback's case, one block per call: no slicing or wrap-around."""
+        n = self._claim(1)
+        slot = n % self._ring.spec.capacity
+        self._ring._data[slot] = item
+        self._ring._stamps[slot] = stamp
+        self._commit(n + 1)
         return n
 
     def _publish(self, items: np.ndarray, stamps: int | np.ndarray) -> None:
-        ring, n, k = self._ring, self._next, len(items)
-        words, capacity = ring._words, ring.spec.capacity
-        # A writer that died mid-write left `claimed` ahead; it must never move back.
-        if n + k > self._claimed:
-            self._claimed = n + k
-        words[_CLAIMED_W] = self._claimed
-        _fence_release()
+        ring, k = self._ring, len(items)
+        capacity = ring.spec.capacity
+        n = self._claim(k)
         start = n % capacity
         if start + k <= capacity:
             ring._data[start:start + k] = items
@@ -287,11 +272,26 @@ class RingWriter:
             ring._data[:k - head] = items[head:]
             ring._stamps[start:] = stamps if whole else stamps[:head]
             ring._stamps[:k - head] = stamps if whole else stamps[head:]
+        self._commit(n + k)
+
+    def _claim(self, k: int) -> int:
+        """Announce the slots about to be overwritten (first half of the protocol); returns n."""
+        n = self._next
+        # A writer that died mid-write left `claimed` ahead; it must never move back.
+        if n + k > self._claimed:
+            self._claimed = n + k
+        self._ring._words[_CLAIMED_W] = self._claimed
         _fence_release()
-        words[_PUBLISHED_W] = n + k
-        self._next = n + k
+        return n
+
+    def _commit(self, end: int) -> None:
+        """Make the written items visible (second half of the protocol) and wake sleepers."""
+        words = self._ring._words
+        _fence_release()
+        words[_PUBLISHED_W] = end
+        self._next = end
         if words[_SLEEPERS_W] and _futex_wake is not None:
-            _futex_wake(ring._segment.buf, _FUTEX_OFFSET)
+            _futex_wake(self._ring._segment.buf, _FUTEX_OFFSET)
 
 
 class RingReader:
