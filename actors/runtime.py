@@ -38,6 +38,8 @@ class ActorSpec:
     name: str
     module: str
     params: Any = None
+    #: Message types (class names) other actors publish that the supervisor forwards here.
+    listens: frozenset[str] = frozenset()
 
 
 class Actor:

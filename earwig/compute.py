@@ -25,3 +25,12 @@ def describe() -> str:
         line += (f" - WARNING: this PyTorch build has no kernels for {arch}; "
                  "install one built for it (README, 'GPU')")
     return line
+
+
+def final_model(configured: str) -> str:
+    """The final model for "auto": large-v3-turbo where a GPU can run it, base on a CPU."""
+    if configured != "auto":
+        return configured
+    import torch
+
+    return "large-v3-turbo" if torch.cuda.is_available() else "base"

@@ -28,6 +28,38 @@ class SourceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     realtime: bool = True
 
 
+class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Silero VAD and how its probabilities become utterances (see actors/mel_vad.py)."""
+
+    #: Probability above which a 32 ms chunk is speech; speech ends below threshold - 0.15.
+    threshold: float = 0.5
+    #: Speech shorter than this is ignored (clicks, coughs).
+    min_speech_ms: int = 250
+    #: Silence that ends an utterance: the end-of-speech hangover.
+    min_silence_ms: int = 500
+    #: Audio kept before the detected start and after the detected end.
+    pad_ms: int = 30
+    #: Longer utterances are cut at their quietest point (Whisper reads 30 s at most).
+    max_utterance_s: float = 25.0
+
+    def __post_init__(self) -> None:
+        checks = [("threshold", 0.15 < self.threshold < 1.0, "between 0.15 and 1"),
+                  ("min_speech_ms", self.min_speech_ms >= 0, "0 or more"),
+                  ("min_silence_ms", self.min_silence_ms >= 32, "at least 32 (one VAD chunk)"),
+                  ("pad_ms", 0 <= self.pad_ms <= self.min_silence_ms, "between 0 and min_silence_ms"),
+                  ("max_utterance_s", 10.0 <= self.max_utterance_s <= 29.0, "between 10 and 29")]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise msgspec.ValidationError(f"vad.{key} must be {allowed}")
+
+
+class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    #: The fast model that writes partial text while you speak.
+    preview: str = "tiny.en"
+    #: The model that writes the kept text; "auto": large-v3-turbo on CUDA, base on CPU.
+    final: str = "auto"
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mic: SourceConfig = msgspec.field(default_factory=SourceConfig)
     speakers: SourceConfig = msgspec.field(default_factory=SourceConfig)
@@ -35,6 +67,10 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ring_seconds: float = 120.0
     #: Samples per PCM ring item (160 = one 10 ms mel hop at 16 kHz).
     block_samples: int = 160
+    #: Where mel frames and models run: "auto" (CUDA when PyTorch sees a GPU), "cpu", "cuda:N".
+    device: str = "auto"
+    vad: VadConfig = msgspec.field(default_factory=VadConfig)
+    models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
 
     def source(self, name: Source) -> SourceConfig:
         return getattr(self, name)

@@ -87,9 +87,12 @@ class SpeechStart(Message):
 
 
 class SpeechEnd(Message):
+    """``cut``: the utterance reached ``max_utterance_s`` and goes on as a new one at ``end``."""
+
     source: Source
     start: int
     end: int
+    cut: bool = False
 
 
 # --- transcription -----------------------------------------------------------------------

@@ -10,7 +10,10 @@ from dataclasses import dataclass
 
 from earwig.actors.capture import CaptureParams
 from earwig.actors.capture_devices import resolve
+from earwig.actors.mel import MelParams, MelSource
+from earwig.actors.mel_frames import HOP, bins_for_model
 from earwig.actors.runtime import ActorSpec
+from earwig.compute import final_model
 from earwig.config import SAMPLE_RATE, Config
 from earwig.errors import EarwigError
 from earwig.messages import SOURCES, Source
@@ -26,6 +29,10 @@ class Plan:
 
 def pcm_ring_name(prefix: str, source: Source) -> str:
     return f"{prefix}pcm-{source}"
+
+
+def mel_ring_name(prefix: str, source: Source, bins: int) -> str:
+    return f"{prefix}mel{bins}-{source}"
 
 
 def ring_capacity(seconds: float, item_len: int) -> int:
@@ -52,3 +59,26 @@ def capture_plan(config: Config, prefix: str) -> Plan:
     if not sources:
         raise EarwigError("both sources are disabled", "enable --mic or --speakers")
     return Plan(rings, actors, sources)
+
+
+def mel_bins(config: Config) -> list[int]:
+    """The bin counts the configured models read: one frame ring per count and source."""
+    models = (config.models.preview, final_model(config.models.final))
+    return sorted({bins_for_model(model) for model in models})
+
+
+def listen_plan(config: Config, prefix: str) -> Plan:
+    """Capture, plus the mel actor: frames for the models and speech events from the VAD."""
+    plan = capture_plan(config, prefix)
+    rings, sources = list(plan.rings), []
+    for source in plan.sources:
+        frame_rings = {bins: RingSpec(mel_ring_name(prefix, source, bins),
+                                      ring_capacity(config.ring_seconds, HOP), bins)
+                       for bins in mel_bins(config)}
+        rings += frame_rings.values()
+        sources.append(MelSource(source, pcm_ring_name(prefix, source),
+                                 {bins: ring.name for bins, ring in frame_rings.items()},
+                                 replay=bool(config.source(source).replay)))
+    mel = ActorSpec("mel", "earwig.actors.mel", MelParams(tuple(sources), config.vad, config.device),
+                    listens=frozenset({"SourceEnded"}))
+    return Plan(rings, [*plan.actors, mel], plan.sources)

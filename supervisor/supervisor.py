@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
-from earwig.messages import ActorFailed, AnyMessage, Heartbeat, Message, Shutdown
+from earwig.messages import ActorFailed, AnyMessage, Heartbeat, Message, Shutdown, SourceEnded
 from earwig.shm import Ring, RingSpec, segments
 
 
@@ -55,6 +55,8 @@ class Supervisor:
         self.rings: dict[str, Ring] = {}
         self.stale_removed: list[str] = []
         self._subscribers: list[asyncio.Queue[AnyMessage]] = []
+        #: Facts that stay true (a source has ended), replayed to a restarted listener.
+        self._lasting: dict[tuple[str, str], AnyMessage] = {}
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
         self._ctx = mp.get_context("spawn")
@@ -131,6 +133,11 @@ class Supervisor:
         process = self._actors[actor].process
         return process.pid if process is not None and process.is_alive() else None
 
+    def finished(self, actor: str) -> bool:
+        """Whether the actor exited 0 on its own: its work is done (a replay reached its end)."""
+        process = self._actors[actor].process
+        return process is not None and process.exitcode == 0 and not self._stopping
+
     def restarts(self, actor: str) -> int:
         return len(self._actors[actor].restarts)
 
@@ -148,6 +155,9 @@ class Supervisor:
         running.exited = asyncio.Event()
         loop.add_reader(process.sentinel, self._on_exit, running, process)
         self._watch(self._receive(running, running.channel))
+        for (kind, _), message in self._lasting.items():
+            if kind in running.spec.listens:
+                self._send(running, message)
 
     def _on_exit(self, running: _Running, process: mp.process.BaseProcess) -> None:
         asyncio.get_running_loop().remove_reader(process.sentinel)
@@ -189,6 +199,7 @@ class Supervisor:
             running.last_seen = time.monotonic()
             if not isinstance(message, Heartbeat):
                 self._publish(message)
+                self._forward(message, running)
         channel.close()
 
     async def _watchdog(self) -> None:
@@ -213,6 +224,15 @@ class Supervisor:
     def _publish(self, message: AnyMessage) -> None:
         for queue in self._subscribers:
             queue.put_nowait(message)
+
+    def _forward(self, message: AnyMessage, sender: _Running) -> None:
+        """Hand a message to the actors that listen for its type (never back to its sender)."""
+        kind = type(message).__name__
+        if isinstance(message, SourceEnded):
+            self._lasting[kind, message.source] = message
+        for running in self._actors.values():
+            if running is not sender and kind in running.spec.listens:
+                self._send(running, message)
 
     def _watch(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -1,0 +1,192 @@
+"""The mel actor: every source's PCM ring in; log-mel frame rings and speech events out.
+
+receive  PCM items from each source's ring (its own reader slot, so a fast replay waits
+         for it and a restart resumes where the frames stop); SourceEnded from the
+         supervisor, so a replayed file's last frames and utterance are closed
+compute  log-mel frames for every bin count the models need (one shared STFT per hop,
+         ``mel_frames.LogMelStream``), and Silero VAD per source (``mel_vad``)
+publish  one frame per ring item in ``mel{bins}-{source}`` (item ``t`` is the frame centred
+         on sample ``160 t``, stamped with the capture time of its last sample);
+         SpeechStart / SpeechEnd with sample positions; Stats
+
+Why one process for both: they read the same samples at the same pace, and the STFT is
+shared by every bin count, so one reader per source does all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from earwig.actors.mel_frames import HALF_WINDOW, HOP, LogMelStream
+from earwig.actors.mel_vad import VoiceActivity
+from earwig.actors.runtime import Actor
+from earwig.config import VadConfig
+from earwig.errors import EarwigError
+from earwig.messages import Source, SourceEnded, Stats
+from earwig.shm import Batch, Ring
+
+#: The PCM rings' reader slot the mel actor announces its cursor in.
+PCM_READER_SLOT = 0
+STATS_EVERY_S = 2.0
+POLL_S = 0.1
+
+
+@dataclass(frozen=True)
+class MelSource:
+    source: Source
+    pcm_ring: str
+    #: Frame ring of each bin count: ``{80: name, 128: name}``.
+    mel_rings: dict[int, str]
+    #: A replayed file: its last PCM item is zero-padded, so frames wait one item.
+    replay: bool = False
+
+
+@dataclass(frozen=True)
+class MelParams:
+    sources: tuple[MelSource, ...]
+    vad: VadConfig
+    #: "auto" (CUDA when PyTorch sees a GPU), "cpu", "cuda" or "cuda:N".
+    device: str = "auto"
+
+
+async def main(actor: Actor) -> None:
+    params: MelParams = actor.params
+    torch.set_num_threads(1)  # one hop is tiny; more threads only add wake-ups
+    device = compute_device(params.device)
+    streams = {s.source: _SourceStream(actor, s, params.vad, device) for s in params.sources}
+    tasks = [asyncio.create_task(stream.run()) for stream in streams.values()]
+    control = asyncio.create_task(_receive_control(actor, streams))
+    try:
+        await _until_done(actor, tasks)
+    finally:
+        control.cancel()
+        for stream in streams.values():
+            stream.close()
+
+
+def compute_device(wanted: str) -> torch.device:
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise EarwigError(f"device {wanted!r} was asked for, but PyTorch sees no CUDA device",
+                          "set device = \"auto\" or \"cpu\", or install a CUDA build of PyTorch (README, GPU)")
+    try:
+        return torch.device(wanted)
+    except RuntimeError:
+        raise EarwigError(f"device {wanted!r} is not a PyTorch device",
+                          "use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"") from None
+
+
+async def _until_done(actor: Actor, tasks: list[asyncio.Task]) -> None:
+    """Until Shutdown, or until every source has ended (a finished replay)."""
+    stopping = asyncio.create_task(actor.stopping.wait())
+    try:
+        pending = set(tasks)
+        while pending and not stopping.done():
+            done, pending = await asyncio.wait(pending | {stopping}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                task.result()  # a crash in a source's loop crashes the actor: restart
+            pending.discard(stopping)
+    finally:
+        stopping.cancel()
+        for task in tasks:
+            task.cancel()
+
+
+# --- receive ------------------------------------------------------------------------------
+
+
+async def _receive_control(actor: Actor, streams: dict[Source, _SourceStream]) -> None:
+    while True:
+        message = await actor.control.get()
+        if isinstance(message, SourceEnded) and message.source in streams:
+            streams[message.source].ended_at = message.end
+
+
+class _SourceStream:
+    """One source: its PCM reader, its frame computer and VAD, its frame ring writers."""
+
+    def __init__(self, actor: Actor, source: MelSource, vad: VadConfig, device: torch.device) -> None:
+        self._actor, self.source = actor, source.source
+        self._pcm = Ring.attach(source.pcm_ring)
+        self._mel = {bins: Ring.attach(name) for bins, name in source.mel_rings.items()}
+        self._writers = {bins: ring.writer() for bins, ring in self._mel.items()}
+        first_frame = min(writer.next_seq for writer in self._writers.values())
+        self._item_len = self._pcm.spec.item_len
+        self._frames = LogMelStream(list(self._writers), device, first_frame,
+                                    holdback=self._item_len if source.replay else 0)
+        start = self._frames.needs_sample
+        self._reader = self._pcm.reader(PCM_READER_SLOT, start // self._item_len)
+        self._vad = VoiceActivity(self.source, vad, start)
+        self.ended_at: int | None = None
+        self._next_stats = 0.0
+
+    async def run(self) -> None:
+        while not self._finished():
+            if await self._reader.wait(POLL_S):
+                self._process(self._reader.read())
+            if time.monotonic() >= self._next_stats:
+                self._stats()
+        self._publish_frames(self._frames.finish(self.ended_at), None)
+        self._publish_events(self._vad.finish(self.ended_at))
+        self._stats()
+
+    def _finished(self) -> bool:
+        return self.ended_at is not None and self._reader.position * self._item_len >= self.ended_at
+
+    # --- compute ----------------------------------------------------------------------
+
+    def _process(self, batch: Batch | None) -> None:
+        if batch is None:
+            return
+        at = batch.seq * self._item_len
+        samples = batch.data.reshape(-1)
+        if batch.lost:
+            self._publish_frames(self._frames.skip_to(at), None)
+        head = self._frames.needs_sample - at  # a resumed stream starts inside an item
+        if head > 0:
+            samples, at = samples[head:], at + head
+        self._publish_frames(self._frames.push(samples), batch)
+        self._publish_events(self._vad.push(samples, at))
+
+    # --- publish ----------------------------------------------------------------------
+
+    def _publish_frames(self, frames: dict[int, np.ndarray], batch: Batch | None) -> None:
+        for bins, block in frames.items():
+            writer = self._writers[bins]
+            first = self._frames.next_frame - len(block)
+            block = block[max(0, writer.next_seq - first):]  # a ring ahead after a crash
+            if len(block):
+                writer.write(block, self._stamps(writer.next_seq, len(block), batch))
+
+    def _stamps(self, first_frame: int, count: int, batch: Batch | None) -> np.ndarray | None:
+        """Capture time of each frame's last sample: end-to-end latency starts there."""
+        if batch is None:
+            return None
+        last_sample = (np.arange(first_frame, first_frame + count) * HOP + HALF_WINDOW - 1)
+        index = np.clip(last_sample // self._item_len - batch.seq, 0, len(batch.time_ns) - 1)
+        return batch.time_ns[index]
+
+    def _publish_events(self, events: list) -> None:
+        for event in events:
+            self._actor.publish(event)
+
+    def _stats(self) -> None:
+        self._next_stats = time.monotonic() + STATS_EVERY_S
+        self._actor.publish(Stats(actor=self._actor.name, counters={
+            f"{self.source}_frames": float(self._frames.next_frame),
+            f"{self.source}_vad_chunks": float(self._vad.chunks),
+            f"{self.source}_pcm_overruns": float(self._reader.overruns),
+            "cpu_s": time.process_time(),
+        }))
+
+    def close(self) -> None:
+        self._reader.release_slot()
+        self._reader.close()
+        for ring in (self._pcm, *self._mel.values()):
+            ring.close()

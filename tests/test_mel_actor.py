@@ -1,0 +1,173 @@
+"""The real mel actor process on replayed audio: frames, speech events, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+import soundfile
+
+from earwig.actors.capture_files import read_audio
+from earwig.actors.mel_vad import CHUNK
+from earwig.config import Config, ModelsConfig, SourceConfig
+from earwig.messages import ActorFailed, SourceEnded, SpeechEnd, SpeechStart
+from earwig.supervisor.plan import listen_plan, mel_ring_name
+from earwig.supervisor.supervisor import Supervisor
+from whisper_reference import assert_equal_to_whisper
+
+RATE = 16000
+BOUNDARY_TOLERANCE = int(0.150 * RATE)
+
+
+def trimmed(audio: np.ndarray) -> np.ndarray:
+    """A sentence without espeak-ng's leading and trailing silence: its true boundaries."""
+    loud = np.flatnonzero(np.abs(audio) > 0.01)
+    return audio[loud[0]:loud[-1] + 1]
+
+
+@dataclass
+class Listened:
+    frames: dict[int, np.ndarray]
+    lost: int
+    events: list = field(default_factory=list)
+    restarts: int = 0
+
+    def speech(self) -> list[SpeechStart | SpeechEnd]:
+        return [e for e in self.events if isinstance(e, (SpeechStart, SpeechEnd))]
+
+    def utterances(self) -> list[SpeechEnd]:
+        return [e for e in self.events if isinstance(e, SpeechEnd)]
+
+
+async def listen(prefix, path, *, ring_seconds=120.0, final="base", kill_mel_at_frame=None,
+                 timeout=120.0) -> Listened:
+    """Replay ``path`` as the microphone through capture and mel, as fast as mel reads it;
+    collect every frame of every bin count and every message until the mel actor finishes."""
+    config = Config(mic=SourceConfig(replay=str(path), realtime=False),
+                    speakers=SourceConfig(enabled=False), ring_seconds=ring_seconds,
+                    models=ModelsConfig(preview="tiny.en", final=final))
+    plan = listen_plan(config, prefix)
+    bins = sorted(spec.item_len for spec in plan.rings if "-mel" in spec.name)
+    async with Supervisor(plan.rings, plan.actors) as supervisor:
+        events = supervisor.subscribe()
+        readers = {b: supervisor.rings[mel_ring_name(prefix, "mic", b)].reader(start=0) for b in bins}
+        frames: dict[int, list[np.ndarray]] = {b: [] for b in bins}
+        result = Listened({}, 0)
+        deadline = time.monotonic() + timeout
+        ended = False
+        while True:
+            for b, reader in readers.items():
+                if (batch := reader.read()) is not None:
+                    frames[b].append(batch.data)
+                    result.lost += batch.lost
+            while not events.empty():
+                message = events.get_nowait()
+                result.events.append(message)
+                ended |= isinstance(message, SourceEnded)
+            if kill_mel_at_frame is not None and readers[bins[0]].position >= kill_mel_at_frame:
+                os.kill(supervisor.pid("mel"), signal.SIGKILL)
+                kill_mel_at_frame = None
+            if ended and supervisor.finished("mel") and not any(r.available() for r in readers.values()):
+                break
+            assert time.monotonic() < deadline, "the mel actor did not finish"
+            await asyncio.sleep(0.002)
+        result.restarts = supervisor.restarts("mel")
+    result.frames = {b: np.concatenate(f) for b, f in frames.items()}
+    return result
+
+
+@pytest.fixture(scope="module")
+def sentences(tmp_path_factory, speech):
+    """Two sentences between silences, over a low noise floor; and where each sentence is."""
+    rng = np.random.default_rng(3)
+    said = [trimmed(read_audio(speech[k])) for k in ("a", "b")]
+    silence = np.zeros(2 * RATE, np.float32)
+    parts, truth, at = [], [], 0
+    for sentence in said:
+        parts += [silence, sentence]
+        truth.append((at + len(silence), at + len(silence) + len(sentence)))
+        at += len(silence) + len(sentence)
+    audio = np.concatenate(parts + [silence])
+    audio += rng.normal(0, 0.002, len(audio)).astype(np.float32)
+    path = tmp_path_factory.mktemp("mel") / "sentences.wav"
+    soundfile.write(path, audio, RATE, subtype="FLOAT")
+    return path, audio, truth
+
+
+def test_frames_through_the_actor_equal_whisper_across_ring_wraparound(ring_prefix, sentences):
+    path, audio, _ = sentences
+    # Two-second rings: the PCM and frame rings both wrap around several times.
+    listened = asyncio.run(listen(ring_prefix, path, ring_seconds=2.0, final="large-v3"))
+    assert listened.lost == 0 and listened.restarts == 0
+    assert sorted(listened.frames) == [80, 128]
+    for bins, frames in listened.frames.items():
+        assert len(frames) > 4 * 256
+        assert_equal_to_whisper(frames, audio, bins)
+
+
+def test_speech_events_carry_the_true_sentence_boundaries(ring_prefix, sentences):
+    path, audio, truth = sentences
+    listened = asyncio.run(listen(ring_prefix, path))
+    speech = listened.speech()
+    assert [type(e) for e in speech] == [SpeechStart, SpeechEnd] * len(truth)
+    for (start, end), event in zip(truth, listened.utterances()):
+        assert abs(event.start - start) <= BOUNDARY_TOLERANCE, (event, start)
+        assert abs(event.end - end) <= BOUNDARY_TOLERANCE, (event, end)
+        assert not event.cut
+    assert all(e.source == "mic" for e in speech)
+
+
+def test_no_speech_events_on_thirty_seconds_of_silence_and_low_noise(ring_prefix, tmp_path):
+    rng = np.random.default_rng(5)
+    audio = np.concatenate((np.zeros(10 * RATE, np.float32),
+                            rng.normal(0, 0.003, 10 * RATE).astype(np.float32),  # about -50 dBFS
+                            rng.normal(0, 0.01, 10 * RATE).astype(np.float32)))  # about -40 dBFS
+    path = tmp_path / "quiet.wav"
+    soundfile.write(path, audio, RATE, subtype="FLOAT")
+    listened = asyncio.run(listen(ring_prefix, path))
+    assert len(listened.frames[80]) == len(audio) // 160  # it did run over all of it
+    assert listened.speech() == []
+
+
+@pytest.fixture(scope="module")
+def run_on_speech(tmp_path_factory, speech):
+    """About 47 s of speech whose only pauses are 100 ms gaps between sentences."""
+    said = [trimmed(read_audio(speech[k])) for k in ("a", "b")]
+    gap = np.zeros(RATE // 10, np.float32)
+    parts, gaps, at = [], [], 0
+    for i in range(12):
+        parts += [said[i % 2], gap]
+        at += len(said[i % 2])
+        gaps.append((at, at + len(gap)))
+        at += len(gap)
+    path = tmp_path_factory.mktemp("long") / "run_on.wav"
+    soundfile.write(path, np.concatenate(parts), RATE, subtype="FLOAT")
+    return path, gaps, at
+
+
+def test_a_long_utterance_is_cut_at_a_pause_and_goes_on(ring_prefix, run_on_speech):
+    path, gaps, length = run_on_speech
+    listened = asyncio.run(listen(ring_prefix, path))
+    utterances = listened.utterances()
+    assert len(utterances) >= 2
+    assert utterances[0].cut
+    assert all(u.end - u.start <= 25 * RATE for u in utterances)
+    for before, after in zip(utterances, utterances[1:]):
+        if before.cut:  # the next utterance goes on exactly where the cut was
+            assert after.start == before.end
+            assert any(start <= before.end < end for start, end in gaps), "cut inside a word"
+    assert utterances[-1].end >= length - CHUNK - 0.1 * RATE and not utterances[-1].cut
+
+
+def test_a_killed_mel_actor_resumes_with_no_gap_and_no_repeat(ring_prefix, sentences):
+    path, audio, _ = sentences
+    listened = asyncio.run(listen(ring_prefix, path, kill_mel_at_frame=300))
+    assert listened.restarts == 1
+    assert listened.lost == 0
+    assert any(isinstance(e, ActorFailed) and e.actor == "mel" and not e.fatal for e in listened.events)
+    assert_equal_to_whisper(listened.frames[80], audio, 80)

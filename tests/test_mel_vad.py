@@ -1,0 +1,70 @@
+"""The segmenter's rules, driven chunk by chunk with given probabilities.
+
+The real model on real speech is tested through the mel actor (test_mel_actor.py); here
+the rules that turn probabilities into utterances are checked one by one.
+"""
+
+from __future__ import annotations
+
+from earwig.actors.mel_vad import CHUNK, Segmenter
+from earwig.config import VadConfig
+from earwig.messages import SpeechEnd, SpeechStart
+
+SETTINGS = VadConfig(threshold=0.5, min_speech_ms=250, min_silence_ms=500, pad_ms=30,
+                     max_utterance_s=10.0)
+MS = 16
+
+
+def feed(probabilities, energies=None, settings=SETTINGS):
+    segmenter = Segmenter("mic", settings)
+    events = []
+    for i, p in enumerate(probabilities):
+        events += segmenter.push(i * CHUNK, p, 1.0 if energies is None else energies[i])
+    return segmenter, events
+
+
+def chunks(ms: float) -> int:
+    return round(ms * MS / CHUNK)
+
+
+def test_speech_shorter_than_min_speech_is_ignored():
+    _, events = feed([0.0] * 10 + [0.9] * chunks(200) + [0.0] * 40)
+    assert events == []
+
+
+def test_an_utterance_starts_padded_and_ends_after_the_hangover():
+    speech = chunks(1000)
+    segmenter, events = feed([0.0] * 10 + [0.9] * speech + [0.0] * chunks(480))
+    assert events == [SpeechStart(source="mic", start=10 * CHUNK - 30 * MS)]
+    assert segmenter.active  # 480 ms of silence: still inside the hangover
+    _, events = feed([0.0] * 10 + [0.9] * speech + [0.0] * chunks(600))
+    assert events[-1] == SpeechEnd(source="mic", start=10 * CHUNK - 30 * MS,
+                                   end=(10 + speech) * CHUNK + 30 * MS)
+
+
+def test_a_short_pause_or_an_uncertain_chunk_does_not_end_an_utterance():
+    pause = [0.9] * 20 + [0.4] * 20 + [0.9] * 5 + [0.0] * chunks(300) + [0.9] * 20 + [0.0] * 20
+    _, events = feed(pause)
+    assert [type(e) for e in events] == [SpeechStart, SpeechEnd]
+
+
+def test_a_long_utterance_is_cut_at_its_quietest_chunk():
+    count = chunks(14000)
+    energies = [1.0] * count
+    quiet = chunks(8000)
+    energies[quiet] = 0.01
+    energies[chunks(2000)] = 0.0  # quieter, but not in the last seconds before the cut
+    _, events = feed([0.9] * count, energies)
+    first_end = events[1]
+    assert isinstance(first_end, SpeechEnd) and first_end.cut
+    assert first_end.end == quiet * CHUNK + CHUNK // 2
+    assert events[2] == SpeechStart(source="mic", start=first_end.end)
+    assert first_end.end - first_end.start <= 10 * 16000
+
+
+def test_the_end_of_the_source_closes_the_utterance():
+    segmenter, events = feed([0.9] * 30)
+    assert [type(e) for e in events] == [SpeechStart]
+    (end,) = segmenter.finish(30 * CHUNK)
+    assert end.end == 30 * CHUNK and not end.cut
+    assert segmenter.finish(30 * CHUNK) == []
