@@ -82,7 +82,7 @@ class LogMelStream:
         self._origin = max(0, first_frame * HOP - HALF_WINDOW)
         self._samples = np.zeros(0, np.float32)
         self._window = torch.hann_window(N_FFT, device=self.device)
-        self._filters = {n: mel_filters(self.device, n) for n in self.bins}
+        self._filters_t = {n: mel_filters(self.device, n).T.contiguous() for n in self.bins}
 
     @property
     def needs_sample(self) -> int:
@@ -140,11 +140,12 @@ class LogMelStream:
         if count <= 0:
             return self._empty()
         audio = torch.from_numpy(np.ascontiguousarray(padded[:(count - 1) * HOP + N_FFT]))
-        spectrum = torch.stft(audio.to(self.device), N_FFT, HOP, window=self._window,
-                              center=False, return_complex=True)
-        power = spectrum.abs() ** 2
-        frames = {n: torch.clamp(filters @ power, min=1e-10).log10().T.cpu().numpy()
-                  for n, filters in self._filters.items()}
+        spectrum = torch.stft(audio.to(self.device, non_blocking=True), N_FFT, HOP,
+                              window=self._window, center=False, return_complex=True)
+        # (frames, freqs), contiguous: whisper's |X|^2 and filters @ power, transposed.
+        power = spectrum.T.abs().square_()
+        frames = {n: torch.mm(power, filters_t).clamp_(min=1e-10).log10_().cpu().numpy()
+                  for n, filters_t in self._filters_t.items()}
         self.next_frame += count
         keep_from = self.next_frame * HOP - HALF_WINDOW
         if keep_from > self._origin:

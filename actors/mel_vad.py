@@ -22,7 +22,8 @@ import numpy as np
 from earwig.config import SAMPLE_RATE, VadConfig
 from earwig.messages import Source, SpeechEnd, SpeechStart
 
-CHUNK = 512  # samples per Silero call at 16 kHz
+MODEL_FILE = "silero_vad_16k_sequence.onnx"
+CHUNK = 512  # samples per Silero chunk at 16 kHz
 CONTEXT = 64  # samples of the previous chunk the model sees before each chunk
 #: Silero's hysteresis: speech ends only below ``threshold - NEG_MARGIN``.
 NEG_MARGIN = 0.15
@@ -37,13 +38,18 @@ def _session():
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    path = resources.files("silero_vad.data").joinpath("silero_vad.onnx")
+    path = resources.files("silero_vad.data").joinpath(MODEL_FILE)
     return onnxruntime.InferenceSession(str(path), sess_options=options,
                                         providers=["CPUExecutionProvider"])
 
 
 class SpeechProbability:
-    """Silero's streaming model for one source: 512-sample chunks in, P(speech) out."""
+    """Silero's model for one source: any number of 512-sample chunks in, P(speech) of each out.
+
+    The wheel's "sequence" export runs the chunks of one call in a single ONNX call and
+    carries the LSTM state between calls, giving the streaming model's probabilities
+    exactly; a cycle's chunks then cost one call instead of one each.
+    """
 
     _shared_session = None
 
@@ -51,17 +57,19 @@ class SpeechProbability:
         if SpeechProbability._shared_session is None:
             SpeechProbability._shared_session = _session()
         self._session = SpeechProbability._shared_session
-        self._state = np.zeros((2, 1, 128), np.float32)
-        self._input = np.zeros((1, CONTEXT + CHUNK), np.float32)
-        self._rate = np.array(SAMPLE_RATE, np.int64)
+        self._hidden = np.zeros((1, 1, 128), np.float32)
+        self._cell = np.zeros((1, 1, 128), np.float32)
+        self._context = np.zeros(CONTEXT, np.float32)
 
-    def __call__(self, chunk: np.ndarray) -> float:
-        buffer = self._input
-        buffer[0, :CONTEXT] = buffer[0, -CONTEXT:]
-        buffer[0, CONTEXT:] = chunk
-        out, self._state = self._session.run(
-            None, {"input": buffer, "state": self._state, "sr": self._rate})
-        return float(out[0, 0])
+    def __call__(self, chunks: np.ndarray) -> np.ndarray:
+        rows = np.empty((len(chunks), CONTEXT + CHUNK), np.float32)
+        rows[:, CONTEXT:] = chunks
+        rows[0, :CONTEXT] = self._context
+        rows[1:, :CONTEXT] = chunks[:-1, -CONTEXT:]
+        self._context = chunks[-1, -CONTEXT:].copy()
+        probabilities, self._hidden, self._cell = self._session.run(
+            None, {"input": rows, "h": self._hidden, "c": self._cell})
+        return probabilities
 
 
 class Segmenter:
@@ -162,16 +170,19 @@ class VoiceActivity:
             self._origin = at
             self._next = -(-at // CHUNK) * CHUNK
         self._samples = np.concatenate((self._samples, samples))
+        count = (self._origin + len(self._samples) - self._next) // CHUNK
+        if count <= 0:
+            return []
+        offset = self._next - self._origin
+        chunks = self._samples[offset:offset + count * CHUNK].reshape(count, CHUNK)
+        energies = np.einsum("ij,ij->i", chunks, chunks) / CHUNK
         events = []
-        while self._origin + len(self._samples) >= self._next + CHUNK:
-            offset = self._next - self._origin
-            chunk = self._samples[offset:offset + CHUNK]
-            energy = float(np.dot(chunk, chunk)) / CHUNK
-            events += self.segmenter.push(self._next, self.probability(chunk), energy)
-            self._next += CHUNK
-            self.chunks += 1
-        drop = self._next - self._origin
-        self._samples = self._samples[drop:]
+        for at, probability, energy in zip(range(self._next, self._next + count * CHUNK, CHUNK),
+                                           self.probability(chunks).tolist(), energies.tolist()):
+            events += self.segmenter.push(at, probability, energy)
+        self._next += count * CHUNK
+        self.chunks += count
+        self._samples = self._samples[self._next - self._origin:]
         self._origin = self._next
         return events
 

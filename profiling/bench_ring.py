@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from earwig.profiling.report import table
 from earwig.shm import Ring, RingSpec, segments
 
 BLOCK = 512
@@ -140,11 +141,8 @@ def run(quick: bool = False) -> str:
             goal = "< 0.2 ms" if label == "p99" else ""
             rows.append((f"hop {label} @ {rate:,.0f} blocks/s (ms)", f"{qv:.3f}", f"{rv:.3f}",
                          f"{qv / rv:.1f}x faster", goal))
-    header = ("", "mp.Queue", "ring", "ring vs Queue", "goal")
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
     lines = [f"ring vs multiprocessing.Queue: {BLOCK} x float32 blocks between two processes, "
              f"same run ({throughput_n:,} blocks for throughput)"]
-    lines += ["  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-              for r in [header] + rows]
+    lines += table(("", "mp.Queue", "ring", "ring vs Queue", "goal"), rows)
     lines.append(f"ring items lost to overrun: {ring_lost}")
     return "\n".join(lines)

@@ -405,12 +405,6 @@ class RingReader:
         if self._slot_word is not None:
             self._ring._words[self._slot_word] = self.position
 
-    def close(self) -> None:
-        """Let a sleeping helper thread return, so the ring's mapping can be closed."""
-        if self._sleeper is not None:
-            self._sleeper.shutdown(wait=True)
-            self._sleeper = None
-
     def release_slot(self) -> None:
         """Stop announcing a cursor: a replay source no longer paces itself to this reader."""
         if self._slot_word is not None:
