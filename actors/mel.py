@@ -26,8 +26,8 @@ import torch
 from earwig.actors.mel_frames import HALF_WINDOW, HOP, LogMelStream
 from earwig.actors.mel_vad import VoiceActivity
 from earwig.actors.runtime import Actor
+from earwig.compute import torch_device
 from earwig.config import VadConfig
-from earwig.errors import EarwigError
 from earwig.messages import Source, SourceEnded, Stats
 from earwig.shm import Batch, Ring
 
@@ -62,7 +62,7 @@ class MelParams:
 async def main(actor: Actor) -> None:
     params: MelParams = actor.params
     torch.set_num_threads(1)  # a cycle's few hops are tiny; more threads only add wake-ups
-    device = compute_device(params.device)
+    device = torch_device(params.device)
     streams = {s.source: _SourceStream(actor, s, params.vad, device) for s in params.sources}
     control = asyncio.create_task(_receive_control(actor, streams))
     loop = asyncio.get_running_loop()
@@ -77,19 +77,6 @@ async def main(actor: Actor) -> None:
         control.cancel()
         for stream in streams.values():
             stream.close()
-
-
-def compute_device(wanted: str) -> torch.device:
-    if wanted == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if wanted.startswith("cuda") and not torch.cuda.is_available():
-        raise EarwigError(f"device {wanted!r} was asked for, but PyTorch sees no CUDA device",
-                          "set device = \"auto\" or \"cpu\", or install a CUDA build of PyTorch (README, GPU)")
-    try:
-        return torch.device(wanted)
-    except RuntimeError:
-        raise EarwigError(f"device {wanted!r} is not a PyTorch device",
-                          "use \"auto\", \"cpu\", \"cuda\" or \"cuda:N\"") from None
 
 
 # --- receive ------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ import msgspec
 
 from earwig import config as config_module
 from earwig.errors import EarwigError
-from earwig.messages import SOURCES, ActorFailed, Level, SourceEnded
+from earwig.config import SAMPLE_RATE
+from earwig.messages import SOURCES, ActorFailed, Level, SourceEnded, SpeechEnd, SpeechStart
 
 USER_ERROR_EXIT = 2
 
@@ -26,6 +27,11 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--no-{source}", action="store_true", help=f"do not capture the {what}")
         parser.add_argument(f"--replay-{source}", metavar="FILE",
                             help=f"play an audio file as the {what} instead of a device")
+    parser.add_argument("--device", help='where mel frames (and later models) run: "auto", '
+                        '"cpu", "cuda" or "cuda:N" (config: device)')
+    parser.add_argument("--vad-threshold", type=float, metavar="P",
+                        help="speech probability above which audio counts as speech, "
+                             "0.15-1 (config: vad.threshold; default 0.5)")
 
 
 def _config_from(args: argparse.Namespace) -> config_module.Config:
@@ -40,6 +46,15 @@ def _config_from(args: argparse.Namespace) -> config_module.Config:
         if getattr(args, f"replay_{source}"):
             changes["replay"] = getattr(args, f"replay_{source}")
         config = msgspec.structs.replace(config, **{source: msgspec.structs.replace(settings, **changes)})
+    if args.device:
+        config = msgspec.structs.replace(config, device=args.device)
+    if args.vad_threshold is not None:
+        try:
+            vad = msgspec.structs.replace(config.vad, threshold=args.vad_threshold)
+        except msgspec.ValidationError as error:
+            raise EarwigError(f"--vad-threshold {args.vad_threshold}: {error}",
+                              "give a probability between 0.15 and 1") from None
+        config = msgspec.structs.replace(config, vad=vad)
     return config
 
 
@@ -64,53 +79,75 @@ def _devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _meter_line(levels: dict[str, Level | None]) -> str:
-    parts = []
-    for source, level in levels.items():
-        if level is None:
-            parts.append(f"{source:>8} {'(waiting)':<28}")
-            continue
-        filled = int(max(0.0, min(1.0, (level.rms_db + 60) / 60)) * 20)
-        clip = " CLIP" if level.clipped else ""
-        parts.append(f"{source:>8} {'#' * filled:<20} {level.rms_db:6.1f} dB{clip}")
-    return "  ".join(parts)
+class _MeterView:
+    """What ``earwig meter`` shows: each source's level, whether it is speech, each utterance."""
+
+    def __init__(self, sources: list[str], replaying: set[str], interactive: bool) -> None:
+        self.levels: dict[str, Level | None] = {s: None for s in sources}
+        self.speaking: set[str] = set()
+        self.replaying = replaying
+        self.failure: ActorFailed | None = None
+        self.interactive = interactive
+
+    def handle(self, message) -> None:
+        if isinstance(message, Level):
+            self.levels[message.source] = message
+        elif isinstance(message, SpeechStart):
+            self.speaking.add(message.source)
+        elif isinstance(message, SpeechEnd):
+            self.speaking.discard(message.source)
+            cut = " (cut: continues)" if message.cut else ""
+            print(f"{' ' * 100}\r" if self.interactive else "", end="")
+            print(f"{message.source:>8} speech {message.start / SAMPLE_RATE:7.2f} - "
+                  f"{message.end / SAMPLE_RATE:7.2f} s{cut}", flush=True)
+        elif isinstance(message, SourceEnded):
+            self.replaying.discard(message.source)
+        elif isinstance(message, ActorFailed):
+            if message.fatal:
+                self.failure = message
+            else:
+                print(f"earwig: {message.error}", file=sys.stderr)
+
+    def line(self) -> str:
+        parts = []
+        for source, level in self.levels.items():
+            if level is None:
+                parts.append(f"{source:>8} {'(waiting)':<42}")
+                continue
+            filled = int(max(0.0, min(1.0, (level.rms_db + 60) / 60)) * 20)
+            clip = "CLIP" if level.clipped else ""
+            speech = "speech" if source in self.speaking else ""
+            parts.append(f"{source:>8} {'#' * filled:<20} {level.rms_db:6.1f} dB {clip:<4} {speech:<6}")
+        return "  ".join(parts)
 
 
 async def _meter(args: argparse.Namespace) -> int:
     from earwig.shm import segments
-    from earwig.supervisor.plan import capture_plan
+    from earwig.supervisor.plan import listen_plan
     from earwig.supervisor.supervisor import Supervisor
 
     config = _config_from(args)
-    plan = capture_plan(config, segments.run_prefix())
-    replaying = {s for s in plan.sources if config.source(s).replay}
-    levels: dict[str, Level | None] = {s: None for s in plan.sources}
-    interactive = sys.stdout.isatty()
+    plan = listen_plan(config, segments.run_prefix())
+    only_replays = all(config.source(s).replay for s in plan.sources)
+    view = _MeterView(plan.sources, {s for s in plan.sources if config.source(s).replay},
+                      sys.stdout.isatty())
     async with Supervisor(plan.rings, plan.actors) as supervisor:
         events = supervisor.subscribe()
         done = asyncio.Event()
-        failure: list[ActorFailed] = []
 
         async def follow() -> None:
             next_print = 0.0
-            while True:
-                message = await events.get()
-                if isinstance(message, Level):
-                    levels[message.source] = message
-                elif isinstance(message, SourceEnded):
-                    replaying.discard(message.source)
-                    if not replaying and all(config.source(s).replay for s in plan.sources):
-                        done.set()
-                elif isinstance(message, ActorFailed):
-                    if message.fatal:
-                        failure.append(message)
-                        done.set()
-                    else:
-                        print(f"earwig: {message.error}", file=sys.stderr)
+            while not done.is_set():
+                try:
+                    view.handle(await asyncio.wait_for(events.get(), 0.25))
+                except asyncio.TimeoutError:
+                    pass
+                if view.failure or (only_replays and not view.replaying and supervisor.finished("mel")):
+                    done.set()  # every file played and its last speech reported, or a failure
                 now = time.monotonic()
                 if now >= next_print:
-                    next_print = now + (0.1 if interactive else 1.0)
-                    print(_meter_line(levels), end="\r" if interactive else "\n", flush=True)
+                    next_print = now + (0.1 if view.interactive else 1.0)
+                    print(view.line(), end="\r" if view.interactive else "\n", flush=True)
 
         follower = asyncio.create_task(follow())
         timer = asyncio.get_running_loop().call_later(args.seconds, done.set) if args.seconds else None
@@ -118,11 +155,10 @@ async def _meter(args: argparse.Namespace) -> int:
         follower.cancel()
         if timer:
             timer.cancel()
-    if interactive:
+    if view.interactive:
         print()
-    if failure:
-        error = failure[0]
-        raise EarwigError(error.error, error.fix)
+    if view.failure:
+        raise EarwigError(view.failure.error, view.failure.fix)
     return 0
 
 

@@ -7,6 +7,8 @@ beats a crash when the first model loads.
 
 from __future__ import annotations
 
+from earwig.errors import EarwigError
+
 
 def describe() -> str:
     """One line: the CUDA device with its capability, or the CPU and why."""
@@ -34,3 +36,23 @@ def final_model(configured: str) -> str:
     import torch
 
     return "large-v3-turbo" if torch.cuda.is_available() else "base"
+
+
+def torch_device(wanted: str):
+    """The ``torch.device`` for a configured device name, or a clear error naming the fix."""
+    import torch
+
+    if wanted == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise EarwigError(f"device {wanted!r} was asked for, but PyTorch sees no CUDA device",
+                          'set device = "auto" or "cpu", or install a CUDA build of PyTorch (README, GPU)')
+    try:
+        device = torch.device(wanted)
+    except RuntimeError:
+        raise EarwigError(f"device {wanted!r} is not a PyTorch device",
+                          'use "auto", "cpu", "cuda" or "cuda:N"') from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise EarwigError(f"device {wanted!r}: PyTorch sees {torch.cuda.device_count()} CUDA device(s)",
+                          "pick one that `earwig devices` lists")
+    return device

@@ -13,7 +13,7 @@ from earwig.actors.capture_devices import resolve
 from earwig.actors.mel import MelParams, MelSource
 from earwig.actors.mel_frames import HOP, bins_for_model
 from earwig.actors.runtime import ActorSpec
-from earwig.compute import final_model
+from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config
 from earwig.errors import EarwigError
 from earwig.messages import SOURCES, Source
@@ -69,6 +69,7 @@ def mel_bins(config: Config) -> list[int]:
 
 def listen_plan(config: Config, prefix: str) -> Plan:
     """Capture, plus the mel actor: frames for the models and speech events from the VAD."""
+    torch_device(config.device)  # a device that cannot work is an error before anything starts
     plan = capture_plan(config, prefix)
     rings, sources = list(plan.rings), []
     for source in plan.sources:

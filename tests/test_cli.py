@@ -76,6 +76,28 @@ def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
     result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers"])
     assert result.returncode == 0, result.stderr
     assert " dB" in result.stdout
+    # The mel actor's VAD found the sentence; its line comes before the run ends.
+    utterances = [line.split() for line in result.stdout.splitlines() if " speech " in line]
+    assert len(utterances) == 1
+    source, _, start, _, end, unit = utterances[0]
+    assert source == "mic" and unit == "s" and 0.0 <= float(start) < 0.5 and float(end) > 3.0
+
+
+@pytest.mark.parametrize("flags, needles", [
+    (["--vad-threshold", "3"], ("--vad-threshold 3.0", "between 0.15 and 1")),
+    (["--device", "cuda:99"], ("device 'cuda:99'", "CUDA device")),  # none here; one or few on a GPU box
+    (["--device", "tpu:x"], ("'tpu:x' is not a PyTorch device",)),
+])
+def test_bad_pipeline_flags(flags, needles, speech):
+    result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers", *flags])
+    assert_one_clear_line(result, *needles)
+
+
+def test_a_bad_vad_setting_in_the_config_names_the_key(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text("[vad]\nmax_utterance_s = 40\n")
+    result = run(["meter", "--config", str(config)])
+    assert_one_clear_line(result, "vad.max_utterance_s", "between 10 and 29")
 
 
 def actor_processes(pid):
@@ -101,7 +123,7 @@ def start_meter(args):
 def test_a_signal_ends_the_run_with_nothing_left_behind(long_speech, signum):
     process, prefix = start_meter(["--replay-mic", str(long_speech), "--replay-speakers", str(long_speech)])
     actors = actor_processes(process.pid)
-    assert len(actors) == 2
+    assert len(actors) == 3  # two captures and the mel actor
     process.send_signal(signum)
     assert process.wait(15) == 0, process.stderr.read()
     assert segments.existing(prefix) == []
