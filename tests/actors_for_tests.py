@@ -1,8 +1,10 @@
-"""Misbehaving actors for testing the supervisor's policies (crash loops, hangs, fatal errors)."""
+"""Actors for testing the supervisor: misbehaving ones (crash loops, hangs, fatal errors),
+one that says something, and one that reports what was forwarded to it."""
 
 import time
 
 from earwig.errors import EarwigError
+from earwig.messages import SpeechEnd, SpeechStart, Stats
 
 
 async def main(actor):
@@ -12,4 +14,11 @@ async def main(actor):
         time.sleep(3600)  # blocks its event loop: no more heartbeats
     if actor.params == "fatal":
         raise EarwigError("the widget is misconfigured", "set widget = 3")
+    if actor.params == "speak":  # then echo what it is sent, which must not be its own words
+        actor.publish(SpeechStart(source="mic", start=123))
+        actor.publish(SpeechEnd(source="mic", start=123, end=456))
+    if actor.params in ("echo", "speak"):
+        while True:
+            message = await actor.control.get()
+            actor.publish(Stats(actor=actor.name, counters={type(message).__name__: 1.0}))
     await actor.stopping.wait()

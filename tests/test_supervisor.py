@@ -13,7 +13,7 @@ import psutil
 from earwig.actors.capture_files import read_audio
 from earwig.actors.runtime import ActorSpec
 from earwig.config import Config, SourceConfig
-from earwig.messages import ActorFailed, ActorReady, SourceEnded
+from earwig.messages import ActorFailed, ActorReady, SourceEnded, Stats
 from earwig.supervisor.plan import capture_plan
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 
@@ -138,3 +138,20 @@ def test_shutdown_stops_every_actor_process(ring_prefix):
 
     pid = asyncio.run(scenario())
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_messages_are_forwarded_to_the_actors_that_listen_for_them():
+    async def scenario():
+        listener = ActorSpec("listener", "actors_for_tests", "echo", listens=frozenset({"SpeechStart"}))
+        speaker = ActorSpec("speaker", "actors_for_tests", "speak", listens=frozenset({"SpeechStart"}))
+        async with Supervisor([], [listener, speaker]) as supervisor:
+            events = supervisor.subscribe()
+            echoed = await next_of(events, Stats, where=lambda m: m.actor == "listener")
+            assert echoed.counters == {"SpeechStart": 1.0}
+            await asyncio.sleep(0.5)  # nothing else arrives: not SpeechEnd, not an echo to the speaker
+            later = []
+            while not events.empty():
+                later.append(events.get_nowait())
+            assert not [m for m in later if isinstance(m, Stats)]
+
+    asyncio.run(scenario())
