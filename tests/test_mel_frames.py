@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -39,10 +40,15 @@ def test_frames_equal_whisper_for_any_block_sizes(speech_and_noise, sizes):
     assert_equal_to_whisper(frames, audio, 80)
 
 
+#: The devices this machine has: CUDA joins the CPU where PyTorch sees a GPU (not a skip).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("bins", [80, 128])
-def test_both_bin_counts_from_one_stream(speech, bins):
+def test_both_bin_counts_from_one_stream(speech, bins, device):
     audio = read_audio(speech["b"])
-    stream = LogMelStream([80, 128])
+    stream = LogMelStream([80, 128], device)
     pushed = [stream.push(audio[at:at + 480]) for at in range(0, len(audio), 480)] + [stream.finish()]
     assert_equal_to_whisper(np.concatenate([p[bins] for p in pushed]), audio, bins)
 
