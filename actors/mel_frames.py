@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import torch
-from whisper.audio import HOP_LENGTH, N_FFT, mel_filters
+from whisper.audio import HOP_LENGTH, N_FFT, N_FRAMES, mel_filters
 
 from earwig.errors import EarwigError
 from earwig.shm import Ring
@@ -60,6 +60,19 @@ def normalize_window(frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Te
     if isinstance(frames, torch.Tensor):
         return (torch.maximum(frames, frames.max() - 8.0) + 4.0) / 4.0
     return (np.maximum(frames, frames.max() - 8.0) + 4.0) / 4.0
+
+
+def model_input(frames: np.ndarray, n_frames: int = N_FRAMES) -> np.ndarray:
+    """One model window, shape (bins, n_frames), as whisper's ``transcribe`` builds it.
+
+    ``transcribe`` pads the audio with 30 s of zeros before its log-mel, so a short
+    utterance is followed by frames of digital silence, and the clamp at ``max - 8`` is
+    taken over the whole padded window. Frames past ``n_frames`` are dropped.
+    """
+    window = np.full((n_frames, frames.shape[1]), SILENCE_LOG_MEL, np.float32)
+    kept = frames[:n_frames]
+    window[:len(kept)] = kept
+    return np.ascontiguousarray(normalize_window(window).T)
 
 
 class LogMelStream:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import whisper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from earwig.actors.capture_files import read_audio
 from earwig.actors.mel_frames import (SILENCE_LOG_MEL, LogMelStream, bins_for_model, check_bins,
-                                      open_frames)
+                                      model_input, open_frames)
 from earwig.errors import EarwigError
 from earwig.shm import Ring, RingSpec
 from whisper_reference import TOLERANCE, assert_equal_to_whisper, unclamped_reference
@@ -112,3 +113,17 @@ def test_a_model_needing_frames_the_actor_does_not_compute_is_a_clear_error(ring
     finally:
         ring.close()
         ring.unlink()
+
+
+def test_a_model_window_equals_what_whisper_transcribe_feeds_its_model(speech):
+    """transcribe() pads 30 s of zeros before the log-mel; the window is its first 3000 frames."""
+    audio = read_audio(speech["a"])
+    frames = stream_in_blocks(LogMelStream([80]), audio, [1600], 80)
+    padded = whisper.audio.log_mel_spectrogram(torch.from_numpy(audio), 80, padding=whisper.audio.N_SAMPLES)
+    expected = padded[:, :whisper.audio.N_FRAMES].numpy()
+    window = model_input(frames)
+    assert window.shape == expected.shape == (80, 3000)
+    # The last two frames saw reflect padding here and zeros in transcribe(): the only difference.
+    inside = len(frames) - 2
+    assert np.abs(window[:, :inside] - expected[:, :inside]).max() <= TOLERANCE / 4
+    assert np.abs(window[:, len(frames) + 1:] - expected[:, len(frames) + 1:]).max() <= TOLERANCE / 4
