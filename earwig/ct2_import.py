@@ -136,6 +136,12 @@ def to_whisper_checkpoint(variables: dict[str, np.ndarray], alignment_heads: lis
             if not name.endswith(".key"):
                 put(f"{name}.bias", bias)
 
+    def self_attention(target: str, source: str) -> None:
+        layer_norm(f"{target}.attn_ln", f"{source}/self_attention/layer_norm")
+        fused([f"{target}.attn.query", f"{target}.attn.key", f"{target}.attn.value"],
+              f"{source}/self_attention/linear_0", key_at=1)
+        linear(f"{target}.attn.out", f"{source}/self_attention/linear_1")
+
     def ffn(target: str, source: str) -> None:
         layer_norm(f"{target}.mlp_ln", f"{source}/ffn/layer_norm")
         linear(f"{target}.mlp.0", f"{source}/ffn/linear_0")
@@ -146,10 +152,7 @@ def to_whisper_checkpoint(variables: dict[str, np.ndarray], alignment_heads: lis
     put("encoder.positional_embedding", variables["encoder/position_encodings/encodings"])
     for i in range(_layer_count(variables, "encoder")):
         block, source = f"encoder.blocks.{i}", f"encoder/layer_{i}"
-        layer_norm(f"{block}.attn_ln", f"{source}/self_attention/layer_norm")
-        fused([f"{block}.attn.query", f"{block}.attn.key", f"{block}.attn.value"],
-              f"{source}/self_attention/linear_0", key_at=1)
-        linear(f"{block}.attn.out", f"{source}/self_attention/linear_1")
+        self_attention(block, source)
         ffn(block, source)
     layer_norm("encoder.ln_post", "encoder/layer_norm")
 
@@ -157,10 +160,7 @@ def to_whisper_checkpoint(variables: dict[str, np.ndarray], alignment_heads: lis
     put("decoder.positional_embedding", variables["decoder/position_encodings/encodings"])
     for i in range(_layer_count(variables, "decoder")):
         block, source = f"decoder.blocks.{i}", f"decoder/layer_{i}"
-        layer_norm(f"{block}.attn_ln", f"{source}/self_attention/layer_norm")
-        fused([f"{block}.attn.query", f"{block}.attn.key", f"{block}.attn.value"],
-              f"{source}/self_attention/linear_0", key_at=1)
-        linear(f"{block}.attn.out", f"{source}/self_attention/linear_1")
+        self_attention(block, source)
         layer_norm(f"{block}.cross_attn_ln", f"{source}/attention/layer_norm")
         linear(f"{block}.cross_attn.query", f"{source}/attention/linear_0")
         fused([f"{block}.cross_attn.key", f"{block}.cross_attn.value"],

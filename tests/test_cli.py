@@ -65,11 +65,15 @@ def test_corrupt_audio_file(tmp_path):
     assert_one_clear_line(result, "cannot decode audio file", str(corrupt))
 
 
-def test_config_with_an_unknown_key_names_it(tmp_path):
+@pytest.mark.parametrize("text, needles", [
+    ('[mic]\ndevise = "fakemic"\n', ("devise", "$.mic")),  # a key that does not exist
+    ("[vad]\nmax_utterance_s = 40\n", ("vad.max_utterance_s", "between 10 and 29")),  # out of range
+])
+def test_a_bad_config_names_the_key(tmp_path, text, needles):
     config = tmp_path / "config.toml"
-    config.write_text('[mic]\ndevise = "fakemic"\n')
+    config.write_text(text)
     result = run(["meter", "--config", str(config)])
-    assert_one_clear_line(result, "devise", "$.mic")
+    assert_one_clear_line(result, *needles)
 
 
 def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
@@ -91,13 +95,6 @@ def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
 def test_bad_pipeline_flags(flags, needles, speech):
     result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers", *flags])
     assert_one_clear_line(result, *needles)
-
-
-def test_a_bad_vad_setting_in_the_config_names_the_key(tmp_path):
-    config = tmp_path / "config.toml"
-    config.write_text("[vad]\nmax_utterance_s = 40\n")
-    result = run(["meter", "--config", str(config)])
-    assert_one_clear_line(result, "vad.max_utterance_s", "between 10 and 29")
 
 
 def actor_processes(pid):
