@@ -20,7 +20,7 @@ from importlib import resources
 import numpy as np
 
 from earwig.config import SAMPLE_RATE, VadConfig
-from earwig.messages import Source, SpeechEnd, SpeechStart
+from earwig.messages import Source, SpeechEnd, SpeechPause, SpeechStart
 
 MODEL_FILE = "silero_vad_16k_sequence.onnx"
 CHUNK = 512  # samples per Silero chunk at 16 kHz
@@ -73,7 +73,7 @@ class SpeechProbability:
 
 
 class Segmenter:
-    """P(speech) per chunk in, SpeechStart/SpeechEnd with absolute sample positions out.
+    """P(speech) per chunk in, speech events (start, pause, end) at absolute sample positions out.
 
     An utterance starts when speech lasted ``min_speech_ms``; it ends after
     ``min_silence_ms`` below the lower threshold (the hangover), at the silence's start plus
@@ -99,20 +99,25 @@ class Segmenter:
     def active(self) -> bool:
         return self.start is not None
 
-    def push(self, at: int, probability: float, energy: float) -> list[SpeechStart | SpeechEnd]:
-        """Chunk ``[at, at + CHUNK)`` had this probability and mean square; returns events."""
+    def push(self, at: int, probability: float, energy: float) -> list[SpeechStart | SpeechPause | SpeechEnd]:
+        """Chunk ``[at, at + CHUNK)`` had this probability and mean square; returns events.
+
+        A SpeechPause goes out when the hangover begins, with the ``end`` the SpeechEnd will
+        carry if the silence lasts ``min_silence_ms``."""
         end = at + CHUNK
         if self.candidate is None:
             if probability < self.threshold:
                 return []
             self.candidate, self.silence_from = at, None
+        events: list[SpeechStart | SpeechPause | SpeechEnd] = []
         if probability >= self.threshold:
             self.silence_from = None
         elif probability < self.threshold - NEG_MARGIN and self.silence_from is None:
             self.silence_from = at
+            if self.active:
+                events.append(SpeechPause(source=self.source, start=self.start, end=at + self.pad))
         if self.active:
             self._energy.append((at, energy))
-        events: list[SpeechStart | SpeechEnd] = []
         if self.silence_from is not None and end - self.silence_from >= self.min_silence:
             if self.active:
                 events.append(self._end(min(self.silence_from + self.pad, end)))
@@ -163,7 +168,7 @@ class VoiceActivity:
         self._origin = first_sample
         self.chunks = 0
 
-    def push(self, samples: np.ndarray, at: int) -> list[SpeechStart | SpeechEnd]:
+    def push(self, samples: np.ndarray, at: int) -> list[SpeechStart | SpeechPause | SpeechEnd]:
         """``samples`` begin at sample ``at`` (a gap after an overrun is allowed)."""
         if at != self._origin + len(self._samples):
             self._samples = np.zeros(0, np.float32)

@@ -40,6 +40,9 @@ class ActorSpec:
     params: Any = None
     #: Message types (class names) other actors publish that the supervisor forwards here.
     listens: frozenset[str] = frozenset()
+    #: A model actor: ended after this many seconds without speech (freeing its memory)
+    #: and started again by the next SpeechStart. None: runs for the whole session.
+    idle_evict_s: float | None = None
 
 
 class Actor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import msgspec
 from earwig import config as config_module
 from earwig.errors import EarwigError
 from earwig.config import SAMPLE_RATE
-from earwig.messages import SOURCES, ActorFailed, Level, SourceEnded, SpeechEnd, SpeechStart
+from earwig.messages import SOURCES, ActorFailed, Final, Level, SourceEnded, SpeechEnd, SpeechStart
 
 USER_ERROR_EXIT = 2
 
@@ -162,6 +163,54 @@ async def _meter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _final_line(final: Final, as_json: bool, source: str) -> str:
+    if as_json:
+        return json.dumps({
+            "source": source, "start": round(final.start / SAMPLE_RATE, 3),
+            "end": round(final.end / SAMPLE_RATE, 3), "text": final.text, "language": final.language,
+            "words": [{"word": w.text, "start": round(w.start / SAMPLE_RATE, 3),
+                       "end": round(w.end / SAMPLE_RATE, 3)} for w in final.words]},
+            ensure_ascii=False)
+    return f"[{_clock(final.start)} -> {_clock(final.end)}] {final.text}"
+
+
+def _clock(sample: int) -> str:
+    minutes, seconds = divmod(sample / SAMPLE_RATE, 60)
+    return f"{int(minutes):02d}:{seconds:05.2f}"
+
+
+def _transcription_config(args: argparse.Namespace) -> config_module.Config:
+    config = config_module.load(args.config)
+    changes = {key: value for key, value in (
+        ("final", args.model), ("language", args.language), ("initial_prompt", args.prompt),
+        ("task", "translate" if args.translate else None)) if value is not None}
+    try:
+        models = msgspec.structs.replace(config.models, **changes)
+    except msgspec.ValidationError as error:
+        raise EarwigError(f"{error}", "see `earwig transcribe --help`") from None
+    config = msgspec.structs.replace(config, models=models)
+    return msgspec.structs.replace(config, device=args.device) if args.device else config
+
+
+async def _transcribe(args: argparse.Namespace) -> int:
+    from earwig.supervisor.file_run import transcribe_file
+
+    config = _transcription_config(args)
+    for path in args.files:
+        if not Path(path).is_file():
+            raise EarwigError(f"audio file {path} not found", "check the path")
+    for index, path in enumerate(args.files):
+        if len(args.files) > 1 and not args.json:
+            print(f"{chr(10) if index else ''}==> {path} <==", flush=True)
+
+        def show(message, path=path) -> None:
+            if isinstance(message, Final) and message.text:
+                print(_final_line(message, args.json, path), flush=True)
+
+        await transcribe_file(config, path, show)
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from earwig import model_store
 
@@ -191,6 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
     _source_options(meter)
     meter.add_argument("--seconds", type=float, default=0.0,
                        help="stop after this many seconds (default: until Ctrl-C or the replays end)")
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe audio files through the live pipeline, as fast as it goes",
+        description="Each file goes through the same VAD and final model as live audio; "
+                    "one line per utterance (or one JSON object per line with --json).")
+    transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, mp3; "
+                            "anything else through ffmpeg)")
+    transcribe.add_argument("--json", action="store_true", help='one JSON object per utterance: '
+                            '{"source","start","end","text","language","words":[{"word","start","end"}]}')
+    transcribe.add_argument("--config", type=Path, help="TOML settings file "
+                            f"(default: {config_module.default_path()})")
+    transcribe.add_argument("--model", help="final model: a name from `earwig models`, a .pt file or a "
+                            'CTranslate2 directory (config: models.final; default "auto")')
+    transcribe.add_argument("--language", help='language code, or "auto" to detect it per utterance '
+                            '(config: models.language; default "en")')
+    transcribe.add_argument("--translate", action="store_true", help="write English text whatever "
+                            "the language spoken (a multilingual model)")
+    transcribe.add_argument("--prompt", help="names and words the model should spell your way "
+                            "(config: models.initial_prompt)")
+    transcribe.add_argument("--device", help='"auto", "cpu", "cuda" or "cuda:N" (config: device)')
     models = commands.add_parser("models", help="list the Whisper models this machine has or can get; "
                                                 "`models import DIR` converts a faster-whisper model")
     models.add_argument("action", nargs="?", choices=["list", "import"], default="list")
@@ -207,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             return _devices(args)
         if args.command == "meter":
             return asyncio.run(_meter(args))
+        if args.command == "transcribe":
+            return asyncio.run(_transcribe(args))
         if args.command == "models":
             if args.action == "import" and not args.directory:
                 parser.error("models import needs a DIRECTORY")

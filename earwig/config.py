@@ -54,10 +54,37 @@ class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    #: The fast model that writes partial text while you speak.
+    """Which Whisper models run, what they are told, and when they leave memory."""
+
+    #: The fast model that writes partial text while you speak ("tiny" when the language
+    #: is not English and this is left at "tiny.en").
     preview: str = "tiny.en"
     #: The model that writes the kept text; "auto": large-v3-turbo on CUDA, base on CPU.
     final: str = "auto"
+    #: A language code ("en", "de", ...) or "auto" to detect it per utterance.
+    language: str = "en"
+    #: "transcribe", or "translate" to write English text of any language.
+    task: str = "transcribe"
+    #: Text the final model reads as preceding context: names and words it should spell
+    #: your way ("Kubernetes, Anneliese, earwig").
+    initial_prompt: str = ""
+    #: How often the preview re-reads the utterance in progress.
+    preview_interval_ms: int = 250
+    #: Seconds without speech after which the model processes end, freeing their memory.
+    idle_evict_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
+
+        self.language = TO_LANGUAGE_CODE.get(self.language.lower(), self.language.lower())
+        checks = [("language", self.language == "auto" or self.language in LANGUAGES,
+                   'a Whisper language code ("en", "de", ...) or "auto"'),
+                  ("task", self.task in ("transcribe", "translate"), '"transcribe" or "translate"'),
+                  ("preview_interval_ms", self.preview_interval_ms >= 50, "at least 50"),
+                  ("idle_evict_s", self.idle_evict_s > 0, "more than 0")]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise msgspec.ValidationError(f"models.{key} must be {allowed}")
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -86,6 +86,19 @@ class SpeechStart(Message):
     start: int
 
 
+class SpeechPause(Message):
+    """The end-of-speech hangover began: speech may have ended at ``end``.
+
+    Why: the final model can start on ``[start, end)`` now and have the text ready when the
+    SpeechEnd with the same ``start`` and ``end`` confirms it; if speech resumes, no
+    SpeechEnd with that ``end`` comes and the early result is dropped.
+    """
+
+    source: Source
+    start: int
+    end: int
+
+
 class SpeechEnd(Message):
     """``cut``: the utterance reached ``max_utterance_s`` and goes on as a new one at ``end``."""
 
@@ -116,6 +129,8 @@ class Partial(Message):
 
 
 class Final(Message):
+    """The kept text of one utterance; ``start``/``end`` and the words' are sample positions."""
+
     source: Source
     start: int
     end: int
@@ -125,11 +140,17 @@ class Final(Message):
 
 
 class ModelState(Message):
+    """Where a model actor's model stands. ``memory_bytes``: what loading it cost (GPU memory
+    on CUDA, resident memory on the CPU). ``failed`` carries the error and its fix."""
+
     role: Literal["preview", "final"]
     model: str
-    state: Literal["evicted", "loading", "ready"]
+    state: Literal["evicted", "loading", "ready", "failed"]
     device: str = ""
     memory_bytes: int = 0
+    load_s: float = 0.0
+    error: str = ""
+    fix: str = ""
 
 
 class Stats(Message):
@@ -141,7 +162,7 @@ class Stats(Message):
 
 AnyMessage = Union[
     Start, Stop, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SpeechStart,
-    SpeechEnd,
+    SpeechPause, SpeechEnd,
     Partial, Final, ModelState, Stats,
 ]
 

@@ -88,15 +88,19 @@ def whisper_cache() -> Path:
 # --- resolve -------------------------------------------------------------------------------
 
 
-def checkpoint_path(model: str) -> Path:
-    """The ``.pt`` file for ``model``, converting or downloading it first when needed."""
+def checkpoint_path(model: str, fetch: bool = True) -> Path | None:
+    """The ``.pt`` file for ``model``, converting or downloading it first when needed.
+
+    ``fetch=False`` only checks that the model can be had: None where it would have to be
+    converted or downloaded first, the same error as ``fetch=True`` where it cannot.
+    """
     given = Path(model).expanduser()
     if given.suffix == ".pt" or given.is_file():
         if not given.is_file():
             raise EarwigError(f"model file {given} does not exist", "check the path")
         return given
     if given.is_dir():
-        return import_directory(given, given.name)
+        return import_directory(given, given.name) if fetch else None
     cached = earwig_cache() / f"{model}.pt"
     if cached.is_file():
         return cached
@@ -104,9 +108,9 @@ def checkpoint_path(model: str) -> Path:
     if official is not None:
         return official
     if model in BUNDLED and _bundle_installed(BUNDLED[model]):
-        return _convert_bundled(model, BUNDLED[model])
+        return _convert_bundled(model, BUNDLED[model]) if fetch else None
     if model in whisper._MODELS:
-        return _download(model)
+        return _download(model) if fetch else None
     raise EarwigError(f"unknown model {model!r}",
                       f"use one of {', '.join(whisper.available_models())}, a .pt file, or a "
                       "CTranslate2 directory (`earwig models` lists what is here)")
@@ -194,8 +198,12 @@ def load(model: str, device: torch.device | str = "cpu") -> Whisper:
         dims = ModelDimensions(**checkpoint["dims"])
         network = Whisper(dims)
         network.load_state_dict(checkpoint["model_state_dict"])
+    except (MemoryError, torch.OutOfMemoryError):
+        raise _no_memory(model, torch.device("cpu")) from None
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError,
             TypeError, ValueError) as error:
+        if "can't allocate memory" in str(error):  # PyTorch's CPU allocator
+            raise _no_memory(model, torch.device("cpu")) from None
         raise EarwigError(f"the weights of model {model!r} in {path} are damaged or not Whisper's "
                           f"({type(error).__name__}: {str(error).splitlines()[0][:120]})",
                           f"delete {path}; earwig converts or downloads it again") from None
@@ -206,8 +214,18 @@ def load(model: str, device: torch.device | str = "cpu") -> Whisper:
         network.register_buffer("alignment_heads", mask.to_sparse(), persistent=False)
     elif model in whisper._ALIGNMENT_HEADS:
         network.set_alignment_heads(whisper._ALIGNMENT_HEADS[model])
-    network = network.to(device)
-    return network.half() if device.type == "cuda" else network
+    try:
+        network = network.to(device)
+        return network.half() if device.type == "cuda" else network
+    except torch.OutOfMemoryError:
+        raise _no_memory(model, device) from None
+
+
+def _no_memory(model: str, device: torch.device) -> EarwigError:
+    where = "GPU memory" if device.type == "cuda" else "memory"
+    return EarwigError(f"not enough {where} to load model {model!r} on {device}",
+                       "close what else uses it, or choose a smaller model "
+                       '(models.final = "base", models.preview = "tiny.en") or device = "cpu"')
 
 
 # --- list ----------------------------------------------------------------------------------

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from earwig.actors.capture import CaptureParams
 from earwig.actors.capture_devices import resolve
 from earwig.actors.mel import MelParams, MelSource
+from earwig import model_store
 from earwig.actors.mel_frames import HOP, bins_for_model
+from earwig.actors.model_session import ModelParams
 from earwig.actors.runtime import ActorSpec
 from earwig.compute import final_model, torch_device
-from earwig.config import SAMPLE_RATE, Config
+from earwig.config import SAMPLE_RATE, Config, ModelsConfig
 from earwig.errors import EarwigError
 from earwig.messages import SOURCES, Source
 from earwig.shm import RingSpec
@@ -61,9 +63,17 @@ def capture_plan(config: Config, prefix: str) -> Plan:
     return Plan(rings, actors, sources)
 
 
+def preview_model(models: ModelsConfig) -> str:
+    """The preview model; an English-only one gives way to its multilingual twin
+    ("tiny.en" -> "tiny") when the language is not English."""
+    if models.preview.endswith(".en") and (models.language != "en" or models.task == "translate"):
+        return models.preview[:-3]
+    return models.preview
+
+
 def mel_bins(config: Config) -> list[int]:
     """The bin counts the configured models read: one frame ring per count and source."""
-    models = (config.models.preview, final_model(config.models.final))
+    models = (preview_model(config.models), final_model(config.models.final))
     return sorted({bins_for_model(model) for model in models})
 
 
@@ -83,3 +93,43 @@ def listen_plan(config: Config, prefix: str) -> Plan:
     mel = ActorSpec("mel", "earwig.actors.mel", MelParams(tuple(sources), config.vad, config.device),
                     listens=frozenset({"SourceEnded"}))
     return Plan(rings, [*plan.actors, mel], plan.sources)
+
+
+#: Speech events each model actor listens to: the final one also starts early on a pause.
+MODEL_LISTENS = {"preview": frozenset({"SpeechStart", "SpeechEnd"}),
+                 "final": frozenset({"SpeechStart", "SpeechPause", "SpeechEnd"})}
+
+
+def transcription_plan(config: Config, prefix: str,
+                       roles: tuple[str, ...] = ("preview", "final")) -> Plan:
+    """Capture and mel, plus the model actors: partial text (preview) and kept text (final).
+
+    The models' names and languages are checked here (no weights are loaded: that waits
+    for the first speech), so a typo is one line before anything starts.
+    """
+    plan = listen_plan(config, prefix)
+    models = config.models
+    frame_rings = {source: {bins: mel_ring_name(prefix, source, bins) for bins in mel_bins(config)}
+                   for source in plan.sources}
+    actors = list(plan.actors)
+    for role in roles:
+        model = preview_model(models) if role == "preview" else final_model(models.final)
+        _check_model(model, models)
+        params = ModelParams(role=role, model=model, device=config.device, frame_rings=frame_rings,
+                             language=models.language, task=models.task,
+                             initial_prompt=models.initial_prompt,
+                             interval_s=models.preview_interval_ms / 1000)
+        actors.append(ActorSpec(role, f"earwig.actors.{role}", params, listens=MODEL_LISTENS[role],
+                                idle_evict_s=models.idle_evict_s))
+    return Plan(plan.rings, actors, plan.sources)
+
+
+def _check_model(model: str, models: ModelsConfig) -> None:
+    model_store.checkpoint_path(model, fetch=False)
+    english_only = model.endswith(".en")
+    if english_only and models.language != "en":
+        raise EarwigError(f"model {model} reads English only, but models.language is {models.language!r}",
+                          f'use the multilingual {model[:-3]}, or set models.language = "en"')
+    if english_only and models.task == "translate":
+        raise EarwigError(f"model {model} cannot translate: it reads English only",
+                          f"use the multilingual {model[:-3]} to translate")

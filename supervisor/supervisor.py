@@ -1,9 +1,14 @@
-"""The supervisor: owns the rings, spawns the actors, restarts them, routes their messages.
+"""The supervisor: owns the rings, spawns the actors, restarts them, routes their messages,
+and evicts idle model actors.
 
 Why it owns the rings: an actor that crashes must not take captured audio with it. The
 rings are created here before any actor starts and unlinked here on every exit path, so a
 restarted actor re-attaches to the same data, and a killed supervisor's segments are
 removed by the next start (``segments.remove_stale``).
+
+Why eviction ends the process: it is the only way to hand back all of a model's memory,
+the CUDA context included. An evicted actor is spawned again by the next SpeechStart; the
+audio spoken meanwhile waits in the rings, addressed by sample position.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from dataclasses import dataclass, field
 
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
-from earwig.messages import ActorFailed, AnyMessage, Heartbeat, Message, Shutdown, SourceEnded
+from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Heartbeat, Message, ModelState, Shutdown,
+                             SourceEnded, SpeechEnd, SpeechStart)
 from earwig.shm import Ring, RingSpec, segments
 
 
@@ -30,6 +36,9 @@ class RestartPolicy:
     max_restarts: int = 5
     window_s: float = 60.0
     heartbeat_timeout_s: float = 5.0
+    #: From spawn to ActorReady: importing PyTorch in several processes at once on a busy
+    #: 2-core machine takes seconds, and that is not a hang.
+    startup_timeout_s: float = 60.0
     shutdown_grace_s: float = 3.0
 
 
@@ -42,6 +51,16 @@ class _Running:
     restarts: deque[float] = field(default_factory=deque)
     gave_up: bool = False
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Ended for idleness (a model actor); the next SpeechStart spawns it again.
+    evicted: bool = False
+    #: When it last published something other than a heartbeat (a Partial, a Final).
+    last_output: float = 0.0
+    #: Messages for an evicted actor that is being woken, sent once it runs again.
+    missed: list[AnyMessage] = field(default_factory=list)
+    #: Its process's messages have all been read (the pipe reached its end).
+    drained: bool = False
+    #: It said ActorReady: from then on its heartbeats are watched.
+    ready: bool = False
 
 
 class Supervisor:
@@ -59,6 +78,9 @@ class Supervisor:
         self._lasting: dict[tuple[str, str], AnyMessage] = {}
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
+        #: Sources with an utterance in progress, and when speech was last heard.
+        self._speaking: set[str] = set()
+        self._last_speech = time.monotonic()
         self._ctx = mp.get_context("spawn")
 
     # --- life cycle ---------------------------------------------------------------------
@@ -134,9 +156,15 @@ class Supervisor:
         return process.pid if process is not None and process.is_alive() else None
 
     def finished(self, actor: str) -> bool:
-        """Whether the actor exited 0 on its own: its work is done (a replay reached its end)."""
-        process = self._actors[actor].process
-        return process is not None and process.exitcode == 0 and not self._stopping
+        """Whether the actor exited 0 on its own (its work is done: a replay reached its end)
+        and every message it sent has been published."""
+        running = self._actors[actor]
+        process = running.process
+        return (process is not None and process.exitcode == 0 and not self._stopping
+                and not running.evicted and running.drained)
+
+    def evicted(self, actor: str) -> bool:
+        return self._actors[actor].evicted
 
     def restarts(self, actor: str) -> int:
         return len(self._actors[actor].restarts)
@@ -151,7 +179,8 @@ class Supervisor:
         process.start()
         theirs.close()
         running.process, running.channel = process, Channel(ours)
-        running.last_seen = time.monotonic()
+        running.last_seen = running.last_output = time.monotonic()
+        running.evicted = running.drained = running.ready = False
         running.exited = asyncio.Event()
         loop.add_reader(process.sentinel, self._on_exit, running, process)
         self._watch(self._receive(running, running.channel))
@@ -164,6 +193,13 @@ class Supervisor:
         process.join()
         running.exited.set()
         if self._stopping or running.process is not process:
+            return
+        if running.evicted:
+            spec = running.spec
+            self._publish(ModelState(role=spec.name, model=getattr(spec.params, "model", ""),
+                                     state="evicted"))
+            if running.missed:
+                self._wake(running)
             return
         if process.exitcode == 0:
             return  # finished its work (a replay that reached the end of its file)
@@ -197,20 +233,41 @@ class Supervisor:
     async def _receive(self, running: _Running, channel: Channel) -> None:
         while (message := await channel.receive()) is not None:
             running.last_seen = time.monotonic()
+            running.ready = running.ready or isinstance(message, ActorReady)
             if not isinstance(message, Heartbeat):
+                running.last_output = running.last_seen
                 self._publish(message)
                 self._forward(message, running)
         channel.close()
+        if channel is running.channel:
+            running.drained = True
 
     async def _watchdog(self) -> None:
-        """Kill an actor that stopped answering (hung, not crashed); the exit path restarts it."""
+        """Kill an actor that stopped answering (hung, not crashed); the exit path restarts it.
+        End a model actor that has been idle for its ``idle_evict_s``."""
         while True:
-            await asyncio.sleep(self.policy.heartbeat_timeout_s / 4)
-            deadline = time.monotonic() - self.policy.heartbeat_timeout_s
+            await asyncio.sleep(min(self.policy.heartbeat_timeout_s / 4, self._evict_check_s()))
+            now = time.monotonic()
             for running in self._actors.values():
                 process = running.process
-                if process is not None and process.is_alive() and running.last_seen < deadline:
+                if process is None or not process.is_alive() or running.evicted:
+                    continue
+                silent_for = now - running.last_seen
+                if silent_for > (self.policy.heartbeat_timeout_s if running.ready
+                                 else self.policy.startup_timeout_s):
                     process.kill()
+                elif self._idle(running, now):
+                    running.evicted = True
+                    self._send(running, Shutdown())
+
+    def _idle(self, running: _Running, now: float) -> bool:
+        limit = running.spec.idle_evict_s
+        return (limit is not None and not self._speaking
+                and now - max(self._last_speech, running.last_output) > limit)
+
+    def _evict_check_s(self) -> float:
+        limits = [r.spec.idle_evict_s for r in self._actors.values() if r.spec.idle_evict_s]
+        return min(limits, default=60.0) / 4
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -230,9 +287,26 @@ class Supervisor:
         kind = type(message).__name__
         if isinstance(message, SourceEnded):
             self._lasting[kind, message.source] = message
+        if isinstance(message, (SpeechStart, SpeechEnd)):
+            self._last_speech = time.monotonic()
+            (self._speaking.add if isinstance(message, SpeechStart) else self._speaking.discard)(message.source)
         for running in self._actors.values():
-            if running is not sender and kind in running.spec.listens:
+            if running is sender or kind not in running.spec.listens:
+                continue
+            if not running.evicted:
                 self._send(running, message)
+            elif (isinstance(message, SpeechStart) or running.missed) and not self._stopping:
+                running.missed.append(message)
+                self._wake(running)
+
+    def _wake(self, running: _Running) -> None:
+        """Spawn an evicted actor again, once its old process is gone, with what it missed."""
+        if running.process is not None and running.process.is_alive():
+            return  # still shutting down: its exit wakes it
+        self._spawn(running)
+        for message in running.missed:
+            self._send(running, message)
+        running.missed.clear()
 
     def _watch(self, coroutine) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from earwig.actors.mel_vad import CHUNK, Segmenter
 from earwig.config import VadConfig
-from earwig.messages import SpeechEnd, SpeechStart
+from earwig.messages import SpeechEnd, SpeechPause, SpeechStart
 
 SETTINGS = VadConfig(threshold=0.5, min_speech_ms=250, min_silence_ms=500, pad_ms=30,
                      max_utterance_s=10.0)
@@ -34,18 +34,21 @@ def test_speech_shorter_than_min_speech_is_ignored():
 
 def test_an_utterance_starts_padded_and_ends_after_the_hangover():
     speech = chunks(1000)
+    start, end = 10 * CHUNK - 30 * MS, (10 + speech) * CHUNK + 30 * MS
     segmenter, events = feed([0.0] * 10 + [0.9] * speech + [0.0] * chunks(480))
-    assert events == [SpeechStart(source="mic", start=10 * CHUNK - 30 * MS)]
+    assert events == [SpeechStart(source="mic", start=start),
+                      SpeechPause(source="mic", start=start, end=end)]
     assert segmenter.active  # 480 ms of silence: still inside the hangover
     _, events = feed([0.0] * 10 + [0.9] * speech + [0.0] * chunks(600))
-    assert events[-1] == SpeechEnd(source="mic", start=10 * CHUNK - 30 * MS,
-                                   end=(10 + speech) * CHUNK + 30 * MS)
+    assert events[-1] == SpeechEnd(source="mic", start=start, end=end)
 
 
 def test_a_short_pause_or_an_uncertain_chunk_does_not_end_an_utterance():
     pause = [0.9] * 20 + [0.4] * 20 + [0.9] * 5 + [0.0] * chunks(300) + [0.9] * 20 + [0.0] * 20
     _, events = feed(pause)
-    assert [type(e) for e in events] == [SpeechStart, SpeechEnd]
+    assert [type(e) for e in events] == [SpeechStart, SpeechPause, SpeechPause, SpeechEnd]
+    first_pause, last_pause, end = events[1:]
+    assert first_pause.end < last_pause.end == end.end  # only the last pause became the end
 
 
 def test_a_long_utterance_is_cut_at_its_quietest_chunk():

@@ -18,11 +18,13 @@ EXAMPLES = [
     m.Level(source="mic", end=800, rms_db=-20.5, peak_db=-3.0, clipped=False),
     m.SourceEnded(source="speakers", end=176000),
     m.SpeechStart(source="mic", start=16000),
+    m.SpeechPause(source="mic", start=16000, end=40000),
     m.SpeechEnd(source="mic", start=16000, end=48000),
     m.Partial(source="speakers", start=0, end=8000, committed="and so", tentative="my fellow"),
     m.Final(source="mic", start=0, end=176000, text="Ask not.", language="en",
             words=[m.Word("Ask", 0, 4000, 0.9), m.Word("not.", 4000, 8000, 0.8)]),
     m.ModelState(role="final", model="base", state="ready", device="cpu", memory_bytes=10),
+    m.ModelState(role="preview", model="nope", state="failed", error="unknown model", fix="use tiny"),
     m.Stats(actor="capture-mic", counters={"items_written": 5.0}),
 ]
 

@@ -1,0 +1,150 @@
+"""The final actor: finished utterances in, the text that is kept (Final) out.
+
+receive  SpeechStart (the first one loads the model), SpeechPause (the VAD's hangover
+         began: transcribe early, speculatively), SpeechEnd (the utterance is confirmed)
+compute  ``final_decode.transcribe`` over every pending utterance of both sources at once
+         (one encoder batch), then the hallucination filter (``final_filter``)
+publish  exactly one Final per SpeechEnd, in order (empty text when nothing survived the
+         filter, so a listener can retire the utterance's partial text); ModelState; Stats
+
+Why speculate: the VAD waits ``min_silence_ms`` (500 ms) before it calls speech ended. The
+final pass starts when that wait begins; when the SpeechEnd with the same start and end
+arrives, the text is ready or nearly so. If speech resumed, the early result is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from earwig.actors.final_decode import Transcript, transcribe
+from earwig.actors.final_filter import hallucinated
+from earwig.actors.mel_frames import HOP
+from earwig.actors.model_session import ModelParams, ModelSession
+from earwig.actors.runtime import Actor
+from earwig.messages import Final, Source, SpeechEnd, SpeechPause, SpeechStart, Stats, Word
+
+#: Utterances transcribed in one encoder batch at most (both sources, and a backlog).
+MAX_BATCH = 4
+
+
+@dataclass(frozen=True)
+class _Utterance:
+    source: Source
+    start: int
+    end: int
+
+
+class _Pending:
+    """What the final actor owes: confirmed utterances in order, the newest speculation per
+    source, and results computed ahead of their SpeechEnd."""
+
+    def __init__(self) -> None:
+        self.confirmed: deque[_Utterance] = deque()
+        self.speculative: dict[Source, _Utterance] = {}
+        self.results: dict[_Utterance, Final] = {}
+        self.changed = asyncio.Event()
+        self.model_needed = False
+        self.counters = {"finals": 0.0, "speculative_used": 0.0, "transcribe_s": 0.0}
+
+    def forget_other_guesses(self, source: Source, keep: _Utterance) -> None:
+        for utterance in [u for u in self.results if u.source == source and u != keep
+                          and u not in self.confirmed]:
+            del self.results[utterance]
+
+
+async def main(actor: Actor) -> None:
+    params: ModelParams = actor.params
+    session = ModelSession(actor, params)
+    pending = _Pending()
+    receiver = asyncio.create_task(_receive(actor, pending))
+    try:
+        await _serve(actor, session, pending)
+    finally:
+        receiver.cancel()
+        session.close()
+
+
+# --- receive ------------------------------------------------------------------------------
+
+
+async def _receive(actor: Actor, pending: _Pending) -> None:
+    while True:
+        message = await actor.control.get()
+        if isinstance(message, SpeechStart):
+            pending.model_needed = True
+        elif isinstance(message, SpeechPause):
+            guess = _Utterance(message.source, message.start, message.end)
+            pending.speculative[message.source] = guess
+            pending.forget_other_guesses(message.source, guess)
+        elif isinstance(message, SpeechEnd):
+            utterance = _Utterance(message.source, message.start, message.end)
+            pending.speculative.pop(message.source, None)
+            pending.forget_other_guesses(message.source, utterance)
+            if utterance in pending.results:
+                pending.counters["speculative_used"] += 1
+            pending.confirmed.append(utterance)
+            pending.model_needed = True
+        else:
+            continue
+        pending.changed.set()
+
+
+# --- compute ------------------------------------------------------------------------------
+
+
+async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None:
+    """Until Shutdown, and then until every confirmed utterance has its Final."""
+    while not (actor.stopping.is_set() and not pending.confirmed):
+        await _changed_or_stopping(actor, pending)
+        if not pending.model_needed:
+            continue
+        await session.ready_model()
+        _publish_ready(actor, pending)
+        batch = [u for u in pending.confirmed if u not in pending.results][:MAX_BATCH]
+        if not batch and not actor.stopping.is_set():
+            batch = list(pending.speculative.values())
+            pending.speculative.clear()
+        if not batch:
+            continue
+        frames = [await session.frames(u.source, u.start, u.end) for u in batch]
+        started = time.monotonic()
+        transcripts = await asyncio.to_thread(transcribe, session, frames)
+        pending.counters["transcribe_s"] += time.monotonic() - started
+        for utterance, transcript in zip(batch, transcripts):
+            pending.results[utterance] = _final(utterance, transcript)
+        pending.changed.set()
+
+
+async def _changed_or_stopping(actor: Actor, pending: _Pending) -> None:
+    if not pending.changed.is_set() and not actor.stopping.is_set():
+        waits = [asyncio.create_task(pending.changed.wait()), asyncio.create_task(actor.stopping.wait())]
+        _, left = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for task in left:
+            task.cancel()
+    pending.changed.clear()
+
+
+def _final(utterance: _Utterance, transcript: Transcript) -> Final:
+    """The Final of the segments that are not hallucinations; times in samples."""
+    origin = utterance.start // HOP * HOP  # the first frame's centre: time 0 of the window
+    kept = [segment for segment in transcript.segments if not hallucinated(segment)]
+    words = [Word(text=w["word"], start=origin + round(w["start"] * 16000),
+                  end=origin + round(w["end"] * 16000), probability=float(w["probability"]))
+             for segment in kept for w in segment.words]
+    return Final(source=utterance.source, start=utterance.start, end=utterance.end,
+                 text="".join(segment.text for segment in kept).strip(),
+                 language=transcript.language, words=words)
+
+
+# --- publish ------------------------------------------------------------------------------
+
+
+def _publish_ready(actor: Actor, pending: _Pending) -> None:
+    """Finals whose turn has come: a source's utterances in the order they ended."""
+    while pending.confirmed and pending.confirmed[0] in pending.results:
+        actor.publish(pending.results.pop(pending.confirmed.popleft()))
+        pending.counters["finals"] += 1
+        actor.publish(Stats(actor=actor.name, counters=dict(pending.counters)))

@@ -1,0 +1,60 @@
+"""Which final segments are Whisper's known inventions over non-speech, dropped before a
+Final is published. Every rule and threshold is here, in one place.
+
+Why: a VAD lets through breathing, keyboard noise and music, and Whisper, trained on
+subtitles, answers those with text that was never said: "[BLANK_AUDIO]", "(music)", a lone
+"Thank you." or "Thanks for watching!", or one phrase repeated until the window ends.
+"""
+
+from __future__ import annotations
+
+import re
+
+from earwig.actors.final_decode import Segment
+
+#: Whisper's own silence rule (``transcribe``'s no_speech_threshold and logprob_threshold):
+#: the no-speech token was likely and the text improbable.
+NO_SPEECH_PROB = 0.6
+LOW_AVG_LOGPROB = -1.0
+#: Texts Whisper writes over non-speech, compared lower-case without punctuation. Dropped
+#: only when they are all a segment says and the no-speech token was at least this likely,
+#: so a clearly spoken "Thank you." stays.
+LONE_PHRASES = frozenset({
+    "thank you", "thank you very much", "thanks for watching", "thank you for watching",
+    "thanks for watching and see you next time", "please subscribe", "bye", "you", "so",
+    "subtitles by the amaraorg community",
+})
+LONE_PHRASE_NO_SPEECH_PROB = 0.2
+#: Bracketed or parenthesised only: "[BLANK_AUDIO]", "(music)", "[ Silence ]", "♪".
+NON_SPEECH_MARK = re.compile(r"^\s*(\[[^\]]*\]|\([^)]*\)|[♪♫\s]+)\s*$")
+#: An n-gram of up to this many words repeated this many times in a row is a decoding loop.
+REPEAT_MAX_N = 6
+REPEAT_TIMES = 4
+
+_NOT_A_WORD_CHARACTER = re.compile(r"[^\w\s']+")
+
+
+def hallucinated(segment: Segment) -> str:
+    """Why the segment is an invention ("" when it is kept)."""
+    text = segment.text.strip()
+    if not text:
+        return "empty"
+    if NON_SPEECH_MARK.match(text):
+        return "non-speech mark"
+    if segment.no_speech_prob > NO_SPEECH_PROB and segment.avg_logprob < LOW_AVG_LOGPROB:
+        return "no speech"
+    words = _NOT_A_WORD_CHARACTER.sub("", text.lower()).split()
+    if " ".join(words) in LONE_PHRASES and segment.no_speech_prob >= LONE_PHRASE_NO_SPEECH_PROB:
+        return "lone phrase"
+    if _repeats(words):
+        return "repetition"
+    return ""
+
+
+def _repeats(words: list[str]) -> bool:
+    for n in range(1, REPEAT_MAX_N + 1):
+        for start in range(len(words) - n * REPEAT_TIMES + 1):
+            gram = words[start:start + n]
+            if all(words[start + k * n:start + (k + 1) * n] == gram for k in range(1, REPEAT_TIMES)):
+                return True
+    return False

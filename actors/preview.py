@@ -1,0 +1,123 @@
+"""The preview actor: utterances in progress in, live partial text (Partial) out.
+
+receive  SpeechStart / SpeechEnd: which sources have an utterance in progress (the first
+         SpeechStart loads the model)
+compute  every ``interval_s``, the utterance so far of every active source, from its mel
+         ring, in one encoder batch; greedy decoding without timestamps or fallback;
+         LocalAgreement-2 per utterance (``preview_agreement``)
+publish  Partial: ``committed`` text (never taken back within the utterance) and
+         ``tentative`` text
+
+Why skip ticks rather than queue them: a run that takes longer than the interval (a slow
+CPU, both sources talking) would otherwise build a backlog of stale previews. The next run
+starts at the next tick after the last one finished, on all the audio there is by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import whisper
+from whisper.decoding import DecodingOptions
+
+from earwig.actors.mel_frames import HOP
+from earwig.actors.model_session import ModelParams, ModelSession
+from earwig.actors.preview_agreement import LocalAgreement
+from earwig.actors.runtime import Actor
+from earwig.messages import Partial, Source, SpeechEnd, SpeechStart, Stats
+
+#: Tokens decoded per second of audio at most: fast speech is ~4 tokens/s, so a
+#: hallucination loop stops early instead of costing 224 decoder steps.
+TOKENS_PER_SECOND = 8
+MIN_TOKENS = 16
+#: Audio an utterance must have gained since its last preview to be read again.
+MIN_NEW_S = 0.1
+
+
+@dataclass
+class _Utterance:
+    start: int
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    previewed_to: int = 0
+
+
+async def main(actor: Actor) -> None:
+    params: ModelParams = actor.params
+    session = ModelSession(actor, params)
+    open_utterances: dict[Source, _Utterance] = {}
+    counters = {"previews": 0.0, "skipped_ticks": 0.0, "preview_s": 0.0}
+    receiver = asyncio.create_task(_receive(actor, open_utterances))
+    loop = asyncio.get_running_loop()
+    try:
+        due = loop.time()
+        while not actor.stopping.is_set():
+            due += params.interval_s
+            if due < loop.time():  # the last run overran: skip the ticks it covered
+                skipped = int((loop.time() - due) // params.interval_s) + 1
+                counters["skipped_ticks"] += skipped
+                due += skipped * params.interval_s
+            await asyncio.sleep(due - loop.time())
+            if open_utterances:
+                await _preview(actor, session, open_utterances, counters)
+    finally:
+        receiver.cancel()
+        session.close()
+
+
+# --- receive ------------------------------------------------------------------------------
+
+
+async def _receive(actor: Actor, open_utterances: dict[Source, _Utterance]) -> None:
+    while True:
+        message = await actor.control.get()
+        if isinstance(message, SpeechStart):
+            open_utterances[message.source] = _Utterance(message.start, previewed_to=message.start)
+        elif isinstance(message, SpeechEnd):
+            current = open_utterances.get(message.source)
+            if current is not None and current.start == message.start:
+                del open_utterances[message.source]
+
+
+# --- compute ------------------------------------------------------------------------------
+
+
+async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[Source, _Utterance],
+                   counters: dict[str, float]) -> None:
+    await session.ready_model()
+    due = {source: u for source, u in open_utterances.items()
+           if session.published_sample(source) - u.previewed_to >= MIN_NEW_S * 16000}
+    if not due:
+        return
+    frames = {source: await session.frames(source, u.start) for source, u in due.items()}
+    frames = {source: f for source, f in frames.items() if len(f)}
+    if not frames:
+        return
+    started = time.monotonic()
+    texts = await asyncio.to_thread(_hypotheses, session, list(frames.values()))
+    counters["preview_s"] += time.monotonic() - started
+    for (source, window), text in zip(frames.items(), texts):
+        utterance = due[source]
+        if open_utterances.get(source) is not utterance:
+            continue  # it ended while we read it; its Final is coming
+        utterance.previewed_to = utterance.start // HOP * HOP + len(window) * HOP
+        committed, tentative = utterance.agreement.update(text)
+        actor.publish(Partial(source=source, start=utterance.start, end=utterance.previewed_to,
+                              committed=committed, tentative=tentative))
+        counters["previews"] += 1
+    actor.publish(Stats(actor=actor.name, counters=dict(counters)))
+
+
+def _hypotheses(session: ModelSession, windows: list[np.ndarray]) -> list[str]:
+    """Greedy text of each window: one encoder batch, one decoder batch."""
+    features = session.encode(windows)
+    longest_s = max(len(w) for w in windows) * HOP / 16000
+    options = DecodingOptions(language=session.language, task=session.params.task,
+                              without_timestamps=True, temperature=0.0,
+                              sample_len=min(224, MIN_TOKENS + int(TOKENS_PER_SECOND * longest_s)),
+                              fp16=features.dtype == torch.float16)
+    with torch.inference_mode():
+        return [result.text.strip() for result in whisper.decode(session.model, features, options)]
