@@ -105,7 +105,7 @@ async def _replay_blocks(params: CaptureParams, ring: Ring,
     audio = read_audio(params.replay)
     chunk = int(SAMPLE_RATE * REPLAY_CHUNK_S)
     resume_at = ring.published * ring.spec.item_len
-    started, loop = time.monotonic(), asyncio.get_running_loop()
+    started = time.monotonic()
     for at in range(resume_at, len(audio), chunk):
         if params.realtime:
             due = started + (at - resume_at) / SAMPLE_RATE

@@ -1,7 +1,8 @@
 """The final actor: finished utterances in, the text that is kept (Final) out.
 
 receive  SpeechStart (the first one loads the model), SpeechPause (the VAD's hangover
-         began: transcribe early, speculatively), SpeechEnd (the utterance is confirmed)
+         began: transcribe early, speculatively), SpeechResume (it was only a pause: drop
+         the guess), SpeechEnd (the utterance is confirmed)
 compute  ``final_decode.transcribe`` over every pending utterance of both sources at once
          (one encoder batch), then the hallucination filter (``final_filter``)
 publish  exactly one Final per SpeechEnd, in order (empty text when nothing survived the
@@ -19,12 +20,12 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from earwig.actors.final_decode import Transcript, transcribe
+from earwig.actors.final_decode import Transcript, compile_alignment, transcribe
 from earwig.actors.final_filter import hallucinated
 from earwig.actors.mel_frames import HOP
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor
-from earwig.messages import Final, Source, SpeechEnd, SpeechPause, SpeechStart, Stats, Word
+from earwig.messages import Final, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart, Stats, Word
 
 #: Utterances transcribed in one encoder batch at most (both sources, and a backlog).
 MAX_BATCH = 4
@@ -49,7 +50,7 @@ class _Pending:
         self.model_needed = False
         self.counters = {"finals": 0.0, "speculative_used": 0.0, "transcribe_s": 0.0}
 
-    def forget_other_guesses(self, source: Source, keep: _Utterance) -> None:
+    def forget_other_guesses(self, source: Source, keep: _Utterance | None) -> None:
         for utterance in [u for u in self.results if u.source == source and u != keep
                           and u not in self.confirmed]:
             del self.results[utterance]
@@ -57,7 +58,7 @@ class _Pending:
 
 async def main(actor: Actor) -> None:
     params: ModelParams = actor.params
-    session = ModelSession(actor, params)
+    session = ModelSession(actor, params, warm_up=compile_alignment)
     pending = _Pending()
     receiver = asyncio.create_task(_receive(actor, pending))
     try:
@@ -79,6 +80,9 @@ async def _receive(actor: Actor, pending: _Pending) -> None:
             guess = _Utterance(message.source, message.start, message.end)
             pending.speculative[message.source] = guess
             pending.forget_other_guesses(message.source, guess)
+        elif isinstance(message, SpeechResume):
+            pending.speculative.pop(message.source, None)
+            pending.forget_other_guesses(message.source, None)
         elif isinstance(message, SpeechEnd):
             utterance = _Utterance(message.source, message.start, message.end)
             pending.speculative.pop(message.source, None)

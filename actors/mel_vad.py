@@ -20,7 +20,7 @@ from importlib import resources
 import numpy as np
 
 from earwig.config import SAMPLE_RATE, VadConfig
-from earwig.messages import Source, SpeechEnd, SpeechPause, SpeechStart
+from earwig.messages import Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart
 
 MODEL_FILE = "silero_vad_16k_sequence.onnx"
 CHUNK = 512  # samples per Silero chunk at 16 kHz
@@ -72,6 +72,9 @@ class SpeechProbability:
         return probabilities
 
 
+SpeechEvent = SpeechStart | SpeechPause | SpeechResume | SpeechEnd
+
+
 class Segmenter:
     """P(speech) per chunk in, speech events (start, pause, end) at absolute sample positions out.
 
@@ -99,18 +102,21 @@ class Segmenter:
     def active(self) -> bool:
         return self.start is not None
 
-    def push(self, at: int, probability: float, energy: float) -> list[SpeechStart | SpeechPause | SpeechEnd]:
+    def push(self, at: int, probability: float, energy: float) -> list[SpeechEvent]:
         """Chunk ``[at, at + CHUNK)`` had this probability and mean square; returns events.
 
         A SpeechPause goes out when the hangover begins, with the ``end`` the SpeechEnd will
-        carry if the silence lasts ``min_silence_ms``."""
+        carry if the silence lasts ``min_silence_ms``; a SpeechResume if speech comes back
+        before that."""
         end = at + CHUNK
         if self.candidate is None:
             if probability < self.threshold:
                 return []
             self.candidate, self.silence_from = at, None
-        events: list[SpeechStart | SpeechPause | SpeechEnd] = []
+        events: list[SpeechEvent] = []
         if probability >= self.threshold:
+            if self.active and self.silence_from is not None:
+                events.append(SpeechResume(source=self.source, start=self.start, at=at))
             self.silence_from = None
         elif probability < self.threshold - NEG_MARGIN and self.silence_from is None:
             self.silence_from = at
@@ -168,7 +174,7 @@ class VoiceActivity:
         self._origin = first_sample
         self.chunks = 0
 
-    def push(self, samples: np.ndarray, at: int) -> list[SpeechStart | SpeechPause | SpeechEnd]:
+    def push(self, samples: np.ndarray, at: int) -> list[SpeechEvent]:
         """``samples`` begin at sample ``at`` (a gap after an overrun is allowed)."""
         if at != self._origin + len(self._samples):
             self._samples = np.zeros(0, np.float32)

@@ -13,13 +13,18 @@ and handed to ``whisper.decode`` (which skips its own encoder when given feature
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import psutil
 import torch
+import torch.nn.functional as F
+from whisper.audio import N_FRAMES
+from whisper.decoding import DecodingOptions, DecodingResult, DecodingTask
 from whisper.model import Whisper
 
 from earwig import model_store
@@ -55,8 +60,10 @@ class ModelParams:
 class ModelSession:
     """The model of one actor, and the frame rings it reads."""
 
-    def __init__(self, actor: Actor, params: ModelParams) -> None:
+    def __init__(self, actor: Actor, params: ModelParams,
+                 warm_up: Callable[[], None] = lambda: None) -> None:
         self._actor, self.params = actor, params
+        self._warm_up = warm_up
         self.device = torch_device(params.device)
         if params.threads:
             torch.set_num_threads(params.threads)
@@ -77,17 +84,28 @@ class ModelSession:
         return self.model
 
     async def _load(self) -> Whisper:
-        params = self.params
         self._state("loading")
         memory_before, started = self._memory(), time.monotonic()
         try:
-            model = await asyncio.to_thread(model_store.load, params.model, self.device)
+            model = await asyncio.to_thread(self._load_and_warm)
         except EarwigError as error:
             self._state("failed", error=error.problem, fix=error.fix)
             raise
         self._state("ready", memory_bytes=self._memory() - memory_before,
                     load_s=time.monotonic() - started)
         return model
+
+    def _load_and_warm(self) -> Whisper:
+        """Load, then run one pass over a second of silence and the actor's own warm-up:
+        first calls pick kernels, grow memory pools and compile (numba: 2.3 s for the word
+        alignment's DTW), which the first utterance would otherwise wait for."""
+        self.model = model_store.load(self.params.model, self.device)
+        silence = np.full((100, self.model.dims.n_mels), SILENCE_LOG_MEL, np.float32)
+        features = self.encode([silence], pad_frames=0)
+        self.decode(features, DecodingOptions(language=self.language, without_timestamps=True,
+                                              sample_len=4))
+        self._warm_up()
+        return self.model
 
     def _memory(self) -> int:
         if self.device.type == "cuda":
@@ -130,13 +148,48 @@ class ModelSession:
         gap = np.full((count - len(kept), ring.spec.item_len), SILENCE_LOG_MEL, np.float32)
         return np.concatenate((gap, kept))
 
-    def encode(self, windows: list[np.ndarray]) -> torch.Tensor:
-        """Audio features of each utterance's frames (padded to 30 s as ``transcribe`` does)."""
+    def encode(self, windows: list[np.ndarray], pad_frames: int | None = None) -> torch.Tensor:
+        """Audio features of each utterance's frames, padded with silence to 30 s as
+        ``transcribe`` does; with ``pad_frames``, only that much silence after the longest
+        window (whisper.cpp's ``audio_ctx``): the encoder's cost shrinks with the window.
+        Too little silence and Whisper invents an ending for the last word."""
         assert self.model is not None
-        mel = torch.from_numpy(np.stack([model_input(frames) for frames in windows])).to(self.device)
+        n_frames = N_FRAMES
+        if pad_frames is not None:
+            n_frames = min(N_FRAMES, -(-(max(map(len, windows)) + pad_frames) // 2) * 2)
+        mel = np.stack([model_input(frames, n_frames) for frames in windows])
         with torch.inference_mode():
-            return self.model.embed_audio(mel.to(next(self.model.parameters()).dtype))
+            return _encoder(self.model, torch.from_numpy(mel).to(self.device, self._dtype()))
+
+    def decode(self, features: torch.Tensor, options: DecodingOptions) -> list[DecodingResult]:
+        """whisper's decoding of each window's features (fp16 where the model is)."""
+        options = dataclasses.replace(options, fp16=self._dtype() == torch.float16)
+        with torch.inference_mode():
+            return _FeaturesGiven(self.model, options).run(features)
+
+    def _dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
 
     def close(self) -> None:
         for ring in self.rings.values():
             ring.close()
+
+
+def _encoder(model: Whisper, mel: torch.Tensor) -> torch.Tensor:
+    """``AudioEncoder.forward`` for a window of any length up to 30 s (the positional
+    embedding is cut to it; whisper's own asserts exactly 30 s)."""
+    encoder = model.encoder
+    x = F.gelu(encoder.conv1(mel))
+    x = F.gelu(encoder.conv2(x)).permute(0, 2, 1)
+    x = (x + encoder.positional_embedding[:x.shape[1]]).to(x.dtype)
+    for block in encoder.blocks:
+        x = block(x)
+    return encoder.ln_post(x)
+
+
+class _FeaturesGiven(DecodingTask):
+    """whisper's DecodingTask on audio features computed beforehand, of any length (its
+    own check only recognises features of a full 30 s window, and re-encodes the rest)."""
+
+    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
+        return mel

@@ -1,10 +1,12 @@
 """The preview actor: utterances in progress in, live partial text (Partial) out.
 
 receive  SpeechStart / SpeechEnd: which sources have an utterance in progress (the first
-         SpeechStart loads the model)
+         SpeechStart loads the model); SpeechPause / SpeechResume: rest during a pause,
+         leaving the cores to the final pass that starts then
 compute  every ``interval_s``, the utterance so far of every active source, from its mel
-         ring, in one encoder batch; greedy decoding without timestamps or fallback;
-         LocalAgreement-2 per utterance (``preview_agreement``)
+         ring, in one encoder batch over the audio there is (not a padded 30 s window);
+         greedy decoding without timestamps or fallback; LocalAgreement-2 per utterance
+         (``preview_agreement``)
 publish  Partial: ``committed`` text (never taken back within the utterance) and
          ``tentative`` text
 
@@ -20,20 +22,24 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-import whisper
 from whisper.decoding import DecodingOptions
 
 from earwig.actors.mel_frames import HOP
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.preview_agreement import LocalAgreement
 from earwig.actors.runtime import Actor
-from earwig.messages import Partial, Source, SpeechEnd, SpeechStart, Stats
+from earwig.messages import Partial, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart, Stats
 
 #: Tokens decoded per second of audio at most: fast speech is ~4 tokens/s, so a
 #: hallucination loop stops early instead of costing 224 decoder steps.
 TOKENS_PER_SECOND = 8
-MIN_TOKENS = 16
+MIN_TOKENS = 4
+#: Silence after the speech in the encoder's window: 1 s, not whisper's 30 s padding, so
+#: a 3 s utterance costs the encoder an eighth (text a preview can live with).
+PAD_FRAMES = 100
+#: Whisper's text of less than a second of speech is mostly guesses ("with", "quick
+#: quick quick"): shown as tentative, never committed.
+COMMIT_FROM_S = 1.0
 #: Audio an utterance must have gained since its last preview to be read again.
 MIN_NEW_S = 0.1
 
@@ -43,6 +49,13 @@ class _Utterance:
     start: int
     agreement: LocalAgreement = field(default_factory=LocalAgreement)
     previewed_to: int = 0
+    #: Where the speech paused (the VAD's hangover runs); None while it is being spoken.
+    paused_at: int | None = None
+
+    def wants_preview(self, published: int) -> bool:
+        """New speech since the last preview (a pause adds none once read up to it)."""
+        upto = published if self.paused_at is None else min(published, self.paused_at)
+        return upto - self.previewed_to >= MIN_NEW_S * 16000
 
 
 async def main(actor: Actor) -> None:
@@ -76,10 +89,16 @@ async def _receive(actor: Actor, open_utterances: dict[Source, _Utterance]) -> N
         message = await actor.control.get()
         if isinstance(message, SpeechStart):
             open_utterances[message.source] = _Utterance(message.start, previewed_to=message.start)
+            continue
+        current = open_utterances.get(message.source)
+        if current is None or current.start != message.start:
+            continue
+        if isinstance(message, SpeechPause):
+            current.paused_at = message.end
+        elif isinstance(message, SpeechResume):
+            current.paused_at = None
         elif isinstance(message, SpeechEnd):
-            current = open_utterances.get(message.source)
-            if current is not None and current.start == message.start:
-                del open_utterances[message.source]
+            del open_utterances[message.source]
 
 
 # --- compute ------------------------------------------------------------------------------
@@ -89,7 +108,7 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
                    counters: dict[str, float]) -> None:
     await session.ready_model()
     due = {source: u for source, u in open_utterances.items()
-           if session.published_sample(source) - u.previewed_to >= MIN_NEW_S * 16000}
+           if u.wants_preview(session.published_sample(source))}
     if not due:
         return
     frames = {source: await session.frames(source, u.start) for source, u in due.items()}
@@ -104,7 +123,10 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
         if open_utterances.get(source) is not utterance:
             continue  # it ended while we read it; its Final is coming
         utterance.previewed_to = utterance.start // HOP * HOP + len(window) * HOP
-        committed, tentative = utterance.agreement.update(text)
+        if len(window) * HOP >= COMMIT_FROM_S * 16000:
+            committed, tentative = utterance.agreement.update(text)
+        else:
+            committed, tentative = "", text
         actor.publish(Partial(source=source, start=utterance.start, end=utterance.previewed_to,
                               committed=committed, tentative=tentative))
         counters["previews"] += 1
@@ -113,11 +135,9 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
 
 def _hypotheses(session: ModelSession, windows: list[np.ndarray]) -> list[str]:
     """Greedy text of each window: one encoder batch, one decoder batch."""
-    features = session.encode(windows)
+    features = session.encode(windows, pad_frames=PAD_FRAMES)
     longest_s = max(len(w) for w in windows) * HOP / 16000
     options = DecodingOptions(language=session.language, task=session.params.task,
                               without_timestamps=True, temperature=0.0,
-                              sample_len=min(224, MIN_TOKENS + int(TOKENS_PER_SECOND * longest_s)),
-                              fp16=features.dtype == torch.float16)
-    with torch.inference_mode():
-        return [result.text.strip() for result in whisper.decode(session.model, features, options)]
+                              sample_len=min(224, MIN_TOKENS + int(TOKENS_PER_SECOND * longest_s)))
+    return [result.text.strip() for result in session.decode(features, options)]

@@ -99,6 +99,14 @@ class SpeechPause(Message):
     end: int
 
 
+class SpeechResume(Message):
+    """Speech went on at ``at`` after a SpeechPause: the utterance ``start`` is not over."""
+
+    source: Source
+    start: int
+    at: int
+
+
 class SpeechEnd(Message):
     """``cut``: the utterance reached ``max_utterance_s`` and goes on as a new one at ``end``."""
 
@@ -162,7 +170,7 @@ class Stats(Message):
 
 AnyMessage = Union[
     Start, Stop, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SpeechStart,
-    SpeechPause, SpeechEnd,
+    SpeechPause, SpeechResume, SpeechEnd,
     Partial, Final, ModelState, Stats,
 ]
 

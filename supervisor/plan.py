@@ -95,9 +95,13 @@ def listen_plan(config: Config, prefix: str) -> Plan:
     return Plan(rings, [*plan.actors, mel], plan.sources)
 
 
-#: Speech events each model actor listens to: the final one also starts early on a pause.
-MODEL_LISTENS = {"preview": frozenset({"SpeechStart", "SpeechEnd"}),
-                 "final": frozenset({"SpeechStart", "SpeechPause", "SpeechEnd"})}
+#: The preview's CPU threads: one, so the final pass (all cores) is not slowed by it
+#: when it starts during the end-of-speech hangover, while previews still run.
+PREVIEW_THREADS = 1
+#: Speech events the model actors listen to (a pause: the final pass starts early, the
+#: preview rests until speech resumes).
+MODEL_LISTENS = {role: frozenset({"SpeechStart", "SpeechPause", "SpeechResume", "SpeechEnd"})
+                 for role in ("preview", "final")}
 
 
 def transcription_plan(config: Config, prefix: str,
@@ -118,7 +122,8 @@ def transcription_plan(config: Config, prefix: str,
         params = ModelParams(role=role, model=model, device=config.device, frame_rings=frame_rings,
                              language=models.language, task=models.task,
                              initial_prompt=models.initial_prompt,
-                             interval_s=models.preview_interval_ms / 1000)
+                             interval_s=models.preview_interval_ms / 1000,
+                             threads=PREVIEW_THREADS if role == "preview" else 0)
         actors.append(ActorSpec(role, f"earwig.actors.{role}", params, listens=MODEL_LISTENS[role],
                                 idle_evict_s=models.idle_evict_s))
     return Plan(plan.rings, actors, plan.sources)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from earwig.actors.mel_vad import CHUNK, Segmenter
 from earwig.config import VadConfig
-from earwig.messages import SpeechEnd, SpeechPause, SpeechStart
+from earwig.messages import SpeechEnd, SpeechPause, SpeechResume, SpeechStart
 
 SETTINGS = VadConfig(threshold=0.5, min_speech_ms=250, min_silence_ms=500, pad_ms=30,
                      max_utterance_s=10.0)
@@ -46,9 +46,9 @@ def test_an_utterance_starts_padded_and_ends_after_the_hangover():
 def test_a_short_pause_or_an_uncertain_chunk_does_not_end_an_utterance():
     pause = [0.9] * 20 + [0.4] * 20 + [0.9] * 5 + [0.0] * chunks(300) + [0.9] * 20 + [0.0] * 20
     _, events = feed(pause)
-    assert [type(e) for e in events] == [SpeechStart, SpeechPause, SpeechPause, SpeechEnd]
-    first_pause, last_pause, end = events[1:]
-    assert first_pause.end < last_pause.end == end.end  # only the last pause became the end
+    assert [type(e) for e in events] == [SpeechStart, SpeechPause, SpeechResume, SpeechPause, SpeechEnd]
+    first_pause, resume, last_pause, end = events[1:]
+    assert first_pause.end < resume.at < last_pause.end == end.end  # the last pause became the end
 
 
 def test_a_long_utterance_is_cut_at_its_quietest_chunk():

@@ -19,6 +19,7 @@ EXAMPLES = [
     m.SourceEnded(source="speakers", end=176000),
     m.SpeechStart(source="mic", start=16000),
     m.SpeechPause(source="mic", start=16000, end=40000),
+    m.SpeechResume(source="mic", start=16000, at=44000),
     m.SpeechEnd(source="mic", start=16000, end=48000),
     m.Partial(source="speakers", start=0, end=8000, committed="and so", tentative="my fellow"),
     m.Final(source="mic", start=0, end=176000, text="Ask not.", language="en",
