@@ -34,9 +34,10 @@ from earwig.messages import Partial, Source, SpeechEnd, SpeechPause, SpeechResum
 #: hallucination loop stops early instead of costing 224 decoder steps.
 TOKENS_PER_SECOND = 8
 MIN_TOKENS = 4
-#: Silence after the speech in the encoder's window: 1 s, not whisper's 30 s padding, so
-#: a 3 s utterance costs the encoder an eighth (text a preview can live with).
-PAD_FRAMES = 100
+#: Silence after the speech in the encoder's window: 6 s, not whisper's 30 s padding, so a
+#: 3 s utterance costs the encoder a third. With 1 s, tiny.en's committed text agreed with
+#: the Final on less than half the words of some espeak-ng sentences.
+PAD_FRAMES = 600
 #: Whisper's text of less than a second of speech is mostly guesses ("with", "quick
 #: quick quick"): shown as tentative, never committed.
 COMMIT_FROM_S = 1.0

@@ -7,8 +7,10 @@ restarted actor re-attaches to the same data, and a killed supervisor's segments
 removed by the next start (``segments.remove_stale``).
 
 Why eviction ends the process: it is the only way to hand back all of a model's memory,
-the CUDA context included. An evicted actor is spawned again by the next SpeechStart; the
-audio spoken meanwhile waits in the rings, addressed by sample position.
+the CUDA context included. Only an actor that loaded its model is evicted (one that never
+needed it holds no weights, and keeping its process spares the first utterance a spawn).
+An evicted actor is spawned again by the next SpeechStart; the audio spoken meanwhile
+waits in the rings, addressed by sample position.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ class _Running:
     drained: bool = False
     #: It said ActorReady: from then on its heartbeats are watched.
     ready: bool = False
+    #: A model actor that loaded its model: only then is there memory to free by evicting.
+    loaded: bool = False
 
 
 class Supervisor:
@@ -180,7 +184,7 @@ class Supervisor:
         theirs.close()
         running.process, running.channel = process, Channel(ours)
         running.last_seen = running.last_output = time.monotonic()
-        running.evicted = running.drained = running.ready = False
+        running.evicted = running.drained = running.ready = running.loaded = False
         running.exited = asyncio.Event()
         loop.add_reader(process.sentinel, self._on_exit, running, process)
         self._watch(self._receive(running, running.channel))
@@ -234,6 +238,7 @@ class Supervisor:
         while (message := await channel.receive()) is not None:
             running.last_seen = time.monotonic()
             running.ready = running.ready or isinstance(message, ActorReady)
+            running.loaded = running.loaded or (isinstance(message, ModelState) and message.state == "ready")
             if not isinstance(message, Heartbeat):
                 running.last_output = running.last_seen
                 self._publish(message)
@@ -262,7 +267,7 @@ class Supervisor:
 
     def _idle(self, running: _Running, now: float) -> bool:
         limit = running.spec.idle_evict_s
-        return (limit is not None and not self._speaking
+        return (limit is not None and running.loaded and not self._speaking
                 and now - max(self._last_speech, running.last_output) > limit)
 
     def _evict_check_s(self) -> float:

@@ -4,7 +4,6 @@ arrives in the PCM rings, through real capture actor processes, both sources at 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 
 import numpy as np
 

@@ -1,6 +1,5 @@
 """Every message survives the wire, and the pipe transport works from asyncio (uvloop)."""
 
-import asyncio
 import multiprocessing as mp
 
 import msgspec

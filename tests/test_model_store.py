@@ -10,15 +10,14 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-import jiwer
 import numpy as np
 import pytest
 import torch
-from whisper.normalizers import EnglishTextNormalizer
 
 from earwig import model_store
 from earwig.actors.capture_files import read_audio
 from earwig.errors import EarwigError
+from speech_text import word_error_rate
 
 EARWIG = [sys.executable, "-m", "earwig"]
 
@@ -46,11 +45,6 @@ SAID = ("The quick brown fox jumps over the lazy dog near the river bank. "
 #: espeak-ng's voice is hard for Whisper: tiny.en and base both measured 0.22 on these two
 #: sentences. A wrongly converted model (a swapped projection, a missed bias) gives ~1.0.
 MAX_WER = 0.35
-
-
-def word_error_rate(reference: str, hypothesis: str) -> float:
-    normalize = EnglishTextNormalizer()
-    return jiwer.wer(normalize(reference), normalize(hypothesis))
 
 
 @pytest.mark.parametrize("model", ["tiny.en", "base"])

@@ -1,0 +1,62 @@
+"""Spoken test material with known text, and how the tests score text against it."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from pathlib import Path
+
+import jiwer
+import numpy as np
+import soundfile
+from whisper.normalizers import EnglishTextNormalizer
+
+from earwig.actors.capture_files import read_audio
+
+RATE = 16000
+_normalize = EnglishTextNormalizer()
+
+
+def words(text: str) -> list[str]:
+    return _normalize(text).split()
+
+
+def word_error_rate(references: list[str] | str, hypotheses: list[str] | str) -> float:
+    """jiwer's WER after Whisper's English normalizer, over all utterances together."""
+    if isinstance(references, str):
+        references, hypotheses = [references], [hypotheses]
+    return jiwer.wer([" ".join(words(r)) for r in references], [" ".join(words(h)) for h in hypotheses])
+
+
+def agreement(committed: str, final: str) -> float:
+    """Share of the committed words that the final text has too, in the same order."""
+    said, kept = words(committed), words(final)
+    if not said:
+        return 1.0
+    matcher = SequenceMatcher(a=said, b=kept, autojunk=False)
+    return sum(block.size for block in matcher.get_matching_blocks()) / len(said)
+
+
+@dataclass
+class Spoken:
+    """A file of sentences with silence between them: its path, texts and utterance audio."""
+
+    path: Path
+    texts: list[str]
+    utterances: list[np.ndarray]
+
+
+def spoken_file(path: Path, texts: list[str], voice: str, gap_s: float = 1.5,
+                lead_s: float = 1.0) -> Spoken:
+    """espeak-ng speech of each text in ``voice``, ``gap_s`` of silence between them."""
+    utterances = []
+    for i, text in enumerate(texts):
+        wav = path.with_name(f"{path.stem}-{i}.wav")
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(wav), text], check=True)
+        utterances.append(read_audio(wav))
+    parts = [np.zeros(int(lead_s * RATE), np.float32)]
+    for audio in utterances:
+        parts += [audio, np.zeros(int(gap_s * RATE), np.float32)]
+    soundfile.write(path, np.concatenate(parts), RATE)
+    return Spoken(path, list(texts), utterances)
