@@ -11,7 +11,6 @@ busy loop, which would starve the Queue's feeder thread of the GIL.
 
 from __future__ import annotations
 
-import asyncio
 import multiprocessing as mp
 import time
 
