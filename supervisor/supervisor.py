@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
-from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Heartbeat, Message, ModelState, Shutdown,
-                             SourceEnded, SpeechEnd, SpeechStart)
+from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Final, Heartbeat, Message,
+                             ModelState, Shutdown, SourceEnded, SpeechEnd, SpeechStart)
 from earwig.shm import Ring, RingSpec, segments
 
 
@@ -82,8 +82,10 @@ class Supervisor:
         self._lasting: dict[tuple[str, str], AnyMessage] = {}
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
-        #: Sources with an utterance in progress, and when speech was last heard.
+        #: Sources with an utterance in progress, utterances ended but without their Final
+        #: yet, and when speech was last heard: a session is idle when all are quiet.
         self._speaking: set[str] = set()
+        self._awaiting_final = 0
         self._last_speech = time.monotonic()
         self._ctx = mp.get_context("spawn")
 
@@ -268,7 +270,11 @@ class Supervisor:
     def _idle(self, running: _Running, now: float) -> bool:
         limit = running.spec.idle_evict_s
         return (limit is not None and running.loaded and not self._speaking
+                and not self._awaiting_final
                 and now - max(self._last_speech, running.last_output) > limit)
+
+    def _evicts_models(self) -> bool:
+        return any(r.spec.idle_evict_s for r in self._actors.values())
 
     def _evict_check_s(self) -> float:
         limits = [r.spec.idle_evict_s for r in self._actors.values() if r.spec.idle_evict_s]
@@ -295,6 +301,8 @@ class Supervisor:
         if isinstance(message, (SpeechStart, SpeechEnd)):
             self._last_speech = time.monotonic()
             (self._speaking.add if isinstance(message, SpeechStart) else self._speaking.discard)(message.source)
+        if isinstance(message, (SpeechEnd, Final)) and self._evicts_models():
+            self._awaiting_final = max(0, self._awaiting_final + (1 if isinstance(message, SpeechEnd) else -1))
         for running in self._actors.values():
             if running is sender or kind not in running.spec.listens:
                 continue

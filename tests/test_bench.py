@@ -23,3 +23,15 @@ def test_mel_benchmark_prints_ratios_against_the_naive_window():
     assert "x less" in incremental
     live = next(line for line in lines if line.startswith("mel "))
     assert live.split()[1].replace(".", "").isdigit()
+
+
+def test_latency_benchmark_prints_both_latencies_against_whisper_transcribe():
+    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "latency", "--quick"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()}
+    onset, end = rows["(a) onset -> first Partial"], rows["(b) end of speech -> Final"]
+    assert float(onset[5]) > 0 and float(end[6]) > 0  # p50 of each
+    assert end[-3].endswith("x")  # the ratio to the baseline, measured in the same run
+    for stage in ("before load", "after load", "after eviction"):
+        assert rows[stage][-1].isdigit()

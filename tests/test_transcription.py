@@ -129,13 +129,14 @@ def test_two_voices_at_once_each_get_their_own_partials_and_finals(spoken):
 
 
 def _check_partials(seen: list, source: str, finals: list[Final]) -> None:
-    """Committed text only grows within an utterance, and ends up agreeing with the Final.
-    Every utterance that went on for a while after the preview model was loaded (lazily,
-    at the first speech) has partial text."""
+    """Committed text only grows within an utterance, and ends up agreeing with the Final
+    (over the source's utterances: tiny.en and base disagree on a word or two of some
+    espeak-ng sentences). Every utterance that went on for a while after the preview model
+    was loaded (lazily, at the first speech) has partial text."""
     ready = next(i for i, m in enumerate(seen) if isinstance(m, ModelState)
                  and m.role == "preview" and m.state == "ready")
     heard_by_then = max(m.end for m in seen[:ready] if isinstance(m, Level) and m.source == source)
-    agreed = 0
+    committed_words = agreed_words = 0.0
     for final in finals:
         partials = [m for m in seen if isinstance(m, Partial) and m.source == source
                     and m.start == final.start]
@@ -145,10 +146,10 @@ def _check_partials(seen: list, source: str, finals: list[Final]) -> None:
         committed = [p.committed.split() for p in partials]
         for before, after in zip(committed, committed[1:]):
             assert after[:len(before)] == before, (before, after)  # never taken back
-        if committed[-1]:
-            assert agreement(partials[-1].committed, final.text) > 0.8, (partials[-1], final.text)
-            agreed += 1
-    assert agreed, f"no committed partial text on {source}"
+        committed_words += len(committed[-1])
+        agreed_words += agreement(partials[-1].committed, final.text) * len(committed[-1])
+    assert committed_words, f"no committed partial text on {source}"
+    assert agreed_words / committed_words > 0.8, (source, agreed_words, committed_words)
 
 
 # --- lazy load, eviction ---------------------------------------------------------------------------

@@ -1,0 +1,36 @@
+"""The hallucination rule: Whisper's inventions over non-speech go, what was said stays."""
+
+import pytest
+
+from earwig.actors.final_decode import Segment
+from earwig.actors.final_filter import hallucinated
+
+
+def segment(text: str, no_speech: float = 0.01, logprob: float = -0.3) -> Segment:
+    return Segment(text, 0.0, 1.0, avg_logprob=logprob, no_speech_prob=no_speech, compression_ratio=1.2)
+
+
+@pytest.mark.parametrize("text, no_speech, logprob, why", [
+    (" [BLANK_AUDIO]", 0.01, -0.3, "non-speech mark"),
+    (" (music)", 0.01, -0.3, "non-speech mark"),
+    (" ♪ ♪", 0.01, -0.3, "non-speech mark"),
+    ("   ", 0.01, -0.3, "empty"),
+    (" Thank you.", 0.4, -0.5, "lone phrase"),
+    (" Thanks for watching!", 0.3, -0.5, "lone phrase"),
+    (" We need to talk about the budget.", 0.9, -1.4, "no speech"),
+    (" I'm going to go. I'm going to go. I'm going to go. I'm going to go.", 0.01, -0.3, "repetition"),
+    (" no no no no", 0.01, -0.3, "repetition"),
+])
+def test_inventions_are_dropped_with_their_reason(text, no_speech, logprob, why):
+    assert hallucinated(segment(text, no_speech, logprob)) == why
+
+
+@pytest.mark.parametrize("text, no_speech, logprob", [
+    (" Thank you.", 0.02, -0.2),  # clearly spoken: kept
+    (" We need to talk about the budget.", 0.9, -0.4),  # probable text despite the no-speech token
+    (" We need to talk about the budget.", 0.2, -1.4),  # improbable, but speech was likely
+    (" Ask not what your country can do for you, ask what you can do for your country.", 0.01, -0.3),
+    (" no no no", 0.01, -0.3),  # three in a row is still speech
+])
+def test_what_was_said_is_kept(text, no_speech, logprob):
+    assert hallucinated(segment(text, no_speech, logprob)) == ""
