@@ -38,11 +38,17 @@ def _ffmpeg_decode(path: Path, why: Exception) -> np.ndarray:
     return np.frombuffer(result.stdout, dtype=np.float32).copy()
 
 
-def read_audio(path: str | Path) -> np.ndarray:
-    """The whole file as 16 kHz mono float32."""
+def require_file(path: str | Path) -> Path:
+    """The path, or the error a missing audio file gives wherever it is named."""
     path = Path(path)
     if not path.is_file():
         raise EarwigError(f"audio file {path} not found", "check the path")
+    return path
+
+
+def read_audio(path: str | Path) -> np.ndarray:
+    """The whole file as 16 kHz mono float32."""
+    path = require_file(path)
     try:
         audio, rate = soundfile.read(path, dtype="float32", always_2d=False)
     except (soundfile.LibsndfileError, RuntimeError) as error:

@@ -25,6 +25,7 @@ from earwig.actors.final_filter import hallucinated
 from earwig.actors.mel_frames import HOP
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor
+from earwig.config import SAMPLE_RATE
 from earwig.messages import Final, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart, Stats, Word
 
 #: Utterances transcribed in one encoder batch at most (both sources, and a backlog).
@@ -135,8 +136,8 @@ def _final(utterance: _Utterance, transcript: Transcript) -> Final:
     """The Final of the segments that are not hallucinations; times in samples."""
     origin = utterance.start // HOP * HOP  # the first frame's centre: time 0 of the window
     kept = [segment for segment in transcript.segments if not hallucinated(segment)]
-    words = [Word(text=w["word"], start=origin + round(w["start"] * 16000),
-                  end=origin + round(w["end"] * 16000), probability=float(w["probability"]))
+    words = [Word(text=w["word"], start=origin + round(w["start"] * SAMPLE_RATE),
+                  end=origin + round(w["end"] * SAMPLE_RATE), probability=float(w["probability"]))
              for segment in kept for w in segment.words]
     return Final(source=utterance.source, start=utterance.start, end=utterance.end,
                  text="".join(segment.text for segment in kept).strip(),

@@ -6,7 +6,8 @@ so its decoding choices are kept: temperature fallback on repetitive or improbab
 the no-speech skip, segments split at timestamp tokens, and a continuation window from the
 last timestamp when the model stopped early, conditioned on the text before it.
 
-What differs: the encoder reads the utterance plus 6 s of silence, not a 30 s window; it
+What differs: the encoder reads the utterance plus 6 s of silence, not a 30 s window
+(``model_session.PAD_FRAMES``); it
 runs once for the whole batch, and its output is reused for every fallback and for the
 word alignment (whisper's ``find_alignment`` would run the encoder again). Word times come
 from the same cross-attention DTW as whisper's.
@@ -25,19 +26,16 @@ from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from earwig.actors.mel_frames import HOP
 from earwig.actors.model_session import ModelSession
+from earwig.config import SAMPLE_RATE
 
 #: ``transcribe``'s defaults, so the kept text equals what whisper itself would write.
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 COMPRESSION_RATIO_LIMIT = 2.4
 LOGPROB_LIMIT = -1.0
 NO_SPEECH_LIMIT = 0.6
-#: Silence after the speech in the encoder's window (6 s) instead of padding every window
-#: to 30 s: a 4 s utterance costs the encoder a third. Measured on ten espeak-ng sentences
-#: with base: 1 s of silence cost 2.7 WER points against ``transcribe``, 3 s 1.8, 6 s none.
-PAD_FRAMES = 600
 #: Audio positions per timestamp token: 2 frames (20 ms).
 FRAMES_PER_TOKEN = N_FRAMES // 1500
-SECONDS_PER_TOKEN = FRAMES_PER_TOKEN * HOP / 16000
+SECONDS_PER_TOKEN = FRAMES_PER_TOKEN * HOP / SAMPLE_RATE
 
 
 @dataclass
@@ -67,7 +65,7 @@ def transcribe(session: ModelSession, utterances: list[np.ndarray]) -> list[Tran
                               language=session.language, task=session.params.task)
     prompt = tokenizer.encode(" " + session.params.initial_prompt.strip()) \
         if session.params.initial_prompt.strip() else []
-    features = session.encode(utterances, pad_frames=PAD_FRAMES)
+    features = session.encode(utterances)
     first = _decode(session, features, prompt, TEMPERATURES[0])
     return [_utterance(session, tokenizer, prompt, frames, features[i:i + 1], first[i])
             for i, frames in enumerate(utterances)]
@@ -92,7 +90,7 @@ def _utterance(session: ModelSession, tokenizer: Tokenizer, prompt: list[int], f
         seek += advance
         if seek >= len(frames) or advance <= 0:
             break
-        features = session.encode([frames[seek:]], pad_frames=PAD_FRAMES)
+        features = session.encode([frames[seek:]])
         result = _decode(session, features, prompt + said, TEMPERATURES[0])[0]
     return Transcript(language, segments)
 
@@ -139,7 +137,7 @@ def _split(tokenizer: Tokenizer, result: DecodingResult, seek: int,
     """
     tokens = result.tokens
     is_time = [t >= tokenizer.timestamp_begin for t in tokens]
-    offset = seek * HOP / 16000
+    offset = seek * HOP / SAMPLE_RATE
 
     def at(token: int) -> float:
         return offset + (token - tokenizer.timestamp_begin) * SECONDS_PER_TOKEN
@@ -153,7 +151,7 @@ def _split(tokenizer: Tokenizer, result: DecodingResult, seek: int,
     cuts = [i for i in range(1, len(tokens)) if is_time[i] and is_time[i - 1]]
     if not cuts:
         stamps = [t for t, timed in zip(tokens, is_time) if timed]
-        duration = size * HOP / 16000
+        duration = size * HOP / SAMPLE_RATE
         if stamps and stamps[-1] != tokenizer.timestamp_begin:
             duration = (stamps[-1] - tokenizer.timestamp_begin) * SECONDS_PER_TOKEN
         return [segment(tokens, offset, offset + duration)], size

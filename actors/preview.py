@@ -4,7 +4,8 @@ receive  SpeechStart / SpeechEnd: which sources have an utterance in progress (t
          SpeechStart loads the model); SpeechPause / SpeechResume: rest during a pause,
          leaving the cores to the final pass that starts then
 compute  every ``interval_s``, the utterance so far of every active source, from its mel
-         ring, in one encoder batch over the audio there is (not a padded 30 s window);
+         ring, in one encoder batch over the audio there is plus 6 s of silence (not a
+         padded 30 s window);
          greedy decoding without timestamps or fallback; LocalAgreement-2 per utterance
          (``preview_agreement``)
 publish  Partial: ``committed`` text (never taken back within the utterance) and
@@ -28,16 +29,13 @@ from earwig.actors.mel_frames import HOP
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.preview_agreement import LocalAgreement
 from earwig.actors.runtime import Actor
+from earwig.config import SAMPLE_RATE
 from earwig.messages import Partial, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart, Stats
 
 #: Tokens decoded per second of audio at most: fast speech is ~4 tokens/s, so a
 #: hallucination loop stops early instead of costing 224 decoder steps.
 TOKENS_PER_SECOND = 8
 MIN_TOKENS = 4
-#: Silence after the speech in the encoder's window: 6 s, not whisper's 30 s padding, so a
-#: 3 s utterance costs the encoder a third. With 1 s, tiny.en's committed text agreed with
-#: the Final on less than half the words of some espeak-ng sentences.
-PAD_FRAMES = 600
 #: Whisper's text of less than a second of speech is mostly guesses ("with", "quick
 #: quick quick"): shown as tentative, never committed.
 COMMIT_FROM_S = 1.0
@@ -56,7 +54,7 @@ class _Utterance:
     def wants_preview(self, published: int) -> bool:
         """New speech since the last preview (a pause adds none once read up to it)."""
         upto = published if self.paused_at is None else min(published, self.paused_at)
-        return upto - self.previewed_to >= MIN_NEW_S * 16000
+        return upto - self.previewed_to >= MIN_NEW_S * SAMPLE_RATE
 
 
 async def main(actor: Actor) -> None:
@@ -124,7 +122,7 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
         if open_utterances.get(source) is not utterance:
             continue  # it ended while we read it; its Final is coming
         utterance.previewed_to = utterance.start // HOP * HOP + len(window) * HOP
-        if len(window) * HOP >= COMMIT_FROM_S * 16000:
+        if len(window) * HOP >= COMMIT_FROM_S * SAMPLE_RATE:
             committed, tentative = utterance.agreement.update(text)
         else:
             committed, tentative = "", text
@@ -136,8 +134,8 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
 
 def _hypotheses(session: ModelSession, windows: list[np.ndarray]) -> list[str]:
     """Greedy text of each window: one encoder batch, one decoder batch."""
-    features = session.encode(windows, pad_frames=PAD_FRAMES)
-    longest_s = max(len(w) for w in windows) * HOP / 16000
+    features = session.encode(windows)
+    longest_s = max(len(w) for w in windows) * HOP / SAMPLE_RATE
     options = DecodingOptions(language=session.language, task=session.params.task,
                               without_timestamps=True, temperature=0.0,
                               sample_len=min(224, MIN_TOKENS + int(TOKENS_PER_SECOND * longest_s)))

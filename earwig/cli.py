@@ -193,12 +193,12 @@ def _transcription_config(args: argparse.Namespace) -> config_module.Config:
 
 
 async def _transcribe(args: argparse.Namespace) -> int:
+    from earwig.actors.capture_files import require_file
     from earwig.supervisor.file_run import transcribe_file
 
     config = _transcription_config(args)
     for path in args.files:
-        if not Path(path).is_file():
-            raise EarwigError(f"audio file {path} not found", "check the path")
+        require_file(path)  # every file checked before the first one is transcribed
     for index, path in enumerate(args.files):
         if len(args.files) > 1 and not args.json:
             print(f"{chr(10) if index else ''}==> {path} <==", flush=True)

@@ -95,8 +95,8 @@ def listen_plan(config: Config, prefix: str) -> Plan:
     return Plan(rings, [*plan.actors, mel], plan.sources)
 
 
-#: The preview's CPU threads: one, so the final pass (all cores) is not slowed by it
-#: when it starts during the end-of-speech hangover, while previews still run.
+#: The preview's CPU threads: one, so a preview still running when the final pass starts
+#: (at the VAD's pause) leaves it the other cores.
 PREVIEW_THREADS = 1
 #: Speech events the model actors listen to (a pause: the final pass starts early, the
 #: preview rests until speech resumes).
