@@ -2,7 +2,8 @@
 
 receive  SpeechStart (the first one loads the model), SpeechPause (the VAD's hangover
          began: transcribe early, speculatively), SpeechResume (it was only a pause: drop
-         the guess), SpeechEnd (the utterance is confirmed)
+         the guess), SpeechEnd (the utterance is confirmed), Partial (the preview's text:
+         the draft the decoder checks, ``final_draft``)
 compute  ``final_decode.transcribe`` over every pending utterance of both sources at once
          (one encoder batch), then the hallucination filter (``final_filter``)
 publish  exactly one Final per SpeechEnd, in order (empty text when nothing survived the
@@ -26,7 +27,8 @@ from earwig.actors.mel_frames import HOP
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
-from earwig.messages import Final, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart, Stats, Word
+from earwig.messages import (Final, Partial, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart,
+                             Stats, Word)
 
 #: Utterances transcribed in one encoder batch at most (both sources, and a backlog).
 MAX_BATCH = 4
@@ -47,9 +49,15 @@ class _Pending:
         self.confirmed: deque[_Utterance] = deque()
         self.speculative: dict[Source, _Utterance] = {}
         self.results: dict[_Utterance, Final] = {}
+        #: The preview's latest text of each utterance in progress, by (source, start).
+        self.drafts: dict[tuple[Source, int], str] = {}
         self.changed = asyncio.Event()
         self.model_needed = False
-        self.counters = {"finals": 0.0, "speculative_used": 0.0, "transcribe_s": 0.0}
+        self.counters = {"finals": 0.0, "speculative_used": 0.0, "transcribe_s": 0.0,
+                         "decoder_passes": 0.0, "tokens": 0.0}
+
+    def draft(self, utterance: _Utterance) -> str:
+        return self.drafts.get((utterance.source, utterance.start), "")
 
     def forget_other_guesses(self, source: Source, keep: _Utterance | None) -> None:
         for utterance in [u for u in self.results if u.source == source and u != keep
@@ -75,8 +83,12 @@ async def main(actor: Actor) -> None:
 async def _receive(actor: Actor, pending: _Pending) -> None:
     while True:
         message = await actor.control.get()
+        if isinstance(message, Partial):
+            pending.drafts[message.source, message.start] = f"{message.committed} {message.tentative}"
+            continue
         if isinstance(message, SpeechStart):
             pending.model_needed = True
+            pending.drafts = {key: text for key, text in pending.drafts.items() if key[0] != message.source}
         elif isinstance(message, SpeechPause):
             guess = _Utterance(message.source, message.start, message.end)
             pending.speculative[message.source] = guess
@@ -116,10 +128,12 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
             continue
         frames = [await session.frames(u.source, u.start, u.end) for u in batch]
         started = time.monotonic()
-        transcripts = await asyncio.to_thread(transcribe, session, frames)
+        transcripts = await asyncio.to_thread(transcribe, session, frames, [pending.draft(u) for u in batch])
         pending.counters["transcribe_s"] += time.monotonic() - started
         for utterance, transcript in zip(batch, transcripts):
             pending.results[utterance] = _final(utterance, transcript)
+            pending.counters["decoder_passes"] += transcript.decoder_passes
+            pending.counters["tokens"] += transcript.decoded_tokens
         pending.changed.set()
 
 

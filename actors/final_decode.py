@@ -7,10 +7,11 @@ the no-speech skip, segments split at timestamp tokens, and a continuation windo
 last timestamp when the model stopped early, conditioned on the text before it.
 
 What differs: the encoder reads the utterance plus 6 s of silence, not a 30 s window
-(``model_session.PAD_FRAMES``); it
-runs once for the whole batch, and its output is reused for every fallback and for the
-word alignment (whisper's ``find_alignment`` would run the encoder again). Word times come
-from the same cross-attention DTW as whisper's.
+(``model_session.PAD_FRAMES``); it runs once for the whole batch, and its output is reused
+for every fallback and for the word alignment (whisper's ``find_alignment`` would run the
+encoder again). The greedy pass checks the preview's text as a draft (``final_draft``),
+several tokens a decoder pass, and keeps only the final model's own choices. Word times
+come from the same cross-attention DTW as whisper's.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from whisper.decoding import DecodingOptions, DecodingResult
 from whisper.timing import add_word_timestamps, dtw
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
+from earwig.actors.final_draft import greedy_with_draft
 from earwig.actors.mel_frames import HOP
 from earwig.actors.model_session import ModelSession
 from earwig.config import SAMPLE_RATE
@@ -55,10 +57,16 @@ class Segment:
 class Transcript:
     language: str
     segments: list[Segment]
+    #: Tokens decoded (fallbacks included) and the decoder passes they took (whisper's
+    #: decoding: one a token; with a draft, fewer).
+    decoded_tokens: int = 0
+    decoder_passes: int = 0
 
 
-def transcribe(session: ModelSession, utterances: list[np.ndarray]) -> list[Transcript]:
-    """Each utterance's frames (at most ~30 s) in, its segments with word times out."""
+def transcribe(session: ModelSession, utterances: list[np.ndarray],
+               drafts: list[str] | None = None) -> list[Transcript]:
+    """Each utterance's frames (at most ~30 s) in, its segments with word times out.
+    ``drafts``: the preview's text of each utterance, if any (``final_draft``)."""
     model = session.model
     assert model is not None
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
@@ -66,52 +74,65 @@ def transcribe(session: ModelSession, utterances: list[np.ndarray]) -> list[Tran
     prompt = tokenizer.encode(" " + session.params.initial_prompt.strip()) \
         if session.params.initial_prompt.strip() else []
     features = session.encode(utterances)
-    first = _decode(session, features, prompt, TEMPERATURES[0])
-    return [_utterance(session, tokenizer, prompt, frames, features[i:i + 1], first[i])
-            for i, frames in enumerate(utterances)]
+    drafts = drafts or [""] * len(utterances)
+    transcripts = [Transcript("", []) for _ in utterances]
+    first = _decode(session, features, prompt, TEMPERATURES[0], drafts, transcripts)
+    for i, frames in enumerate(utterances):
+        _utterance(session, tokenizer, prompt, frames, features[i:i + 1], first[i], transcripts[i])
+    return transcripts
 
 
 def _utterance(session: ModelSession, tokenizer: Tokenizer, prompt: list[int], frames: np.ndarray,
-               features: torch.Tensor, result: DecodingResult) -> Transcript:
+               features: torch.Tensor, result: DecodingResult, transcript: Transcript) -> None:
     """``transcribe``'s seek loop over one utterance; its first window is already decoded."""
-    segments: list[Segment] = []
+    segments = transcript.segments
     said: list[int] = []
     seek, last_speech = 0, 0.0
-    language = result.language
+    transcript.language = result.language
     while True:
         size = min(N_FRAMES, len(frames) - seek)
-        result = _with_fallback(session, features, prompt + said, result)
+        result = _with_fallback(session, features, prompt + said, result, transcript)
         if _is_silence(result):
             break
         window, advance = _split(tokenizer, result, seek, size)
         last_speech = _align_words(session, tokenizer, features, window, seek, size, last_speech)
-        segments += [segment for segment, _ in window]
+        segments.extend(segment for segment, _ in window)
         said += [t for _, tokens in window for t in tokens if t < tokenizer.eot]
         seek += advance
         if seek >= len(frames) or advance <= 0:
             break
         features = session.encode([frames[seek:]])
-        result = _decode(session, features, prompt + said, TEMPERATURES[0])[0]
-    return Transcript(language, segments)
+        result = _decode(session, features, prompt + said, TEMPERATURES[0], [""], [transcript])[0]
 
 
 # --- decoding ---------------------------------------------------------------------------------
 
 
-def _decode(session: ModelSession, features: torch.Tensor, prompt: list[int],
-            temperature: float) -> list[DecodingResult]:
+def _decode(session: ModelSession, features: torch.Tensor, prompt: list[int], temperature: float,
+            drafts: list[str], transcripts: list[Transcript]) -> list[DecodingResult]:
+    """Greedy with the drafts where the language is known; else whisper's own decoding
+    (sampling, language detection), all windows in one batch."""
     options = DecodingOptions(task=session.params.task, language=session.language,
                               temperature=temperature, prompt=prompt or None)
-    return session.decode(features, options)
+    if temperature > 0 or session.language is None:
+        results = session.decode(features, options)
+        passes = [len(result.tokens) + 1 for result in results]
+    else:
+        results, passes = zip(*(greedy_with_draft(session.model, features[i:i + 1], options, draft)
+                                for i, draft in enumerate(drafts)))
+    for transcript, result, taken in zip(transcripts, results, passes):
+        transcript.decoded_tokens += len(result.tokens) + 1
+        transcript.decoder_passes += taken
+    return list(results)
 
 
 def _with_fallback(session: ModelSession, features: torch.Tensor, prompt: list[int],
-                   result: DecodingResult) -> DecodingResult:
+                   result: DecodingResult, transcript: Transcript) -> DecodingResult:
     """Decode again, hotter, while the output is too repetitive or improbable (not silence)."""
     for temperature in TEMPERATURES[1:]:
         if not _needs_fallback(result):
             break
-        result = _decode(session, features, prompt, temperature)[0]
+        result = _decode(session, features, prompt, temperature, [""], [transcript])[0]
     return result
 
 

@@ -7,7 +7,8 @@ compute  every ``interval_s``, the utterance so far of every active source, from
          ring, in one encoder batch over the audio there is plus 6 s of silence (not a
          padded 30 s window);
          greedy decoding without timestamps or fallback; LocalAgreement-2 per utterance
-         (``preview_agreement``)
+         (``preview_agreement``), and the whole text committed once a run has read up to
+         a pause
 publish  Partial: ``committed`` text (never taken back within the utterance) and
          ``tentative`` text
 
@@ -52,9 +53,15 @@ class _Utterance:
     paused_at: int | None = None
 
     def wants_preview(self, published: int) -> bool:
-        """New speech since the last preview (a pause adds none once read up to it)."""
-        upto = published if self.paused_at is None else min(published, self.paused_at)
-        return upto - self.previewed_to >= MIN_NEW_S * SAMPLE_RATE
+        """New speech since the last preview (a pause adds none once read up to it; before
+        that, any speech the last run missed is worth a run that commits it all)."""
+        if self.paused_at is not None:
+            return min(published, self.paused_at) > self.previewed_to
+        return published - self.previewed_to >= MIN_NEW_S * SAMPLE_RATE
+
+    def read_to_pause(self) -> bool:
+        """The last preview read all the speech there is: the speaker paused before it."""
+        return self.paused_at is not None and self.previewed_to >= self.paused_at
 
 
 async def main(actor: Actor) -> None:
@@ -123,7 +130,8 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
             continue  # it ended while we read it; its Final is coming
         utterance.previewed_to = utterance.start // HOP * HOP + len(window) * HOP
         if len(window) * HOP >= COMMIT_FROM_S * SAMPLE_RATE:
-            committed, tentative = utterance.agreement.update(text)
+            committed, tentative = (utterance.agreement.finish if utterance.read_to_pause()
+                                    else utterance.agreement.update)(text)
         else:
             committed, tentative = "", text
         actor.publish(Partial(source=source, start=utterance.start, end=utterance.previewed_to,

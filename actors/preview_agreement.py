@@ -7,6 +7,10 @@ System", 2023) commits the longest common prefix of the last n hypotheses; with 
 word is committed once two consecutive runs agree on it and on everything before it.
 Committed words are never taken back within the utterance; the rest is tentative.
 
+When the speaker pauses, the audio of the utterance is complete: its hypothesis over all of
+it is committed whole (``finish``), as whisper_streaming's ``finish`` flushes its buffer at
+the end of the stream, instead of waiting for a second run that would only repeat it.
+
 Words are compared without case and punctuation, so "bank" and "bank." agree; the
 committed text keeps the spelling it had when it was committed.
 """
@@ -37,6 +41,14 @@ class LocalAgreement:
             if _key(before) != _key(now):
                 break
             agreed += 1
+        return self._commit(words, agreed)
+
+    def finish(self, hypothesis: str) -> tuple[str, str]:
+        """Like ``update``, for a hypothesis over the whole utterance: all of it is committed."""
+        words = hypothesis.split()
+        return self._commit(words, len(words))
+
+    def _commit(self, words: list[str], agreed: int) -> tuple[str, str]:
         extends_committed = all(_key(a) == _key(b) for a, b in zip(self.committed, words))
         if agreed > len(self.committed) and extends_committed:
             self.committed += words[len(self.committed):agreed]

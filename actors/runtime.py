@@ -43,6 +43,9 @@ class ActorSpec:
     #: A model actor: ended after this many seconds without speech (freeing its memory)
     #: and started again by the next SpeechStart. None: runs for the whole session.
     idle_evict_s: float | None = None
+    #: Added to the process's nice value: a best-effort actor (the preview) yields the CPU
+    #: to the others when they want it, and has it all when they do not.
+    niceness: int = 0
 
 
 class Actor:
@@ -99,6 +102,8 @@ def run_actor(spec: ActorSpec, conn: Connection) -> None:
     """Process entry point (spawn target)."""
     # Ctrl-C reaches the whole process group; the supervisor decides how actors stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if spec.niceness:
+        os.nice(spec.niceness)
     try:
         import uvloop
     except ImportError:  # Windows: the default loop

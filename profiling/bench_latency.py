@@ -54,6 +54,9 @@ class Utterance:
     end: int
     first_partial_s: float | None = None
     final_s: float | None = None
+    #: When the VAD called the speech ended (SpeechEnd): the part of ``final_s`` spent
+    #: waiting out the hangover, not transcribing.
+    speech_end_s: float | None = None
 
 
 @dataclass
@@ -135,6 +138,8 @@ async def live(path: Path, utterances: list[Utterance]) -> Live:
                     u.final_s = (now - captured_ns(u.end)) / 1e9
             elif isinstance(message, SpeechEnd):
                 ends += 1
+                for u in ending(message.start, message.end):
+                    u.speech_end_s = (now - captured_ns(u.end)) / 1e9
             elif isinstance(message, SourceEnded):
                 ended = True
             elif isinstance(message, ModelState) and message.state == "ready":
@@ -172,13 +177,16 @@ def run(quick: bool = False) -> str:
     timed = utterances[1:]  # the first one waited for the models to load
     onset = [u.first_partial_s for u in timed if u.first_partial_s is not None]
     end = [u.final_s for u in timed if u.final_s is not None]
+    vad = [u.speech_end_s for u in timed if u.speech_end_s is not None]
     models = ModelsConfig()
     final_name, preview_name = final_model(models.final), preview_model(models)
     base = baseline(final_name, timed)
     rows = [("(a) onset -> first Partial", f"{_p(onset, 50):.2f}", f"{_p(onset, 95):.2f}", "", "",
              "<= 1 s"),
             ("(b) end of speech -> Final", f"{_p(end, 50):.2f}", f"{_p(end, 95):.2f}",
-             f"{_p(base, 50):.2f}", f"{_p(end, 50) / _p(base, 50):.2f}x", "<= 0.5x")]
+             f"{_p(base, 50):.2f}", f"{_p(end, 50) / _p(base, 50):.2f}x", "<= 0.5x"),
+            ("    of which: end of speech -> SpeechEnd (VAD)", f"{_p(vad, 50):.2f}", f"{_p(vad, 95):.2f}",
+             "", "", "")]
     lines = [f"latency: {len(timed)} utterances replayed in real time ({len(onset)} with a Partial), "
              f"preview {preview_name}, final {final_name}, {torch.get_num_threads()} threads, "
              f"{psutil.cpu_count()} cores; seconds from capture of the sample; baseline: "

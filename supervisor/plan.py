@@ -98,10 +98,14 @@ def listen_plan(config: Config, prefix: str) -> Plan:
 #: The preview's CPU threads: one, so a preview still running when the final pass starts
 #: (at the VAD's pause) leaves it the other cores.
 PREVIEW_THREADS = 1
+#: The preview is best-effort: a final pass that shared the cores with it took twice as
+#: long (base, 2 cores: 0.58 s alone, 1.25 s beside a busy one-thread process). At nice
+#: 10 the kernel gives the final pass the cores whenever it runs.
+PREVIEW_NICENESS = 10
 #: Speech events the model actors listen to (a pause: the final pass starts early, the
-#: preview rests until speech resumes).
-MODEL_LISTENS = {role: frozenset({"SpeechStart", "SpeechPause", "SpeechResume", "SpeechEnd"})
-                 for role in ("preview", "final")}
+#: preview rests until speech resumes); the final model checks the preview's text too.
+_SPEECH = frozenset({"SpeechStart", "SpeechPause", "SpeechResume", "SpeechEnd"})
+MODEL_LISTENS = {"preview": _SPEECH, "final": _SPEECH | {"Partial"}}
 
 
 def transcription_plan(config: Config, prefix: str,
@@ -125,7 +129,8 @@ def transcription_plan(config: Config, prefix: str,
                              interval_s=models.preview_interval_ms / 1000,
                              threads=PREVIEW_THREADS if role == "preview" else 0)
         actors.append(ActorSpec(role, f"earwig.actors.{role}", params, listens=MODEL_LISTENS[role],
-                                idle_evict_s=models.idle_evict_s))
+                                idle_evict_s=models.idle_evict_s,
+                                niceness=PREVIEW_NICENESS if role == "preview" else 0))
     return Plan(plan.rings, actors, plan.sources)
 
 

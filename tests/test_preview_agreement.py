@@ -32,6 +32,19 @@ def test_a_hypothesis_that_rewrites_committed_words_does_not_retract_them():
     assert agreement.committed == ["ask", "not", "what"]
 
 
+def test_a_pause_commits_the_whole_hypothesis_unless_it_rewrote_committed_words():
+    agreement = LocalAgreement()
+    agreement.update("ask not what")
+    agreement.update("ask not what your")
+    assert agreement.finish("ask not what your country can do") == ("ask not what your country can do", "")
+    assert agreement.update("ask not what your country can do for you") == (
+        "ask not what your country can do", "for you")
+    rewritten = LocalAgreement()
+    rewritten.update("ask not")
+    rewritten.update("ask not what")
+    assert rewritten.finish("asked what you") == ("ask not", "you")
+
+
 VOCABULARY = st.sampled_from(["ask", "not", "what", "your", "country", "can", "do", "for", "you"])
 
 
@@ -39,7 +52,8 @@ VOCABULARY = st.sampled_from(["ask", "not", "what", "your", "country", "can", "d
 def test_committed_text_only_ever_grows(hypotheses):
     agreement = LocalAgreement()
     before = ""
-    for words in hypotheses:
-        committed, tentative = agreement.update(" ".join(words))
+    for i, words in enumerate(hypotheses):
+        step = agreement.finish if i % 3 == 2 else agreement.update
+        committed, tentative = step(" ".join(words))
         assert committed.startswith(before)
         before = committed
