@@ -11,17 +11,21 @@ publish  exactly one Final per SpeechEnd, in order (empty text when nothing surv
 
 Why speculate: the VAD waits ``min_silence_ms`` (500 ms) before it calls speech ended. The
 final pass starts when that wait begins; when the SpeechEnd with the same start and end
-arrives, the text is ready or nearly so. If speech resumed, the early result is dropped.
+arrives, the text is ready or nearly so. If speech resumed, the early result is dropped,
+and a guess still being transcribed is abandoned at its next decoder pass, so that the
+cores go to the next pause's guess (natural speech pauses often, briefly, mid-sentence).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 
 from earwig.actors.final_decode import Transcript, compile_alignment, transcribe
+from earwig.actors.final_draft import Abandoned
 from earwig.actors.final_filter import hallucinated
 from earwig.actors.mel_frames import HOP
 from earwig.actors.model_session import ModelParams, ModelSession
@@ -51,10 +55,14 @@ class _Pending:
         self.results: dict[_Utterance, Final] = {}
         #: The preview's latest text of each utterance in progress, by (source, start).
         self.drafts: dict[tuple[Source, int], str] = {}
+        #: The guesses being transcribed now, and the flag that abandons them once speech
+        #: resumed in all of them (read by the transcribing thread between decoder passes).
+        self.guessing: set[_Utterance] = set()
+        self.abandon = threading.Event()
         self.changed = asyncio.Event()
         self.model_needed = False
-        self.counters = {"finals": 0.0, "speculative_used": 0.0, "transcribe_s": 0.0,
-                         "decoder_passes": 0.0, "tokens": 0.0}
+        self.counters = {"finals": 0.0, "speculative_used": 0.0, "speculative_abandoned": 0.0,
+                         "transcribe_s": 0.0, "decoder_passes": 0.0, "tokens": 0.0}
 
     def draft(self, utterance: _Utterance) -> str:
         return self.drafts.get((utterance.source, utterance.start), "")
@@ -96,6 +104,10 @@ async def _receive(actor: Actor, pending: _Pending) -> None:
         elif isinstance(message, SpeechResume):
             pending.speculative.pop(message.source, None)
             pending.forget_other_guesses(message.source, None)
+            if pending.guessing:
+                pending.guessing = {u for u in pending.guessing if u.source != message.source}
+                if not pending.guessing:
+                    pending.abandon.set()
         elif isinstance(message, SpeechEnd):
             utterance = _Utterance(message.source, message.start, message.end)
             pending.speculative.pop(message.source, None)
@@ -124,12 +136,21 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
         if not batch and not actor.stopping.is_set():
             batch = list(pending.speculative.values())
             pending.speculative.clear()
+            pending.guessing = set(batch)
         if not batch:
             continue
         frames = [await session.frames(u.source, u.start, u.end) for u in batch]
         started = time.monotonic()
-        transcripts = await asyncio.to_thread(transcribe, session, frames, [pending.draft(u) for u in batch])
-        pending.counters["transcribe_s"] += time.monotonic() - started
+        pending.abandon.clear()
+        try:
+            transcripts = await asyncio.to_thread(transcribe, session, frames, [pending.draft(u) for u in batch],
+                                                  pending.abandon.is_set)
+        except Abandoned:
+            pending.counters["speculative_abandoned"] += 1
+            continue
+        finally:
+            pending.guessing = set()
+            pending.counters["transcribe_s"] += time.monotonic() - started
         for utterance, transcript in zip(batch, transcripts):
             pending.results[utterance] = _final(utterance, transcript)
             pending.counters["decoder_passes"] += transcript.decoder_passes

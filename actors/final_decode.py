@@ -16,6 +16,7 @@ come from the same cross-attention DTW as whisper's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,10 +64,11 @@ class Transcript:
     decoder_passes: int = 0
 
 
-def transcribe(session: ModelSession, utterances: list[np.ndarray],
-               drafts: list[str] | None = None) -> list[Transcript]:
+def transcribe(session: ModelSession, utterances: list[np.ndarray], drafts: list[str] | None = None,
+               abandoned: Callable[[], bool] = lambda: False) -> list[Transcript]:
     """Each utterance's frames (at most ~30 s) in, its segments with word times out.
-    ``drafts``: the preview's text of each utterance, if any (``final_draft``)."""
+    ``drafts``: the preview's text of each utterance, if any (``final_draft``); raises
+    ``Abandoned`` at the first decoder pass after ``abandoned()`` turns true."""
     model = session.model
     assert model is not None
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
@@ -76,7 +78,7 @@ def transcribe(session: ModelSession, utterances: list[np.ndarray],
     features = session.encode(utterances)
     drafts = drafts or [""] * len(utterances)
     transcripts = [Transcript("", []) for _ in utterances]
-    first = _decode(session, features, prompt, TEMPERATURES[0], drafts, transcripts)
+    first = _decode(session, features, prompt, TEMPERATURES[0], drafts, transcripts, abandoned)
     for i, frames in enumerate(utterances):
         _utterance(session, tokenizer, prompt, frames, features[i:i + 1], first[i], transcripts[i])
     return transcripts
@@ -109,7 +111,8 @@ def _utterance(session: ModelSession, tokenizer: Tokenizer, prompt: list[int], f
 
 
 def _decode(session: ModelSession, features: torch.Tensor, prompt: list[int], temperature: float,
-            drafts: list[str], transcripts: list[Transcript]) -> list[DecodingResult]:
+            drafts: list[str], transcripts: list[Transcript],
+            abandoned: Callable[[], bool] = lambda: False) -> list[DecodingResult]:
     """Greedy with the drafts where the language is known; else whisper's own decoding
     (sampling, language detection), all windows in one batch."""
     options = DecodingOptions(task=session.params.task, language=session.language,
@@ -118,7 +121,7 @@ def _decode(session: ModelSession, features: torch.Tensor, prompt: list[int], te
         results = session.decode(features, options)
         passes = [len(result.tokens) + 1 for result in results]
     else:
-        results, passes = zip(*(greedy_with_draft(session.model, features[i:i + 1], options, draft)
+        results, passes = zip(*(greedy_with_draft(session.model, features[i:i + 1], options, draft, abandoned)
                                 for i, draft in enumerate(drafts)))
     for transcript, result, taken in zip(transcripts, results, passes):
         transcript.decoded_tokens += len(result.tokens) + 1

@@ -17,6 +17,7 @@ attention mask is only right when all tokens, or only one, are new.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -98,8 +99,12 @@ def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int,
     return out.permute(0, 2, 1, 3).flatten(start_dim=2)
 
 
-def greedy_with_draft(model: Whisper, features: torch.Tensor, options: DecodingOptions,
-                      draft: str) -> tuple[DecodingResult, int]:
+class Abandoned(Exception):
+    """The caller no longer wants this decoding (speech resumed after a speculative start)."""
+
+
+def greedy_with_draft(model: Whisper, features: torch.Tensor, options: DecodingOptions, draft: str,
+                      abandoned: Callable[[], bool] = lambda: False) -> tuple[DecodingResult, int]:
     """whisper's greedy decoding (temperature 0, a known language) of one window's
     ``features`` ``(1, n_audio_ctx, n_state)``; also returns the decoder passes it took.
 
@@ -121,6 +126,8 @@ def greedy_with_draft(model: Whisper, features: torch.Tensor, options: DecodingO
     with torch.inference_mode():
         cache = DecoderCache(model, features)
         while True:
+            if abandoned():
+                raise Abandoned
             hidden = cache.hidden(feed)
             passes += 1
             if no_speech_prob is None:
