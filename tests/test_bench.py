@@ -29,9 +29,12 @@ def test_latency_benchmark_prints_both_latencies_against_whisper_transcribe():
     result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "latency", "--quick"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()}
-    onset, end = rows["(a) onset -> first Partial"], rows["(b) end of speech -> Final"]
-    assert float(onset[5]) > 0 and float(end[6]) > 0  # p50 of each
-    assert end[-3].endswith("x")  # the ratio to the baseline, measured in the same run
+    rows = {line.strip().split("  ")[0]: line.split() for line in result.stdout.splitlines()}
+    onset, end = rows["(a) onset -> first Partial"], rows["(b) end of speech -> Final, vs transcribe() alone"]
+    piped, vad = rows["vs SpeechEnd, then transcribe()"], rows["of which: end of speech -> SpeechEnd (VAD)"]
+    assert float(onset[5]) > 0 and float(end[9]) > 0  # p50 of each
+    assert end[-3].endswith("x") and piped[-3].endswith("x")  # ratios to baselines of the same run
+    assert float(piped[-4]) > float(end[11]) > 0  # that pipeline waits for the VAD, then transcribes
+    assert 0 < float(vad[8]) < float(piped[-4])
     for stage in ("before load", "after load", "after eviction"):
         assert rows[stage][-1].isdigit()
