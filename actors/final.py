@@ -53,7 +53,7 @@ class _Pending:
         self.confirmed: deque[_Utterance] = deque()
         self.speculative: dict[Source, _Utterance] = {}
         self.results: dict[_Utterance, Final] = {}
-        #: The preview's latest text of each utterance in progress, by (source, start).
+        #: The preview's latest text of each utterance not yet published, by (source, start).
         self.drafts: dict[tuple[Source, int], str] = {}
         #: The guesses being transcribed now, and the flag that abandons them once speech
         #: resumed in all of them (read by the transcribing thread between decoder passes).
@@ -96,7 +96,6 @@ async def _receive(actor: Actor, pending: _Pending) -> None:
             continue
         if isinstance(message, SpeechStart):
             pending.model_needed = True
-            pending.drafts = {key: text for key, text in pending.drafts.items() if key[0] != message.source}
         elif isinstance(message, SpeechPause):
             guess = _Utterance(message.source, message.start, message.end)
             pending.speculative[message.source] = guess
@@ -185,6 +184,9 @@ def _final(utterance: _Utterance, transcript: Transcript) -> Final:
 def _publish_ready(actor: Actor, pending: _Pending) -> None:
     """Finals whose turn has come: a source's utterances in the order they ended."""
     while pending.confirmed and pending.confirmed[0] in pending.results:
-        actor.publish(pending.results.pop(pending.confirmed.popleft()))
+        done = pending.confirmed.popleft()
+        actor.publish(pending.results.pop(done))
+        pending.drafts = {(source, start): text for (source, start), text in pending.drafts.items()
+                          if source != done.source or start > done.start}
         pending.counters["finals"] += 1
         actor.publish(Stats(actor=actor.name, counters=dict(pending.counters)))
