@@ -163,6 +163,22 @@ async def _meter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _monitor(args: argparse.Namespace) -> int:
+    from earwig.tui.app import MonitorApp
+
+    config = _config_from(args)
+    changes = {key: value for key, value in (("preview", args.preview_model), ("final", args.final_model))
+               if value is not None}
+    if changes:
+        config = msgspec.structs.replace(config, models=msgspec.structs.replace(config.models, **changes))
+    from earwig.shm import segments
+    from earwig.supervisor.plan import transcription_plan
+
+    transcription_plan(config, segments.run_prefix())  # bad settings: one line, before the screen opens
+    MonitorApp(config).run()
+    return 0
+
+
 def _final_line(final: Final, as_json: bool, source: str) -> str:
     if as_json:
         return json.dumps({
@@ -240,6 +256,11 @@ def build_parser() -> argparse.ArgumentParser:
     _source_options(meter)
     meter.add_argument("--seconds", type=float, default=0.0,
                        help="stop after this many seconds (default: until Ctrl-C or the replays end)")
+    monitor = commands.add_parser("monitor", help="the live screen: spectrograms, levels, mic and "
+                                  "speakers text side by side (also: `earwig` alone)")
+    _source_options(monitor)
+    monitor.add_argument("--preview-model", help='partial-text model (config: models.preview; default "tiny.en")')
+    monitor.add_argument("--final-model", help='kept-text model (config: models.final; default "auto")')
     transcribe = commands.add_parser(
         "transcribe", help="transcribe audio files through the live pipeline, as fast as it goes",
         description="Each file goes through the same VAD and final model as live audio; "
@@ -269,8 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv or ["monitor"])
     try:
+        if args.command == "monitor":
+            return _monitor(args)
         if args.command == "devices":
             return _devices(args)
         if args.command == "meter":

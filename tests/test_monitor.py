@@ -1,0 +1,103 @@
+"""The monitor (tui/) with the real pipeline on replayed espeak-ng speech, and its widgets
+driven by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from earwig.config import Config, SourceConfig
+from earwig.messages import Final, ModelState, Partial
+from earwig.shm import segments
+from earwig.tui.app import MonitorApp
+from earwig.tui.spectrogram import FRAMES_PER_COLUMN, Spectrogram
+from speech_text import spoken_file, word_error_rate
+from test_transcription import CLEAR_SAID as SAID
+from test_transcription import VOICES
+
+
+@pytest.fixture(scope="module")
+def replays(tmp_path_factory) -> Config:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    folder = tmp_path_factory.mktemp("monitor")
+    files = {source: spoken_file(folder / f"{source}.wav", said, VOICES[source]).path
+             for source, said in SAID.items()}
+    return Config(mic=SourceConfig(replay=str(files["mic"])), speakers=SourceConfig(replay=str(files["speakers"])))
+
+
+async def _until(pilot, condition, timeout: float = 150.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.2)
+
+
+def test_finals_and_partials_reach_their_own_column_and_clear_empties_them(replays):
+    async def run() -> None:
+        app = MonitorApp(replays)
+        async with app.run_test(size=(100, 30)) as pilot:
+            shown: list = []
+            real_handle = app.handle
+            app.handle = lambda message: (shown.append(message), real_handle(message))
+            await _until(pilot, lambda: all(len(app.columns[s].finals) == len(SAID[s]) for s in SAID))
+            for source, other in (("mic", "speakers"), ("speakers", "mic")):
+                text = " ".join(f.text for f in app.columns[source].finals)
+                assert word_error_rate(" ".join(SAID[source]), text) <= 0.2, text
+                assert word_error_rate(" ".join(SAID[other]), text) >= 0.7, text
+            assert any(isinstance(m, Partial) for m in shown)
+            assert "final: base ready" in str(app.status.render()).replace("[green]", "").replace("[/]", "")
+            assert app.status.final_after_s is not None and 0 < app.status.final_after_s < 30
+            assert any(s.sum() for s in [app.spectrograms["mic"]._columns])  # frames were drawn
+            await pilot.press("c")
+            assert not any(app.columns[s].finals for s in SAID)
+            assert not app.query(".final")
+            await pilot.press("q")
+            await asyncio.wait_for(app.pipeline_done.wait(), 60)
+        assert not list(Path("/dev/shm").glob(f"{segments.PREFIX}{os.getpid()}-*"))  # rings unlinked
+    asyncio.run(run())
+
+
+def test_the_spectrogram_puts_low_frequencies_at_the_bottom_and_loud_brighter():
+    async def run() -> None:
+        app = MonitorApp(Config(), pipeline=False)
+        async with app.run_test(size=(60, 30)) as pilot:
+            spectrogram: Spectrogram = app.spectrograms["mic"]
+            frames = np.full((FRAMES_PER_COLUMN * 20, 80), -10.0, np.float32)
+            frames[:, :10] = 1.0  # loud in the lowest mel bins only
+            spectrogram.push(frames)
+            await pilot.pause()
+            height = spectrogram.size.height
+            bottom, top = spectrogram.render_line(height - 1), spectrogram.render_line(0)
+            assert bottom.cell_length == top.cell_length == spectrogram.size.width
+            right_bottom, right_top = list(bottom)[-1], list(top)[-1]
+            assert right_bottom.style.color.triplet.red > 200  # bright: loud
+            assert right_top.style.color.triplet.red < 10  # dark: quiet
+            left = list(bottom)[0]  # before the first frame: nothing drawn yet, dark
+            assert left.style.bgcolor.triplet.red < 10
+    asyncio.run(run())
+
+
+def test_model_states_show_in_the_status_bar():
+    async def run() -> None:
+        app = MonitorApp(Config(), pipeline=False)
+        async with app.run_test(size=(120, 30)) as pilot:
+            app.handle(ModelState(role="final", model="base", state="loading", device="cpu"))
+            await pilot.pause()
+            assert "final: base [yellow]loading" in str(app.status.render()) or \
+                "loading" in app.status.render().plain
+            app.handle(ModelState(role="final", model="base", state="evicted", device="cpu"))
+            await pilot.pause()
+            assert "final: base evicted cpu" in app.status.render().plain
+            app.handle(Final(source="mic", start=16000, end=32000, text="hello there", language="en"))
+            await pilot.pause()
+            assert [f.text for f in app.columns["mic"].finals] == ["hello there"]
+            assert not app.columns["speakers"].finals
+    asyncio.run(run())

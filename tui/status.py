@@ -1,0 +1,57 @@
+"""The status bar: each model's state (evicted / loading / ready / failed, device, memory),
+the last end-of-speech -> Final latency, and the dictation state."""
+
+from __future__ import annotations
+
+from textual.reactive import reactive
+from textual.widgets import Static
+
+from earwig.messages import ModelState
+
+_STATE_COLOURS = {"ready": "green", "loading": "yellow", "evicted": "dim", "failed": "bold red"}
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        padding: 0 1;
+    }
+    """
+
+    #: Seconds from the end of the speech (its capture) to the Final, for the last Final.
+    final_after_s: reactive[float | None] = reactive(None)
+    dictation: reactive[str] = reactive("off")
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.models: dict[str, ModelState] = {}
+
+    def show_model(self, state: ModelState) -> None:
+        self.models[state.role] = state
+        self.refresh_text()
+
+    def watch_final_after_s(self) -> None:
+        self.refresh_text()
+
+    def watch_dictation(self) -> None:
+        self.refresh_text()
+
+    def refresh_text(self) -> None:
+        parts = []
+        for role in ("preview", "final"):
+            state = self.models.get(role)
+            if state is None:
+                parts.append(f"{role}: [dim]not loaded[/]")
+                continue
+            memory = f" {state.memory_bytes / 2**20:.0f} MB" if state.state == "ready" and state.memory_bytes else ""
+            device = f" {state.device}" if state.device else ""
+            parts.append(f"{role}: {state.model} [{_STATE_COLOURS[state.state]}]{state.state}[/]{device}{memory}")
+        latency = "-" if self.final_after_s is None else f"{self.final_after_s:.2f} s"
+        parts.append(f"end of speech -> Final: {latency}")
+        parts.append(f"dictation: {self.dictation}")
+        self.update("  │  ".join(parts))
+
+    def on_mount(self) -> None:
+        self.refresh_text()
