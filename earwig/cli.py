@@ -115,7 +115,7 @@ class _MeterView:
             if level is None:
                 parts.append(f"{source:>8} {'(waiting)':<42}")
                 continue
-            filled = int(max(0.0, min(1.0, (level.rms_db + 60) / 60)) * 20)
+            filled = level.meter_cells(20)
             clip = "CLIP" if level.clipped else ""
             speech = "speech" if source in self.speaking else ""
             parts.append(f"{source:>8} {'#' * filled:<20} {level.rms_db:6.1f} dB {clip:<4} {speech:<6}")
@@ -164,6 +164,8 @@ async def _meter(args: argparse.Namespace) -> int:
 
 
 def _monitor(args: argparse.Namespace) -> int:
+    from earwig.shm import segments
+    from earwig.supervisor.plan import transcription_plan
     from earwig.tui.app import MonitorApp
 
     config = _config_from(args)
@@ -171,9 +173,6 @@ def _monitor(args: argparse.Namespace) -> int:
                if value is not None}
     if changes:
         config = msgspec.structs.replace(config, models=msgspec.structs.replace(config.models, **changes))
-    from earwig.shm import segments
-    from earwig.supervisor.plan import transcription_plan
-
     transcription_plan(config, segments.run_prefix())  # bad settings: one line, before the screen opens
     MonitorApp(config).run()
     return 0

@@ -73,6 +73,10 @@ class Level(Message):
     peak_db: float
     clipped: bool
 
+    def meter_cells(self, width: int) -> int:
+        """Cells of a ``width``-cell meter that spans -60 dB (empty) to 0 dB (full)."""
+        return int(max(0.0, min(1.0, (self.rms_db + 60) / 60)) * width)
+
 
 class SourceEnded(Message):
     """A replayed file has been written to its ring up to ``end`` (exclusive)."""

@@ -9,20 +9,15 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from whisper.decoding import DecodingOptions, DecodingTask
+from whisper.decoding import DecodingOptions
 
 from earwig import model_store
 from earwig.actors.capture_files import read_audio
 from earwig.actors.final_draft import DecoderCache, greedy_with_draft
 from earwig.actors.mel_frames import LogMelStream, model_input
-from earwig.actors.model_session import PAD_FRAMES, _encoder
+from earwig.actors.model_session import PAD_FRAMES, _encoder, _FeaturesGiven
 
 SAID = "Please send me the report before the end of the day."
-
-
-class _FeaturesGiven(DecodingTask):
-    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
-        return mel
 
 
 @pytest.fixture(scope="module")

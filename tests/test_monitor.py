@@ -53,9 +53,10 @@ def test_finals_and_partials_reach_their_own_column_and_clear_empties_them(repla
                 assert word_error_rate(" ".join(SAID[source]), text) <= 0.2, text
                 assert word_error_rate(" ".join(SAID[other]), text) >= 0.7, text
             assert any(isinstance(m, Partial) for m in shown)
-            assert "final: base ready" in str(app.status.render()).replace("[green]", "").replace("[/]", "")
+            assert "final: base ready" in app.status.render().plain
             assert app.status.final_after_s is not None and 0 < app.status.final_after_s < 30
-            assert any(s.sum() for s in [app.spectrograms["mic"]._columns])  # frames were drawn
+            lowest = list(app.spectrograms["mic"].render_line(app.spectrograms["mic"].size.height - 1))
+            assert any(cell.style.bgcolor.triplet.red > 10 for cell in lowest)  # the ring's frames were drawn
             await pilot.press("c")
             assert not any(app.columns[s].finals for s in SAID)
             assert not app.query(".final")
@@ -91,8 +92,7 @@ def test_model_states_show_in_the_status_bar():
         async with app.run_test(size=(120, 30)) as pilot:
             app.handle(ModelState(role="final", model="base", state="loading", device="cpu"))
             await pilot.pause()
-            assert "final: base [yellow]loading" in str(app.status.render()) or \
-                "loading" in app.status.render().plain
+            assert "final: base loading cpu" in app.status.render().plain
             app.handle(ModelState(role="final", model="base", state="evicted", device="cpu"))
             await pilot.pause()
             assert "final: base evicted cpu" in app.status.render().plain

@@ -161,6 +161,6 @@ class MonitorApp(App):
 
 def _meter(title: str, level: Level) -> str:
     """A bar of the source's level from -60 dB to 0 dB, and CLIP when it clipped."""
-    filled = int(max(0.0, min(1.0, (level.rms_db + 60) / 60)) * 24)
+    filled = level.meter_cells(24)
     clip = " [bold red]CLIP[/]" if level.clipped else ""
     return f"{title:<9}[green]{'█' * filled}[/][dim]{'·' * (24 - filled)}[/] {level.rms_db:6.1f} dB{clip}"
