@@ -1,7 +1,8 @@
 """The capture actor: one source's audio into its PCM ring, and its level ~20 times a second.
 
 receive  blocks from the device's PortAudio callback (handed to the event loop, so the
-         audio thread does nothing but copy), or from a replayed file
+         audio thread does nothing but copy), or from a replayed file; PauseSource from
+         the user (a paused device writes silence, a paused replay holds its place)
 compute  downmix and resample to 16 kHz mono (soxr, streaming), cut into ring items,
          RMS/peak per 50 ms
 publish  ring items stamped with their capture time; Level, Stats, and SourceEnded when a
@@ -28,13 +29,14 @@ from earwig.actors.capture_files import read_audio
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
-from earwig.messages import Level, Source, SourceEnded, Stats
+from earwig.messages import Level, PauseSource, Source, SourceEnded, Stats
 from earwig.shm import Ring
 
 LEVEL_WINDOW_S = 0.05
 STATS_EVERY_S = 2.0
 REPLAY_CHUNK_S = 0.01
 DEVICE_SILENT_S = 5.0
+PAUSED_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -49,24 +51,50 @@ class CaptureParams:
 async def main(actor: Actor) -> None:
     params: CaptureParams = actor.params
     ring = Ring.attach(params.ring)
+    pause = _Pause()
+    following = asyncio.create_task(_follow_pauses(actor, params.source, pause))
     try:
         publisher = _Publisher(actor, ring, params.source)
         if params.replay:
-            blocks = _replay_blocks(params, ring, actor.stopping)
+            blocks = _replay_blocks(params, ring, actor.stopping, pause)
         else:
             blocks = _device_blocks(params.device, publisher)
         async for audio, captured_ns in blocks:
-            publisher.push(audio, captured_ns)
+            publisher.push(np.zeros_like(audio) if pause.paused else audio, captured_ns)
             if actor.stopping.is_set():
                 break
         else:
             if params.replay:
                 publisher.finish()
     finally:
+        following.cancel()
         ring.close()
 
 
 # --- receive ------------------------------------------------------------------------------
+
+
+class _Pause:
+    """Whether the user paused the source, and for how long replay time stood still."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.paused_s = 0.0
+        self._since = 0.0
+
+    def set(self, paused: bool) -> None:
+        if paused and not self.paused:
+            self._since = time.monotonic()
+        elif not paused and self.paused:
+            self.paused_s += time.monotonic() - self._since
+        self.paused = paused
+
+
+async def _follow_pauses(actor: Actor, source: Source, pause: _Pause) -> None:
+    while True:
+        message = await actor.control.get()
+        if isinstance(message, PauseSource) and message.source == source:
+            pause.set(message.paused)
 
 
 async def _device_blocks(device: Device, publisher: _Publisher) -> AsyncIterator[tuple[np.ndarray, int]]:
@@ -99,16 +127,19 @@ async def _device_blocks(device: Device, publisher: _Publisher) -> AsyncIterator
             yield resampler.resample_chunk(block.mean(axis=1)), captured_ns
 
 
-async def _replay_blocks(params: CaptureParams, ring: Ring,
-                         stopping: asyncio.Event) -> AsyncIterator[tuple[np.ndarray, int]]:
-    """A file in 10 ms chunks, at real-time pace or as fast as the slowest ring reader."""
+async def _replay_blocks(params: CaptureParams, ring: Ring, stopping: asyncio.Event,
+                         pause: _Pause) -> AsyncIterator[tuple[np.ndarray, int]]:
+    """A file in 10 ms chunks, at real-time pace or as fast as the slowest ring reader;
+    nothing while paused."""
     audio = read_audio(params.replay)
     chunk = int(SAMPLE_RATE * REPLAY_CHUNK_S)
     resume_at = ring.published * ring.spec.item_len
     started = time.monotonic()
     for at in range(resume_at, len(audio), chunk):
+        while pause.paused and not stopping.is_set():
+            await asyncio.sleep(PAUSED_POLL_S)
         if params.realtime:
-            due = started + (at - resume_at) / SAMPLE_RATE
+            due = started + pause.paused_s + (at - resume_at) / SAMPLE_RATE
             if due > time.monotonic():
                 await asyncio.sleep(due - time.monotonic())
         else:

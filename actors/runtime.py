@@ -98,8 +98,15 @@ async def _serve(spec: ActorSpec, conn: Connection) -> int:
         channel.close()
 
 
-def run_actor(spec: ActorSpec, conn: Connection) -> None:
-    """Process entry point (spawn target)."""
+def run_actor(spec: ActorSpec, conn: Connection, log_path: str | None = None) -> None:
+    """Process entry point (spawn target). With ``log_path``, what the process prints (its
+    own output, a library's warnings, a traceback) is appended there instead of reaching a
+    terminal that a full-screen UI owns."""
+    if log_path is not None:
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
     # Ctrl-C reaches the whole process group; the supervisor decides how actors stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if spec.niceness:

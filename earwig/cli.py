@@ -12,6 +12,7 @@ from pathlib import Path
 import msgspec
 
 from earwig import config as config_module
+from earwig import config_flags
 from earwig.errors import EarwigError
 from earwig.config import SAMPLE_RATE
 from earwig.messages import SOURCES, ActorFailed, Final, Level, SourceEnded, SpeechEnd, SpeechStart
@@ -19,44 +20,14 @@ from earwig.messages import SOURCES, ActorFailed, Final, Level, SourceEnded, Spe
 USER_ERROR_EXIT = 2
 
 
-def _source_options(parser: argparse.ArgumentParser) -> None:
+def _settings_options(parser: argparse.ArgumentParser, sections: frozenset[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, help="TOML settings file "
                         f"(default: {config_module.default_path()})")
-    for source, what in (("mic", "microphone"), ("speakers", "speakers' loopback")):
-        parser.add_argument(f"--{source}", metavar="NAME", help=f"{what} device: a name or index "
-                            "from `earwig devices` (default: the system default)")
-        parser.add_argument(f"--no-{source}", action="store_true", help=f"do not capture the {what}")
-        parser.add_argument(f"--replay-{source}", metavar="FILE",
-                            help=f"play an audio file as the {what} instead of a device")
-    parser.add_argument("--device", help='where mel frames (and later models) run: "auto", '
-                        '"cpu", "cuda" or "cuda:N" (config: device)')
-    parser.add_argument("--vad-threshold", type=float, metavar="P",
-                        help="speech probability above which audio counts as speech, "
-                             "0.15-1 (config: vad.threshold; default 0.5)")
+    config_flags.add_flags(parser, sections)
 
 
 def _config_from(args: argparse.Namespace) -> config_module.Config:
-    config = config_module.load(args.config)
-    for source in SOURCES:
-        settings = config.source(source)
-        changes = {}
-        if getattr(args, source):
-            changes["device"] = getattr(args, source)
-        if getattr(args, f"no_{source}"):
-            changes["enabled"] = False
-        if getattr(args, f"replay_{source}"):
-            changes["replay"] = getattr(args, f"replay_{source}")
-        config = msgspec.structs.replace(config, **{source: msgspec.structs.replace(settings, **changes)})
-    if args.device:
-        config = msgspec.structs.replace(config, device=args.device)
-    if args.vad_threshold is not None:
-        try:
-            vad = msgspec.structs.replace(config.vad, threshold=args.vad_threshold)
-        except msgspec.ValidationError as error:
-            raise EarwigError(f"--vad-threshold {args.vad_threshold}: {error}",
-                              "give a probability between 0.15 and 1") from None
-        config = msgspec.structs.replace(config, vad=vad)
-    return config
+    return config_flags.apply(config_module.load(args.config), args)
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -169,11 +140,7 @@ def _monitor(args: argparse.Namespace) -> int:
     from earwig.tui.app import MonitorApp
 
     config = _config_from(args)
-    changes = {key: value for key, value in (("preview", args.preview_model), ("final", args.final_model))
-               if value is not None}
-    if changes:
-        config = msgspec.structs.replace(config, models=msgspec.structs.replace(config.models, **changes))
-    transcription_plan(config, segments.run_prefix())  # bad settings: one line, before the screen opens
+    transcription_plan(config, segments.run_prefix(), devices_optional=True)  # bad settings: one line, before the screen opens
     MonitorApp(config).run()
     return 0
 
@@ -252,14 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("devices", help="list microphones, speaker loopbacks and the compute device")
     meter = commands.add_parser("meter", help="capture the sources and show their live levels")
-    _source_options(meter)
+    _settings_options(meter, frozenset({"", "mic", "speakers", "vad"}))
     meter.add_argument("--seconds", type=float, default=0.0,
                        help="stop after this many seconds (default: until Ctrl-C or the replays end)")
     monitor = commands.add_parser("monitor", help="the live screen: spectrograms, levels, mic and "
                                   "speakers text side by side (also: `earwig` alone)")
-    _source_options(monitor)
-    monitor.add_argument("--preview-model", help='partial-text model (config: models.preview; default "tiny.en")')
-    monitor.add_argument("--final-model", help='kept-text model (config: models.final; default "auto")')
+    _settings_options(monitor)
     transcribe = commands.add_parser(
         "transcribe", help="transcribe audio files through the live pipeline, as fast as it goes",
         description="Each file goes through the same VAD and final model as live audio; "

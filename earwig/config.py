@@ -6,11 +6,13 @@ of the offending key (``$.mic.device``), which becomes the one line the user see
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
+from earwig import paths
 from earwig.errors import EarwigError
 from earwig.messages import Source
 
@@ -18,29 +20,29 @@ SAMPLE_RATE = 16_000
 
 
 class SourceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    enabled: bool = True
-    #: A name or index from ``earwig devices``; empty: the default input (mic) or the
-    #: monitor of the default output (speakers).
-    device: str = ""
-    #: Play this audio file into the source instead of capturing a device.
-    replay: str = ""
-    #: Replay at real-time speed (False: as fast as the slowest ring reader takes it).
-    realtime: bool = True
+    enabled: Annotated[bool, Meta(description="Capture and transcribe this source.")] = True
+    device: Annotated[str, Meta(description=
+        "A name or index from `earwig devices`; empty: the default input (mic) or the "
+        "monitor of the default output (speakers).")] = ""
+    replay: Annotated[str, Meta(description=
+        "Play this audio file into the source instead of capturing a device.")] = ""
+    realtime: Annotated[bool, Meta(description=
+        "Replay at real-time speed (False: as fast as the slowest ring reader takes it).")] = True
 
 
 class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Silero VAD and how its probabilities become utterances (see actors/mel_vad.py)."""
 
-    #: Probability above which a 32 ms chunk is speech; speech ends below threshold - 0.15.
-    threshold: float = 0.5
-    #: Speech shorter than this is ignored (clicks, coughs).
-    min_speech_ms: int = 250
-    #: Silence that ends an utterance: the end-of-speech hangover.
-    min_silence_ms: int = 500
-    #: Audio kept before the detected start and after the detected end.
-    pad_ms: int = 30
-    #: Longer utterances are cut at their quietest point (Whisper reads 30 s at most).
-    max_utterance_s: float = 25.0
+    threshold: Annotated[float, Meta(description=
+        "Probability above which a 32 ms chunk is speech; speech ends below threshold - 0.15.")] = 0.5
+    min_speech_ms: Annotated[int, Meta(description=
+        "Speech shorter than this is ignored (clicks, coughs).")] = 250
+    min_silence_ms: Annotated[int, Meta(description=
+        "Silence that ends an utterance: the end-of-speech hangover.")] = 500
+    pad_ms: Annotated[int, Meta(description=
+        "Audio kept before the detected start and after the detected end.")] = 30
+    max_utterance_s: Annotated[float, Meta(description=
+        "Longer utterances are cut at their quietest point (Whisper reads 30 s at most).")] = 25.0
 
     def __post_init__(self) -> None:
         checks = [("threshold", 0.15 < self.threshold < 1.0, "between 0.15 and 1"),
@@ -56,22 +58,22 @@ class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Which Whisper models run, what they are told, and when they leave memory."""
 
-    #: The fast model that writes partial text while you speak ("tiny" when the language
-    #: is not English and this is left at "tiny.en").
-    preview: str = "tiny.en"
-    #: The model that writes the kept text; "auto": large-v3-turbo on CUDA, base on CPU.
-    final: str = "auto"
-    #: A language code ("en", "de", ...) or "auto" to detect it per utterance.
-    language: str = "en"
-    #: "transcribe", or "translate" to write English text of any language.
-    task: str = "transcribe"
-    #: Text the final model reads as preceding context: names and words it should spell
-    #: your way ("Kubernetes, Anneliese, earwig").
-    initial_prompt: str = ""
-    #: How often the preview re-reads the utterance in progress.
-    preview_interval_ms: int = 250
-    #: Seconds without speech after which the model processes end, freeing their memory.
-    idle_evict_s: float = 300.0
+    preview: Annotated[str, Meta(description=
+        "The fast model that writes partial text while you speak (\"tiny\" when the language "
+        "is not English and this is left at \"tiny.en\").")] = "tiny.en"
+    final: Annotated[str, Meta(description=
+        "The model that writes the kept text; \"auto\": large-v3-turbo on CUDA, base on CPU.")] = "auto"
+    language: Annotated[str, Meta(description=
+        "A language code (\"en\", \"de\", ...) or \"auto\" to detect it per utterance.")] = "en"
+    task: Annotated[str, Meta(description=
+        "\"transcribe\", or \"translate\" to write English text of any language.")] = "transcribe"
+    initial_prompt: Annotated[str, Meta(description=
+        "Text the final model reads as preceding context: names and words it should spell "
+        "your way (\"Kubernetes, Anneliese, earwig\").")] = ""
+    preview_interval_ms: Annotated[int, Meta(description=
+        "How often the preview re-reads the utterance in progress.")] = 250
+    idle_evict_s: Annotated[float, Meta(description=
+        "Seconds without speech after which the model processes end, freeing their memory.")] = 300.0
 
     def __post_init__(self) -> None:
         from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
@@ -87,25 +89,38 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise msgspec.ValidationError(f"models.{key} must be {allowed}")
 
 
+class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The live screen (`earwig monitor`)."""
+
+    frame_rate: Annotated[float, Meta(ge=1, le=60, description=
+        "How many times a second the spectrograms take new frames and redraw.")] = 12.5
+    transcripts: Annotated[str, Meta(description=
+        "Folder the save key writes transcripts to; empty: transcripts/ in the data dir "
+        "($XDG_DATA_HOME/earwig, ~/.local/share/earwig).")] = ""
+    profiling_panel: Annotated[bool, Meta(description=
+        "Show the profiling panel from the start (the p key toggles it).")] = False
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mic: SourceConfig = msgspec.field(default_factory=SourceConfig)
     speakers: SourceConfig = msgspec.field(default_factory=SourceConfig)
-    #: How much audio each PCM ring holds; a reader further behind than this loses audio.
-    ring_seconds: float = 120.0
-    #: Samples per PCM ring item (160 = one 10 ms mel hop at 16 kHz).
-    block_samples: int = 160
-    #: Where mel frames and models run: "auto" (CUDA when PyTorch sees a GPU), "cpu", "cuda:N".
-    device: str = "auto"
+    ring_seconds: Annotated[float, Meta(description=
+        "How much audio each PCM ring holds; a reader further behind than this loses audio.")] = 120.0
+    block_samples: Annotated[int, Meta(description=
+        "Samples per PCM ring item (160 = one 10 ms mel hop at 16 kHz).")] = 160
+    device: Annotated[str, Meta(description=
+        "Where mel frames and models run: \"auto\" (CUDA when PyTorch sees a GPU), \"cpu\", "
+        "\"cuda:N\".")] = "auto"
     vad: VadConfig = msgspec.field(default_factory=VadConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
+    monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)
 
     def source(self, name: Source) -> SourceConfig:
         return getattr(self, name)
 
 
 def default_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
-    return Path(base) / "earwig" / "config.toml"
+    return paths.config_home() / "earwig" / "config.toml"
 
 
 def load(path: Path | None = None) -> Config:

@@ -27,12 +27,13 @@ class Message(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
 # --- control: supervisor -> actor -------------------------------------------------------
 
 
-class Start(Message):
-    """Begin (or resume) producing output."""
+class PauseSource(Message):
+    """The user paused (or resumed) a source. A device keeps running and its ring takes
+    silence, so an utterance in progress ends and gets its Final; a replay holds its place
+    in the file, like a paused player."""
 
-
-class Stop(Message):
-    """Pause producing output; the process and its resources stay."""
+    source: Source
+    paused: bool
 
 
 class Shutdown(Message):
@@ -173,7 +174,7 @@ class Stats(Message):
 
 
 AnyMessage = Union[
-    Start, Stop, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SpeechStart,
+    PauseSource, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SpeechStart,
     SpeechPause, SpeechResume, SpeechEnd,
     Partial, Final, ModelState, Stats,
 ]

@@ -32,6 +32,7 @@ import whisper
 from tqdm import tqdm
 from whisper.model import ModelDimensions, Whisper
 
+from earwig import paths
 from earwig.ct2_import import convert_directory
 from earwig.errors import EarwigError
 
@@ -73,16 +74,12 @@ class Available:
     ready: bool
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-
-
 def earwig_cache() -> Path:
-    return cache_root() / "earwig" / "models"
+    return paths.cache_home() / "earwig" / "models"
 
 
 def whisper_cache() -> Path:
-    return cache_root() / "whisper"
+    return paths.cache_home() / "whisper"
 
 
 # --- resolve -------------------------------------------------------------------------------

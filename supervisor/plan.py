@@ -6,7 +6,7 @@ server) surfaces here, in the foreground process, as one message before any acto
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from earwig.actors.capture import CaptureParams
 from earwig.actors.capture_devices import resolve
@@ -27,6 +27,9 @@ class Plan:
     rings: list[RingSpec]
     actors: list[ActorSpec]
     sources: list[Source]
+    #: Enabled sources left out because their device cannot be had (only when devices are
+    #: optional: the monitor shows why in the source's column and runs the others).
+    unavailable: dict[Source, EarwigError] = field(default_factory=dict)
 
 
 def pcm_ring_name(prefix: str, source: Source) -> str:
@@ -43,24 +46,31 @@ def ring_capacity(seconds: float, item_len: int) -> int:
     return 1 << (items - 1).bit_length()
 
 
-def capture_plan(config: Config, prefix: str) -> Plan:
-    rings, actors, sources = [], [], []
+def capture_plan(config: Config, prefix: str, devices_optional: bool = False) -> Plan:
+    rings, actors, sources, unavailable = [], [], [], {}
     for source in SOURCES:
         settings = config.source(source)
         if not settings.enabled:
             continue
-        device = None if settings.replay else resolve(source, settings.device)
+        try:
+            device = None if settings.replay else resolve(source, settings.device)
+        except EarwigError as error:
+            if not devices_optional:
+                raise
+            unavailable[source] = error
+            continue
         ring = RingSpec(pcm_ring_name(prefix, source),
                         ring_capacity(config.ring_seconds, config.block_samples),
                         config.block_samples)
         params = CaptureParams(source=source, ring=ring.name, device=device,
                                replay=settings.replay, realtime=settings.realtime)
         rings.append(ring)
-        actors.append(ActorSpec(f"capture-{source}", "earwig.actors.capture", params))
+        actors.append(ActorSpec(f"capture-{source}", "earwig.actors.capture", params,
+                                listens=frozenset({"PauseSource"})))
         sources.append(source)
-    if not sources:
+    if not sources and not unavailable:
         raise EarwigError("both sources are disabled", "enable --mic or --speakers")
-    return Plan(rings, actors, sources)
+    return Plan(rings, actors, sources, unavailable)
 
 
 def preview_model(models: ModelsConfig) -> str:
@@ -77,10 +87,12 @@ def mel_bins(config: Config) -> list[int]:
     return sorted({bins_for_model(model) for model in models})
 
 
-def listen_plan(config: Config, prefix: str) -> Plan:
+def listen_plan(config: Config, prefix: str, devices_optional: bool = False) -> Plan:
     """Capture, plus the mel actor: frames for the models and speech events from the VAD."""
     torch_device(config.device)  # a device that cannot work is an error before anything starts
-    plan = capture_plan(config, prefix)
+    plan = capture_plan(config, prefix, devices_optional)
+    if not plan.sources:
+        return plan
     rings, sources = list(plan.rings), []
     for source in plan.sources:
         frame_rings = {bins: RingSpec(mel_ring_name(prefix, source, bins),
@@ -92,7 +104,7 @@ def listen_plan(config: Config, prefix: str) -> Plan:
                                  replay=bool(config.source(source).replay)))
     mel = ActorSpec("mel", "earwig.actors.mel", MelParams(tuple(sources), config.vad, config.device),
                     listens=frozenset({"SourceEnded"}))
-    return Plan(rings, [*plan.actors, mel], plan.sources)
+    return Plan(rings, [*plan.actors, mel], plan.sources, plan.unavailable)
 
 
 #: The preview's CPU threads: one, so a preview still running when the final pass starts
@@ -108,21 +120,24 @@ _SPEECH = frozenset({"SpeechStart", "SpeechPause", "SpeechResume", "SpeechEnd"})
 MODEL_LISTENS = {"preview": _SPEECH, "final": _SPEECH | {"Partial"}}
 
 
-def transcription_plan(config: Config, prefix: str,
-                       roles: tuple[str, ...] = ("preview", "final")) -> Plan:
+def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("preview", "final"),
+                       devices_optional: bool = False) -> Plan:
     """Capture and mel, plus the model actors: partial text (preview) and kept text (final).
 
     The models' names and languages are checked here (no weights are loaded: that waits
     for the first speech), so a typo is one line before anything starts.
     """
-    plan = listen_plan(config, prefix)
+    plan = listen_plan(config, prefix, devices_optional)
     models = config.models
+    for role in roles:
+        _check_model(preview_model(models) if role == "preview" else final_model(models.final), models)
+    if not plan.sources:
+        return plan
     frame_rings = {source: {bins: mel_ring_name(prefix, source, bins) for bins in mel_bins(config)}
                    for source in plan.sources}
     actors = list(plan.actors)
     for role in roles:
         model = preview_model(models) if role == "preview" else final_model(models.final)
-        _check_model(model, models)
         params = ModelParams(role=role, model=model, device=config.device, frame_rings=frame_rings,
                              language=models.language, task=models.task,
                              initial_prompt=models.initial_prompt,
@@ -131,7 +146,7 @@ def transcription_plan(config: Config, prefix: str,
         actors.append(ActorSpec(role, f"earwig.actors.{role}", params, listens=MODEL_LISTENS[role],
                                 idle_evict_s=models.idle_evict_s,
                                 niceness=PREVIEW_NICENESS if role == "preview" else 0))
-    return Plan(plan.rings, actors, plan.sources)
+    return Plan(plan.rings, actors, plan.sources, plan.unavailable)
 
 
 def _check_model(model: str, models: ModelsConfig) -> None:

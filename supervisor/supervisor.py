@@ -21,11 +21,12 @@ import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
 from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Final, Heartbeat, Message,
-                             ModelState, Shutdown, SourceEnded, SpeechEnd, SpeechStart)
+                             ModelState, PauseSource, Shutdown, SourceEnded, SpeechEnd, SpeechStart)
 from earwig.shm import Ring, RingSpec, segments
 
 
@@ -71,8 +72,10 @@ class Supervisor:
     """Use as ``async with Supervisor(rings, actors) as sup:``; messages via ``subscribe()``."""
 
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec],
-                 policy: RestartPolicy = RestartPolicy()) -> None:
+                 policy: RestartPolicy = RestartPolicy(), log_path: Path | None = None) -> None:
+        """``log_path``: where the actors' output goes (default: the terminal)."""
         self._ring_specs = rings
+        self.log_path = log_path
         self._actors = {spec.name: _Running(spec) for spec in actors}
         self.policy = policy
         self.rings: dict[str, Ring] = {}
@@ -157,6 +160,12 @@ class Supervisor:
     def send(self, actor: str, message: Message) -> None:
         self._send(self._actors[actor], message)
 
+    def tell(self, message: Message) -> None:
+        """A message from the user (the UI) to every actor that listens for its type; a
+        pause is remembered and told again to an actor that restarts."""
+        self._publish(message)
+        self._forward(message, sender=None)
+
     def pid(self, actor: str) -> int | None:
         process = self._actors[actor].process
         return process.pid if process is not None and process.is_alive() else None
@@ -180,7 +189,7 @@ class Supervisor:
     def _spawn(self, running: _Running) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=run_actor, args=(running.spec, theirs),
+        process = self._ctx.Process(target=run_actor, args=(running.spec, theirs, self.log_path and str(self.log_path)),
                                     name=f"earwig-{running.spec.name}")
         process.start()
         theirs.close()
@@ -224,7 +233,7 @@ class Supervisor:
                 actor=name, fatal=True,
                 error=f"{name} keeps crashing ({tries} times in {self.policy.window_s:.0f} s); "
                       "not restarting it again",
-                fix="its error output above says why"))
+                fix=f"its error output in {self.log_path or 'the terminal'} says why"))
             return
         delay = min(self.policy.max_delay_s, self.policy.first_delay_s * 2 ** (tries - 1))
         self._publish(ActorFailed(
@@ -293,10 +302,10 @@ class Supervisor:
         for queue in self._subscribers:
             queue.put_nowait(message)
 
-    def _forward(self, message: AnyMessage, sender: _Running) -> None:
+    def _forward(self, message: AnyMessage, sender: _Running | None) -> None:
         """Hand a message to the actors that listen for its type (never back to its sender)."""
         kind = type(message).__name__
-        if isinstance(message, SourceEnded):
+        if isinstance(message, (SourceEnded, PauseSource)):
             self._lasting[kind, message.source] = message
         if isinstance(message, (SpeechStart, SpeechEnd)):
             self._last_speech = time.monotonic()

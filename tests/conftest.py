@@ -21,6 +21,15 @@ PULSE_MODULES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def private_dirs(tmp_path, monkeypatch):
+    """Settings, logs and saved transcripts of a test live in its own folder, never in
+    ``$HOME`` (the model cache stays shared: converting weights per test would be slow)."""
+    for variable, folder in (("XDG_CONFIG_HOME", "config"), ("XDG_STATE_HOME", "state"),
+                             ("XDG_DATA_HOME", "data")):
+        monkeypatch.setenv(variable, str(tmp_path / folder))
+
+
 @pytest.fixture
 def ring_prefix():
     """A fresh segment prefix for one test; fails the test if any of its segments remain."""

@@ -88,7 +88,8 @@ def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
 
 
 @pytest.mark.parametrize("flags, needles", [
-    (["--vad-threshold", "3"], ("--vad-threshold 3.0", "between 0.15 and 1")),
+    (["--vad-threshold", "3"], ("--vad-threshold 3", "between 0.15 and 1")),
+    (["--vad-min-silence-ms", "half"], ("--vad-min-silence-ms half", "Expected `int`", "vad.min_silence_ms")),
     (["--device", "cuda:99"], ("device 'cuda:99'", "CUDA device")),  # none here; one or few on a GPU box
     (["--device", "tpu:x"], ("'tpu:x' is not a PyTorch device",)),
 ])

@@ -10,11 +10,12 @@ import time
 
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
 from earwig.config import Config, SourceConfig
-from earwig.messages import Final, ModelState, Partial
+from earwig.messages import Final, Level, ModelState, Partial
 from earwig.shm import segments
 from earwig.tui.app import MonitorApp
 from earwig.tui.spectrogram import FRAMES_PER_COLUMN, Spectrogram
@@ -40,29 +41,50 @@ async def _until(pilot, condition, timeout: float = 150.0) -> None:
         await pilot.pause(0.2)
 
 
-def test_finals_and_partials_reach_their_own_column_and_clear_empties_them(replays):
+def test_real_pipeline_finals_partials_pause_clear_and_eviction(replays, tmp_path):
+    """Finals reach their own column, Partials arrive, pausing the mic replay stops its
+    audio (and loses none of it), clear empties the screen, the models are evicted when
+    idle, and q leaves no ring behind."""
+    config = msgspec.structs.replace(replays, models=msgspec.structs.replace(replays.models, idle_evict_s=6.0))
+
     async def run() -> None:
-        app = MonitorApp(replays)
+        app = MonitorApp(config)
         async with app.run_test(size=(100, 30)) as pilot:
-            shown: list = []
+            shown: list[tuple[float, object]] = []
             real_handle = app.handle
-            app.handle = lambda message: (shown.append(message), real_handle(message))
+            app.handle = lambda message: (shown.append((time.monotonic(), message)), real_handle(message))
+            await _until(pilot, lambda: app.columns["mic"].finals)
+            await pilot.press("m")
+            assert "paused" in app.levels["mic"].render().plain
+            await pilot.pause(3.0)
+            await pilot.press("m")
             await _until(pilot, lambda: all(len(app.columns[s].finals) == len(SAID[s]) for s in SAID))
+            # When each 50 ms of audio was captured: the paused replay stood still for the
+            # pause (its ring took nothing), the other source ran on without a gap.
+            longest_gap_s = {}
+            for source in SAID:
+                stamps = [app._captured_ns(source, m.end - 1) for _, m in shown
+                          if isinstance(m, Level) and m.source == source]
+                longest_gap_s[source] = max(np.diff(sorted(stamps))) / 1e9
+            assert longest_gap_s["mic"] > 2.5 and longest_gap_s["speakers"] < 0.5, longest_gap_s
             for source, other in (("mic", "speakers"), ("speakers", "mic")):
                 text = " ".join(f.text for f in app.columns[source].finals)
-                assert word_error_rate(" ".join(SAID[source]), text) <= 0.2, text
+                assert word_error_rate(" ".join(SAID[source]), text) <= 0.2, text  # nothing lost
                 assert word_error_rate(" ".join(SAID[other]), text) >= 0.7, text
-            assert any(isinstance(m, Partial) for m in shown)
-            assert "final: base ready" in app.status.render().plain
+            assert any(isinstance(m, Partial) for _, m in shown)
+            assert "final base ready" in app.status.render().plain
             assert app.status.final_after_s is not None and 0 < app.status.final_after_s < 30
             lowest = list(app.spectrograms["mic"].render_line(app.spectrograms["mic"].size.height - 1))
             assert any(cell.style.bgcolor.triplet.red > 10 for cell in lowest)  # the ring's frames were drawn
             await pilot.press("c")
             assert not any(app.columns[s].finals for s in SAID)
             assert not app.query(".final")
+            assert len(app.session) == sum(len(said) for said in SAID.values())  # kept for save
+            await _until(pilot, lambda: "final base evicted" in app.status.render().plain, timeout=60)
             await pilot.press("q")
             await asyncio.wait_for(app.pipeline_done.wait(), 60)
         assert not list(Path("/dev/shm").glob(f"{segments.PREFIX}{os.getpid()}-*"))  # rings unlinked
+        assert (tmp_path / "state" / "earwig" / "actors.log").exists()  # actors printed there
     asyncio.run(run())
 
 
@@ -92,10 +114,10 @@ def test_model_states_show_in_the_status_bar():
         async with app.run_test(size=(120, 30)) as pilot:
             app.handle(ModelState(role="final", model="base", state="loading", device="cpu"))
             await pilot.pause()
-            assert "final: base loading cpu" in app.status.render().plain
+            assert "final base loading cpu" in app.status.render().plain
             app.handle(ModelState(role="final", model="base", state="evicted", device="cpu"))
             await pilot.pause()
-            assert "final: base evicted cpu" in app.status.render().plain
+            assert "final base evicted cpu" in app.status.render().plain
             app.handle(Final(source="mic", start=16000, end=32000, text="hello there", language="en"))
             await pilot.pause()
             assert [f.text for f in app.columns["mic"].finals] == ["hello there"]

@@ -6,7 +6,11 @@ message, and the rings can be read from any process, so the monitor needs no pro
 its own and adds no hop between an actor and the screen. It cannot slow the pipeline:
 actors are other processes that never wait for the supervisor; drawing happens at a fixed
 frame rate from ring reads; and Textual writes to the terminal from its own thread, so a
-slow terminal delays only the picture.
+slow terminal delays only the picture. The actors' own output goes to a log file in the
+state dir: the terminal is the screen's.
+
+A source whose device cannot be had (no audio server) says so in its column, with the fix,
+and the other source runs on.
 
 ``MonitorApp(config)`` runs the pipeline; ``MonitorApp(config, pipeline=False)`` shows only
 what ``handle`` and the spectrograms' ``push`` are given (snapshot tests, demos).
@@ -15,25 +19,31 @@ what ``handle`` and the spectrograms' ``push`` are given (snapshot tests, demos)
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from multiprocessing import resource_tracker
+from pathlib import Path
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
+from earwig import export, paths
 from earwig.config import Config
-from earwig.messages import (SOURCES, ActorFailed, AnyMessage, Final, Level, ModelState, Partial, Source,
-                             SourceEnded)
+from earwig.errors import EarwigError
+from earwig.export import TITLES
+from earwig.messages import (SOURCES, ActorFailed, AnyMessage, Final, Level, ModelState, Partial,
+                             PauseSource, Source, SourceEnded, Stats)
+from earwig.tui.profiling import ProfilingPanel
 from earwig.tui.spectrogram import Spectrogram
 from earwig.tui.status import StatusBar
-from earwig.tui.transcript import TranscriptColumn
+from earwig.tui.transcript import FinalLine, TranscriptColumn
 
-#: How often new mel frames are read from the rings and drawn.
-FRAME_RATE = 12.5
-TITLES = {"mic": "Mic", "speakers": "Speakers"}
+#: How often the profiling panel samples the processes.
+PROFILING_EVERY_S = 1.0
 
 
 class MonitorApp(App):
@@ -42,8 +52,13 @@ class MonitorApp(App):
     .source { width: 1fr; height: auto; }
     .level { height: 1; }
     #columns { height: 1fr; }
+    ProfilingPanel { display: none; }
+    ProfilingPanel.-shown { display: block; }
     """
-    BINDINGS = [Binding("c", "clear", "Clear"), Binding("q", "quit", "Quit")]
+    BINDINGS = [Binding("m", "pause('mic')", "Pause mic"), Binding("s", "pause('speakers')", "Pause spk"),
+                Binding("M", "hide('mic')", "Hide mic"), Binding("S", "hide('speakers')", "Hide spk"),
+                Binding("c", "clear", "Clear"), Binding("y", "copy", "Copy"), Binding("w", "save", "Save"),
+                Binding("p", "profiling", "Profiling"), Binding("q", "quit", "Quit")]
 
     def __init__(self, config: Config, pipeline: bool = True) -> None:
         super().__init__()
@@ -58,12 +73,24 @@ class MonitorApp(App):
         self.levels = {s: Static(f"{TITLES[s]}: waiting", classes="level") for s in self.sources}
         self.columns = {s: TranscriptColumn(TITLES[s], id=f"column-{s}") for s in self.sources}
         self.status = StatusBar()
+        self.profiling = ProfilingPanel(classes="-shown" if config.monitor.profiling_panel else "")
+        #: Every Final of the session, in arrival order: what save writes (clear only
+        #: empties the screen).
+        self.session: list[Final] = []
+        self.started = datetime.now()
+        self.paused: set[Source] = set()
+        self.selected: FinalLine | None = None
         self._pipeline = pipeline
         #: Set to end the pipeline (pending Finals come first); the app exits after it.
         self._stop = asyncio.Event()
         self.pipeline_done = asyncio.Event()
         #: When a source's sample was captured (monotonic ns), from its PCM ring's stamps.
         self._captured_ns: Callable[[Source, int], int | None] = lambda source, sample: None
+        #: Tells the actors what the user asked for (a pause); a no-op without a pipeline.
+        self._tell: Callable[[PauseSource], None] = lambda message: None
+        #: The processes the profiling panel samples, by name, and their latest counters.
+        self._pids: Callable[[], dict[str, int | None]] = lambda: {"monitor": os.getpid()}
+        self._counters: dict[str, dict[str, float]] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="sources"):
@@ -71,12 +98,14 @@ class MonitorApp(App):
                 with Vertical(classes="source"):
                     yield self.levels[source]
                     yield self.spectrograms[source]
+        yield self.profiling
         with Horizontal(id="columns"):
             yield from self.columns.values()
         yield self.status
         yield Footer()
 
     def on_mount(self) -> None:
+        self.set_interval(PROFILING_EVERY_S, self._sample_processes)
         if self._pipeline:
             self.run_worker(self._run_pipeline(), exclusive=True)
 
@@ -90,9 +119,16 @@ class MonitorApp(App):
         from earwig.supervisor.supervisor import Supervisor
 
         prefix = segments.run_prefix()
-        plan = transcription_plan(self.config, prefix)
+        plan = transcription_plan(self.config, prefix, devices_optional=True)
+        for source, error in plan.unavailable.items():
+            self.show_unavailable(source, error)
+        if not plan.sources:  # nothing to run; the screen still says why, until q
+            await self._stop.wait()
+            self.pipeline_done.set()
+            self.exit()
+            return
         bins = bins_for_model(final_model(self.config.models.final))
-        async with Supervisor(plan.rings, plan.actors) as supervisor:
+        async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("actors.log")) as supervisor:
             messages = supervisor.subscribe()
             readers = {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader()
                        for s in plan.sources}
@@ -109,7 +145,10 @@ class MonitorApp(App):
                 return None if batch is None else int(batch.time_ns[0])
 
             self._captured_ns = captured_ns
-            timer = self.set_interval(1 / FRAME_RATE, draw)
+            self._tell = supervisor.tell
+            self._pids = lambda: {"monitor": os.getpid(),
+                                  **{spec.name: supervisor.pid(spec.name) for spec in plan.actors}}
+            timer = self.set_interval(1 / self.config.monitor.frame_rate, draw)
             stopping = asyncio.create_task(self._stop.wait())
             try:
                 while not self._stop.is_set():
@@ -123,6 +162,8 @@ class MonitorApp(App):
                 timer.stop()
                 readers.clear()
                 self._captured_ns = lambda source, sample: None
+                self._tell = lambda message: None
+                self._pids = lambda: {"monitor": os.getpid()}
         self.pipeline_done.set()
         self.exit()
 
@@ -131,21 +172,44 @@ class MonitorApp(App):
         if isinstance(message, Partial):
             self.columns[message.source].show_partial(message)
         elif isinstance(message, Final):
+            if message.text:
+                self.session.append(message)
             self.columns[message.source].add_final(message)
             captured = self._captured_ns(message.source, message.end)
             if captured is not None and message.text:
                 self.status.final_after_s = (time.monotonic_ns() - captured) / 1e9
         elif isinstance(message, Level):
-            self.levels[message.source].update(_meter(TITLES[message.source], message))
+            if message.source not in self.paused:
+                self.levels[message.source].update(_meter(TITLES[message.source], message))
         elif isinstance(message, ModelState):
             self.status.show_model(message)
         elif isinstance(message, SourceEnded):
             self.levels[message.source].update(f"{TITLES[message.source]}: replay ended")
+        elif isinstance(message, Stats):
+            self._counters.setdefault(message.actor, {}).update(message.counters)
         elif isinstance(message, ActorFailed):
             self.notify(f"{message.error}" + (f" ({message.fix})" if message.fix else ""),
                         severity="error" if message.fatal else "warning", timeout=10)
 
+    def show_unavailable(self, source: Source, error: EarwigError) -> None:
+        self.columns[source].show_problem(f"No {TITLES[source].lower()} audio: {error.problem}."
+                                          + (f"\nFix: {error.fix}." if error.fix else ""))
+        self.levels[source].update(f"{TITLES[source]}: unavailable")
+
+    def on_final_line_clicked(self, event: FinalLine.Clicked) -> None:
+        if self.selected is not None:
+            self.selected.remove_class("selected")
+        self.selected = None if self.selected is event.line else event.line
+        if self.selected is not None:
+            self.selected.add_class("selected")
+
     # --- actions -------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Source keys only for the sources on screen."""
+        if action in ("pause", "hide"):
+            return parameters[0] in self.sources
+        return True
 
     async def action_quit(self) -> None:
         """Stop the pipeline (its actors end, its rings go) before the screen closes."""
@@ -154,9 +218,52 @@ class MonitorApp(App):
         else:
             self.exit()
 
+    def action_pause(self, source: Source) -> None:
+        """Pause or resume a source: a device's ring takes silence, a replay holds its place."""
+        paused = source not in self.paused
+        (self.paused.add if paused else self.paused.discard)(source)
+        self._tell(PauseSource(source=source, paused=paused))
+        self.levels[source].update(f"{TITLES[source]}: [bold yellow]paused[/] (m/s resumes)" if paused
+                                   else f"{TITLES[source]}: resumed")
+
+    def action_hide(self, source: Source) -> None:
+        """Hide or show a source's column; its text is still kept (and saved)."""
+        column = self.columns[source]
+        column.display = not column.display
+
     def action_clear(self) -> None:
+        """Empty the columns; the session transcript (what save writes) keeps everything."""
         for column in self.columns.values():
             column.clear()
+        self.selected = None
+
+    def action_copy(self) -> None:
+        """The selected Final (click one), else the newest, to the clipboard (through the
+        terminal, OSC 52: it works over SSH and in tmux)."""
+        final = self.selected.final if self.selected is not None else (self.session or [None])[-1]
+        if final is None:
+            self.notify("Nothing to copy yet", severity="warning")
+            return
+        self.copy_to_clipboard(final.text)
+        self.notify(f"Copied: {final.text}", timeout=3)
+
+    def action_save(self) -> None:
+        folder = Path(self.config.monitor.transcripts or paths.data_dir() / "transcripts").expanduser()
+        try:
+            path = export.save_text(self.session, self.started, folder)
+        except OSError as error:
+            self.notify(f"Could not save the transcript: {error}. The text stays on screen; "
+                        "set monitor.transcripts to a writable folder", severity="error", timeout=10)
+            return
+        self.notify(f"Saved {len(self.session)} Finals to {path}", timeout=5)
+
+    def action_profiling(self) -> None:
+        self.profiling.toggle_class("-shown")
+        self._sample_processes()
+
+    def _sample_processes(self) -> None:
+        if self.profiling.has_class("-shown"):
+            self.profiling.sample(self._pids(), self._counters)
 
 
 def _meter(title: str, level: Level) -> str:

@@ -1,5 +1,6 @@
 """The status bar: each model's state (evicted / loading / ready / failed, device, memory),
-the last end-of-speech -> Final latency, and the dictation state."""
+the last end-of-speech -> Final latency, and the dictation state. It wraps onto a second
+line in a narrow terminal rather than cut the latency off."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ _STATE_COLOURS = {"ready": "green", "loading": "yellow", "evicted": "dim", "fail
 class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar {
-        height: 1;
+        height: auto;
         background: $panel;
         padding: 0 1;
     }
@@ -43,15 +44,15 @@ class StatusBar(Static):
         for role in ("preview", "final"):
             state = self.models.get(role)
             if state is None:
-                parts.append(f"{role}: [dim]not loaded[/]")
+                parts.append(f"{role} [dim]not loaded[/]")
                 continue
             memory = f" {state.memory_bytes / 2**20:.0f} MB" if state.state == "ready" and state.memory_bytes else ""
             device = f" {state.device}" if state.device else ""
-            parts.append(f"{role}: {state.model} [{_STATE_COLOURS[state.state]}]{state.state}[/]{device}{memory}")
+            parts.append(f"{role} {state.model} [{_STATE_COLOURS[state.state]}]{state.state}[/]{device}{memory}")
         latency = "-" if self.final_after_s is None else f"{self.final_after_s:.2f} s"
-        parts.append(f"end of speech -> Final: {latency}")
-        parts.append(f"dictation: {self.dictation}")
-        self.update("  │  ".join(parts))
+        parts.append(f"speech end → Final {latency}")
+        parts.append(f"dictation {self.dictation}")
+        self.update(" │ ".join(parts))
 
     def on_mount(self) -> None:
         self.refresh_text()

@@ -1,0 +1,44 @@
+"""Where earwig keeps its files, by the XDG base directory spec: settings in the config
+dir, converted weights in the cache dir, logs in the state dir, transcripts in the data dir.
+
+Why one module: every actor and command that writes a file asks here, so an ``XDG_*``
+variable moves all of them (the tests rely on that to write nothing into ``$HOME``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _base(variable: str, default: str) -> Path:
+    return Path(os.environ.get(variable) or Path.home() / default)
+
+
+def config_home() -> Path:
+    return _base("XDG_CONFIG_HOME", ".config")
+
+
+def cache_home() -> Path:
+    return _base("XDG_CACHE_HOME", ".cache")
+
+
+def state_dir() -> Path:
+    """Logs: what the actors printed (``actors.log``)."""
+    return _base("XDG_STATE_HOME", ".local/state") / "earwig"
+
+
+def data_dir() -> Path:
+    """What the user keeps: saved transcripts."""
+    return _base("XDG_DATA_HOME", ".local/share") / "earwig"
+
+
+def fresh_log(name: str) -> Path:
+    """A log file for this session in the state dir; the previous session's is kept as
+    ``NAME.1``, so the log of a crash survives the next start but logs never pile up."""
+    folder = state_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / name
+    if path.exists():
+        path.replace(path.with_name(f"{name}.1"))
+    return path
