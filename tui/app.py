@@ -56,7 +56,7 @@ class MonitorApp(App):
     ProfilingPanel.-shown { display: block; }
     """
     BINDINGS = [Binding("m", "pause('mic')", "Pause mic"), Binding("s", "pause('speakers')", "Pause spk"),
-                Binding("M", "hide('mic')", "Hide mic"), Binding("S", "hide('speakers')", "Hide spk"),
+                Binding("v", "view", "View"),
                 Binding("c", "clear", "Clear"), Binding("y", "copy", "Copy"), Binding("w", "save", "Save"),
                 Binding("p", "profiling", "Profiling"), Binding("q", "quit", "Quit")]
 
@@ -102,7 +102,7 @@ class MonitorApp(App):
         with Horizontal(id="columns"):
             yield from self.columns.values()
         yield self.status
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.set_interval(PROFILING_EVERY_S, self._sample_processes)
@@ -180,7 +180,8 @@ class MonitorApp(App):
                 self.status.final_after_s = (time.monotonic_ns() - captured) / 1e9
         elif isinstance(message, Level):
             if message.source not in self.paused:
-                self.levels[message.source].update(_meter(TITLES[message.source], message))
+                level = self.levels[message.source]
+                level.update(_meter(TITLES[message.source], message, level.size.width))
         elif isinstance(message, ModelState):
             self.status.show_model(message)
         elif isinstance(message, SourceEnded):
@@ -207,7 +208,7 @@ class MonitorApp(App):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Source keys only for the sources on screen."""
-        if action in ("pause", "hide"):
+        if action == "pause":
             return parameters[0] in self.sources
         return True
 
@@ -226,10 +227,15 @@ class MonitorApp(App):
         self.levels[source].update(f"{TITLES[source]}: [bold yellow]paused[/] (m/s resumes)" if paused
                                    else f"{TITLES[source]}: resumed")
 
-    def action_hide(self, source: Source) -> None:
-        """Hide or show a source's column; its text is still kept (and saved)."""
-        column = self.columns[source]
-        column.display = not column.display
+    def action_view(self) -> None:
+        """Both columns, then each alone (the other is muted: hidden, its text still kept
+        and saved), then both again."""
+        views = [self.sources] + ([[s] for s in self.sources] if len(self.sources) > 1 else [])
+        shown = [s for s in self.sources if self.columns[s].display]
+        following = views[(views.index(shown) + 1) % len(views)] if shown in views else self.sources
+        for source, column in self.columns.items():
+            column.display = source in following
+        self.notify("Showing " + " and ".join(TITLES[s] for s in following), timeout=2)
 
     def action_clear(self) -> None:
         """Empty the columns; the session transcript (what save writes) keeps everything."""
@@ -266,8 +272,10 @@ class MonitorApp(App):
             self.profiling.sample(self._pids(), self._counters)
 
 
-def _meter(title: str, level: Level) -> str:
-    """A bar of the source's level from -60 dB to 0 dB, and CLIP when it clipped."""
-    filled = level.meter_cells(24)
+def _meter(title: str, level: Level, width: int) -> str:
+    """A bar of the source's level from -60 dB to 0 dB, as wide as the line leaves room for
+    beside the title, the figure and CLIP (shown when it clipped)."""
+    cells = max(4, min(40, width - len("Speakers ") - len(" -60.0 dB CLIP") - 1))
+    filled = level.meter_cells(cells)
     clip = " [bold red]CLIP[/]" if level.clipped else ""
-    return f"{title:<9}[green]{'█' * filled}[/][dim]{'·' * (24 - filled)}[/] {level.rms_db:6.1f} dB{clip}"
+    return f"{title:<9}[green]{'█' * filled}[/][dim]{'·' * (cells - filled)}[/] {level.rms_db:6.1f} dB{clip}"

@@ -37,7 +37,8 @@ class Spectrogram(Widget):
 
     DEFAULT_CSS = """
     Spectrogram {
-        height: 8;
+        height: 25vh;
+        max-height: 8;
         width: 1fr;
     }
     """

@@ -1,0 +1,175 @@
+"""`earwig monitor` in a real terminal (tmux): what a user sees, read back with capture-pane."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from earwig.shm import segments
+from speech_text import spoken_file, word_error_rate
+from test_transcription import CLEAR_SAID as SAID
+from test_transcription import VOICES
+
+EARWIG = [sys.executable, "-m", "earwig.cli"]
+COLUMNS, ROWS = 120, 32
+
+
+class Terminal:
+    """A detached tmux session of its own server, running one command."""
+
+    def __init__(self, folder: Path, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.socket = f"earwig-test-{os.getpid()}-{time.monotonic_ns()}"
+        self.exit_file = folder / "exit-code"
+        conf = folder / "tmux.conf"
+        conf.write_text("set -g set-clipboard on\n")  # OSC 52 from the app fills tmux's buffer
+        settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
+        shell = (f"TERM=xterm-256color COLORTERM=truecolor {settings} {shlex.join(command)}; "
+                 f"echo $? > {shlex.quote(str(self.exit_file))}; sleep 60")
+        self._tmux("-f", str(conf), "new-session", "-d", "-x", str(COLUMNS), "-y", str(ROWS), shell)
+
+    def _tmux(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    def screen(self) -> list[str]:
+        return self._tmux("capture-pane", "-p").splitlines()
+
+    def press(self, key: str) -> None:
+        self._tmux("send-keys", key)
+
+    def clipboard(self) -> str:
+        return self._tmux("show-buffer")
+
+    def pid(self) -> int:
+        return int(self._tmux("list-panes", "-F", "#{pane_pid}").strip())
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+def columns(screen: list[str]) -> dict[str, str]:
+    """The Mic and Speakers columns' text: the box rows between ╭ and ╰, split at ││
+    (empty before the app has drawn them)."""
+    top = next((i for i, line in enumerate(screen) if "╭─ Mic" in line), None)
+    if top is None:
+        return {"mic": "", "speakers": ""}
+    bottom = next(i for i, line in enumerate(screen) if i > top and line.startswith("╰"))
+    left, right = [], []
+    for line in screen[top + 1:bottom]:
+        middle = line.index("││")
+        left.append(line[1:middle])
+        right.append(line[middle + 2:].rstrip()[:-1])
+    return {"mic": " ".join(left).strip(), "speakers": " ".join(right).strip()}
+
+
+#: The start time in front of each Final.
+STAMP = re.compile(r"\b\d\d:\d\d\b")
+
+
+def transcript(text: str) -> str:
+    """A column's words without the Finals' mm:ss stamps."""
+    return STAMP.sub(" ", text)
+
+
+@pytest.fixture
+def terminal_factory(tmp_path):
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (scripts/setup installs it)")
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    opened: list[Terminal] = []
+
+    def open_terminal(command: list[str], env: dict[str, str] | None = None) -> Terminal:
+        folder = tmp_path / f"terminal-{len(opened)}"
+        folder.mkdir()
+        opened.append(Terminal(folder, command, env))
+        return opened[-1]
+
+    yield open_terminal
+    for terminal in opened:
+        terminal.close()
+
+
+def _wait(condition, timeout: float, what: str, terminal: Terminal):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}; the screen:\n" + "\n".join(terminal.screen()))
+
+
+def test_both_replays_reach_their_columns_then_copy_save_and_quit(terminal_factory, tmp_path):
+    files = {s: spoken_file(tmp_path / f"{s}.wav", said, VOICES[s]).path for s, said in SAID.items()}
+    terminal = terminal_factory([*EARWIG, "monitor", "--replay-mic", str(files["mic"]),
+                                 "--replay-speakers", str(files["speakers"])])
+    app_pid = _wait(lambda: next((c.pid for c in _children(terminal.pid()) if "earwig.cli" in " ".join(c.cmdline())),
+                                 None), 30, "the app's process", terminal)
+
+    def both_heard() -> dict[str, str] | None:
+        shown = columns(terminal.screen())
+        finals = all(len(STAMP.findall(shown[s])) == len(SAID[s]) for s in SAID)
+        text = {s: transcript(t) for s, t in shown.items()}
+        done = finals and all(word_error_rate(" ".join(SAID[s]), text[s]) <= 0.2 for s in SAID)
+        return text if done else None
+
+    text = _wait(both_heard, 200, "both columns' text", terminal)
+    for source, other in (("mic", "speakers"), ("speakers", "mic")):
+        assert word_error_rate(" ".join(SAID[other]), text[source]) >= 0.7, text  # no cross-over
+
+    terminal.press("y")  # the newest Final, through OSC 52 into tmux's buffer
+    copied = _wait(lambda: _buffer(terminal), 10, "the copied Final", terminal)
+    assert min(word_error_rate(said, copied) for s in SAID for said in SAID[s]) <= 0.2, copied
+
+    terminal.press("w")
+    saved = _wait(lambda: list((tmp_path / "data" / "earwig" / "transcripts").glob("*.txt")), 10,
+                  "the saved transcript", terminal)
+    lines = saved[0].read_text().splitlines()
+    assert sum("Mic]" in line for line in lines) == len(SAID["mic"])
+    assert sum("Speakers]" in line for line in lines) == len(SAID["speakers"])
+    assert oct(saved[0].stat().st_mode & 0o777) == "0o600"
+
+    terminal.press("q")
+    exit_file = tmp_path / "terminal-0" / "exit-code"
+    _wait(exit_file.exists, 60, "the app to exit", terminal)
+    assert exit_file.read_text().strip() == "0"
+    assert not list(Path("/dev/shm").glob(f"{segments.PREFIX}{app_pid}-*"))
+
+
+def test_without_an_audio_server_the_mic_column_says_why_and_the_replay_runs(terminal_factory, tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    speakers = spoken_file(tmp_path / "speakers.wav", SAID["speakers"][:1], VOICES["speakers"]).path
+    terminal = terminal_factory([*EARWIG, "monitor", "--replay-speakers", str(speakers)],
+                                env={"XDG_RUNTIME_DIR": str(runtime), "PULSE_SERVER": f"unix:{runtime}/none"})
+
+    def shown() -> dict[str, str] | None:
+        text = columns(terminal.screen())
+        heard = word_error_rate(SAID["speakers"][0], transcript(text["speakers"])) <= 0.2
+        return text if heard else None
+
+    text = _wait(shown, 200, "the speakers' text", terminal)
+    assert "No mic audio: no audio server" in text["mic"] and "Fix: start PulseAudio" in text["mic"]
+    terminal.press("q")
+    _wait((tmp_path / "terminal-0" / "exit-code").exists, 60, "the app to exit", terminal)
+
+
+def _children(pid: int):
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _buffer(terminal: Terminal) -> str | None:
+    try:
+        return terminal.clipboard() or None
+    except subprocess.CalledProcessError:  # no buffer yet
+        return None
