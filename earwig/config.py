@@ -93,7 +93,8 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The live screen (`earwig monitor`)."""
 
     frame_rate: Annotated[float, Meta(ge=1, le=60, description=
-        "How many times a second the spectrograms take new frames and redraw.")] = 12.5
+        "How many times a second the screen redraws (spectrograms, levels, partial text); "
+        "at 10 the spectrogram scrolls one column a frame.")] = 10.0
     transcripts: Annotated[str, Meta(description=
         "Folder the save key writes transcripts to; empty: transcripts/ in the data dir "
         "($XDG_DATA_HOME/earwig, ~/.local/share/earwig).")] = ""

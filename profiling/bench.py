@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from earwig.profiling import bench_latency, bench_mel, bench_ring
+from earwig.profiling import bench_latency, bench_mel, bench_monitor, bench_ring
 
-BENCHMARKS = {"latency": bench_latency, "mel": bench_mel, "ring": bench_ring}
+BENCHMARKS = {"latency": bench_latency, "mel": bench_mel, "monitor": bench_monitor, "ring": bench_ring}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,3 +38,16 @@ def test_latency_benchmark_prints_both_latencies_against_whisper_transcribe():
     assert 0 < float(vad[8]) < float(piped[-4])
     for stage in ("before load", "after load", "after eviction"):
         assert rows[stage][-1].isdigit()
+
+
+def test_monitor_benchmark_prints_the_screens_cpu_and_latency_on_against_off():
+    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "monitor", "--quick"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()}
+    cpu = rows["monitor process CPU, % of one core"]
+    on, off, screen = float(cpu[-4]), float(cpu[-3]), float(cpu[-2])
+    assert on > off > 0 and abs(screen - (on - off)) < 0.15  # the screen's share, measured
+    finals = rows["Finals timed"]
+    assert int(finals[-2]) == int(finals[-1]) > 0  # both modes timed the same Finals
+    assert rows["end of speech -> Final p50 s"][-3].endswith("x")

@@ -19,8 +19,8 @@ SECOND = 16_000
 
 
 def _frames(columns: int, low_bins: int) -> np.ndarray:
-    """A fixed picture: a pitch contour (harmonics that rise and fall) over quiet noise-free bins."""
-    frames = np.full((columns * FRAMES_PER_COLUMN, 80), -1.5, np.float32)
+    """A fixed picture: a pitch contour (harmonics that rise and fall) over quiet bins."""
+    frames = np.full((columns * FRAMES_PER_COLUMN, 80), -6.5, np.float32)
     for index in range(len(frames)):
         base = low_bins + int(4 * np.sin(index / 40))
         for harmonic in range(1, 5):
@@ -45,6 +45,7 @@ async def _fill(pilot) -> None:
     app.handle(Final(source="speakers", start=SECOND, end=5 * SECOND, language="en",
                      text="Turn left at the second traffic light."))
     app.status.final_after_s = 1.02
+    app.draw_frame()
     await pilot.pause()
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Static
+from textual.widgets import Footer
 
 from earwig import export, paths
 from earwig.config import Config
@@ -37,6 +37,7 @@ from earwig.errors import EarwigError
 from earwig.export import TITLES
 from earwig.messages import (SOURCES, ActorFailed, AnyMessage, Final, Level, ModelState, Partial,
                              PauseSource, Source, SourceEnded, Stats)
+from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import ProfilingPanel
 from earwig.tui.spectrogram import Spectrogram
 from earwig.tui.status import StatusBar
@@ -50,7 +51,6 @@ class MonitorApp(App):
     CSS = """
     #sources { height: auto; }
     .source { width: 1fr; height: auto; }
-    .level { height: 1; }
     #columns { height: 1fr; }
     ProfilingPanel { display: none; }
     ProfilingPanel.-shown { display: block; }
@@ -70,7 +70,7 @@ class MonitorApp(App):
         self.config = config
         self.sources: list[Source] = [s for s in SOURCES if config.source(s).enabled]
         self.spectrograms = {s: Spectrogram(id=f"spectrogram-{s}") for s in self.sources}
-        self.levels = {s: Static(f"{TITLES[s]}: waiting", classes="level") for s in self.sources}
+        self.levels = {s: LevelMeter(TITLES[s]) for s in self.sources}
         self.columns = {s: TranscriptColumn(TITLES[s], id=f"column-{s}") for s in self.sources}
         self.status = StatusBar()
         self.profiling = ProfilingPanel(classes="-shown" if config.monitor.profiling_panel else "")
@@ -88,6 +88,12 @@ class MonitorApp(App):
         self._captured_ns: Callable[[Source, int], int | None] = lambda source, sample: None
         #: Tells the actors what the user asked for (a pause); a no-op without a pipeline.
         self._tell: Callable[[PauseSource], None] = lambda message: None
+        #: What changed since the last frame: drawn together at the frame rate, so the
+        #: screen repaints a dozen times a second however fast levels and Partials come.
+        self._levels: dict[Source, Level] = {}
+        self._partials: dict[Source, Partial] = {}
+        #: Moves the rings' new mel frames into the spectrograms (a no-op without a pipeline).
+        self._read_frames: Callable[[], None] = lambda: None
         #: The processes the profiling panel samples, by name, and their latest counters.
         self._pids: Callable[[], dict[str, int | None]] = lambda: {"monitor": os.getpid()}
         self._counters: dict[str, dict[str, float]] = {}
@@ -105,6 +111,7 @@ class MonitorApp(App):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
+        self.set_interval(1 / self.config.monitor.frame_rate, self.draw_frame)
         self.set_interval(PROFILING_EVERY_S, self._sample_processes)
         if self._pipeline:
             self.run_worker(self._run_pipeline(), exclusive=True)
@@ -133,7 +140,7 @@ class MonitorApp(App):
             readers = {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader()
                        for s in plan.sources}
 
-            def draw() -> None:
+            def read_frames() -> None:
                 for source, reader in readers.items():
                     batch = reader.read()
                     if batch is not None:
@@ -145,21 +152,23 @@ class MonitorApp(App):
                 return None if batch is None else int(batch.time_ns[0])
 
             self._captured_ns = captured_ns
+            self._read_frames = read_frames
             self._tell = supervisor.tell
             self._pids = lambda: {"monitor": os.getpid(),
                                   **{spec.name: supervisor.pid(spec.name) for spec in plan.actors}}
-            timer = self.set_interval(1 / self.config.monitor.frame_rate, draw)
             stopping = asyncio.create_task(self._stop.wait())
             try:
                 while not self._stop.is_set():
                     getting = asyncio.create_task(messages.get())
                     await asyncio.wait((getting, stopping), return_when=asyncio.FIRST_COMPLETED)
-                    if getting.done():
-                        self.handle(getting.result())
-                    else:
+                    if not getting.done():
                         getting.cancel()
+                        break
+                    self.handle(getting.result())
+                    while not messages.empty():  # what came meanwhile, without a task each
+                        self.handle(messages.get_nowait())
             finally:  # nothing may still point into the rings when they are closed
-                timer.stop()
+                self._read_frames = lambda: None
                 readers.clear()
                 self._captured_ns = lambda source, sample: None
                 self._tell = lambda message: None
@@ -170,22 +179,23 @@ class MonitorApp(App):
     def handle(self, message: AnyMessage) -> None:
         """Show what a pipeline message says."""
         if isinstance(message, Partial):
-            self.columns[message.source].show_partial(message)
+            self._partials[message.source] = message
         elif isinstance(message, Final):
             if message.text:
                 self.session.append(message)
+            self._partials.pop(message.source, None)
             self.columns[message.source].add_final(message)
             captured = self._captured_ns(message.source, message.end)
             if captured is not None and message.text:
                 self.status.final_after_s = (time.monotonic_ns() - captured) / 1e9
         elif isinstance(message, Level):
             if message.source not in self.paused:
-                level = self.levels[message.source]
-                level.update(_meter(TITLES[message.source], message, level.size.width))
+                self._levels[message.source] = message
         elif isinstance(message, ModelState):
             self.status.show_model(message)
         elif isinstance(message, SourceEnded):
-            self.levels[message.source].update(f"{TITLES[message.source]}: replay ended")
+            self._levels.pop(message.source, None)
+            self.levels[message.source].say("replay ended")
         elif isinstance(message, Stats):
             self._counters.setdefault(message.actor, {}).update(message.counters)
         elif isinstance(message, ActorFailed):
@@ -195,7 +205,18 @@ class MonitorApp(App):
     def show_unavailable(self, source: Source, error: EarwigError) -> None:
         self.columns[source].show_problem(f"No {TITLES[source].lower()} audio: {error.problem}."
                                           + (f"\nFix: {error.fix}." if error.fix else ""))
-        self.levels[source].update(f"{TITLES[source]}: unavailable")
+        self.levels[source].say("unavailable", NOTICE)
+
+    def draw_frame(self) -> None:
+        """What changed since the last frame, onto the screen: new mel frames, the latest
+        level and Partial of each source (earlier ones are simply never drawn)."""
+        self._read_frames()
+        for source, level in self._levels.items():
+            self.levels[source].show(level)
+        for source, partial in self._partials.items():
+            self.columns[source].show_partial(partial)
+        self._levels.clear()
+        self._partials.clear()
 
     def on_final_line_clicked(self, event: FinalLine.Clicked) -> None:
         if self.selected is not None:
@@ -224,8 +245,8 @@ class MonitorApp(App):
         paused = source not in self.paused
         (self.paused.add if paused else self.paused.discard)(source)
         self._tell(PauseSource(source=source, paused=paused))
-        self.levels[source].update(f"{TITLES[source]}: [bold yellow]paused[/] (m/s resumes)" if paused
-                                   else f"{TITLES[source]}: resumed")
+        self._levels.pop(source, None)
+        self.levels[source].say("paused (m/s resumes)" if paused else "resumed", NOTICE if paused else None)
 
     def action_view(self) -> None:
         """Both columns, then each alone (the other is muted: hidden, its text still kept
@@ -245,7 +266,7 @@ class MonitorApp(App):
 
     def action_copy(self) -> None:
         """The selected Final (click one), else the newest, to the clipboard (through the
-        terminal, OSC 52: it works over SSH and in tmux)."""
+        terminal, OSC 52: it works over SSH, and in tmux with set-clipboard on)."""
         final = self.selected.final if self.selected is not None else (self.session or [None])[-1]
         if final is None:
             self.notify("Nothing to copy yet", severity="warning")
@@ -270,12 +291,3 @@ class MonitorApp(App):
     def _sample_processes(self) -> None:
         if self.profiling.has_class("-shown"):
             self.profiling.sample(self._pids(), self._counters)
-
-
-def _meter(title: str, level: Level, width: int) -> str:
-    """A bar of the source's level from -60 dB to 0 dB, as wide as the line leaves room for
-    beside the title, the figure and CLIP (shown when it clipped)."""
-    cells = max(4, min(40, width - len("Speakers ") - len(" -60.0 dB CLIP") - 1))
-    filled = level.meter_cells(cells)
-    clip = " [bold red]CLIP[/]" if level.clipped else ""
-    return f"{title:<9}[green]{'█' * filled}[/][dim]{'·' * (cells - filled)}[/] {level.rms_db:6.1f} dB{clip}"

@@ -13,14 +13,17 @@ from __future__ import annotations
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
+from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
 
-#: Frames (10 ms each) a column stands for: 12.5 columns a second, so an 80-column
-#: terminal shows the last 6.4 s.
-FRAMES_PER_COLUMN = 8
-#: Shades of the colour map; styles are made once per (upper, lower) pair of shades.
-SHADES = 64
+#: Frames (10 ms each) a column stands for: 10 columns a second, one per frame at the
+#: monitor's default frame rate (a steady scroll), so a 40-column half of an 80-column
+#: terminal shows the last 4 s.
+FRAMES_PER_COLUMN = 10
+#: Shades of the colour map; styles are made once per (upper, lower) pair of shades. 32
+#: look as smooth as 64 in terminal cells and leave more runs of equal cells to merge.
+SHADES = 32
 #: Log10 power shown below the loudest frame on screen, as whisper's own clamp (max - 8).
 DYNAMIC_RANGE = 8.0
 #: matplotlib's "inferno" at nine evenly spaced points: dark is quiet, bright is loud, and
@@ -49,9 +52,8 @@ class Spectrogram(Widget):
         self._columns = np.zeros((0, bins), np.float32)
         self._partial = np.zeros((0, bins), np.float32)
         self._history = history
-        self._styles: dict[tuple[int, int], Style] = {}
-        #: The shades last computed, for the columns count and size they were computed at:
-        #: render_line runs once per terminal row, the picture changes once per push.
+        self._cells: dict[int, Segment] = {}
+        #: The shades last computed, and the (columns pushed, width, height) they are for.
         self._picture: tuple[tuple[int, int, int], np.ndarray | None] = ((-1, 0, 0), None)
         self._pushed = 0
 
@@ -60,22 +62,45 @@ class Spectrogram(Widget):
         pending = np.concatenate((self._partial, frames))
         whole = len(pending) // FRAMES_PER_COLUMN * FRAMES_PER_COLUMN
         if whole:
+            shown = self._picture[1]
             columns = pending[:whole].reshape(-1, FRAMES_PER_COLUMN, pending.shape[1]).mean(axis=1)
             self._columns = np.concatenate((self._columns, columns))[-self._history:]
             self._pushed += len(columns)
-            self.refresh()
+            self._refresh_changed(shown, self._current())
         self._partial = pending[whole:]
 
     def render_line(self, y: int) -> Strip:
-        width, height = self.size.width, self.size.height
-        key = (self._pushed, width, height)
-        if self._picture[0] != key:
-            self._picture = (key, self._shades(width, height))
-        shades = self._picture[1]
+        width = self.size.width
+        shades = self._current()
         if shades is None:
             return Strip.blank(width)
-        upper, lower = shades[2 * y], shades[2 * y + 1]
-        return Strip([Segment("▀", self._style(int(u), int(d))) for u, d in zip(upper, lower)], width)
+        cells = (shades[2 * y] * SHADES + shades[2 * y + 1]).tolist()
+        # One segment per run of equal cells: quiet stretches are one segment, not dozens.
+        segments, start = [], 0
+        for end in range(1, width + 1):
+            if end == width or cells[end] != cells[start]:
+                segments.append(self._segment(cells[start], end - start))
+                start = end
+        return Strip(segments, width)
+
+    def _current(self) -> np.ndarray | None:
+        """The picture for the frames pushed so far at the widget's size, computed once:
+        render_line runs once per terminal row, the picture changes once per push."""
+        key = (self._pushed, self.size.width, self.size.height)
+        if self._picture[0] != key:
+            self._picture = (key, self._shades(self.size.width, self.size.height))
+        return self._picture[1]
+
+    def _refresh_changed(self, shown: np.ndarray | None, new: np.ndarray | None) -> None:
+        """Repaint only the terminal rows whose cells changed: rows that stay dark (high
+        frequencies, silence, a paused or ended source) cost nothing a frame."""
+        if shown is None or new is None or shown.shape != new.shape:
+            self.refresh()
+            return
+        height, width = new.shape[0] // 2, new.shape[1]
+        changed = (shown != new).reshape(height, 2, width).any(axis=(1, 2))
+        if changed.any():
+            self.refresh(*(Region(0, int(y), width, 1) for y in np.flatnonzero(changed)))
 
     def _shades(self, width: int, height: int) -> np.ndarray | None:
         """Shade index of each half-cell ``(2 * height, width)``, high frequencies on top."""
@@ -89,8 +114,11 @@ class Spectrogram(Widget):
         picture[:, width - len(shown):] = (level[:, rows].T * (SHADES - 1)).round().astype(int)
         return picture
 
-    def _style(self, upper: int, lower: int) -> Style:
-        style = self._styles.get((upper, lower))
-        if style is None:
-            style = self._styles[upper, lower] = Style(color=_HEX[upper], bgcolor=_HEX[lower])
-        return style
+    def _segment(self, cell: int, length: int) -> Segment:
+        """``length`` cells of one (upper, lower) shade pair, ``cell = upper * SHADES + lower``;
+        segments of one cell (most of them, in speech) are made once and reused."""
+        single = self._cells.get(cell)
+        if single is None:
+            upper, lower = divmod(cell, SHADES)
+            single = self._cells[cell] = Segment("▀", Style(color=_HEX[upper], bgcolor=_HEX[lower]))
+        return single if length == 1 else Segment("▀" * length, single.style)

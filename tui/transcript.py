@@ -8,8 +8,8 @@ A click on a Final selects it (for the copy key).
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Static
 
@@ -26,7 +26,7 @@ class FinalLine(Static):
             self.line = line
 
     def __init__(self, final: Final) -> None:
-        super().__init__(Text.assemble((f"{clock(final.start)} ", "dim"), final.text), classes="final")
+        super().__init__(Content.assemble((f"{clock(final.start)} ", "dim"), final.text), classes="final")
         self.final = final
 
     def on_click(self) -> None:
@@ -76,8 +76,8 @@ class TranscriptColumn(VerticalScroll):
         if partial is None:
             self._partial.update("")
         else:
-            self._partial.update(Text.assemble(partial.committed, " " if partial.committed else "",
-                                               (partial.tentative, "dim italic")))
+            self._partial.update(Content.assemble(partial.committed, " " if partial.committed else "",
+                                                  (partial.tentative, "dim italic")))
         if following:
             self.call_after_refresh(self.scroll_end, animate=False)
 
