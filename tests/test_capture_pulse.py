@@ -9,7 +9,7 @@ import numpy as np
 
 from earwig.actors.capture_files import read_audio
 from earwig.config import Config, SourceConfig
-from earwig.messages import Level
+from earwig.messages import Level, PauseSource
 from earwig.supervisor.plan import capture_plan
 from earwig.supervisor.supervisor import Supervisor
 
@@ -66,3 +66,34 @@ def test_speech_played_into_mic_and_speakers_arrives_in_both_rings(ring_prefix, 
     for source in ("mic", "speakers"):
         loud = [lv for lv in levels if lv.source == source and lv.rms_db > -40]
         assert len(loud) > 20, f"{source}: too few loud level messages"
+
+
+async def pause_while_playing(prefix, pulse_env, speech):
+    """Speech into the fake microphone while the source is paused, then again after resuming."""
+    config = Config(mic=SourceConfig(device="fakemic"), speakers=SourceConfig(enabled=False))
+    plan = capture_plan(config, prefix)
+    async with Supervisor(plan.rings, plan.actors) as supervisor:
+        ring = supervisor.rings[plan.rings[0].name]
+        for _ in range(200):
+            if ring.published:
+                break
+            await asyncio.sleep(0.05)
+        recorded = []
+        for paused in (True, False):
+            supervisor.tell(PauseSource(source="mic", paused=paused))
+            await asyncio.sleep(0.3)  # the actor has it before the speech starts
+            reader = ring.reader()
+            player = await asyncio.create_subprocess_exec("paplay", "--device=micfeed", str(speech["a"]),
+                                                          env=pulse_env)
+            assert await player.wait() == 0
+            await asyncio.sleep(0.3)
+            recorded.append(reader.read().data.reshape(-1))
+    return recorded
+
+
+def test_a_paused_device_writes_silence_for_as_long_as_it_is_paused_then_resumes(ring_prefix, pulse, speech):
+    while_paused, after = asyncio.run(pause_while_playing(ring_prefix, pulse, speech))
+    said = read_audio(speech["a"])
+    assert len(while_paused) >= len(said)  # time went on: the ring took every block...
+    assert not np.any(while_paused)  # ...of silence
+    assert best_correlation(after, said) > 0.9  # and the voice is back after resuming
