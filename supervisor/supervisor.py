@@ -157,9 +157,6 @@ class Supervisor:
         self._subscribers.append(queue)
         return queue
 
-    def send(self, actor: str, message: Message) -> None:
-        self._send(self._actors[actor], message)
-
     def tell(self, message: Message) -> None:
         """A message from the user (the UI) to every actor that listens for its type; a
         pause is remembered and told again to an actor that restarts."""
