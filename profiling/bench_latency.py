@@ -110,11 +110,7 @@ async def live(path: Path, utterances: list[Utterance]) -> Live:
     result = Live(utterances)
     async with Supervisor(plan.rings, plan.actors) as supervisor:
         messages = supervisor.subscribe()
-        pcm = supervisor.rings[pcm_ring_name(prefix, "mic")]
-        item = pcm.spec.item_len
-
-        def captured_ns(sample: int) -> int:
-            return int(pcm.reader(start=sample // item).read(1).time_ns[0])
+        captured_ns = supervisor.rings[pcm_ring_name(prefix, "mic")].stamp_ns
 
         def starting(start: int) -> Utterance | None:
             """The utterance a VAD segment starting at ``start`` begins (or belongs to)."""

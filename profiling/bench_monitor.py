@@ -113,12 +113,8 @@ async def _without_screen(config: Config) -> Tracker:
     prefix = segments.run_prefix()
     plan = transcription_plan(config, prefix)
     async with Supervisor(plan.rings, plan.actors) as supervisor:
-        def captured_ns(source: str, sample: int) -> int | None:
-            pcm = supervisor.rings[pcm_ring_name(prefix, source)]
-            batch = pcm.reader(start=sample // pcm.spec.item_len).read(1)
-            return None if batch is None else int(batch.time_ns[0])
-
-        tracker = Tracker(2, captured_ns)
+        tracker = Tracker(2, lambda source, sample: (
+            supervisor.rings[pcm_ring_name(prefix, source)].stamp_ns(sample)))
         messages = supervisor.subscribe()
         while not tracker.done:
             tracker.see(await messages.get())

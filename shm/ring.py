@@ -200,6 +200,12 @@ class Ring:
     def reader(self, slot: int | None = None, start: int | None = None) -> RingReader:
         return RingReader(self, slot, start)
 
+    def stamp_ns(self, position: int) -> int | None:
+        """When the item holding sample/frame ``position`` was written (its writer's stamp),
+        or None while it is not written yet or after it was overwritten."""
+        batch = self.reader(start=position // self.spec.item_len).read(1)
+        return None if batch is None else int(batch.time_ns[0])
+
     def reader_cursors(self) -> list[int]:
         """Cursors of the reader slots in use (readers that announce their progress)."""
         cursors = self._header[_FIRST_READER_W::_LINE]

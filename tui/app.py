@@ -3,10 +3,11 @@ models' state.
 
 Why the app runs in the supervisor's process: the supervisor already receives every
 message, and the rings can be read from any process, so the monitor needs no protocol of
-its own and adds no hop between an actor and the screen. It cannot slow the pipeline:
+its own and adds no hop between an actor and the screen. It never blocks the pipeline:
 actors are other processes that never wait for the supervisor; drawing happens at a fixed
 frame rate from ring reads; and Textual writes to the terminal from its own thread, so a
-slow terminal delays only the picture. The actors' own output goes to a log file in the
+slow terminal delays only the picture. It does take CPU: on two cores its frames slow the
+final pass (``bench monitor``, profiling/README.md). The actors' own output goes to a log file in the
 state dir: the terminal is the screen's.
 
 A source whose device cannot be had (no audio server) says so in its column, with the fix,
@@ -146,12 +147,8 @@ class MonitorApp(App):
                     if batch is not None:
                         self.spectrograms[source].push(batch.data)
 
-            def captured_ns(source: Source, sample: int) -> int | None:
-                pcm = supervisor.rings[pcm_ring_name(prefix, source)]
-                batch = pcm.reader(start=sample // pcm.spec.item_len).read(1)
-                return None if batch is None else int(batch.time_ns[0])
-
-            self._captured_ns = captured_ns
+            self._captured_ns = lambda source, sample: (
+                supervisor.rings[pcm_ring_name(prefix, source)].stamp_ns(sample))
             self._read_frames = read_frames
             self._tell = supervisor.tell
             self._pids = lambda: {"monitor": os.getpid(),
