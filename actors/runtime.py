@@ -99,29 +99,36 @@ async def _serve(spec: ActorSpec, conn: Connection) -> int:
 
 
 def run_actor(spec: ActorSpec, conn: Connection, log_path: str | None = None) -> None:
-    """Process entry point (spawn target). With ``log_path``, what the process prints (its
-    own output, a library's warnings, a traceback) is appended there instead of reaching a
-    terminal that a full-screen UI owns."""
-    if log_path is not None:
-        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        os.dup2(log, 1)
-        os.dup2(log, 2)
-        os.close(log)
+    """Process entry point (spawn target)."""
+    redirect_output(log_path)
     # Ctrl-C reaches the whole process group; the supervisor decides how actors stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if spec.niceness:
         os.nice(spec.niceness)
     try:
-        import uvloop
-    except ImportError:  # Windows: the default loop
-        runner = asyncio.run
-    else:
-        runner = uvloop.run
-    try:
-        code = runner(_serve(spec, conn))
+        code = run_loop(_serve(spec, conn))
     except Exception:
         traceback.print_exc()
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def redirect_output(log_path: str | None) -> None:
+    """With ``log_path``, what the process prints (its own output, a library's warnings, a
+    traceback) is appended there instead of reaching a terminal that a full-screen UI owns."""
+    if log_path is not None:
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+
+
+def run_loop(coroutine):
+    """Run a process's main coroutine on uvloop (the default loop where there is none)."""
+    try:
+        import uvloop
+    except ImportError:  # Windows
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)

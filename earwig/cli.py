@@ -141,8 +141,9 @@ def _monitor(args: argparse.Namespace) -> int:
 
     config = _config_from(args)
     transcription_plan(config, segments.run_prefix(), devices_optional=True)  # bad settings: one line, before the screen opens
-    MonitorApp(config).run()
-    return 0
+    app = MonitorApp(config)
+    app.run()
+    return app.return_code or 0
 
 
 def _final_line(final: Final, as_json: bool, source: str) -> str:

@@ -100,6 +100,9 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "($XDG_DATA_HOME/earwig, ~/.local/share/earwig).")] = ""
     profiling_panel: Annotated[bool, Meta(description=
         "Show the profiling panel from the start (the p key toggles it).")] = False
+    niceness: Annotated[int, Meta(ge=0, le=19, description=
+        "Added to the screen's nice value, not the pipeline's: on a busy machine the "
+        "transcription gets the CPU first and the picture waits.")] = 10
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

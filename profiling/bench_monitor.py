@@ -3,14 +3,14 @@ end-of-speech -> Final latency with the screen on and off, in the same run.
 
 Each run is a fresh process on a pseudo-terminal of 120x40 (a real terminal driver writes
 every frame; this process drains it as a terminal would), both sources replaying the same
-speech in real time through the whole pipeline. "on" runs ``MonitorApp``; "off" runs the
-same supervisor and actors with a loop that only reads the messages. The runs alternate
-(on, off, on, off, ...) so drift on a shared machine falls on both alike. The screen's own
-cost is the monitor process's CPU with the screen minus without it: the supervisor's
-routing is in both.
+speech in real time through the whole pipeline. "on" runs ``MonitorApp`` as ``earwig
+monitor`` does (the screen at ``monitor.niceness``, the supervisor in a process of its own);
+"off" runs the same supervisor's process with a client that only reads the messages. The
+runs alternate (on, off, on, off, ...) so drift on a shared machine falls on both alike. The
+screen's own cost is the client process's CPU with the screen minus without it.
 
 Latency here: from the capture of a Final's last sample (its stamp in the PCM ring) to the
-Final reaching the supervisor's process, for every Final of the run but each source's first
+Final reaching the client's process, for every Final of the run but each source's first
 (that one waited for the models to load).
 """
 
@@ -77,7 +77,7 @@ def _config(path: Path) -> Config:
 def child(mode: str, path: Path, out: Path) -> None:
     """One run, in this process: the monitor ("on") or the bare pipeline ("off")."""
     config = _config(path)
-    import earwig.supervisor.plan, earwig.supervisor.supervisor, earwig.tui.app  # noqa: F401 (imports are not the screen's cost)
+    import earwig.supervisor.plan, earwig.supervisor.remote, earwig.tui.app  # noqa: F401 (imports are not the screen's cost)
     cpu_before = psutil.Process().cpu_times()
     started = time.monotonic()
     tracker = asyncio.run(_with_screen(config) if mode == "on" else _without_screen(config))
@@ -98,7 +98,7 @@ async def _with_screen(config: Config) -> Tracker:
         tracker.see(message)
         shown(message)
         if tracker.done:
-            app._stop.set()
+            app.end_pipeline()
 
     app.handle = handle
     await app.run_async()
@@ -108,16 +108,18 @@ async def _with_screen(config: Config) -> Tracker:
 async def _without_screen(config: Config) -> Tracker:
     from earwig.shm import segments
     from earwig.supervisor.plan import pcm_ring_name, transcription_plan
-    from earwig.supervisor.supervisor import Supervisor
+    from earwig.supervisor.remote import RemoteSupervisor
 
     prefix = segments.run_prefix()
     plan = transcription_plan(config, prefix)
-    async with Supervisor(plan.rings, plan.actors) as supervisor:
+    async with RemoteSupervisor(plan.rings, plan.actors) as supervisor:
         tracker = Tracker(2, lambda source, sample: (
             supervisor.rings[pcm_ring_name(prefix, source)].stamp_ns(sample)))
-        messages = supervisor.subscribe()
         while not tracker.done:
-            tracker.see(await messages.get())
+            message = await supervisor.receive()
+            if message is None:
+                raise RuntimeError("the supervisor's process ended before the replays did")
+            tracker.see(message)
     return tracker
 
 
@@ -165,7 +167,7 @@ def run(quick: bool = False) -> str:
     lines = [f"monitor: both sources replaying {len(utterances)} utterances each in real time, "
              f"{COLUMNS}x{ROWS} pseudo-terminal, runs {', '.join(order)}, {psutil.cpu_count()} cores"]
     lines += table(("", "screen on", "screen off", "on - off / on vs off", "goal"), [
-        ("monitor process CPU, % of one core", f"{on:.1f}", f"{off:.1f}", f"{on - off:.1f}", "<= 10"),
+        ("client process CPU, % of one core", f"{on:.1f}", f"{off:.1f}", f"{on - off:.1f}", "<= 10"),
         ("end of speech -> Final p50 s", f"{p50['on']:.2f}", f"{p50['off']:.2f}",
          f"{p50['on'] / p50['off']:.2f}x", "within noise"),
         ("end of speech -> Final p95 s", f"{p95['on']:.2f}", f"{p95['off']:.2f}",

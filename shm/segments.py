@@ -1,9 +1,11 @@
 """Named shared-memory segments: creation, attachment, and cleanup of dead runs.
 
-Every segment of a run is named ``earwig-<supervisor pid>-<token>-<ring>``, so a later run
+Every segment of a run is named ``earwig-<pid>-<token>-<ring>``, the pid being the run's
+first process (the supervisor's, or the monitor's screen that started it), so a later run
 can tell which segments belong to a process that no longer exists and remove them, and a
 test can count what one run left behind. Segments are created and unlinked by the
-supervisor only; actors attach by name.
+supervisor (a screen removes what its supervisor's process left, should it die); actors
+and the screen attach by name.
 
 Python's ``resource_tracker`` is kept out of it: before 3.13 it unlinks a segment when *any*
 process that attached it exits, which would destroy a ring the moment an actor is

@@ -45,7 +45,7 @@ def test_monitor_benchmark_prints_the_screens_cpu_and_latency_on_against_off():
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()}
-    cpu = rows["monitor process CPU, % of one core"]
+    cpu = rows["client process CPU, % of one core"]
     on, off, screen = float(cpu[-5]), float(cpu[-4]), float(cpu[-3])
     assert on > off > 0 and abs(screen - (on - off)) < 0.15  # the screen's share, measured
     finals = rows["Finals timed"]

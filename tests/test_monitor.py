@@ -45,7 +45,10 @@ def test_real_pipeline_finals_partials_pause_clear_and_eviction(replays, tmp_pat
     """Finals reach their own column, Partials arrive, pausing the mic replay stops its
     audio (and loses none of it), clear empties the screen, the models are evicted when
     idle, and q leaves no ring behind."""
-    config = msgspec.structs.replace(replays, models=msgspec.structs.replace(replays.models, idle_evict_s=6.0))
+    # Niceness 0: lowering it would lower this test process (and every later test) for good;
+    # the tmux test checks the real command's.
+    config = msgspec.structs.replace(replays, models=msgspec.structs.replace(replays.models, idle_evict_s=6.0),
+                                     monitor=msgspec.structs.replace(replays.monitor, niceness=0))
 
     async def run() -> None:
         app = MonitorApp(config)

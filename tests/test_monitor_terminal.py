@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from earwig.shm import segments
@@ -124,6 +125,12 @@ def test_both_replays_reach_their_columns_then_copy_save_and_quit(terminal_facto
     text = _wait(both_heard, 200, "both columns' text", terminal)
     for source, other in (("mic", "speakers"), ("speakers", "mic")):
         assert word_error_rate(" ".join(SAID[other]), text[source]) >= 0.7, text  # no cross-over
+    # The screen runs at nice 10, every thread of it; the supervisor and the actors do not
+    # (the preview has its own 10; the replays' capture actors may have ended already).
+    assert {_nice(thread.id) for thread in psutil.Process(app_pid).threads()} == {10}
+    supervisor, = [c for c in psutil.Process(app_pid).children() if "resource_tracker" not in " ".join(c.cmdline())]
+    actors = [_nice(a.pid) for a in supervisor.children()]
+    assert _nice(supervisor.pid) == 0 and 0 in actors and set(actors) <= {0, 10}, actors
 
     terminal.press("y")  # the newest Final, through OSC 52 into tmux's buffer
     copied = _wait(lambda: _buffer(terminal), 10, "the copied Final", terminal)
@@ -163,9 +170,11 @@ def test_without_an_audio_server_the_mic_column_says_why_and_the_replay_runs(ter
 
 
 def _children(pid: int):
-    import psutil
-
     return psutil.Process(pid).children(recursive=True)
+
+
+def _nice(thread_or_process: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, thread_or_process)
 
 
 def _buffer(terminal: Terminal) -> str | None:

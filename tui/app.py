@@ -1,14 +1,15 @@
 """The monitor: both sources' spectrograms and levels, their text side by side, and the
 models' state.
 
-Why the app runs in the supervisor's process: the supervisor already receives every
-message, and the rings can be read from any process, so the monitor needs no protocol of
-its own and adds no hop between an actor and the screen. It never blocks the pipeline:
-actors are other processes that never wait for the supervisor; drawing happens at a fixed
-frame rate from ring reads; and Textual writes to the terminal from its own thread, so a
-slow terminal delays only the picture. It does take CPU: on two cores its frames slow the
-final pass (``bench monitor``, profiling/README.md). The actors' own output goes to a log file in the
-state dir: the terminal is the screen's.
+Why the screen is a client of the supervisor, in a process of its own: it can then run at a
+lower priority than the pipeline (``monitor.niceness``). On two cores the final model's
+pass uses both, and a frame drawn meanwhile would stall it; at nice 10 the kernel hands the
+pipeline the cores whenever it wants them and the picture waits (``bench monitor``,
+profiling/README.md). The supervisor's messages come over one pipe
+(``earwig.supervisor.remote``); the spectrograms and capture stamps are read from the rings
+directly, at a fixed frame rate. A slow terminal delays only the picture: Textual writes
+from its own thread, and the supervisor sends from its own. The actors' output goes to a
+log file in the state dir: the terminal is the screen's.
 
 A source whose device cannot be had (no audio server) says so in its column, with the fix,
 and the other source runs on.
@@ -21,12 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from multiprocessing import resource_tracker
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import psutil
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -36,16 +40,35 @@ from earwig import export, paths
 from earwig.config import Config
 from earwig.errors import EarwigError
 from earwig.export import TITLES
-from earwig.messages import (SOURCES, ActorFailed, AnyMessage, Final, Level, ModelState, Partial,
-                             PauseSource, Source, SourceEnded, Stats)
+from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, Final, Level, Message,
+                             ModelState, Partial, PauseSource, Shutdown, Source, SourceEnded, Stats)
 from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import ProfilingPanel
 from earwig.tui.spectrogram import Spectrogram
 from earwig.tui.status import StatusBar
 from earwig.tui.transcript import FinalLine, TranscriptColumn
 
+if TYPE_CHECKING:
+    from earwig.supervisor.remote import RemoteSupervisor
+
 #: How often the profiling panel samples the processes.
 PROFILING_EVERY_S = 1.0
+
+
+def lower_priority(niceness: int) -> None:
+    """Add ``niceness`` to this process's nice value. On Linux a nice value belongs to a
+    thread, and Textual's threads already run, so each one is lowered."""
+    if not niceness:
+        return
+    if sys.platform != "linux":
+        os.nice(niceness)
+        return
+    for thread in psutil.Process().threads():
+        try:
+            current = os.getpriority(os.PRIO_PROCESS, thread.id)
+            os.setpriority(os.PRIO_PROCESS, thread.id, min(19, current + niceness))
+        except ProcessLookupError:
+            pass  # it ended meanwhile
 
 
 class MonitorApp(App):
@@ -87,16 +110,17 @@ class MonitorApp(App):
         self.pipeline_done = asyncio.Event()
         #: When a source's sample was captured (monotonic ns), from its PCM ring's stamps.
         self._captured_ns: Callable[[Source, int], int | None] = lambda source, sample: None
-        #: Tells the actors what the user asked for (a pause); a no-op without a pipeline.
-        self._tell: Callable[[PauseSource], None] = lambda message: None
+        #: Tells the supervisor what the user asked for (a pause, the end); a no-op without
+        #: a pipeline.
+        self._tell: Callable[[Message], None] = lambda message: None
         #: What changed since the last frame: drawn together at the frame rate, so the
         #: screen repaints a dozen times a second however fast levels and Partials come.
         self._levels: dict[Source, Level] = {}
         self._partials: dict[Source, Partial] = {}
         #: Moves the rings' new mel frames into the spectrograms (a no-op without a pipeline).
         self._read_frames: Callable[[], None] = lambda: None
-        #: The processes the profiling panel samples, by name, and their latest counters.
-        self._pids: Callable[[], dict[str, int | None]] = lambda: {"monitor": os.getpid()}
+        #: The processes the profiling panel samples (from ActorReady), and their counters.
+        self._pids: dict[str, int | None] = {"monitor": os.getpid()}
         self._counters: dict[str, dict[str, float]] = {}
 
     def compose(self) -> ComposeResult:
@@ -124,7 +148,7 @@ class MonitorApp(App):
         from earwig.compute import final_model
         from earwig.shm import segments
         from earwig.supervisor.plan import mel_ring_name, pcm_ring_name, transcription_plan
-        from earwig.supervisor.supervisor import Supervisor
+        from earwig.supervisor.remote import SUPERVISOR, RemoteSupervisor
 
         prefix = segments.run_prefix()
         plan = transcription_plan(self.config, prefix, devices_optional=True)
@@ -136,42 +160,42 @@ class MonitorApp(App):
             self.exit()
             return
         bins = bins_for_model(final_model(self.config.models.final))
-        async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("actors.log")) as supervisor:
-            messages = supervisor.subscribe()
-            readers = {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader()
-                       for s in plan.sources}
+        try:
+            async with RemoteSupervisor(plan.rings, plan.actors, paths.fresh_log("actors.log")) as supervisor:
+                lower_priority(self.config.monitor.niceness)
+                self._pids[SUPERVISOR] = supervisor.pid
+                mel = {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader() for s in plan.sources}
+                pcm = {s: supervisor.rings[pcm_ring_name(prefix, s)] for s in plan.sources}
 
-            def read_frames() -> None:
-                for source, reader in readers.items():
-                    batch = reader.read()
-                    if batch is not None:
-                        self.spectrograms[source].push(batch.data)
+                def read_frames() -> None:
+                    for source, reader in mel.items():
+                        batch = reader.read()
+                        if batch is not None:
+                            self.spectrograms[source].push(batch.data)
 
-            self._captured_ns = lambda source, sample: (
-                supervisor.rings[pcm_ring_name(prefix, source)].stamp_ns(sample))
-            self._read_frames = read_frames
-            self._tell = supervisor.tell
-            self._pids = lambda: {"monitor": os.getpid(),
-                                  **{spec.name: supervisor.pid(spec.name) for spec in plan.actors}}
-            stopping = asyncio.create_task(self._stop.wait())
-            try:
-                while not self._stop.is_set():
-                    getting = asyncio.create_task(messages.get())
-                    await asyncio.wait((getting, stopping), return_when=asyncio.FIRST_COMPLETED)
-                    if not getting.done():
-                        getting.cancel()
-                        break
-                    self.handle(getting.result())
-                    while not messages.empty():  # what came meanwhile, without a task each
-                        self.handle(messages.get_nowait())
-            finally:  # nothing may still point into the rings when they are closed
-                self._read_frames = lambda: None
-                readers.clear()
-                self._captured_ns = lambda source, sample: None
-                self._tell = lambda message: None
-                self._pids = lambda: {"monitor": os.getpid()}
+                self._captured_ns = lambda source, sample: pcm[source].stamp_ns(sample)
+                self._read_frames = read_frames
+                try:
+                    await self._follow(supervisor)
+                finally:  # nothing may still point into the rings when they are closed
+                    self._read_frames = lambda: None
+                    self._captured_ns = lambda source, sample: None
+                    self._tell = lambda message: None
+                    mel.clear()
+                    pcm.clear()
+        except EarwigError as error:
+            self.exit(message=f"earwig: {error}", return_code=2)
+            return
         self.pipeline_done.set()
         self.exit()
+
+    async def _follow(self, supervisor: RemoteSupervisor) -> None:
+        """Show what the supervisor publishes until it has ended (q asks it to)."""
+        self._tell = supervisor.tell
+        if self._stop.is_set():
+            supervisor.stop()
+        while (message := await supervisor.receive()) is not None:
+            self.handle(message)
 
     def handle(self, message: AnyMessage) -> None:
         """Show what a pipeline message says."""
@@ -193,6 +217,8 @@ class MonitorApp(App):
         elif isinstance(message, SourceEnded):
             self._levels.pop(message.source, None)
             self.levels[message.source].say("replay ended")
+        elif isinstance(message, ActorReady):
+            self._pids[message.actor] = message.pid
         elif isinstance(message, Stats):
             self._counters.setdefault(message.actor, {}).update(message.counters)
         elif isinstance(message, ActorFailed):
@@ -231,11 +257,16 @@ class MonitorApp(App):
         return True
 
     async def action_quit(self) -> None:
-        """Stop the pipeline (its actors end, its rings go) before the screen closes."""
         if self._pipeline:
-            self._stop.set()
+            self.end_pipeline()
         else:
             self.exit()
+
+    def end_pipeline(self) -> None:
+        """Stop the pipeline (its actors end, its rings go; what it publishes meanwhile is
+        still shown); the screen closes after it."""
+        self._stop.set()
+        self._tell(Shutdown())
 
     def action_pause(self, source: Source) -> None:
         """Pause or resume a source: a device's ring takes silence, a replay holds its place."""
@@ -287,4 +318,4 @@ class MonitorApp(App):
 
     def _sample_processes(self) -> None:
         if self.profiling.has_class("-shown"):
-            self.profiling.sample(self._pids(), self._counters)
+            self.profiling.sample(self._pids, self._counters)
