@@ -1,8 +1,8 @@
 """The final actor: finished utterances in, the text that is kept (Final) out.
 
-receive  SpeechStart (the first one loads the model), SpeechPause (the VAD's hangover
-         began: transcribe early, speculatively), SpeechResume (it was only a pause: drop
-         the guess), SpeechEnd (the utterance is confirmed), Partial (the preview's text:
+receive  SpeechStart or DictationStart (the first one loads the model), SpeechPause (the
+         VAD's hangover began: transcribe early, speculatively), SpeechResume (it was only a
+         pause: drop the guess), SpeechEnd (the utterance is confirmed), Partial (the preview's text:
          the draft the decoder checks, ``final_draft``)
 compute  ``final_decode.transcribe`` over every pending utterance of both sources at once
          (one encoder batch), then the hallucination filter (``final_filter``)
@@ -31,8 +31,8 @@ from earwig.actors.mel_frames import HOP
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
-from earwig.messages import (Final, Partial, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart,
-                             Stats, Word)
+from earwig.messages import (DictationStart, Final, Partial, Source, SpeechEnd, SpeechPause, SpeechResume,
+                             SpeechStart, Stats, Word)
 
 #: Utterances transcribed in one encoder batch at most (both sources, and a backlog).
 MAX_BATCH = 4
@@ -94,7 +94,7 @@ async def _receive(actor: Actor, pending: _Pending) -> None:
         if isinstance(message, Partial):
             pending.drafts[message.source, message.start] = f"{message.committed} {message.tentative}"
             continue
-        if isinstance(message, SpeechStart):
+        if isinstance(message, (SpeechStart, DictationStart)):
             pending.model_needed = True
         elif isinstance(message, SpeechPause):
             guess = _Utterance(message.source, message.start, message.end)

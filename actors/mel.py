@@ -3,12 +3,14 @@
 receive  every CYCLE_S, the PCM items each source's ring holds (read in its own reader
          slot, so a fast replay waits for it; a restart resumes where the frames stop);
          SourceEnded from the supervisor, so a replayed file's last frames and utterance
-         are closed
+         are closed; DictationStart / DictationStop: the key, not silence, bounds the mic's
+         utterance meanwhile
 compute  log-mel frames for every bin count the models need (one shared STFT per hop,
          ``mel_frames.LogMelStream``), and Silero VAD per source (``mel_vad``)
 publish  one frame per ring item in ``mel{bins}-{source}`` (item ``t`` is the frame centred
          on sample ``160 t``, stamped with the capture time of its last sample);
-         SpeechStart / SpeechEnd with sample positions; Stats
+         SpeechStart / SpeechEnd with sample positions; DictationSpan once a dictation's
+         utterance is closed; Stats
 
 Why one process for both: they read the same samples at the same pace, and the STFT is
 shared by every bin count, so one reader per source does all of it.
@@ -24,11 +26,11 @@ import numpy as np
 import torch
 
 from earwig.actors.mel_frames import HALF_WINDOW, HOP, LogMelStream
-from earwig.actors.mel_vad import VoiceActivity
+from earwig.actors.mel_vad import CHUNK, VoiceActivity
 from earwig.actors.runtime import Actor
 from earwig.compute import torch_device
 from earwig.config import VadConfig
-from earwig.messages import Source, SourceEnded, Stats
+from earwig.messages import DictationSpan, DictationStart, DictationStop, Source, SourceEnded, Stats
 from earwig.shm import Batch, Ring
 
 #: The PCM rings' reader slot the mel actor announces its cursor in.
@@ -87,6 +89,8 @@ async def _receive_control(actor: Actor, streams: dict[Source, _SourceStream]) -
         message = await actor.control.get()
         if isinstance(message, SourceEnded) and message.source in streams:
             streams[message.source].ended_at = message.end
+        elif isinstance(message, (DictationStart, DictationStop)) and "mic" in streams:
+            streams["mic"].dictation.append(message)
 
 
 class _SourceStream:
@@ -105,6 +109,8 @@ class _SourceStream:
         self._reader = self._pcm.reader(PCM_READER_SLOT, start // self._item_len)
         self._vad = VoiceActivity(self.source, vad, start)
         self.ended_at: int | None = None
+        #: Dictation's key presses and releases, applied in order once the VAD reaches them.
+        self.dictation: list[DictationStart | DictationStop] = []
         self.done = False
         self._next_stats = 0.0
         self._frames_cpu_s = self._vad_cpu_s = 0.0
@@ -114,6 +120,7 @@ class _SourceStream:
         if self.done:
             return
         self._process(self._reader.read())
+        self._dictate()
         if self.ended_at is not None and self._reader.position * self._item_len >= self.ended_at:
             self._publish_frames(self._frames.finish(self.ended_at), None)
             self._publish_events(self._vad.finish(self.ended_at))
@@ -139,6 +146,22 @@ class _SourceStream:
         self._publish_events(self._vad.push(samples, at))
         self._frames_cpu_s += frames_done - started
         self._vad_cpu_s += time.thread_time() - frames_done
+
+    def _dictate(self) -> None:
+        """Hold the utterance at a key press; close it at the release once the VAD has
+        judged every whole chunk before it (the ring may not hold the release's audio yet)."""
+        segmenter = self._vad.segmenter
+        while self.dictation:
+            message = self.dictation[0]
+            if isinstance(message, DictationStart):
+                self._publish_events(segmenter.hold(message.start))
+            elif self._vad.processed > message.end - CHUNK or self.ended_at is not None:
+                events, utterances = segmenter.release(message.end)
+                self._publish_events([*events, DictationSpan(start=message.start, end=message.end,
+                                                             utterances=utterances)])
+            else:
+                return
+            self.dictation.pop(0)
 
     # --- publish ----------------------------------------------------------------------
 

@@ -82,6 +82,9 @@ class Segmenter:
     ``min_silence_ms`` below the lower threshold (the hangover), at the silence's start plus
     ``pad_ms``. One that reaches ``max_utterance_s`` is cut in the middle of its quietest
     chunk of the last ``CUT_SEARCH_S`` seconds and goes on as a new utterance.
+
+    While dictation holds it (``hold`` .. ``release``), silence does not end the utterance:
+    the key does, at once, trimmed to the last speech plus ``pad_ms``.
     """
 
     def __init__(self, source: Source, settings: VadConfig) -> None:
@@ -97,6 +100,9 @@ class Segmenter:
         self.silence_from: int | None = None
         self.last_end = 0
         self._energy: deque[tuple[int, float]] = deque()
+        #: Where dictation began (None: not dictating), and the utterances it ended since.
+        self.held_from: int | None = None
+        self.held_utterances = 0
 
     @property
     def active(self) -> bool:
@@ -124,7 +130,8 @@ class Segmenter:
                 events.append(SpeechPause(source=self.source, start=self.start, end=at + self.pad))
         if self.active:
             self._energy.append((at, energy))
-        if self.silence_from is not None and end - self.silence_from >= self.min_silence:
+        held = self.held_from is not None and self.active
+        if self.silence_from is not None and end - self.silence_from >= self.min_silence and not held:
             if self.active:
                 events.append(self._end(min(self.silence_from + self.pad, end)))
             self.candidate = self.silence_from = None
@@ -144,10 +151,37 @@ class Segmenter:
         stop = end if self.silence_from is None else min(self.silence_from + self.pad, end)
         return [self._end(stop)]
 
+    def hold(self, at: int) -> list[SpeechStart | SpeechEnd]:
+        """Dictation began at ``at``: speech before it is an utterance of its own, ended there."""
+        events: list[SpeechStart | SpeechEnd] = []
+        if self.active and self.start < at:
+            events.append(self._end(at))
+            if self.silence_from is None:  # still speaking: the dictation's utterance begins now
+                self.start = at
+                self._energy.clear()
+                events.append(SpeechStart(source=self.source, start=at))
+        if not self.active:  # the next utterance, padding included, begins after the key
+            self.last_end = max(self.last_end, at)
+        self.held_from, self.held_utterances = at, 0
+        return events
+
+    def release(self, at: int) -> tuple[list[SpeechEnd], int]:
+        """Dictation ended at ``at``: the utterance in progress ends at its last speech (plus
+        the pad), no later than ``at``. Returns it and how many utterances dictation ended."""
+        events = []
+        if self.active:
+            stop = at if self.silence_from is None else min(self.silence_from + self.pad, at)
+            events.append(self._end(max(stop, self.start + 1)))
+            self.candidate = self.silence_from = None
+        utterances = self.held_utterances
+        self.held_from, self.held_utterances = None, 0
+        return events, utterances
+
     def _end(self, end: int, cut: bool = False) -> SpeechEnd:
         event = SpeechEnd(source=self.source, start=self.start, end=end, cut=cut)
         self.last_end = end
         self.start = None
+        self.held_utterances += self.held_from is not None
         return event
 
     def _cut(self, end: int) -> list[SpeechStart | SpeechEnd]:
@@ -199,3 +233,8 @@ class VoiceActivity:
 
     def finish(self, end: int) -> list[SpeechEnd]:
         return self.segmenter.finish(end)
+
+    @property
+    def processed(self) -> int:
+        """The sample up to which speech has been judged (whole chunks)."""
+        return self._next

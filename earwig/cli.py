@@ -15,7 +15,8 @@ from earwig import config as config_module
 from earwig import config_flags
 from earwig.errors import EarwigError
 from earwig.config import SAMPLE_RATE
-from earwig.messages import SOURCES, ActorFailed, Final, Level, SourceEnded, SpeechEnd, SpeechStart
+from earwig.messages import (ActorFailed, DictationState, Final, Level, Partial, SourceEnded,
+                             SpeechEnd, SpeechStart)
 
 USER_ERROR_EXIT = 2
 
@@ -146,6 +147,91 @@ def _monitor(args: argparse.Namespace) -> int:
     return app.return_code or 0
 
 
+async def _dictate(args: argparse.Namespace) -> int:
+    from earwig import paths
+    from earwig.actors import dictation_control
+    from earwig.actors.dictation_keys import NO_DISPLAY_FIX, display_problem, parse
+    from earwig.shm import segments
+    from earwig.supervisor.plan import dictation_plan
+    from earwig.supervisor.supervisor import Supervisor
+
+    config = _config_from(args)
+    problem = display_problem()
+    if problem is None:
+        parse(config.dictation.hotkey)
+    else:
+        print(f"earwig dictate: {problem}: no global hotkey, and the text is printed here, not "
+              f"typed. {NO_DISPLAY_FIX[0].upper()}{NO_DISPLAY_FIX[1:]}.", file=sys.stderr)
+    path = dictation_control.socket_path()
+    dictation_control.ensure_free(path)
+    plan = dictation_plan(config, segments.run_prefix(), str(path), desktop=problem is None)
+    view = _DictationView(sys.stderr.isatty())
+    async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("dictate.log")) as supervisor:
+        events = supervisor.subscribe()
+        done = asyncio.Event()
+
+        async def follow() -> None:
+            while not done.is_set():
+                view.handle(await events.get())
+                if view.failure:
+                    done.set()
+
+        follower = asyncio.create_task(follow())
+        await supervisor.run_until_signal(done)
+        follower.cancel()
+    if view.failure:
+        raise EarwigError(view.failure.error, view.failure.fix)
+    return 0
+
+
+class _DictationView:
+    """What ``earwig dictate`` prints: its state and the partial text on stderr, each
+    dictation's text on stdout (one line each, for a pipe)."""
+
+    def __init__(self, interactive: bool) -> None:
+        self.interactive = interactive
+        self.failure: ActorFailed | None = None
+        self.listening = False
+
+    def handle(self, message) -> None:
+        if isinstance(message, DictationState):
+            self._state(message)
+        elif isinstance(message, Partial) and message.source == "mic" and self.listening:
+            text = f"{message.committed} {message.tentative}".strip()
+            if self.interactive:
+                print(f"\r\033[K... {text[-100:]}", end="", file=sys.stderr, flush=True)
+            else:
+                print(f"... {text}", file=sys.stderr, flush=True)
+        elif isinstance(message, ActorFailed):
+            if message.fatal:
+                self.failure = message
+            else:
+                print(f"earwig: {message.error}", file=sys.stderr, flush=True)
+
+    def _state(self, state: DictationState) -> None:
+        self.listening = state.state == "listening"
+        if self.interactive:
+            print("\r\033[K", end="", file=sys.stderr)
+        line = f"earwig dictate: {state.state}" + (f": {state.detail}" if state.detail else "")
+        if state.state == "ready" and state.detail:
+            line += "; `earwig ctl toggle` works too; Ctrl-C quits"
+        print(line, file=sys.stderr, flush=True)
+        if state.text:
+            print(state.text, flush=True)
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    from earwig.actors import dictation_control
+
+    state = dictation_control.request(args.action)
+    if state.state == "failed":
+        raise EarwigError(state.detail, "see `earwig dictate`'s output")
+    print(state.state + (f": {state.detail}" if state.detail else ""))
+    if state.text:
+        print(state.text)
+    return 0
+
+
 def _final_line(final: Final, as_json: bool, source: str) -> str:
     if as_json:
         return json.dumps({
@@ -245,6 +331,17 @@ def build_parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--prompt", help="names and words the model should spell your way "
                             "(config: models.initial_prompt)")
     transcribe.add_argument("--device", help='"auto", "cpu", "cuda" or "cuda:N" (config: device)')
+    dictate = commands.add_parser(
+        "dictate", help="hotkey dictation: hold the hotkey, speak, and the text is typed into "
+        "the focused window", description="Hold dictation.hotkey (default <ctrl>+<alt>+<space>) "
+        "and speak; on release the final model's text is typed where the focus was. "
+        "`earwig ctl` drives it without a hotkey. Each dictation's text is also printed.")
+    _settings_options(dictate, frozenset({"", "mic", "vad", "models", "dictation"}))
+    ctl = commands.add_parser("ctl", help="drive a running `earwig dictate`: start, stop, toggle, "
+                              "cancel, status", description="Sends one command over the control "
+                              "socket in $XDG_RUNTIME_DIR; bind these to keys where there are no "
+                              "global hotkeys (Wayland). stop waits for the text and prints it.")
+    ctl.add_argument("action", choices=["start", "stop", "toggle", "cancel", "status"])
     models = commands.add_parser("models", help="list the Whisper models this machine has or can get; "
                                                 "`models import DIR` converts a faster-whisper model")
     models.add_argument("action", nargs="?", choices=["list", "import"], default="list")
@@ -264,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             return _devices(args)
         if args.command == "meter":
             return asyncio.run(_meter(args))
+        if args.command == "dictate":
+            return asyncio.run(_dictate(args))
+        if args.command == "ctl":
+            return _ctl(args)
         if args.command == "transcribe":
             return asyncio.run(_transcribe(args))
         if args.command == "models":

@@ -7,7 +7,7 @@ of the offending key (``$.mic.device``), which becomes the one line the user see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -105,6 +105,27 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "transcription gets the CPU first and the picture waits.")] = 10
 
 
+class DictationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Hotkey dictation (`earwig dictate`): speak, and the text lands in the focused window."""
+
+    hotkey: Annotated[str, Meta(description=
+        "The global hotkey, in pynput's spelling: modifiers and keys in <>, joined by +, "
+        "e.g. <ctrl>+<alt>+<space> or <cmd>+d.")] = "<ctrl>+<alt>+<space>"
+    mode: Annotated[Literal["hold", "toggle"], Meta(description=
+        "hold: speak while the hotkey is down (push-to-talk); toggle: press once to start, "
+        "again to stop.")] = "hold"
+    delivery: Annotated[Literal["type", "paste"], Meta(description=
+        "type: the text is typed as keystrokes; paste: it goes through the clipboard and "
+        "ctrl+v, and the clipboard's text is put back after (for input-method editors).")] = "type"
+    replacements: Annotated[dict[str, str], Meta(description=
+        "Spoken phrases written as something else, e.g. {\"new line\" = \"\\n\"}; as a "
+        "flag, a JSON object.")] = msgspec.field(
+            default_factory=lambda: {"new line": "\n", "new paragraph": "\n\n"})
+    join_within_s: Annotated[float, Meta(ge=0, description=
+        "A dictation into the same window this soon after the last one continues its text: "
+        "a space between, and no capital unless a sentence ended.")] = 60.0
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mic: SourceConfig = msgspec.field(default_factory=SourceConfig)
     speakers: SourceConfig = msgspec.field(default_factory=SourceConfig)
@@ -118,6 +139,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     vad: VadConfig = msgspec.field(default_factory=VadConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
     monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)
+    dictation: DictationConfig = msgspec.field(default_factory=DictationConfig)
 
     def source(self, name: Source) -> SourceConfig:
         return getattr(self, name)

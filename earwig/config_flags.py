@@ -9,8 +9,9 @@ type most (``--mic``, ``--replay-mic``, ``--final-model``) are aliases of the sa
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, get_args, get_origin
 
 import msgspec
@@ -31,7 +32,7 @@ class Setting:
     key: str
     kind: type
     description: str
-    default: Any
+    default: Any = field(compare=False)  # a dict default cannot be hashed
 
     @property
     def flag(self) -> str:
@@ -83,6 +84,12 @@ def apply(config: Config, args: argparse.Namespace) -> Config:
         return config
     raw = msgspec.to_builtins(config)
     for setting, value in given.items():
+        if get_origin(setting.kind) is dict:
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError as error:
+                raise EarwigError(f"{setting.flag} {value}: not a JSON object ({error})",
+                                  f"""give it as {setting.flag} '{{"new line": "\\n"}}'""") from None
         *sections, name = setting.key.split(".")
         table = raw
         for section in sections:

@@ -173,10 +173,63 @@ class Stats(Message):
     counters: dict[str, float]
 
 
+# --- dictation ----------------------------------------------------------------------------
+
+
+DictationAction = Literal["start", "stop", "toggle", "cancel", "status"]
+
+
+class DictationCommand(Message):
+    """What the user asks of dictation without the hotkey: the monitor's key, or
+    ``earwig ctl`` over the control socket (which is answered with a DictationState)."""
+
+    action: DictationAction
+
+
+class DictationStart(Message):
+    """Dictation began at mic sample ``start``. From there the mic's utterance is bounded by
+    the key, not by the VAD's silence (the mel actor); the final model loads now, so it is
+    warm when the key is released (the final actor, woken if it was evicted)."""
+
+    start: int
+
+
+class DictationStop(Message):
+    """Dictation ended at mic sample ``end``. The mel actor closes the utterance there at
+    once, without waiting for the VAD's hangover, and answers with a DictationSpan.
+    ``cancel``: the text is not wanted (it is still transcribed and shown, never typed)."""
+
+    start: int
+    end: int
+    cancel: bool = False
+
+
+class DictationSpan(Message):
+    """The mel actor closed the dictation ``[start, end)``: it published ``utterances``
+    SpeechEnds inside it (0: no speech was heard), whose Finals make up the text."""
+
+    start: int
+    end: int
+    utterances: int
+
+
+DictationPhase = Literal["off", "ready", "listening", "transcribing", "delivered", "held", "failed"]
+
+
+class DictationState(Message):
+    """Where dictation stands. ``detail``: the hotkey when ready, the text when delivered,
+    why the text was held (focus moved: it is on the clipboard instead), or the error."""
+
+    state: DictationPhase
+    detail: str = ""
+    text: str = ""
+
+
 AnyMessage = Union[
     PauseSource, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SpeechStart,
     SpeechPause, SpeechResume, SpeechEnd,
     Partial, Final, ModelState, Stats,
+    DictationCommand, DictationStart, DictationStop, DictationSpan, DictationState,
 ]
 
 _encoder = msgspec.msgpack.Encoder()

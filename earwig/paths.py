@@ -33,6 +33,15 @@ def data_dir() -> Path:
     return _base("XDG_DATA_HOME", ".local/share") / "earwig"
 
 
+def runtime_dir() -> Path:
+    """Sockets: ``$XDG_RUNTIME_DIR/earwig`` (private to the user by the spec), made 0700."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/earwig-{os.getuid()}"
+    folder = Path(base) / "earwig" if os.environ.get("XDG_RUNTIME_DIR") else Path(base)
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
+    return folder
+
+
 def fresh_log(name: str) -> Path:
     """A log file for this session in the state dir; the previous session's is kept as
     ``NAME.1``, so the log of a crash survives the next start but logs never pile up."""

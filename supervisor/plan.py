@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
+
 from earwig.actors.capture import CaptureParams
+from earwig.actors.dictation import DictationParams
 from earwig.actors.capture_devices import resolve
 from earwig.actors.mel import MelParams, MelSource
 from earwig import model_store
@@ -103,7 +106,7 @@ def listen_plan(config: Config, prefix: str, devices_optional: bool = False) -> 
                                  {bins: ring.name for bins, ring in frame_rings.items()},
                                  replay=bool(config.source(source).replay)))
     mel = ActorSpec("mel", "earwig.actors.mel", MelParams(tuple(sources), config.vad, config.device),
-                    listens=frozenset({"SourceEnded"}))
+                    listens=frozenset({"SourceEnded", "DictationStart", "DictationStop"}))
     return Plan(rings, [*plan.actors, mel], plan.sources, plan.unavailable)
 
 
@@ -117,7 +120,7 @@ PREVIEW_NICENESS = 10
 #: Speech events the model actors listen to (a pause: the final pass starts early, the
 #: preview rests until speech resumes); the final model checks the preview's text too.
 _SPEECH = frozenset({"SpeechStart", "SpeechPause", "SpeechResume", "SpeechEnd"})
-MODEL_LISTENS = {"preview": _SPEECH, "final": _SPEECH | {"Partial"}}
+MODEL_LISTENS = {"preview": _SPEECH, "final": _SPEECH | {"Partial", "DictationStart"}}
 
 
 def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("preview", "final"),
@@ -158,3 +161,21 @@ def _check_model(model: str, models: ModelsConfig) -> None:
     if english_only and models.task == "translate":
         raise EarwigError(f"model {model} cannot translate: it reads English only",
                           f"use the multilingual {model[:-3]} to translate")
+
+
+#: What the dictation actor hears from the others: the mic's Finals, the mel actor's word
+#: that a dictation's utterance is closed, and commands from the monitor's key.
+DICTATION_LISTENS = frozenset({"Final", "DictationSpan", "DictationCommand"})
+
+
+def dictation_plan(config: Config, prefix: str, socket: str, desktop: bool) -> Plan:
+    """The mic's transcription (no speakers) plus the dictation actor. ``desktop``: an X
+    display for the hotkey and the typing."""
+    if not config.mic.enabled:
+        raise EarwigError("dictation needs the mic, and it is disabled", "drop --no-mic (or mic.enabled = false)")
+    config = msgspec.structs.replace(config, speakers=msgspec.structs.replace(config.speakers, enabled=False))
+    plan = transcription_plan(config, prefix)
+    dictation = ActorSpec("dictation", "earwig.actors.dictation",
+                          DictationParams(config.dictation, pcm_ring_name(prefix, "mic"), socket, desktop),
+                          listens=DICTATION_LISTENS)
+    return Plan(plan.rings, [*plan.actors, dictation], plan.sources, plan.unavailable)

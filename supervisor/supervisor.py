@@ -9,8 +9,9 @@ removed by the next start (``segments.remove_stale``).
 Why eviction ends the process: it is the only way to hand back all of a model's memory,
 the CUDA context included. Only an actor that loaded its model is evicted (one that never
 needed it holds no weights, and keeping its process spares the first utterance a spawn).
-An evicted actor is spawned again by the next SpeechStart; the audio spoken meanwhile
-waits in the rings, addressed by sample position.
+An evicted actor is spawned again by the next SpeechStart (or DictationStart: the final
+model loads while the key is down); the audio spoken meanwhile waits in the rings,
+addressed by sample position.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from pathlib import Path
 
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
-from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Final, Heartbeat, Message,
-                             ModelState, PauseSource, Shutdown, SourceEnded, SpeechEnd, SpeechStart)
+from earwig.messages import (ActorFailed, ActorReady, AnyMessage, DictationSpan, DictationStart, Final,
+                             Heartbeat, Message, ModelState, PauseSource, Shutdown, SourceEnded, SpeechEnd,
+                             SpeechStart)
 from earwig.shm import Ring, RingSpec, segments
 
 
@@ -87,7 +89,7 @@ class Supervisor:
         self._tasks: set[asyncio.Task] = set()
         #: Sources with an utterance in progress, utterances ended but without their Final
         #: yet, and when speech was last heard: a session is idle when all are quiet.
-        self._speaking: set[str] = set()
+        self._speaking: set[str] = set()  # sources, and "dictation" while its key is down
         self._awaiting_final = 0
         self._last_speech = time.monotonic()
         self._ctx = mp.get_context("spawn")
@@ -307,6 +309,9 @@ class Supervisor:
         if isinstance(message, (SpeechStart, SpeechEnd)):
             self._last_speech = time.monotonic()
             (self._speaking.add if isinstance(message, SpeechStart) else self._speaking.discard)(message.source)
+        elif isinstance(message, (DictationStart, DictationSpan)):  # models stay while the key is down
+            self._last_speech = time.monotonic()
+            (self._speaking.add if isinstance(message, DictationStart) else self._speaking.discard)("dictation")
         if isinstance(message, (SpeechEnd, Final)) and self._evicts_models():
             self._awaiting_final = max(0, self._awaiting_final + (1 if isinstance(message, SpeechEnd) else -1))
         for running in self._actors.values():
@@ -314,7 +319,7 @@ class Supervisor:
                 continue
             if not running.evicted:
                 self._send(running, message)
-            elif (isinstance(message, SpeechStart) or running.missed) and not self._stopping:
+            elif (isinstance(message, (SpeechStart, DictationStart)) or running.missed) and not self._stopping:
                 running.missed.append(message)
                 self._wake(running)
 

@@ -71,3 +71,39 @@ def test_the_end_of_the_source_closes_the_utterance():
     (end,) = segmenter.finish(30 * CHUNK)
     assert end.end == 30 * CHUNK and not end.cut
     assert segmenter.finish(30 * CHUNK) == []
+
+
+def test_while_dictation_holds_it_silence_does_not_end_the_utterance_and_the_key_does():
+    segmenter = Segmenter("mic", SETTINGS)
+    press = 5 * CHUNK
+    events = []
+    probabilities = [0.0] * 10 + [0.9] * 30 + [0.0] * chunks(1500) + [0.9] * 30 + [0.0] * 4
+    for i, p in enumerate(probabilities):
+        if i == 5:
+            events += segmenter.hold(press)
+        events += segmenter.push(i * CHUNK, p, 1.0)
+    assert not any(isinstance(e, SpeechEnd) for e in events)  # 1.5 s of silence, still one utterance
+    assert events[0] == SpeechStart(source="mic", start=10 * CHUNK - 30 * MS)
+    release = len(probabilities) * CHUNK
+    ended, utterances = segmenter.release(release)
+    last_speech = (len(probabilities) - 4) * CHUNK
+    assert ended == [SpeechEnd(source="mic", start=events[0].start, end=last_speech + 30 * MS)]
+    assert utterances == 1 and not segmenter.active
+    # Afterwards the VAD's own rule is back: silence ends speech again.
+    later = [0.9] * 30 + [0.0] * chunks(600)
+    back = [e for i, p in enumerate(later) for e in segmenter.push(release + i * CHUNK, p, 1.0)]
+    assert isinstance(back[-1], SpeechEnd)
+
+
+def test_speech_before_the_key_is_its_own_utterance_and_no_speech_is_zero_utterances():
+    segmenter, events = feed([0.9] * 30)
+    press = 30 * CHUNK
+    held = segmenter.hold(press)
+    assert held == [SpeechEnd(source="mic", start=0, end=press), SpeechStart(source="mic", start=press)]
+    ended, utterances = segmenter.release(press + 40 * CHUNK)  # still speaking at the release
+    assert ended == [SpeechEnd(source="mic", start=press, end=press + 40 * CHUNK)] and utterances == 1
+    quiet = Segmenter("mic", SETTINGS)
+    quiet.hold(0)
+    for i in range(40):
+        quiet.push(i * CHUNK, 0.0, 0.0)
+    assert quiet.release(40 * CHUNK) == ([], 0)

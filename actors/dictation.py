@@ -1,0 +1,225 @@
+"""The dictation actor: a hotkey or a command in, the final model's text typed into the
+window that had focus.
+
+receive  the hotkey (``dictation_keys``, pynput on its own thread), DictationCommand (the
+         monitor's key, or ``earwig ctl`` over the control socket), and from the pipeline
+         the mic's Finals and the mel actor's DictationSpan
+compute  a dictation is the mic's audio between the key's press and its release: the mel
+         actor bounds the utterance there (the VAD only trims silence), the final model
+         transcribes it; its Finals, with spoken replacements and joined to the text typed
+         into the same window before (``dictation_text``), are the text
+publish  DictationStart / DictationStop (the mel actor and the final model act on them),
+         DictationState (the screen, ``earwig ctl``, the command's output); the text into
+         the focused window (``dictation_delivery``), never into one that took focus meanwhile
+
+Where the sample positions come from: the mic's PCM ring. The key's press and release are
+the ring's write position at that moment, the same clock the VAD and the models count in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from earwig.actors import dictation_control
+from earwig.actors.dictation_delivery import Desktop, Outcome
+from earwig.actors.dictation_keys import Hotkey
+from earwig.actors.dictation_text import joined, replaced
+from earwig.actors.runtime import Actor
+from earwig.config import DictationConfig
+from earwig.errors import EarwigError
+from earwig.messages import (DictationAction, DictationCommand, DictationSpan, DictationStart, DictationState,
+                             DictationStop, Final)
+from earwig.shm import Ring
+
+
+#: How long "ready" waits for the mic's first audio (a device's stream can take a second or
+#: two to deliver its first block: a dictation started before would lose its first words).
+MIC_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class DictationParams:
+    settings: DictationConfig
+    #: The mic's PCM ring: where the key's press and release fall in the audio.
+    pcm_ring: str
+    #: The control socket's path, for ``earwig ctl``.
+    socket: str
+    #: False without an X display: no hotkey, no typing; ``earwig ctl`` still works and
+    #: the text is only published (the command prints it).
+    desktop: bool = True
+
+
+@dataclass
+class _Dictation:
+    start: int
+    window: int
+    end: int | None = None
+    cancel: bool = False
+    #: How many utterances the mel actor closed inside it (known once it answered).
+    utterances: int | None = None
+    finals: list[Final] = field(default_factory=list)
+
+
+async def main(actor: Actor) -> None:
+    params: DictationParams = actor.params
+    loop = asyncio.get_running_loop()
+    dictation = Dictator(actor, params)
+    hotkey = None
+    if params.desktop:
+        hotkey = Hotkey(params.settings.hotkey, loop, dictation.key_down, dictation.key_up)
+        await asyncio.to_thread(hotkey.start)
+    server = await dictation_control.serve(Path(params.socket), dictation.command)
+    await dictation.mic_running(MIC_WAIT_S)
+    dictation.publish_state("ready", f"hold {params.settings.hotkey} and speak" if hotkey else
+                            "no hotkey: `earwig ctl toggle` starts and stops")
+    receiver = asyncio.create_task(_receive(actor, dictation))
+    try:
+        await actor.stopping.wait()
+    finally:
+        receiver.cancel()
+        server.close()
+        if hotkey is not None:
+            hotkey.stop()
+        Path(params.socket).unlink(missing_ok=True)
+        dictation.close()
+
+
+# --- receive ------------------------------------------------------------------------------
+
+
+async def _receive(actor: Actor, dictation: Dictator) -> None:
+    while True:
+        message = await actor.control.get()
+        if isinstance(message, DictationCommand):
+            await dictation.command(message.action)
+        elif isinstance(message, Final) and message.source == "mic":
+            dictation.heard(message)
+        elif isinstance(message, DictationSpan):
+            dictation.closed(message)
+
+
+# --- compute ------------------------------------------------------------------------------
+
+
+class Dictator:
+    """One dictation at a time: its bounds, its Finals, its delivery."""
+
+    def __init__(self, actor: Actor, params: DictationParams) -> None:
+        self._actor = actor
+        self._settings = params.settings
+        self._pcm = Ring.attach(params.pcm_ring)
+        self._desktop = Desktop(params.settings.delivery) if params.desktop else None
+        self._current: _Dictation | None = None
+        self._state = DictationState(state="ready")
+        #: The last text delivered: into which window, when; the next one may continue it.
+        self._last: tuple[int, str, float] | None = None
+        self._outcome: asyncio.Future[DictationState] | None = None
+
+    def close(self) -> None:
+        self._pcm.close()
+
+    async def mic_running(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self._pcm.published == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    def key_down(self) -> None:
+        if self._settings.mode == "hold" or self._current is None:
+            self.begin()
+        else:
+            self.end()
+
+    def key_up(self) -> None:
+        if self._settings.mode == "hold":
+            self.end()
+
+    async def command(self, action: DictationAction) -> DictationState:
+        """What ``earwig ctl`` or the monitor asks; ``stop`` answers once the text is out."""
+        listening = self._current is not None and self._current.end is None
+        if action == "start" or (action == "toggle" and not listening):
+            self.begin()
+        elif action in ("stop", "toggle") and listening:
+            outcome = self.end()
+            return await asyncio.wait_for(asyncio.shield(outcome), dictation_control.STOP_WAIT_S)
+        elif action == "cancel" and listening:
+            self.end(cancel=True)
+        return self._state
+
+    def begin(self) -> None:
+        if self._current is not None:
+            return  # one at a time: a press while the last one is still being typed waits for none
+        window = self._desktop.focused_window() if self._desktop else 0
+        self._current = _Dictation(start=self._position(), window=window)
+        self._actor.publish(DictationStart(start=self._current.start))
+        self.publish_state("listening")
+
+    def end(self, cancel: bool = False) -> asyncio.Future[DictationState]:
+        current = self._current
+        self._outcome = self._outcome if self._outcome and not self._outcome.done() else \
+            asyncio.get_running_loop().create_future()
+        if current is None or current.end is not None:
+            return self._outcome
+        current.end, current.cancel = self._position(), cancel
+        self._actor.publish(DictationStop(start=current.start, end=current.end, cancel=cancel))
+        self.publish_state("ready" if cancel else "transcribing")
+        return self._outcome
+
+    def heard(self, final: Final) -> None:
+        current = self._current
+        if current is not None and final.end > current.start and (current.end is None or final.start < current.end):
+            current.finals.append(final)
+            self._finish_if_complete()
+
+    def closed(self, span: DictationSpan) -> None:
+        if self._current is not None and span.start == self._current.start:
+            self._current.utterances = span.utterances
+            self._finish_if_complete()
+
+    def _finish_if_complete(self) -> None:
+        current = self._current
+        if current is None or current.utterances is None or len(current.finals) < current.utterances:
+            return
+        self._current = None
+        if current.cancel:
+            self._settle(DictationState(state="ready", detail="cancelled"))
+            return
+        text = replaced(" ".join(f.text for f in sorted(current.finals, key=lambda f: f.start) if f.text),
+                        self._settings.replacements)
+        if not text.strip():
+            self._settle(DictationState(state="delivered", detail="no speech was heard: nothing to type"))
+            return
+        if self._last and self._last[0] == current.window and time.monotonic() - self._last[2] < self._settings.join_within_s:
+            text = joined(text, self._last[1])
+        asyncio.get_running_loop().create_task(self._deliver(text, current.window))
+
+    # --- publish ----------------------------------------------------------------------
+
+    async def _deliver(self, text: str, window: int) -> None:
+        if self._desktop is None:
+            outcome = Outcome("no X display: the text is printed, not typed")
+        else:
+            try:
+                outcome = await asyncio.to_thread(self._desktop.deliver, text, window)
+            except (EarwigError, OSError) as error:
+                outcome = Outcome(f"could not type the text: {error}")
+        if not outcome.held:
+            self._last = (window, text, time.monotonic())
+            self._settle(DictationState(state="delivered", text=text))
+        else:
+            self._settle(DictationState(state="held", detail=outcome.held, text=text))
+
+    def _settle(self, state: DictationState) -> None:
+        self._state = state
+        self._actor.publish(state)
+        if self._outcome is not None and not self._outcome.done():
+            self._outcome.set_result(state)
+
+    def publish_state(self, phase: str, detail: str = "") -> None:
+        self._state = DictationState(state=phase, detail=detail)  # type: ignore[arg-type]
+        self._actor.publish(self._state)
+
+    def _position(self) -> int:
+        return self._pcm.published * self._pcm.spec.item_len

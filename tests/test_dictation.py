@@ -1,0 +1,242 @@
+"""Hotkey dictation end to end: a real X server (Xvfb), the hotkey pressed with xdotool as a
+user would, speech played into a headless PulseAudio's fake microphone, base's text typed
+into a real Tk text field, and ``earwig ctl`` over the control socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from speech_text import word_error_rate
+
+EARWIG = [sys.executable, "-m", "earwig.cli"]
+SAID = ["We will meet in the conference room after lunch on Friday.",
+        "Our flight was delayed by two hours because of the storm.",
+        "My brother is learning to play the piano this summer."]
+HOTKEY = "ctrl+alt+space"  # xdotool's spelling of the default <ctrl>+<alt>+<space>
+TK_ENTRY = Path(__file__).with_name("tk_entry.py")
+
+
+@pytest.fixture(scope="module")
+def display():
+    """An Xvfb of its own; DISPLAY points at it for this module's tests."""
+    for tool in ("Xvfb", "xdotool", "xclip", "espeak-ng"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (scripts/setup installs it)")
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                              pass_fds=(write,))
+    os.close(write)
+    number = os.read(read, 16).decode().strip()
+    os.close(read)
+    saved = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = f":{number}"
+    yield os.environ["DISPLAY"]
+    server.terminate()
+    server.wait(10)
+    if saved is None:
+        os.environ.pop("DISPLAY", None)
+    else:
+        os.environ["DISPLAY"] = saved
+
+
+@pytest.fixture(scope="module")
+def sentences(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("said")
+    paths = []
+    for i, text in enumerate(SAID):
+        paths.append(folder / f"{i}.wav")
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(paths[-1]), text], check=True)
+    return paths
+
+
+class Entry:
+    """A Tk window holding one text field; ``text`` is what it holds now."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.process = subprocess.Popen([sys.executable, str(TK_ENTRY), title], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout.readline().strip() == "ready"
+        self.window = _run("xdotool", "search", "--name", f"^{title}$").split()[0]
+        self.changes: list[tuple[int, str]] = []
+        threading.Thread(target=self._follow, daemon=True).start()
+
+    def _follow(self) -> None:
+        for line in self.process.stdout:
+            stamp, text = line.rstrip("\n").split("\t", 1)
+            self.changes.append((int(stamp), json.loads(text)))
+
+    def focus(self) -> None:
+        _run("xdotool", "windowfocus", "--sync", self.window)
+
+    @property
+    def text(self) -> str:
+        return self.changes[-1][1] if self.changes else ""
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+class Daemon:
+    """``earwig dictate`` on the fake microphone; its stdout (the texts) and stderr (states)."""
+
+    def __init__(self, folder: Path, *flags: str, env: dict[str, str] | None = None) -> None:
+        self.out, self.err = folder / "dictate.out", folder / "dictate.err"
+        with open(self.out, "w") as out, open(self.err, "w") as err:
+            self.process = subprocess.Popen([*EARWIG, "dictate", "--mic", "fakemic", *flags],
+                                            stdout=out, stderr=err, env=env)
+
+    def wait_for(self, text: str, timeout: float = 120.0, where: str = "err") -> str:
+        path = self.err if where == "err" else self.out
+        deadline = time.monotonic() + timeout
+        while text not in path.read_text():
+            assert self.process.poll() is None, f"earwig dictate exited: {self.err.read_text()}"
+            assert time.monotonic() < deadline, f"no {text!r} from earwig dictate: {self.err.read_text()}"
+            time.sleep(0.1)
+        return path.read_text()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(60)
+
+
+@pytest.fixture
+def desktop(display, pulse, tmp_path):
+    opened: list = []
+
+    def open_entry(title: str) -> Entry:
+        opened.append(Entry(title))
+        return opened[-1]
+
+    def start_daemon(*flags: str, env: dict[str, str] | None = None) -> Daemon:
+        daemon = Daemon(tmp_path, *flags, env=env)
+        opened.append(daemon)
+        daemon.wait_for("earwig dictate: ready")
+        return daemon
+
+    yield open_entry, start_daemon
+    for thing in reversed(opened):
+        if isinstance(thing, Daemon):
+            if thing.process.poll() is None:
+                assert thing.stop() == 0
+        else:
+            thing.close()
+    assert not list(Path(os.environ["XDG_RUNTIME_DIR"], "earwig").glob("*.sock"))  # the socket went
+
+
+def _run(*command: str) -> str:
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def _say(path: Path) -> None:
+    _run("paplay", "--device=micfeed", str(path))
+
+
+def _until(condition, timeout: float = 90.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return result
+
+
+def test_hold_the_hotkey_speak_and_the_text_is_typed_into_the_focused_field(desktop, sentences):
+    open_entry, start_daemon = desktop
+    entry = open_entry("hold-entry")
+    daemon = start_daemon()
+    for index in (0, 1):  # the second continues the first: a space between
+        entry.focus()
+        _run("xdotool", "keydown", HOTKEY)
+        time.sleep(0.3)
+        _say(sentences[index])
+        time.sleep(0.3)
+        _run("xdotool", "keyup", HOTKEY)
+        _until(lambda: entry.text.endswith(SAID[index][-10:]), what=f"dictation {index} in the field")
+    assert word_error_rate(" ".join(SAID[:2]), entry.text) <= 0.1, entry.text
+    assert ". " in entry.text and ".O" not in entry.text  # joined like one text
+    printed = daemon.out.read_text().splitlines()
+    assert len(printed) == 2 and word_error_rate(SAID[0], printed[0]) <= 0.1
+
+
+def test_toggle_mode_with_paste_restores_the_clipboard(desktop, sentences):
+    open_entry, start_daemon = desktop
+    entry = open_entry("toggle-entry")
+    start_daemon("--dictation-mode", "toggle", "--dictation-delivery", "paste")
+    subprocess.run(["xclip", "-selection", "clipboard", "-i"], input=b"what was copied before",
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    entry.focus()
+    _run("xdotool", "key", HOTKEY)  # press and release: dictation starts...
+    time.sleep(0.3)
+    _say(sentences[2])
+    time.sleep(0.3)
+    _run("xdotool", "key", HOTKEY)  # ...and the second press stops it
+    _until(lambda: entry.text.endswith("summer."), what="the pasted text")
+    assert word_error_rate(SAID[2], entry.text) <= 0.1, entry.text
+    _until(lambda: _run("xclip", "-selection", "clipboard", "-o") == "what was copied before",
+           timeout=5, what="the clipboard's old text back")
+
+
+def test_when_the_focus_moves_the_text_is_held_on_the_clipboard_and_typed_nowhere(desktop, sentences):
+    open_entry, start_daemon = desktop
+    first, other = open_entry("first-entry"), open_entry("other-entry")
+    daemon = start_daemon()
+    first.focus()
+    _run("xdotool", "keydown", HOTKEY)
+    time.sleep(0.3)
+    _say(sentences[0])
+    other.focus()  # the user clicked elsewhere while speaking
+    _run("xdotool", "keyup", HOTKEY)
+    daemon.wait_for("earwig dictate: held: the focus moved")
+    assert first.text == "" and other.text == ""
+    assert word_error_rate(SAID[0], _run("xclip", "-selection", "clipboard", "-o")) <= 0.1
+    assert word_error_rate(SAID[0], daemon.out.read_text()) <= 0.1  # and printed
+
+
+def test_earwig_ctl_drives_a_whole_dictation_without_a_hotkey(desktop, sentences):
+    open_entry, start_daemon = desktop
+    entry = open_entry("ctl-entry")
+    start_daemon()
+    entry.focus()
+    assert _run(*EARWIG, "ctl", "status").startswith("ready")
+    assert _run(*EARWIG, "ctl", "start").startswith("listening")
+    _say(sentences[1])
+    stopped = _run(*EARWIG, "ctl", "stop")  # answers once the text is out
+    assert stopped.startswith("delivered") and word_error_rate(SAID[1], stopped.split("\n", 1)[1]) <= 0.1
+    assert word_error_rate(SAID[1], entry.text) <= 0.1, entry.text
+    socket = Path(os.environ["XDG_RUNTIME_DIR"], "earwig", "dictation.sock")
+    assert oct(socket.stat().st_mode & 0o777) == "0o600"
+
+
+def test_bad_input_gets_one_clear_message(desktop, tmp_path):
+    _, start_daemon = desktop
+    bad = subprocess.run([*EARWIG, "dictate", "--dictation-hotkey", "<ctrl>+<nosuchkey>"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "dictation.hotkey '<ctrl>+<nosuchkey>' cannot be read" in bad.stderr
+    assert "spell it like" in bad.stderr
+    missing = subprocess.run([*EARWIG, "ctl", "status"], capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and "no earwig dictate is running" in missing.stderr
+    start_daemon()
+    second = subprocess.run([*EARWIG, "dictate", "--mic", "fakemic"], capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2 and "another earwig dictate is already running" in second.stderr
+
+
+def test_without_a_display_ctl_still_works_and_the_text_is_printed(desktop, sentences):
+    _, start_daemon = desktop
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    daemon = start_daemon(env=env)
+    assert "there is no X display" in daemon.err.read_text() and "earwig ctl toggle" in daemon.err.read_text()
+    _run(*EARWIG, "ctl", "toggle")
+    _say(sentences[2])
+    stopped = _run(*EARWIG, "ctl", "toggle")
+    assert stopped.startswith("held: no X display")
+    assert word_error_rate(SAID[2], daemon.wait_for("summer", where="out")) <= 0.1
