@@ -73,8 +73,7 @@ async def main(actor: Actor) -> None:
         await asyncio.to_thread(hotkey.start)
     server = await dictation_control.serve(Path(params.socket), dictation.command)
     await dictation.mic_running(MIC_WAIT_S)
-    dictation.publish_state("ready", f"hold {params.settings.hotkey} and speak" if hotkey else
-                            "no hotkey: `earwig ctl toggle` starts and stops")
+    dictation.publish_state("ready", dictation.ready_detail(hotkey is not None))
     receiver = asyncio.create_task(_receive(actor, dictation))
     try:
         await actor.stopping.wait()
@@ -117,9 +116,18 @@ class Dictator:
         #: The last text delivered: into which window, when; the next one may continue it.
         self._last: tuple[int, str, float] | None = None
         self._outcome: asyncio.Future[DictationState] | None = None
+        #: False while the user turned the hotkey off (the monitor's d key).
+        self._enabled = True
 
     def close(self) -> None:
         self._pcm.close()
+
+    def ready_detail(self, hotkey: bool) -> str:
+        if not hotkey:
+            return "no hotkey: `earwig ctl toggle` starts and stops"
+        if self._settings.mode == "hold":
+            return f"hold {self._settings.hotkey} and speak"
+        return f"press {self._settings.hotkey}, speak, press it again"
 
     async def mic_running(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -127,13 +135,15 @@ class Dictator:
             await asyncio.sleep(0.05)
 
     def key_down(self) -> None:
+        if not self._enabled:
+            return
         if self._settings.mode == "hold" or self._current is None:
             self.begin()
         else:
             self.end()
 
     def key_up(self) -> None:
-        if self._settings.mode == "hold":
+        if self._settings.mode == "hold" and self._enabled:
             self.end()
 
     async def command(self, action: DictationAction) -> DictationState:
@@ -146,6 +156,10 @@ class Dictator:
             return await asyncio.wait_for(asyncio.shield(outcome), dictation_control.STOP_WAIT_S)
         elif action == "cancel" and listening:
             self.end(cancel=True)
+        elif action in ("enable", "disable"):
+            self._enabled = action == "enable"
+            self.publish_state("ready" if self._enabled else "off",
+                               self.ready_detail(self._desktop is not None) if self._enabled else "the hotkey is off")
         return self._state
 
     def begin(self) -> None:

@@ -124,6 +124,9 @@ class DictationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     join_within_s: Annotated[float, Meta(ge=0, description=
         "A dictation into the same window this soon after the last one continues its text: "
         "a space between, and no capital unless a sentence ended.")] = 60.0
+    in_monitor: Annotated[bool, Meta(description=
+        "The monitor runs dictation too (its hotkey works while the monitor is open; d turns "
+        "it off and on), when there is an X display and no `earwig dictate` is running.")] = True
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

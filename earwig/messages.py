@@ -176,7 +176,8 @@ class Stats(Message):
 # --- dictation ----------------------------------------------------------------------------
 
 
-DictationAction = Literal["start", "stop", "toggle", "cancel", "status"]
+#: ``disable`` / ``enable``: the hotkey is ignored meanwhile (the monitor's d key).
+DictationAction = Literal["start", "stop", "toggle", "cancel", "status", "enable", "disable"]
 
 
 class DictationCommand(Message):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from earwig.profiling import bench_latency, bench_mel, bench_monitor, bench_ring
+from earwig.profiling import bench_dictation, bench_latency, bench_mel, bench_monitor, bench_ring
 
-BENCHMARKS = {"latency": bench_latency, "mel": bench_mel, "monitor": bench_monitor, "ring": bench_ring}
+BENCHMARKS = {"dictation": bench_dictation, "latency": bench_latency, "mel": bench_mel,
+              "monitor": bench_monitor, "ring": bench_ring}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -174,7 +174,11 @@ def dictation_plan(config: Config, prefix: str, socket: str, desktop: bool) -> P
     if not config.mic.enabled:
         raise EarwigError("dictation needs the mic, and it is disabled", "drop --no-mic (or mic.enabled = false)")
     config = msgspec.structs.replace(config, speakers=msgspec.structs.replace(config.speakers, enabled=False))
-    plan = transcription_plan(config, prefix)
+    return with_dictation(transcription_plan(config, prefix), config, prefix, socket, desktop)
+
+
+def with_dictation(plan: Plan, config: Config, prefix: str, socket: str, desktop: bool) -> Plan:
+    """``plan`` (which transcribes the mic) plus the dictation actor."""
     dictation = ActorSpec("dictation", "earwig.actors.dictation",
                           DictationParams(config.dictation, pcm_ring_name(prefix, "mic"), socket, desktop),
                           listens=DICTATION_LISTENS)

@@ -5,20 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from earwig.profiling import headless
 from earwig.shm import segments
 
-PULSE_MODULES = [
-    "module-native-protocol-unix",
-    "module-null-sink sink_name=sysout rate=48000 sink_properties=device.description=SystemOut",
-    "module-null-sink sink_name=micfeed rate=16000 channels=1",
-    "module-remap-source source_name=fakemic master=micfeed.monitor channels=1 "
-    "source_properties=device.description=FakeMic",
-]
 
 
 @pytest.fixture(autouse=True)
@@ -43,38 +36,13 @@ def ring_prefix():
 
 @pytest.fixture(scope="session")
 def pulse(tmp_path_factory):
-    """A headless PulseAudio: speakers ``sysout`` (loopback ``sysout.monitor``) and a fake
-    microphone ``fakemic`` fed by playing into ``micfeed``. Sets the environment so this
-    process and every actor it spawns talk to it."""
+    """A headless PulseAudio (``earwig.profiling.headless``): speakers ``sysout``, a fake
+    microphone ``fakemic`` fed by playing into ``micfeed``. This process and every actor it
+    spawns talk to it."""
     if shutil.which("pulseaudio") is None:
         pytest.skip("pulseaudio is not installed (scripts/setup installs it)")
-    runtime = tmp_path_factory.mktemp("xdg-runtime")
-    runtime.chmod(0o700)
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
-    env.pop("PULSE_SERVER", None)
-    command = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--log-target=stderr"]
-    for module in PULSE_MODULES:
-        command += ["-L", module]
-    log = open(runtime / "pulse.log", "wb")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 15
-    while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
-        if server.poll() is not None or time.monotonic() > deadline:
-            server.kill()
-            pytest.fail(f"PulseAudio did not start: {(runtime / 'pulse.log').read_text()[-2000:]}")
-        time.sleep(0.1)
-    saved = {k: os.environ.get(k) for k in ("XDG_RUNTIME_DIR", "PULSE_SERVER")}
-    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
-    os.environ.pop("PULSE_SERVER", None)
-    yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    server.terminate()
-    server.wait(10)
-    log.close()
+    with headless.pulse_server(tmp_path_factory.mktemp("xdg-runtime")) as env:
+        yield env
 
 
 def speak(text: str, path: Path) -> Path:

@@ -7,26 +7,15 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
 
-import jiwer
 import numpy as np
 import soundfile
-from whisper.normalizers import EnglishTextNormalizer
 
 from earwig.actors.capture_files import read_audio
+from earwig.profiling.scoring import word_error_rate, words
+
+__all__ = ["Spoken", "agreement", "spoken_file", "word_error_rate", "words"]
 
 RATE = 16000
-_normalize = EnglishTextNormalizer()
-
-
-def words(text: str) -> list[str]:
-    return _normalize(text).split()
-
-
-def word_error_rate(references: list[str] | str, hypotheses: list[str] | str) -> float:
-    """jiwer's WER after Whisper's English normalizer, over all utterances together."""
-    if isinstance(references, str):
-        references, hypotheses = [references], [hypotheses]
-    return jiwer.wer([" ".join(words(r)) for r in references], [" ".join(words(h)) for h in hypotheses])
 
 
 def agreement(committed: str, final: str) -> float:

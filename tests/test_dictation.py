@@ -4,18 +4,20 @@ into a real Tk text field, and ``earwig ctl`` over the control socket."""
 
 from __future__ import annotations
 
-import json
+import asyncio
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from earwig.config import Config, MonitorConfig, SourceConfig
+from earwig.profiling import headless
+from earwig.tui.app import MonitorApp
 from speech_text import word_error_rate
 
 EARWIG = [sys.executable, "-m", "earwig.cli"]
@@ -23,7 +25,6 @@ SAID = ["We will meet in the conference room after lunch on Friday.",
         "Our flight was delayed by two hours because of the storm.",
         "My brother is learning to play the piano this summer."]
 HOTKEY = "ctrl+alt+space"  # xdotool's spelling of the default <ctrl>+<alt>+<space>
-TK_ENTRY = Path(__file__).with_name("tk_entry.py")
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +33,8 @@ def display():
     for tool in ("Xvfb", "xdotool", "xclip", "espeak-ng"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/setup installs it)")
-    read, write = os.pipe()
-    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                              pass_fds=(write,))
-    os.close(write)
-    number = os.read(read, 16).decode().strip()
-    os.close(read)
-    saved = os.environ.get("DISPLAY")
-    os.environ["DISPLAY"] = f":{number}"
-    yield os.environ["DISPLAY"]
-    server.terminate()
-    server.wait(10)
-    if saved is None:
-        os.environ.pop("DISPLAY", None)
-    else:
-        os.environ["DISPLAY"] = saved
+    with headless.x_server() as display:
+        yield display
 
 
 @pytest.fixture(scope="module")
@@ -57,34 +45,6 @@ def sentences(tmp_path_factory) -> list[Path]:
         paths.append(folder / f"{i}.wav")
         subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(paths[-1]), text], check=True)
     return paths
-
-
-class Entry:
-    """A Tk window holding one text field; ``text`` is what it holds now."""
-
-    def __init__(self, title: str) -> None:
-        self.title = title
-        self.process = subprocess.Popen([sys.executable, str(TK_ENTRY), title], stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout.readline().strip() == "ready"
-        self.window = _run("xdotool", "search", "--name", f"^{title}$").split()[0]
-        self.changes: list[tuple[int, str]] = []
-        threading.Thread(target=self._follow, daemon=True).start()
-
-    def _follow(self) -> None:
-        for line in self.process.stdout:
-            stamp, text = line.rstrip("\n").split("\t", 1)
-            self.changes.append((int(stamp), json.loads(text)))
-
-    def focus(self) -> None:
-        _run("xdotool", "windowfocus", "--sync", self.window)
-
-    @property
-    def text(self) -> str:
-        return self.changes[-1][1] if self.changes else ""
-
-    def close(self) -> None:
-        self.process.kill()
-        self.process.wait()
 
 
 class Daemon:
@@ -114,8 +74,8 @@ class Daemon:
 def desktop(display, pulse, tmp_path):
     opened: list = []
 
-    def open_entry(title: str) -> Entry:
-        opened.append(Entry(title))
+    def open_entry(title: str) -> headless.TextField:
+        opened.append(headless.TextField(title))
         return opened[-1]
 
     def start_daemon(*flags: str, env: dict[str, str] | None = None) -> Daemon:
@@ -240,3 +200,44 @@ def test_without_a_display_ctl_still_works_and_the_text_is_printed(desktop, sent
     stopped = _run(*EARWIG, "ctl", "toggle")
     assert stopped.startswith("held: no X display")
     assert word_error_rate(SAID[2], daemon.wait_for("summer", where="out")) <= 0.1
+
+
+def test_the_monitor_runs_dictation_and_d_turns_its_hotkey_off(desktop, sentences):
+    open_entry, _ = desktop
+    field = open_entry("monitor-entry")
+    # Niceness 0: lowering it would lower this test process for good (test_monitor.py).
+    config = Config(mic=SourceConfig(device="fakemic"), speakers=SourceConfig(enabled=False),
+                    monitor=MonitorConfig(niceness=0))
+
+    async def dictate(index: int) -> None:
+        field.focus()
+        await asyncio.to_thread(_run, "xdotool", "keydown", HOTKEY)
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(_say, sentences[index])
+        await asyncio.to_thread(_run, "xdotool", "keyup", HOTKEY)
+
+    async def until(pilot, condition, what: str, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await pilot.pause(0.2)
+
+    async def run() -> None:
+        app = MonitorApp(config)
+        async with app.run_test(size=(120, 30)) as pilot:
+            status = lambda: app.status.render().plain  # noqa: E731
+            await until(pilot, lambda: "dictation ready" in status(), "dictation to be ready")
+            await dictate(0)
+            await until(pilot, lambda: field.text.endswith("Friday."), "the dictated text in the field")
+            assert word_error_rate(SAID[0], field.text) <= 0.1, field.text
+            assert "dictation delivered" in status()
+            await pilot.press("d")
+            await until(pilot, lambda: "dictation off" in status(), "dictation off")
+            typed = field.text
+            await dictate(1)
+            await pilot.pause(3.0)
+            assert field.text == typed  # the hotkey is ignored while dictation is off
+            await pilot.press("q")
+            await asyncio.wait_for(app.pipeline_done.wait(), 60)
+
+    asyncio.run(run())

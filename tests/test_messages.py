@@ -26,6 +26,10 @@ EXAMPLES = [
     m.ModelState(role="final", model="base", state="ready", device="cpu", memory_bytes=10),
     m.ModelState(role="preview", model="nope", state="failed", error="unknown model", fix="use tiny"),
     m.Stats(actor="capture-mic", counters={"items_written": 5.0}),
+    m.DictationCommand(action="toggle"),
+    m.DictationStart(start=16000), m.DictationStop(start=16000, end=96000, cancel=False),
+    m.DictationSpan(start=16000, end=96000, utterances=1),
+    m.DictationState(state="held", detail="the focus moved", text="Hello there."),
 ]
 
 

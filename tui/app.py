@@ -40,8 +40,9 @@ from earwig import export, paths
 from earwig.config import Config
 from earwig.errors import EarwigError
 from earwig.export import TITLES
-from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, Final, Level, Message,
-                             ModelState, Partial, PauseSource, Shutdown, Source, SourceEnded, Stats)
+from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, DictationCommand, DictationState,
+                             Final, Level, Message, ModelState, Partial, PauseSource, Shutdown, Source,
+                             SourceEnded, Stats)
 from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import ProfilingPanel
 from earwig.tui.spectrogram import Spectrogram
@@ -49,6 +50,7 @@ from earwig.tui.status import StatusBar
 from earwig.tui.transcript import FinalLine, TranscriptColumn
 
 if TYPE_CHECKING:
+    from earwig.supervisor.plan import Plan
     from earwig.supervisor.remote import RemoteSupervisor
 
 #: How often the profiling panel samples the processes.
@@ -82,7 +84,8 @@ class MonitorApp(App):
     BINDINGS = [Binding("m", "pause('mic')", "Pause mic"), Binding("s", "pause('speakers')", "Pause spk"),
                 Binding("v", "view", "View"),
                 Binding("c", "clear", "Clear"), Binding("y", "copy", "Copy"), Binding("w", "save", "Save"),
-                Binding("p", "profiling", "Profiling"), Binding("q", "quit", "Quit")]
+                Binding("p", "profiling", "Profiling"), Binding("d", "dictation", "Dictation"),
+                Binding("q", "quit", "Quit")]
 
     def __init__(self, config: Config, pipeline: bool = True) -> None:
         super().__init__()
@@ -103,6 +106,8 @@ class MonitorApp(App):
         self.session: list[Final] = []
         self.started = datetime.now()
         self.paused: set[Source] = set()
+        #: Whether this session runs dictation (``dictation.in_monitor``, and it can run).
+        self.dictating = False
         self.selected: FinalLine | None = None
         self._pipeline = pipeline
         #: Set to end the pipeline (pending Finals come first); the app exits after it.
@@ -151,7 +156,7 @@ class MonitorApp(App):
         from earwig.supervisor.remote import SUPERVISOR, RemoteSupervisor
 
         prefix = segments.run_prefix()
-        plan = transcription_plan(self.config, prefix, devices_optional=True)
+        plan = self._with_dictation(transcription_plan(self.config, prefix, devices_optional=True), prefix)
         for source, error in plan.unavailable.items():
             self.show_unavailable(source, error)
         if not plan.sources:  # nothing to run; the screen still says why, until q
@@ -189,6 +194,30 @@ class MonitorApp(App):
         self.pipeline_done.set()
         self.exit()
 
+    def _with_dictation(self, plan: Plan, prefix: str) -> Plan:
+        """The plan with the dictation actor, where dictation can run: the mic is on, there
+        is an X display, the hotkey reads, and no ``earwig dictate`` holds the socket."""
+        from earwig.actors import dictation_control
+        from earwig.actors.dictation_keys import display_problem, parse
+        from earwig.supervisor.plan import with_dictation
+
+        if not self.config.dictation.in_monitor or "mic" not in plan.sources:
+            return plan
+        path = dictation_control.socket_path()
+        problem = display_problem()
+        if problem is None:
+            try:
+                parse(self.config.dictation.hotkey)
+                dictation_control.ensure_free(path)
+            except EarwigError as error:
+                problem = error.problem
+        if problem is not None:
+            self.status.dictation = "unavailable"
+            self.notify(f"No dictation: {problem}", severity="warning", timeout=8)
+            return plan
+        self.dictating = True
+        return with_dictation(plan, self.config, prefix, str(path), desktop=True)
+
     async def _follow(self, supervisor: RemoteSupervisor) -> None:
         """Show what the supervisor publishes until it has ended (q asks it to)."""
         self._tell = supervisor.tell
@@ -217,6 +246,10 @@ class MonitorApp(App):
         elif isinstance(message, SourceEnded):
             self._levels.pop(message.source, None)
             self.levels[message.source].say("replay ended")
+        elif isinstance(message, DictationState):
+            self.status.dictation = message.state
+            if message.state == "held":
+                self.notify(f"Dictation: {message.detail}", severity="warning", timeout=10)
         elif isinstance(message, ActorReady):
             self._pids[message.actor] = message.pid
         elif isinstance(message, Stats):
@@ -254,6 +287,8 @@ class MonitorApp(App):
         """Source keys only for the sources on screen."""
         if action == "pause":
             return parameters[0] in self.sources
+        if action == "dictation":
+            return self.dictating
         return True
 
     async def action_quit(self) -> None:
@@ -311,6 +346,12 @@ class MonitorApp(App):
                         "set monitor.transcripts to a writable folder", severity="error", timeout=10)
             return
         self.notify(f"Saved {len(self.session)} Finals to {path}", timeout=5)
+
+    def action_dictation(self) -> None:
+        """Turn the dictation hotkey off (it is ignored, so it can be used for something
+        else meanwhile) and on again."""
+        on = self.status.dictation == "off"
+        self._tell(DictationCommand(action="enable" if on else "disable"))
 
     def action_profiling(self) -> None:
         self.profiling.toggle_class("-shown")

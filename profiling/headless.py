@@ -1,0 +1,130 @@
+"""The desktop a dictation runs on, without one: an X server (Xvfb), a PulseAudio with a
+speaker sink and a fake microphone (../shared/ENVIRONMENT.md), and a real text field to type
+into. Used by the dictation benchmark and by the tests, so both run them the same way.
+
+Each is a context manager that starts the daemon, waits until it answers, sets the
+environment for this process (and every process it starts), and ends it by its PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PULSE_MODULES = [
+    "module-native-protocol-unix",
+    "module-null-sink sink_name=sysout rate=48000 sink_properties=device.description=SystemOut",
+    "module-null-sink sink_name=micfeed rate=16000 channels=1",
+    "module-remap-source source_name=fakemic master=micfeed.monitor channels=1 "
+    "source_properties=device.description=FakeMic",
+]
+
+
+@contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def x_server() -> Iterator[str]:
+    """An Xvfb on a free display number (it picks one and says which when it is ready)."""
+    read, write = os.pipe()
+    server = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
+                              pass_fds=(write,), stderr=subprocess.DEVNULL)
+    os.close(write)
+    answer = b""
+    try:  # read to the newline: closing early would fail Xvfb's second write (it exits)
+        while not answer.endswith(b"\n") and (chunk := os.read(read, 16)):
+            answer += chunk
+    finally:
+        os.close(read)
+    number = answer.decode().strip()
+    if not number:
+        server.kill()
+        raise RuntimeError("Xvfb did not start")
+    try:
+        with _environment(DISPLAY=f":{number}"):
+            yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@contextmanager
+def pulse_server(runtime: Path | None = None) -> Iterator[dict[str, str]]:
+    """A PulseAudio with speakers ``sysout`` (loopback ``sysout.monitor``) and a fake
+    microphone ``fakemic`` fed by playing into ``micfeed``; yields its environment."""
+    with tempfile.TemporaryDirectory() as scratch:
+        runtime = runtime or Path(scratch)
+        runtime.chmod(0o700)
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+        env.pop("PULSE_SERVER", None)
+        command = ["pulseaudio", "-n", "--daemonize=no", "--exit-idle-time=-1", "--log-target=stderr"]
+        for module in PULSE_MODULES:
+            command += ["-L", module]
+        with open(runtime / "pulse.log", "wb") as log:
+            server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+            try:
+                deadline = time.monotonic() + 15
+                while subprocess.run(["pactl", "info"], env=env, capture_output=True).returncode != 0:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"PulseAudio did not start: {(runtime / 'pulse.log').read_text()[-2000:]}")
+                    time.sleep(0.1)
+                with _environment(XDG_RUNTIME_DIR=str(runtime), PULSE_SERVER=None):
+                    yield env
+            finally:
+                server.terminate()
+                server.wait(10)
+
+
+class TextField:
+    """A Tk window titled ``title`` holding one text field (``tk_field``), and every change
+    of its text with its time: ``changes`` as (monotonic ns, text), ``text`` the latest."""
+
+    def __init__(self, title: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "earwig.profiling.tk_field", title],
+                                        stdout=subprocess.PIPE, text=True)
+        if self.process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the Tk text field did not start")
+        found = subprocess.run(["xdotool", "search", "--name", f"^{title}$"], check=True,
+                               capture_output=True, text=True)
+        self.window = found.stdout.split()[0]
+        self.changes: list[tuple[int, str]] = []
+        threading.Thread(target=self._follow, daemon=True).start()
+
+    def _follow(self) -> None:
+        for line in self.process.stdout:
+            stamp, text = line.rstrip("\n").split("\t", 1)
+            self.changes.append((int(stamp), json.loads(text)))
+
+    @property
+    def text(self) -> str:
+        return self.changes[-1][1] if self.changes else ""
+
+    def focus(self) -> None:
+        subprocess.run(["xdotool", "windowfocus", "--sync", self.window], check=True)
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
