@@ -77,6 +77,7 @@ def pulse_server(runtime: Path | None = None) -> Iterator[dict[str, str]]:
     microphone ``fakemic`` fed by playing into ``micfeed``; yields its environment."""
     with tempfile.TemporaryDirectory() as scratch:
         runtime = runtime or Path(scratch)
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
         runtime.chmod(0o700)
         env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
         env.pop("PULSE_SERVER", None)

@@ -51,3 +51,15 @@ def test_monitor_benchmark_prints_the_screens_cpu_and_latency_on_against_off():
     finals = rows["Finals timed"]
     assert int(finals[-2]) == int(finals[-1]) > 0  # both modes timed the same Finals
     assert rows["end of speech -> Final p50 s"][-3].endswith("x")
+
+
+def test_dictation_benchmark_prints_release_to_typed_against_transcribe():
+    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "dictation", "--quick"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()}
+    ours = rows["earwig: key release -> last character typed"]
+    theirs = rows["baseline: transcribe() from the release"]
+    assert 0 < float(ours[-6]) <= float(ours[-5]) and 0 < float(theirs[-4]) <= float(theirs[-3])
+    assert float(ours[-4]) <= 0.2  # what was typed is what was said
+    assert ours[-3].endswith("x")  # a ratio to the baseline of the same run
