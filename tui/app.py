@@ -204,16 +204,15 @@ class MonitorApp(App):
         if not self.config.dictation.in_monitor or "mic" not in plan.sources:
             return plan
         path = dictation_control.socket_path()
-        problem = display_problem()
-        if problem is None:
-            try:
-                parse(self.config.dictation.hotkey)
-                dictation_control.ensure_free(path)
-            except EarwigError as error:
-                problem = error.problem
-        if problem is not None:
+        if display_problem() is not None:  # no X here (SSH, Wayland): nothing to say on every start
             self.status.dictation = "unavailable"
-            self.notify(f"No dictation: {problem}", severity="warning", timeout=8)
+            return plan
+        try:
+            parse(self.config.dictation.hotkey)
+            dictation_control.ensure_free(path)
+        except EarwigError as error:
+            self.status.dictation = "unavailable"
+            self.notify(f"No dictation: {error.problem} ({error.fix})", severity="warning", timeout=10)
             return plan
         self.dictating = True
         return with_dictation(plan, self.config, prefix, str(path), desktop=True)
