@@ -4,7 +4,8 @@ receive  every CYCLE_S, the PCM items each source's ring holds (read in its own 
          slot, so a fast replay waits for it; a restart resumes where the frames stop);
          SourceEnded from the supervisor, so a replayed file's last frames and utterance
          are closed; DictationStart / DictationStop: the key, not silence, bounds the mic's
-         utterance meanwhile
+         utterance meanwhile; SpeechStart after a restart: the utterance that was open when
+         the last mel process died, which this one carries on
 compute  log-mel frames for every bin count the models need (one shared STFT per hop,
          ``mel_frames.LogMelStream``), and Silero VAD per source (``mel_vad``)
 publish  one frame per ring item in ``mel{bins}-{source}`` (item ``t`` is the frame centred
@@ -30,7 +31,8 @@ from earwig.actors.mel_vad import CHUNK, VoiceActivity
 from earwig.actors.runtime import Actor
 from earwig.compute import torch_device
 from earwig.config import VadConfig
-from earwig.messages import DictationSpan, DictationStart, DictationStop, Source, SourceEnded, Stats
+from earwig.messages import (DictationSpan, DictationStart, DictationStop, Source, SourceEnded, SpeechStart,
+                             Stats)
 from earwig.shm import Batch, Ring
 
 #: The PCM rings' reader slot the mel actor announces its cursor in.
@@ -69,7 +71,10 @@ async def main(actor: Actor) -> None:
     control = asyncio.create_task(_receive_control(actor, streams))
     loop = asyncio.get_running_loop()
     try:
-        due = loop.time()
+        # The first cycle waits one period: after a restart, the supervisor's word of an
+        # open utterance (SpeechStart) is already in the pipe and must come first.
+        due = loop.time() + CYCLE_S
+        await asyncio.sleep(CYCLE_S)
         while not actor.stopping.is_set() and not all(s.done for s in streams.values()):
             for stream in streams.values():
                 stream.process_available()
@@ -89,6 +94,8 @@ async def _receive_control(actor: Actor, streams: dict[Source, _SourceStream]) -
         message = await actor.control.get()
         if isinstance(message, SourceEnded) and message.source in streams:
             streams[message.source].ended_at = message.end
+        elif isinstance(message, SpeechStart) and message.source in streams:
+            streams[message.source].resume_utterance(message.start)
         elif isinstance(message, (DictationStart, DictationStop)) and "mic" in streams:
             streams["mic"].dictation.append(message)
 
@@ -146,6 +153,10 @@ class _SourceStream:
         self._publish_events(self._vad.push(samples, at))
         self._frames_cpu_s += frames_done - started
         self._vad_cpu_s += time.thread_time() - frames_done
+
+    def resume_utterance(self, start: int) -> None:
+        """Carry on an utterance a killed mel process had started (its SpeechStart went out)."""
+        self._vad.segmenter.resume(start)
 
     def _dictate(self) -> None:
         """Hold the utterance at a key press; close it at the release once the VAD has

@@ -151,6 +151,14 @@ class Segmenter:
         stop = end if self.silence_from is None else min(self.silence_from + self.pad, end)
         return [self._end(stop)]
 
+    def resume(self, start: int) -> None:
+        """An utterance from ``start`` is in progress (a restarted mel process carries on
+        the one its predecessor had announced): its end comes as usual."""
+        if not self.active:
+            self.start = self.candidate = start
+            self.silence_from = None
+            self._energy.clear()
+
     def hold(self, at: int) -> list[SpeechStart | SpeechEnd]:
         """Dictation began at ``at``: speech before it is an utterance of its own, ended there."""
         events: list[SpeechStart | SpeechEnd] = []

@@ -46,6 +46,10 @@ class ActorSpec:
     #: Added to the process's nice value: a best-effort actor (the preview) yields the CPU
     #: to the others when they want it, and has it all when they do not.
     niceness: int = 0
+    #: It answers every SpeechEnd with a Final (the final actor): the supervisor keeps the
+    #: SpeechEnds not yet answered and sends them again to it after a crash, so an
+    #: utterance whose pass was in flight is redone, and drops a second answer to one.
+    answers_speech: bool = False
 
 
 class Actor:

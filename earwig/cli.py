@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -153,6 +154,7 @@ async def _dictate(args: argparse.Namespace) -> int:
     from earwig.actors.dictation_keys import NO_DISPLAY_FIX, display_problem, parse
     from earwig.shm import segments
     from earwig.supervisor.plan import dictation_plan
+    from earwig.supervisor.session_log import SessionLog
     from earwig.supervisor.supervisor import Supervisor
 
     config = _config_from(args)
@@ -166,7 +168,8 @@ async def _dictate(args: argparse.Namespace) -> int:
     dictation_control.ensure_free(path)
     plan = dictation_plan(config, segments.run_prefix(), str(path), desktop=problem is None)
     view = _DictationView(sys.stderr.isatty())
-    async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("dictate.log")) as supervisor:
+    async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("dictate.log"),
+                          session_log=SessionLog()) as supervisor:
         events = supervisor.subscribe()
         done = asyncio.Event()
 
@@ -229,6 +232,46 @@ def _ctl(args: argparse.Namespace) -> int:
     print(state.state + (f": {state.detail}" if state.detail else ""))
     if state.text:
         print(state.text)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from earwig import export
+    from earwig.supervisor.session_log import read, sessions_dir
+
+    logs = sorted(sessions_dir().glob("*.jsonl"))
+    if args.list:
+        for path in logs:
+            print(f"{path.stem}  {sum(1 for _ in path.open(encoding='utf-8'))} Finals  {path}")
+        return 0
+    if args.session in (None, "last"):
+        if not logs:
+            raise EarwigError(f"no session has been logged yet (in {sessions_dir()})",
+                              "run `earwig` or `earwig dictate` first")
+        path = logs[-1]
+    else:
+        path = Path(args.session).expanduser()
+        path = path if path.exists() else sessions_dir() / f"{args.session}.jsonl"
+        if not path.exists():
+            raise EarwigError(f"no session {args.session!r}", "`earwig export --list` names them")
+    try:
+        finals = [f for f in read(path) if f.text and (args.source is None or f.source == args.source)]
+    except (ValueError, KeyError, UnicodeDecodeError) as error:
+        raise EarwigError(f"{path} is not an earwig session log ({error})", "give a file from `earwig export --list`") from None
+    started = datetime.strptime(path.stem.rsplit("-", 1)[0], "%Y%m%d-%H%M%S")
+    text = {"txt": lambda: export.as_text(finals, started), "srt": lambda: export.as_subtitles(finals, False),
+            "vtt": lambda: export.as_subtitles(finals, True), "json": lambda: export.as_json(finals) + "\n"}[args.format]()
+    if args.output:
+        try:
+            descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(text)
+        except OSError as error:
+            raise EarwigError(f"cannot write {args.output}: {error.strerror}", "choose a writable path") from None
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -342,6 +385,16 @@ def build_parser() -> argparse.ArgumentParser:
                               "socket in $XDG_RUNTIME_DIR; bind these to keys where there are no "
                               "global hotkeys (Wayland). stop waits for the text and prints it.")
     ctl.add_argument("action", choices=["start", "stop", "toggle", "cancel", "status"])
+    exporter = commands.add_parser("export", help="a logged session's transcript as text, subtitles or JSON",
+                                   description="Every Final of a session is logged (fsync'd before it is "
+                                   "shown) in $XDG_DATA_HOME/earwig/sessions; this writes one out.")
+    exporter.add_argument("session", nargs="?", help='a session name from --list, a log file, or "last" '
+                          "(the default)")
+    exporter.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt")
+    exporter.add_argument("--source", choices=["mic", "speakers"], help="one source only (default: both, "
+                          "interleaved by time)")
+    exporter.add_argument("--output", "-o", type=Path, help="write here (mode 0600) instead of stdout")
+    exporter.add_argument("--list", action="store_true", help="list the logged sessions")
     models = commands.add_parser("models", help="list the Whisper models this machine has or can get; "
                                                 "`models import DIR` converts a faster-whisper model")
     models.add_argument("action", nargs="?", choices=["list", "import"], default="list")
@@ -365,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_dictate(args))
         if args.command == "ctl":
             return _ctl(args)
+        if args.command == "export":
+            return _export(args)
         if args.command == "transcribe":
             return asyncio.run(_transcribe(args))
         if args.command == "models":

@@ -106,7 +106,7 @@ def listen_plan(config: Config, prefix: str, devices_optional: bool = False) -> 
                                  {bins: ring.name for bins, ring in frame_rings.items()},
                                  replay=bool(config.source(source).replay)))
     mel = ActorSpec("mel", "earwig.actors.mel", MelParams(tuple(sources), config.vad, config.device),
-                    listens=frozenset({"SourceEnded", "DictationStart", "DictationStop"}))
+                    listens=frozenset({"SourceEnded", "SpeechStart", "DictationStart", "DictationStop"}))
     return Plan(rings, [*plan.actors, mel], plan.sources, plan.unavailable)
 
 
@@ -148,7 +148,8 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
                              threads=PREVIEW_THREADS if role == "preview" else 0)
         actors.append(ActorSpec(role, f"earwig.actors.{role}", params, listens=MODEL_LISTENS[role],
                                 idle_evict_s=models.idle_evict_s,
-                                niceness=PREVIEW_NICENESS if role == "preview" else 0))
+                                niceness=PREVIEW_NICENESS if role == "preview" else 0,
+                                answers_speech=role == "final"))
     return Plan(plan.rings, actors, plan.sources, plan.unavailable)
 
 

@@ -32,6 +32,7 @@ from earwig.channel import Channel
 from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, ActorReady, AnyMessage, Message, Shutdown, encode
 from earwig.shm import Ring, RingSpec, segments
+from earwig.supervisor.session_log import SessionLog
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 
 #: The name the supervisor's process goes by in ActorReady / ActorFailed and process lists.
@@ -41,21 +42,24 @@ SUPERVISOR = "supervisor"
 # --- the supervisor's process ----------------------------------------------------------------
 
 
-def serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, conn: Connection) -> None:
+def serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keep_log: bool,
+          conn: Connection) -> None:
     """Process entry point (spawn target): run a Supervisor until the client says Shutdown
-    or goes away. Ctrl-C and a closed terminal reach the client, which decides."""
+    or goes away. Ctrl-C and a closed terminal reach the client, which decides.
+    ``keep_log``: write the session log (``session_log``)."""
     redirect_output(log_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    run_loop(_serve(rings, actors, log_path, conn))
+    run_loop(_serve(rings, actors, log_path, keep_log, conn))
 
 
-async def _serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None,
+async def _serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keep_log: bool,
                  conn: Connection) -> None:
     channel = Channel(conn)
     sender = _Sender(conn)
     try:
-        async with Supervisor(rings, actors, log_path=log_path and Path(log_path)) as supervisor:
+        async with Supervisor(rings, actors, log_path=log_path and Path(log_path),
+                              session_log=SessionLog() if keep_log else None) as supervisor:
             published = supervisor.subscribe()
             sender.put(ActorReady(actor=SUPERVISOR, pid=os.getpid()))
             forwarding = asyncio.create_task(_forward(published, sender))
@@ -114,7 +118,9 @@ class RemoteSupervisor:
     it. Leaving the block waits for the process and removes any ring it left."""
 
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec], log_path: Path | None = None,
-                 policy: RestartPolicy = RestartPolicy()) -> None:
+                 policy: RestartPolicy = RestartPolicy(), keep_log: bool = False) -> None:
+        """``keep_log``: the supervisor writes the session log (``session_log``)."""
+        self._keep_log = keep_log
         self._ring_specs = rings
         self._actors = actors
         self._log_path = log_path
@@ -128,7 +134,8 @@ class RemoteSupervisor:
         context = mp.get_context("spawn")
         ours, theirs = context.Pipe(duplex=True)
         self._process = context.Process(
-            target=serve, args=(self._ring_specs, self._actors, self._log_path and str(self._log_path), theirs),
+            target=serve, args=(self._ring_specs, self._actors, self._log_path and str(self._log_path),
+                                self._keep_log, theirs),
             name=f"earwig-{SUPERVISOR}")
         self._process.start()
         theirs.close()

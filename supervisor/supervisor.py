@@ -26,10 +26,11 @@ from pathlib import Path
 
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
-from earwig.messages import (ActorFailed, ActorReady, AnyMessage, DictationSpan, DictationStart, Final,
-                             Heartbeat, Message, ModelState, PauseSource, Shutdown, SourceEnded, SpeechEnd,
-                             SpeechStart)
+from earwig.messages import (ActorFailed, ActorReady, AnyMessage, DictationSpan, DictationStart, DictationStop,
+                             Final, Heartbeat, Message, ModelState, PauseSource, Shutdown, SourceEnded,
+                             SpeechEnd, SpeechStart)
 from earwig.shm import Ring, RingSpec, segments
+from earwig.supervisor.session_log import SessionLog
 
 
 @dataclass(frozen=True)
@@ -74,23 +75,30 @@ class Supervisor:
     """Use as ``async with Supervisor(rings, actors) as sup:``; messages via ``subscribe()``."""
 
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec],
-                 policy: RestartPolicy = RestartPolicy(), log_path: Path | None = None) -> None:
-        """``log_path``: where the actors' output goes (default: the terminal)."""
+                 policy: RestartPolicy = RestartPolicy(), log_path: Path | None = None,
+                 session_log: SessionLog | None = None) -> None:
+        """``log_path``: where the actors' output goes (default: the terminal).
+        ``session_log``: where every Final is written before it is published."""
         self._ring_specs = rings
         self.log_path = log_path
+        self.session_log = session_log
         self._actors = {spec.name: _Running(spec) for spec in actors}
         self.policy = policy
         self.rings: dict[str, Ring] = {}
         self.stale_removed: list[str] = []
         self._subscribers: list[asyncio.Queue[AnyMessage]] = []
-        #: Facts that stay true (a source has ended), replayed to a restarted listener.
+        #: Facts that stay true (a source has ended, is paused, has an utterance open),
+        #: replayed to a restarted listener: a restarted mel actor resumes the open utterance.
         self._lasting: dict[tuple[str, str], AnyMessage] = {}
+        #: SpeechEnds not yet answered by a Final, in order: sent again to a restarted final
+        #: actor; while any is open, no model is evicted.
+        self._unanswered: dict[tuple[str, int, int], SpeechEnd] = {}
+        self._warned_log = False
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
-        #: Sources with an utterance in progress, utterances ended but without their Final
-        #: yet, and when speech was last heard: a session is idle when all are quiet.
+        #: Sources with an utterance in progress, and when speech was last heard: a session
+        #: is idle when all are quiet (and every SpeechEnd has its Final).
         self._speaking: set[str] = set()  # sources, and "dictation" while its key is down
-        self._awaiting_final = 0
         self._last_speech = time.monotonic()
         self._ctx = mp.get_context("spawn")
 
@@ -136,6 +144,8 @@ class Supervisor:
             ring.close()
             ring.unlink()
         self.rings.clear()
+        if self.session_log is not None:
+            self.session_log.close()
 
     async def run_until_signal(self, done: asyncio.Event | None = None) -> int:
         """Serve until SIGINT/SIGTERM/SIGHUP (or ``done``); returns the signal number or 0."""
@@ -201,6 +211,9 @@ class Supervisor:
         for (kind, _), message in self._lasting.items():
             if kind in running.spec.listens:
                 self._send(running, message)
+        if running.spec.answers_speech:
+            for message in self._unanswered.values():
+                self._send(running, message)
 
     def _on_exit(self, running: _Running, process: mp.process.BaseProcess) -> None:
         asyncio.get_running_loop().remove_reader(process.sentinel)
@@ -249,13 +262,33 @@ class Supervisor:
             running.last_seen = time.monotonic()
             running.ready = running.ready or isinstance(message, ActorReady)
             running.loaded = running.loaded or (isinstance(message, ModelState) and message.state == "ready")
-            if not isinstance(message, Heartbeat):
-                running.last_output = running.last_seen
-                self._publish(message)
-                self._forward(message, running)
+            if isinstance(message, Heartbeat):
+                continue
+            running.last_output = running.last_seen
+            if isinstance(message, Final) and running.spec.answers_speech and not self._keep(message, running):
+                continue
+            self._publish(message)
+            self._forward(message, running)
         channel.close()
         if channel is running.channel:
             running.drained = True
+
+    def _keep(self, final: Final, running: _Running) -> bool:
+        """Write a Final to the session log, first; False for a second answer to the same
+        utterance (a restarted final actor redid one whose Final had already come)."""
+        if self._unanswered.pop((final.source, final.start, final.end), None) is None:
+            return False
+        if self.session_log is not None and not self.session_log.append(final, getattr(running.spec.params, "model", "")):
+            self._warn_session_log()
+        return True
+
+    def _warn_session_log(self) -> None:
+        problem = self.session_log.problem if self.session_log else None
+        if problem is not None and not self._warned_log:
+            self._warned_log = True
+            self._publish(ActorFailed(actor="session-log", fatal=False, error=problem,
+                                      fix="the text stays on screen; free space or make the data dir "
+                                          "($XDG_DATA_HOME/earwig) writable to keep the next ones"))
 
     async def _watchdog(self) -> None:
         """Kill an actor that stopped answering (hung, not crashed); the exit path restarts it.
@@ -278,11 +311,8 @@ class Supervisor:
     def _idle(self, running: _Running, now: float) -> bool:
         limit = running.spec.idle_evict_s
         return (limit is not None and running.loaded and not self._speaking
-                and not self._awaiting_final
+                and not self._unanswered
                 and now - max(self._last_speech, running.last_output) > limit)
-
-    def _evicts_models(self) -> bool:
-        return any(r.spec.idle_evict_s for r in self._actors.values())
 
     def _evict_check_s(self) -> float:
         limits = [r.spec.idle_evict_s for r in self._actors.values() if r.spec.idle_evict_s]
@@ -304,16 +334,23 @@ class Supervisor:
     def _forward(self, message: AnyMessage, sender: _Running | None) -> None:
         """Hand a message to the actors that listen for its type (never back to its sender)."""
         kind = type(message).__name__
-        if isinstance(message, (SourceEnded, PauseSource)):
+        if isinstance(message, (SourceEnded, PauseSource, SpeechStart)):
             self._lasting[kind, message.source] = message
+        elif isinstance(message, (DictationStart, DictationStop)):  # a restarted mel holds it again
+            self._lasting[kind, "mic"] = message
+        elif isinstance(message, DictationSpan):
+            self._lasting.pop(("DictationStart", "mic"), None)
+            self._lasting.pop(("DictationStop", "mic"), None)
+        elif isinstance(message, SpeechEnd):
+            self._lasting.pop(("SpeechStart", message.source), None)
+            if any(r.spec.answers_speech for r in self._actors.values()):
+                self._unanswered[message.source, message.start, message.end] = message
         if isinstance(message, (SpeechStart, SpeechEnd)):
             self._last_speech = time.monotonic()
             (self._speaking.add if isinstance(message, SpeechStart) else self._speaking.discard)(message.source)
         elif isinstance(message, (DictationStart, DictationSpan)):  # models stay while the key is down
             self._last_speech = time.monotonic()
             (self._speaking.add if isinstance(message, DictationStart) else self._speaking.discard)("dictation")
-        if isinstance(message, (SpeechEnd, Final)) and self._evicts_models():
-            self._awaiting_final = max(0, self._awaiting_final + (1 if isinstance(message, SpeechEnd) else -1))
         for running in self._actors.values():
             if running is sender or kind not in running.spec.listens:
                 continue

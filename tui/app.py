@@ -166,7 +166,8 @@ class MonitorApp(App):
             return
         bins = bins_for_model(final_model(self.config.models.final))
         try:
-            async with RemoteSupervisor(plan.rings, plan.actors, paths.fresh_log("actors.log")) as supervisor:
+            async with RemoteSupervisor(plan.rings, plan.actors, paths.fresh_log("actors.log"),
+                                        keep_log=True) as supervisor:
                 lower_priority(self.config.monitor.niceness)
                 self._pids[SUPERVISOR] = supervisor.pid
                 mel = {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader() for s in plan.sources}

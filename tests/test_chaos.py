@@ -1,0 +1,125 @@
+"""Chaos: while both sources replay minutes of speech, actors are killed with SIGKILL every
+few seconds. Every utterance must still get exactly one Final in the session log, with the
+text a run without kills gets, and no ring may be left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import signal
+import time
+
+import numpy as np
+import pytest
+
+from earwig.config import Config, SourceConfig
+from earwig.messages import ActorReady, Final, SourceEnded, SpeechEnd
+from earwig.supervisor.plan import transcription_plan
+from earwig.supervisor.session_log import SessionLog, read
+from earwig.supervisor.supervisor import RestartPolicy, Supervisor
+from speech_text import spoken_file, word_error_rate
+
+SAID = {
+    "mic": ["We will meet in the conference room after lunch on Friday.",
+            "Our flight was delayed by two hours because of the storm.",
+            "My brother is learning to play the piano this summer.",
+            "Please send the quarterly report to the whole team by Friday.",
+            "The new library has thousands of books and a quiet reading room.",
+            "Remember to water the plants every morning before you leave for work.",
+            "The doctor told him to drink more water and sleep longer.",
+            "The train to the city leaves every fifteen minutes from platform four.",
+            "She painted the kitchen a bright shade of yellow last weekend.",
+            "We need to buy bread, eggs and fresh vegetables for dinner tonight."],
+    "speakers": ["Turn left at the second traffic light and park behind the old library.",
+                 "Could you close the window because it is getting cold in here?",
+                 "The museum opens at nine and closes early on Sundays.",
+                 "He forgot his umbrella at the station and got completely wet.",
+                 "Our neighbours are planning a garden party for next Saturday.",
+                 "The children built a tall sandcastle on the beach this morning.",
+                 "Please remember to lock the back door before going to bed.",
+                 "The concert was cancelled because the singer had a sore throat.",
+                 "I would like to order a large coffee with milk and two croissants.",
+                 "The river flooded the fields after three days of heavy rain."],
+}
+VOICES = {"mic": "en-us", "speakers": "en-gb"}
+VICTIMS = ["capture-mic", "capture-speakers", "mel", "preview", "final"]
+#: Generous: a restart loop is not what is tested here (test_supervisor.py tests that).
+POLICY = RestartPolicy(first_delay_s=0.1, max_delay_s=1.0, max_restarts=100)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory) -> Config:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    folder = tmp_path_factory.mktemp("chaos")
+    files = {s: spoken_file(folder / f"{s}.wav", said, VOICES[s], gap_s=1.2).path for s, said in SAID.items()}
+    return Config(mic=SourceConfig(replay=str(files["mic"]), realtime=False),
+                  speakers=SourceConfig(replay=str(files["speakers"]), realtime=False), ring_seconds=300.0)
+
+
+async def _run(config: Config, prefix: str, log: SessionLog, kill_every_s: float | None):
+    """The whole pipeline until every utterance has its Final; returns the SpeechEnds seen,
+    and the kills with how long each actor took to be back (kill -> its ActorReady)."""
+    plan = transcription_plan(config, prefix)
+    ended: set[str] = set()
+    speech_ends: set[tuple[str, int, int]] = set()
+    finals: set[tuple[str, int, int]] = set()
+    #: When each actor was last killed, until it is back (killed again before: the later kill counts).
+    killed_at: dict[str, float] = {}
+    recovered_s: list[float] = []
+    async with Supervisor(plan.rings, plan.actors, POLICY, session_log=log) as supervisor:
+        events = supervisor.subscribe()
+
+        async def killer() -> None:  # until the end: most of a fast replay is the models' work
+            chooser = random.Random(8)
+            while True:
+                await asyncio.sleep(chooser.uniform(0.5, 1.5) * kill_every_s)
+                victim = chooser.choice(VICTIMS)
+                pid = supervisor.pid(victim)
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
+                    killed_at[victim] = time.monotonic()
+
+        killing = asyncio.create_task(killer()) if kill_every_s else None
+        deadline = time.monotonic() + 900
+        while not (len(ended) == 2 and supervisor.finished("mel") and speech_ends <= finals):
+            assert time.monotonic() < deadline, f"{len(speech_ends - finals)} utterances without a Final"
+            try:
+                message = await asyncio.wait_for(events.get(), 1.0)
+            except asyncio.TimeoutError:
+                continue
+            if isinstance(message, SourceEnded):
+                ended.add(message.source)
+            elif isinstance(message, SpeechEnd):
+                speech_ends.add((message.source, message.start, message.end))
+            elif isinstance(message, Final):
+                finals.add((message.source, message.start, message.end))
+            elif isinstance(message, ActorReady) and message.actor in killed_at:
+                recovered_s.append(time.monotonic() - killed_at.pop(message.actor))
+        if killing is not None:
+            killing.cancel()
+    log.close()
+    return speech_ends, recovered_s
+
+
+def test_kill_9_of_random_actors_loses_no_utterance_and_duplicates_none(config, ring_prefix, tmp_path):
+    calm_log, chaos_log = SessionLog(tmp_path / "calm"), SessionLog(tmp_path / "chaos")
+    calm_ends, _ = asyncio.run(_run(config, ring_prefix, calm_log, None))
+    chaos_ends, recovered_s = asyncio.run(_run(config, ring_prefix, chaos_log, kill_every_s=1.5))
+
+    for ends, log in ((calm_ends, calm_log), (chaos_ends, chaos_log)):
+        logged = [(f.source, f.start, f.end) for f in read(log.path)]
+        assert len(logged) == len(set(logged)) == len(ends) and set(logged) == ends  # one Final each
+    calm, chaos = read(calm_log.path), read(chaos_log.path)
+    for source, said in SAID.items():
+        text = {name: " ".join(f.text for f in sorted(run, key=lambda f: f.start) if f.source == source)
+                for name, run in (("calm", calm), ("chaos", chaos))}
+        spans = sorted((f.start, f.end) for f in chaos if f.source == source)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # no utterance heard twice
+        calm_wer, chaos_wer = word_error_rate(" ".join(said), text["calm"]), word_error_rate(" ".join(said), text["chaos"])
+        assert chaos_wer <= calm_wer + 0.01, (source, calm_wer, chaos_wer, text["chaos"])
+    assert len(recovered_s) >= 10, recovered_s  # the run was chaotic
+    print(f"\nchaos: {len(recovered_s)} kills; back after p50 {np.percentile(recovered_s, 50):.2f} s, "
+          f"max {max(recovered_s):.2f} s; Finals {len(chaos)} of {len(calm)}")

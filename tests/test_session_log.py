@@ -1,0 +1,75 @@
+"""The session log (every Final on disk before it is shown) and `earwig export`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from earwig.messages import Final, Word
+from earwig.supervisor.session_log import SessionLog, read, sessions_dir
+
+FINALS = [Final(source="mic", start=16000, end=48000, text="Hello there.", language="en",
+                words=[Word("Hello", 16000, 30000, 0.9), Word("there.", 30000, 48000, 0.8)]),
+          Final(source="speakers", start=8000, end=40000, text="Good morning.", language="en"),
+          Final(source="mic", start=96000, end=150000, text="How are you?", language="en")]
+
+
+def _logged() -> Path:
+    log = SessionLog()
+    for final in FINALS:
+        assert log.append(final, "base")
+    log.close()
+    return log.path
+
+
+def test_every_final_is_on_disk_private_and_read_back_even_after_a_cut_last_line():
+    path = _logged()
+    assert path.parent == sessions_dir() and oct(path.stat().st_mode & 0o777) == "0o600"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["text"] for r in records] == [f.text for f in FINALS] and records[0]["model"] == "base"
+    assert records[0]["words"][0] == {"word": "Hello", "start": 16000, "end": 30000, "probability": 0.9}
+    with path.open("a") as file:
+        file.write('{"source": "mic", "start": 2000')  # the power went mid-write
+    assert [f.text for f in read(path)] == [f.text for f in FINALS]
+
+
+def test_a_data_dir_that_cannot_be_written_is_reported_and_loses_nothing_shown(tmp_path):
+    if os.geteuid() == 0:
+        folder = Path("/proc/earwig-cannot-be-made")  # root writes anywhere else
+    else:
+        folder = tmp_path / "read-only"
+        folder.mkdir(mode=0o500)
+    log = SessionLog(folder)
+    assert not log.append(FINALS[0], "base")
+    assert log.problem is not None and "cannot write the session log" in log.problem
+
+
+@pytest.mark.parametrize("form", ["txt", "srt", "vtt", "json"])
+def test_export_writes_both_sources_interleaved_by_time_or_one(form, tmp_path):
+    _logged()
+    run = subprocess.run([sys.executable, "-m", "earwig.cli", "export", "--format", form], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    order = [run.stdout.index(text) for text in ("Good morning.", "Hello there.", "How are you?")]
+    assert order == sorted(order)  # by start time, across sources
+    if form == "srt":
+        assert run.stdout.startswith("1\n00:00:00,500 --> 00:00:02,500\nSpeakers: Good morning.\n")
+    elif form == "vtt":
+        assert run.stdout.startswith("WEBVTT\n\n00:00:00.500 --> 00:00:02.500\n<v Speakers>Good morning.\n")
+    elif form == "json":
+        assert json.loads(run.stdout)[1]["words"][0] == {"word": "Hello", "start": 1.0, "end": 1.875}
+    only = subprocess.run([sys.executable, "-m", "earwig.cli", "export", "--format", form, "--source", "mic",
+                           "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert only.returncode == 0 and "Good morning." not in (tmp_path / "out").read_text()
+    assert oct((tmp_path / "out").stat().st_mode & 0o777) == "0o600"
+
+
+def test_export_of_a_session_that_does_not_exist_says_so():
+    run = subprocess.run([sys.executable, "-m", "earwig.cli", "export", "nope"], capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 2 and "no session 'nope'" in run.stderr and "--list" in run.stderr
