@@ -80,6 +80,8 @@ async def main(actor: Actor) -> None:
                 stream.process_available()
             due = max(due + CYCLE_S, loop.time())
             await asyncio.sleep(due - loop.time())
+        for stream in streams.values():  # told to stop: what was being said still gets its Final
+            stream.end_utterance()
     finally:
         control.cancel()
         for stream in streams.values():
@@ -153,6 +155,12 @@ class _SourceStream:
         self._publish_events(self._vad.push(samples, at))
         self._frames_cpu_s += frames_done - started
         self._vad_cpu_s += time.thread_time() - frames_done
+
+    def end_utterance(self) -> None:
+        """The session ends: close the utterance in progress where the audio read so far ends."""
+        if not self.done:
+            self._process(self._reader.read())
+            self._publish_events(self._vad.finish(self._reader.position * self._item_len))
 
     def resume_utterance(self, start: int) -> None:
         """Carry on an utterance a killed mel process had started (its SpeechStart went out)."""

@@ -45,7 +45,8 @@ class RestartPolicy:
     #: From spawn to ActorReady: importing PyTorch in several processes at once on a busy
     #: 2-core machine takes seconds, and that is not a hang.
     startup_timeout_s: float = 60.0
-    shutdown_grace_s: float = 3.0
+    #: From Shutdown to exit, per step: the final actor transcribes what it still owes first.
+    shutdown_grace_s: float = 10.0
 
 
 @dataclass
@@ -94,6 +95,7 @@ class Supervisor:
         #: actor; while any is open, no model is evicted.
         self._unanswered: dict[tuple[str, int, int], SpeechEnd] = {}
         self._warned_log = False
+        self._watchdog_task: asyncio.Task | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
         #: Sources with an utterance in progress, and when speech was last heard: a session
@@ -114,25 +116,25 @@ class Supervisor:
         except BaseException:
             await self.close()
             raise
-        self._watch(self._watchdog())
+        self._watchdog_task = self._watch(self._watchdog())
         return self
 
     async def __aexit__(self, *exc) -> None:
         await self.close()
 
     async def close(self) -> None:
-        """Ask every actor to finish, kill what does not within the grace, unlink the rings."""
+        """End the actors in two steps, so that no utterance is left without its Final: first
+        the others (the mel actor ends the utterance in progress, so its SpeechEnd goes
+        out), then the final actor, which answers every SpeechEnd it has before it exits;
+        their last messages are still received, logged and published. What does not exit
+        within the grace is killed; then the rings are unlinked."""
         self._stopping = True
+        if self._watchdog_task is not None:
+            self._watchdog_task.cancel()
+        for last in (False, True):
+            await self._shut_down([r for r in self._actors.values() if r.spec.answers_speech == last])
         for task in self._tasks:
             task.cancel()
-        live = [r for r in self._actors.values() if r.process and r.process.is_alive()]
-        for running in live:
-            self._send(running, Shutdown())
-        try:
-            await asyncio.wait_for(asyncio.gather(*(r.exited.wait() for r in live)),
-                                   self.policy.shutdown_grace_s)
-        except asyncio.TimeoutError:
-            pass
         for running in self._actors.values():
             if running.process is not None:
                 if running.process.is_alive():
@@ -146,6 +148,17 @@ class Supervisor:
         self.rings.clear()
         if self.session_log is not None:
             self.session_log.close()
+
+    async def _shut_down(self, group: list[_Running]) -> None:
+        live = [r for r in group if r.process and r.process.is_alive()]
+        for running in live:
+            self._send(running, Shutdown())
+        deadline = time.monotonic() + self.policy.shutdown_grace_s
+        # Exited, and every message it sent read (the pipe holds what it wrote last).
+        while not all(r.drained for r in live):
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.02)
 
     async def run_until_signal(self, done: asyncio.Event | None = None) -> int:
         """Serve until SIGINT/SIGTERM/SIGHUP (or ``done``); returns the signal number or 0."""
@@ -369,7 +382,8 @@ class Supervisor:
             self._send(running, message)
         running.missed.clear()
 
-    def _watch(self, coroutine) -> None:
+    def _watch(self, coroutine) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task

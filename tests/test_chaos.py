@@ -123,3 +123,26 @@ def test_kill_9_of_random_actors_loses_no_utterance_and_duplicates_none(config, 
     assert len(recovered_s) >= 10, recovered_s  # the run was chaotic
     print(f"\nchaos: {len(recovered_s)} kills; back after p50 {np.percentile(recovered_s, 50):.2f} s, "
           f"max {max(recovered_s):.2f} s; Finals {len(chaos)} of {len(calm)}")
+
+
+def test_an_utterance_in_progress_at_the_end_still_gets_its_final(config, ring_prefix, tmp_path):
+    """Stopping mid-sentence (Ctrl-C, SIGTERM, q): the mel actor ends the utterance, the
+    final model transcribes it before it exits, and the Final is in the session log."""
+    live = Config(mic=SourceConfig(replay=config.mic.replay), speakers=SourceConfig(enabled=False))
+
+    async def scenario():
+        plan = transcription_plan(live, ring_prefix)
+        log = SessionLog(tmp_path)
+        async with Supervisor(plan.rings, plan.actors, POLICY, session_log=log) as supervisor:
+            events = supervisor.subscribe()
+            starts = 0
+            while starts < 2:  # mid-way through the second sentence
+                message = await asyncio.wait_for(events.get(), 120)
+                starts += type(message).__name__ == "SpeechStart"
+            await asyncio.sleep(1.5)
+        return read(log.path)
+
+    finals = asyncio.run(scenario())
+    assert len(finals) == 2 and finals[1].text, [f.text for f in finals]
+    said = SAID["mic"][1].split()
+    assert word_error_rate(" ".join(said[:len(finals[1].text.split())]), finals[1].text) <= 0.35, finals[1].text
