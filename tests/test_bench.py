@@ -63,3 +63,13 @@ def test_dictation_benchmark_prints_release_to_typed_against_transcribe():
     assert 0 < float(ours[-6]) <= float(ours[-5]) and 0 < float(theirs[-4]) <= float(theirs[-3])
     assert float(ours[-4]) <= 0.2  # what was typed is what was said
     assert ours[-3].endswith("x")  # a ratio to the baseline of the same run
+
+
+def test_session_log_benchmark_prints_the_fsyncs_cost_against_plain_writes():
+    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "session_log", "--quick"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()}
+    synced = rows["SessionLog.append (write + fsync)"]
+    plain = rows["the same lines, write only (baseline)"]
+    assert float(synced[-3]) > float(plain[-3]) > 0  # p50: the fsync is measured, not skipped

@@ -1,0 +1,58 @@
+"""What the session log costs per Final: ``SessionLog.append`` (write, then fsync) against the
+same lines written without the fsync, in the same run, on the data dir's file system.
+
+The Finals are typical: a 12-word sentence with word timestamps. The fsync is what makes
+"on disk before it is shown" true, so it is paid on the way from the final actor to the
+screen; this says how much that adds to end of speech -> Final.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from earwig import paths
+from earwig.messages import Final, Word
+from earwig.profiling.report import table
+from earwig.supervisor.session_log import SessionLog
+
+SENTENCE = "Please send the quarterly report to the whole team by Friday afternoon".split()
+
+
+def _final(index: int) -> Final:
+    start = index * 64000
+    words = [Word(word, start + i * 4000, start + (i + 1) * 4000, 0.9) for i, word in enumerate(SENTENCE)]
+    return Final(source="mic", start=start, end=start + len(SENTENCE) * 4000, text=" ".join(SENTENCE),
+                 language="en", words=words)
+
+
+def run(quick: bool = False) -> str:
+    count = 50 if quick else 300
+    finals = [_final(i) for i in range(count)]
+    paths.data_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=paths.data_dir()) as scratch:
+        log = SessionLog(Path(scratch) / "synced")
+        synced = []
+        for final in finals:
+            started = time.perf_counter()
+            log.append(final, "base")
+            synced.append(time.perf_counter() - started)
+        log.close()
+        lines = log.path.read_bytes().splitlines(keepends=True)
+        descriptor = os.open(Path(scratch) / "unsynced.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        unsynced = []
+        for line in lines:
+            started = time.perf_counter()
+            os.write(descriptor, line)
+            unsynced.append(time.perf_counter() - started)
+        os.close(descriptor)
+    ms = lambda values, q: f"{1000 * np.percentile(values, q):.3f}"  # noqa: E731
+    rows = [("SessionLog.append (write + fsync)", ms(synced, 50), ms(synced, 95), ms(synced, 99)),
+            ("the same lines, write only (baseline)", ms(unsynced, 50), ms(unsynced, 95), ms(unsynced, 99))]
+    return "\n".join([f"session log: {count} Finals of {len(SENTENCE)} words, in {paths.data_dir()}"]
+                     + table(("", "p50 ms", "p95 ms", "p99 ms"), rows)
+                     + [f"fsync adds {1000 * (np.median(synced) - np.median(unsynced)):.3f} ms per Final (p50)"])
