@@ -43,6 +43,9 @@ SENTENCES = [
 ]
 MODEL = "base"
 HOTKEY = "ctrl+alt+space"
+#: Space first: the X server's autorepeat of a held space, fired between the modifiers'
+#: release and its own, would type a space into the field.
+RELEASE = ["space", "ctrl+alt"]
 #: After the last character, how long the field must stay unchanged to count as done.
 SETTLED_S = 0.5
 
@@ -114,7 +117,7 @@ def _dictate(field: headless.TextField, path: Path) -> int:
     subprocess.run(["paplay", "--device=micfeed", str(path)], check=True)
     time.sleep(0.2)
     released_ns = time.monotonic_ns()
-    subprocess.run(["xdotool", "keyup", HOTKEY], check=True)
+    subprocess.run(["xdotool", "keyup", *RELEASE], check=True)
     deadline = time.monotonic() + 60
     while len(field.changes) == count or time.monotonic_ns() - field.changes[-1][0] < SETTLED_S * 1e9:
         if time.monotonic() > deadline:
