@@ -44,7 +44,7 @@ def test_monitor_benchmark_prints_the_screens_cpu_and_latency_on_against_off():
     result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "monitor", "--quick"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()}
+    rows = _cells_by_row(result.stdout)
     cpu = rows["client process CPU, % of one core"]
     on, off, screen = float(cpu[-5]), float(cpu[-4]), float(cpu[-3])
     assert on > off > 0 and abs(screen - (on - off)) < 0.15  # the screen's share, measured
@@ -57,7 +57,7 @@ def test_dictation_benchmark_prints_release_to_typed_against_transcribe():
     result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "dictation", "--quick"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()}
+    rows = _cells_by_row(result.stdout)
     ours = rows["earwig: key release -> last character typed"]
     theirs = rows["baseline: transcribe() from the release"]
     assert 0 < float(ours[-6]) <= float(ours[-5]) and 0 < float(theirs[-4]) <= float(theirs[-3])
@@ -69,7 +69,13 @@ def test_session_log_benchmark_prints_the_fsyncs_cost_against_plain_writes():
     result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "session_log", "--quick"],
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()}
+    rows = _cells_by_row(result.stdout)
     synced = rows["SessionLog.append (write + fsync)"]
     plain = rows["the same lines, write only (baseline)"]
     assert float(synced[-3]) > float(plain[-3]) > 0  # p50: the fsync is measured, not skipped
+
+
+def _cells_by_row(table: str) -> dict[str, list[str]]:
+    """A printed table's rows by their label (the text before the first double space),
+    each as its whitespace-separated cells."""
+    return {line.split("  ")[0].strip(): line.split() for line in table.splitlines()}
