@@ -2,11 +2,12 @@
 
 receive  blocks from the device's PortAudio callback (handed to the event loop, so the
          audio thread does nothing but copy), or from a replayed file; PauseSource from
-         the user (a paused device writes silence, a paused replay holds its place)
+         the user (a paused device writes silence, a paused replay holds its place); a
+         device that goes away writes silence until it is back
 compute  downmix and resample to 16 kHz mono (soxr, streaming), cut into ring items,
          RMS/peak per 50 ms
-publish  ring items stamped with their capture time; Level, Stats, and SourceEnded when a
-         replay reaches the end of its file
+publish  ring items stamped with their capture time; Level, Stats, SourceState when a
+         device goes or comes back, and SourceEnded when a replay reaches its file's end
 
 Positions need no bookkeeping: ring item ``n`` holds samples ``n*B .. (n+1)*B``. A
 restarted capture actor continues the ring's sequence, and a restarted replay continues the
@@ -18,24 +19,25 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import numpy as np
 import soxr
 
-from earwig.actors.capture_devices import NO_SERVER_FIX, Device
+from earwig.actors.capture_devices import NO_SERVER_FIX, Device, find_again
 from earwig.actors.capture_files import read_audio
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
-from earwig.messages import Level, PauseSource, Source, SourceEnded, Stats
+from earwig.messages import Level, PauseSource, Source, SourceEnded, SourceState, Stats
 from earwig.shm import Ring
 
 LEVEL_WINDOW_S = 0.05
 STATS_EVERY_S = 2.0
 REPLAY_CHUNK_S = 0.01
 DEVICE_SILENT_S = 5.0
+PRESENCE_POLL_S = 0.5
 PAUSED_POLL_S = 0.05
 
 
@@ -58,7 +60,7 @@ async def main(actor: Actor) -> None:
         if params.replay:
             blocks = _replay_blocks(params, ring, actor.stopping, pause)
         else:
-            blocks = _device_blocks(params.device, publisher)
+            blocks = _device_blocks(actor, params.device, publisher)
         async for audio, captured_ns in blocks:
             publisher.push(np.zeros_like(audio) if pause.paused else audio, captured_ns)
             if actor.stopping.is_set():
@@ -97,8 +99,38 @@ async def _follow_pauses(actor: Actor, source: Source, pause: _Pause) -> None:
             pause.set(message.paused)
 
 
-async def _device_blocks(device: Device, publisher: _Publisher) -> AsyncIterator[tuple[np.ndarray, int]]:
-    """Blocks from a live device, resampled to 16 kHz mono as they arrive."""
+async def _device_blocks(actor: Actor, device: Device,
+                         publisher: _Publisher) -> AsyncIterator[tuple[np.ndarray, int]]:
+    """Blocks from a live device, resampled to 16 kHz mono as they arrive. While the device
+    is gone: silence at real-time pace until it is listed again, then a new stream."""
+    source = actor.params.source
+
+    def gone(why: str) -> None:
+        actor.publish(SourceState(source=source, connected=False, detail=f"{device.name}: {why}"))
+
+    reopening = False
+    while True:
+        async for block in _stream_blocks(device, publisher, reopening, gone):
+            yield block
+        reopening = True
+        gone_since, written, found = time.monotonic(), 0, None
+        while found is None:  # it may come back with another PortAudio index
+            await asyncio.sleep(PRESENCE_POLL_S)
+            due = int((time.monotonic() - gone_since) * SAMPLE_RATE) - written
+            written += due
+            yield np.zeros(due, np.float32), time.monotonic_ns()
+            found = await asyncio.to_thread(find_again, device)
+        device = found
+        actor.publish(SourceState(source=source, connected=True, detail=device.name))
+
+
+async def _stream_blocks(device: Device, publisher: _Publisher, reopening: bool,
+                         gone: Callable[[str], None]) -> AsyncIterator[tuple[np.ndarray, int]]:
+    """One PortAudio stream's blocks until the device is unlisted or delivers nothing
+    (then it says why through ``gone`` and ends).
+
+    Why watch the listing: PulseAudio moves a stream whose source was unplugged to another
+    source (the next microphone, or the speakers' loopback) instead of ending it."""
     if device.pulse_source:  # read by the ALSA pulse plugin when the stream opens
         os.environ["PULSE_SOURCE"] = device.pulse_source
     import sounddevice as sd
@@ -114,17 +146,31 @@ async def _device_blocks(device: Device, publisher: _Publisher) -> AsyncIterator
     try:
         stream = sd.InputStream(device=device.portaudio_device, samplerate=device.samplerate,
                                 channels=device.channels, dtype="float32", callback=on_audio)
+        stream.start()
     except (sd.PortAudioError, ValueError) as error:
+        if reopening:
+            gone(f"listed again but cannot be opened ({error})")
+            return
         raise EarwigError(f"cannot open audio device {device.name!r}: {error}", NO_SERVER_FIX) from None
-    with stream:
+    last_block = next_check = time.monotonic()
+    try:
         while True:
             try:
-                block, captured_ns, overflow = await asyncio.wait_for(arrived.get(), DEVICE_SILENT_S)
+                block, captured_ns, overflow = await asyncio.wait_for(arrived.get(), PRESENCE_POLL_S)
+                last_block = time.monotonic()
+                publisher.input_overflows += overflow
+                yield resampler.resample_chunk(block.mean(axis=1)), captured_ns
             except asyncio.TimeoutError:
-                raise EarwigError(f"audio device {device.name!r} stopped delivering audio",
-                                  "check that it is still connected") from None
-            publisher.input_overflows += overflow
-            yield resampler.resample_chunk(block.mean(axis=1)), captured_ns
+                if time.monotonic() - last_block > DEVICE_SILENT_S:
+                    gone("stopped delivering audio")
+                    return
+            if device.pulse_source and time.monotonic() >= next_check:
+                next_check = time.monotonic() + PRESENCE_POLL_S
+                if await asyncio.to_thread(find_again, device) is None:
+                    gone("disconnected")
+                    return
+    finally:  # closing through the ALSA pulse plugin takes ~0.8 s: heartbeats go on meanwhile
+        await asyncio.to_thread(stream.close)
 
 
 async def _replay_blocks(params: CaptureParams, ring: Ring, stopping: asyncio.Event,

@@ -90,6 +90,21 @@ def list_devices() -> list[Device]:
     return pulse + plain
 
 
+def find_again(device: Device) -> Device | None:
+    """``device`` as it is listed now, or None while it is gone. PortAudio sees a device
+    that came back only after it is initialised again, so a capture actor asks this with
+    its stream closed (PulseAudio sources are listed by the server and need no rescan)."""
+    if device.pulse_source:
+        listed = _pulse_sources() or []
+    else:
+        import sounddevice as sd
+
+        sd._terminate()
+        sd._initialize()
+        listed = _portaudio_inputs()
+    return next((d for d in listed if d.name == device.name), None)
+
+
 def resolve(source: Source, wanted: str) -> Device:
     """The device for ``source`` from a name, index or part of a description ("" = default)."""
     devices = list_devices()

@@ -17,7 +17,7 @@ from earwig import config_flags
 from earwig.errors import EarwigError
 from earwig.config import SAMPLE_RATE
 from earwig.messages import (ActorFailed, DictationState, Final, Level, Partial, SourceEnded,
-                             SpeechEnd, SpeechStart)
+                             SourceState, SpeechEnd, SpeechStart)
 
 USER_ERROR_EXIT = 2
 
@@ -71,16 +71,23 @@ class _MeterView:
         elif isinstance(message, SpeechEnd):
             self.speaking.discard(message.source)
             cut = " (cut: continues)" if message.cut else ""
-            print(f"{' ' * 100}\r" if self.interactive else "", end="")
-            print(f"{message.source:>8} speech {message.start / SAMPLE_RATE:7.2f} - "
-                  f"{message.end / SAMPLE_RATE:7.2f} s{cut}", flush=True)
+            self._event(f"{message.source:>8} speech {message.start / SAMPLE_RATE:7.2f} - "
+                        f"{message.end / SAMPLE_RATE:7.2f} s{cut}")
         elif isinstance(message, SourceEnded):
             self.replaying.discard(message.source)
+        elif isinstance(message, SourceState):
+            self._event(f"{message.source:>8} {'reconnected' if message.connected else 'disconnected'}: "
+                        f"{message.detail}")
         elif isinstance(message, ActorFailed):
             if message.fatal:
                 self.failure = message
             else:
                 print(f"earwig: {message.error}", file=sys.stderr)
+
+    def _event(self, text: str) -> None:
+        """A line of its own above the meter line (which it first blanks on a terminal)."""
+        print(f"{' ' * 100}\r" if self.interactive else "", end="")
+        print(text, flush=True)
 
     def line(self) -> str:
         parts = []

@@ -86,6 +86,16 @@ class SourceEnded(Message):
     end: int
 
 
+class SourceState(Message):
+    """A device went away (``connected`` false: unplugged, its server restarted, or it fell
+    silent) or came back. Meanwhile its ring takes silence, so both sources keep one time
+    line and an utterance in progress ends and gets its Final. ``detail`` says why."""
+
+    source: Source
+    connected: bool
+    detail: str = ""
+
+
 class SpeechStart(Message):
     source: Source
     start: int
@@ -227,7 +237,7 @@ class DictationState(Message):
 
 
 AnyMessage = Union[
-    PauseSource, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SpeechStart,
+    PauseSource, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SourceState, SpeechStart,
     SpeechPause, SpeechResume, SpeechEnd,
     Partial, Final, ModelState, Stats,
     DictationCommand, DictationStart, DictationStop, DictationSpan, DictationState,

@@ -99,6 +99,22 @@ def pulse_server(runtime: Path | None = None) -> Iterator[dict[str, str]]:
                 server.wait(10)
 
 
+@contextmanager
+def unplugged(source: str = "fakemic") -> Iterator[None]:
+    """The PulseAudio source ``source`` (one of ``PULSE_MODULES``) is gone, as if its
+    device were unplugged, until the block ends."""
+    def pactl(*args: str) -> str:
+        return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True).stdout
+
+    module = next(line.split()[0] for line in pactl("list", "short", "modules").splitlines()
+                  if f"source_name={source} " in line)
+    pactl("unload-module", module)
+    try:
+        yield
+    finally:
+        pactl("load-module", *next(m for m in PULSE_MODULES if f"source_name={source} " in m).split())
+
+
 class TextField:
     """A Tk window titled ``title`` holding one text field (``tk_field``), and every change
     of its text with its time: ``changes`` as (monotonic ns, text), ``text`` the latest."""

@@ -4,18 +4,22 @@ arrives in the PCM rings, through real capture actor processes, both sources at 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 
 from earwig.actors.capture_files import read_audio
 from earwig.config import Config, SourceConfig
-from earwig.messages import Level, PauseSource
+from earwig.messages import Level, PauseSource, SourceState
+from earwig.profiling import headless
 from earwig.supervisor.plan import capture_plan
 from earwig.supervisor.supervisor import Supervisor
 
 
 def best_correlation(recorded: np.ndarray, played: np.ndarray) -> float:
-    """Pearson correlation of ``played`` with the best-aligned stretch of ``recorded``."""
+    """Pearson correlation of ``played`` with the best-aligned stretch of ``recorded``
+    (which may begin a moment into the played file's leading silence: 0.1 s are allowed)."""
+    recorded = np.concatenate([np.zeros(1600, recorded.dtype), recorded])
     n = len(recorded) + len(played)
     spectrum = np.fft.rfft(recorded, n) * np.conj(np.fft.rfft(played, n))
     lag = int(np.argmax(np.fft.irfft(spectrum, n)[: len(recorded) - len(played) + 1]))
@@ -97,3 +101,53 @@ def test_a_paused_device_writes_silence_for_as_long_as_it_is_paused_then_resumes
     assert len(while_paused) >= len(said)  # time went on: the ring took every block...
     assert not np.any(while_paused)  # ...of silence
     assert best_correlation(after, said) > 0.9  # and the voice is back after resuming
+
+
+async def next_source_state(events, within_s: float) -> SourceState:
+    deadline = time.monotonic() + within_s
+    while (left := deadline - time.monotonic()) > 0:
+        message = await asyncio.wait_for(events.get(), left)
+        if isinstance(message, SourceState):
+            return message
+    raise AssertionError(f"no SourceState within {within_s} s")
+
+
+async def unplug_while_capturing(prefix, pulse_env, speech):
+    """The fake microphone is unplugged (its module unloaded), spoken into, plugged back in,
+    and spoken into again."""
+    config = Config(mic=SourceConfig(device="fakemic"), speakers=SourceConfig(enabled=False))
+    plan = capture_plan(config, prefix)
+    async with Supervisor(plan.rings, plan.actors) as supervisor:
+        events = supervisor.subscribe()
+        ring = supervisor.rings[plan.rings[0].name]
+        while not ring.published:
+            await asyncio.sleep(0.05)
+        with headless.unplugged("fakemic"):
+            unplugged = time.monotonic()
+            gone = await next_source_state(events, within_s=3)
+            noticed_s = time.monotonic() - unplugged
+            await asyncio.sleep(1.0)  # the stream PulseAudio moved elsewhere is closed by now
+            reader = ring.reader()
+            player = await asyncio.create_subprocess_exec("paplay", "--device=micfeed", str(speech["a"]),
+                                                          env=pulse_env)
+            assert await player.wait() == 0
+            while_gone = reader.read().data.reshape(-1)
+        back = await next_source_state(events, within_s=3)
+        await asyncio.sleep(0.5)
+        reader = ring.reader()
+        player = await asyncio.create_subprocess_exec("paplay", "--device=micfeed", str(speech["a"]), env=pulse_env)
+        assert await player.wait() == 0
+        await asyncio.sleep(0.3)
+        after = reader.read().data.reshape(-1)
+    return gone, noticed_s, back, while_gone, after
+
+
+def test_an_unplugged_device_is_reported_writes_silence_and_is_reopened_when_it_returns(ring_prefix, pulse, speech):
+    gone, noticed_s, back, while_gone, after = asyncio.run(unplug_while_capturing(ring_prefix, pulse, speech))
+    said = read_audio(speech["a"])
+    assert (gone.source, gone.connected) == ("mic", False) and "fakemic: disconnected" in gone.detail
+    assert noticed_s < 2.0
+    assert len(while_gone) >= 0.9 * len(said)  # time went on while it was gone...
+    assert not np.any(while_gone)  # ...in silence: nothing of another source leaked in
+    assert (back.source, back.connected, back.detail) == ("mic", True, "fakemic")
+    assert best_correlation(after, said) > 0.9  # the voice is back

@@ -16,7 +16,9 @@ import pytest
 
 from earwig.config import Config, SourceConfig
 from earwig.messages import Final, Level, ModelState, Partial
+from earwig.profiling import headless
 from earwig.shm import segments
+from earwig.supervisor import session_log
 from earwig.tui.app import MonitorApp
 from earwig.tui.spectrogram import FRAMES_PER_COLUMN, Spectrogram
 from speech_text import spoken_file, word_error_rate
@@ -125,4 +127,41 @@ def test_model_states_show_in_the_status_bar():
             await pilot.pause()
             assert [f.text for f in app.columns["mic"].finals] == ["hello there"]
             assert not app.columns["speakers"].finals
+    asyncio.run(run())
+
+
+def test_an_unplugged_microphone_shows_disconnected_keeps_its_text_and_comes_back(pulse, speech, tmp_path):
+    """A sentence, the microphone unplugged and plugged back in, another sentence: the
+    first Final stays on screen and in the session log, the meter says where the device is,
+    and the second sentence is transcribed too."""
+    config = Config(mic=SourceConfig(device="fakemic"), speakers=SourceConfig(enabled=False),
+                    monitor=msgspec.structs.replace(Config().monitor, niceness=0))
+
+    async def say(path: Path) -> None:
+        player = await asyncio.create_subprocess_exec("paplay", "--device=micfeed", str(path))
+        assert await player.wait() == 0
+
+    async def run() -> None:
+        app = MonitorApp(config)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await _until(pilot, lambda: " dB" in app.levels["mic"].render().plain, timeout=30)
+            await say(speech["a"])
+            await _until(pilot, lambda: len(app.columns["mic"].finals) == 1)
+            with headless.unplugged("fakemic"):
+                await _until(pilot, lambda: "disconnected" in app.levels["mic"].render().plain, timeout=5)
+                await say(speech["b"])  # into nothing: the device is gone
+                await pilot.pause(1.0)
+                assert "disconnected" in app.levels["mic"].render().plain  # no level overwrote it
+            await _until(pilot, lambda: "reconnected" in app.levels["mic"].render().plain, timeout=5)
+            await say(speech["b"])
+            await _until(pilot, lambda: len(app.columns["mic"].finals) == 2)
+            await pilot.press("q")
+            await asyncio.wait_for(app.pipeline_done.wait(), 60)
+        said = [f.text for f in app.columns["mic"].finals]
+        fox, plants = "The quick brown fox jumps over the lazy dog near the river bank.", \
+            "Please remember to water the plants every morning before work."
+        assert word_error_rate(fox, said[0]) <= 0.4 < 0.7 <= word_error_rate(plants, said[0]), said
+        assert word_error_rate(plants, said[1]) <= 0.4 < 0.7 <= word_error_rate(fox, said[1]), said
+        logged, = session_log.sessions_dir().glob("*.jsonl")
+        assert [f.text for f in session_log.read(logged)] == said
     asyncio.run(run())

@@ -42,7 +42,7 @@ from earwig.errors import EarwigError
 from earwig.export import TITLES
 from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, DictationCommand, DictationState,
                              Final, Level, Message, ModelState, Partial, PauseSource, Shutdown, Source,
-                             SourceEnded, Stats)
+                             SourceEnded, SourceState, Stats)
 from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import ProfilingPanel
 from earwig.tui.spectrogram import Spectrogram
@@ -106,6 +106,7 @@ class MonitorApp(App):
         self.session: list[Final] = []
         self.started = datetime.now()
         self.paused: set[Source] = set()
+        self.disconnected: set[Source] = set()
         #: Whether this session runs dictation (``dictation.in_monitor``, and it can run).
         self.dictating = False
         self.selected: FinalLine | None = None
@@ -239,10 +240,12 @@ class MonitorApp(App):
             if captured is not None and message.text:
                 self.status.final_after_s = (time.monotonic_ns() - captured) / 1e9
         elif isinstance(message, Level):
-            if message.source not in self.paused:
+            if message.source not in self.paused and message.source not in self.disconnected:
                 self._levels[message.source] = message
         elif isinstance(message, ModelState):
             self.status.show_model(message)
+        elif isinstance(message, SourceState):
+            self.show_connection(message)
         elif isinstance(message, SourceEnded):
             self._levels.pop(message.source, None)
             self.levels[message.source].say("replay ended")
@@ -257,6 +260,17 @@ class MonitorApp(App):
         elif isinstance(message, ActorFailed):
             self.notify(f"{message.error}" + (f" ({message.fix})" if message.fix else ""),
                         severity="error" if message.fatal else "warning", timeout=10)
+
+    def show_connection(self, state: SourceState) -> None:
+        """A device that went away keeps its column (what it said stays); the meter says
+        so until the device is back."""
+        (self.disconnected.discard if state.connected else self.disconnected.add)(state.source)
+        self._levels.pop(state.source, None)
+        if state.connected:
+            self.levels[state.source].say("reconnected")
+        else:
+            self.levels[state.source].say("disconnected: waiting for it to come back", NOTICE)
+            self.notify(f"{TITLES[state.source]} disconnected ({state.detail})", severity="warning", timeout=10)
 
     def show_unavailable(self, source: Source, error: EarwigError) -> None:
         self.columns[source].show_problem(f"No {TITLES[source].lower()} audio: {error.problem}."
