@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,7 +32,7 @@ from earwig.actors.mel_frames import HOP, SILENCE_LOG_MEL, bins_for_model, model
 from earwig.actors.runtime import Actor
 from earwig.compute import torch_device
 from earwig.errors import EarwigError
-from earwig.messages import ModelState, Source
+from earwig.messages import ActorFailed, ModelState, Source
 from earwig.shm import Ring
 
 #: How long to wait for the mel actor to publish the frames of an utterance's last samples.
@@ -73,9 +73,8 @@ class ModelSession:
         self.device = torch_device(params.device)
         if params.threads:
             torch.set_num_threads(params.threads)
-        self.rings: dict[Source, Ring] = {
-            source: open_frames(rings, bins_for_model(params.model), params.model)
-            for source, rings in params.frame_rings.items()}
+        self.rings: dict[Source, Ring] = {}
+        self._open_rings(params.model)
         self.model: Whisper | None = None
         self._loading: asyncio.Task | None = None
 
@@ -90,37 +89,84 @@ class ModelSession:
         return self.model
 
     async def _load(self) -> Whisper:
-        self._state("loading")
-        memory_before, started = self._memory(), time.monotonic()
-        try:
-            model = await asyncio.to_thread(self._load_and_warm)
-        except EarwigError as error:
-            self._state("failed", error=error.problem, fix=error.fix)
-            raise
-        self._state("ready", memory_bytes=self._memory() - memory_before,
-                    load_s=time.monotonic() - started)
-        return model
+        """The first choice that fits (``_choices``); one that does not is said, not fatal."""
+        wanted, did_not_fit = None, None
+        for model, device in self._choices():
+            wanted = wanted or (model, device)
+            self._state("loading", model, device)
+            memory_before, started = self._memory(device), time.monotonic()
+            try:
+                self._open_rings(model)
+                loaded = await asyncio.to_thread(self._load_and_warm, model, device)
+            except model_store.OutOfMemory as error:
+                self._state("failed", model, device, error=error.problem, fix=error.fix)
+                did_not_fit = did_not_fit or error
+                self._release(device)
+                continue
+            except EarwigError as error:
+                self._state("failed", model, device, error=error.problem, fix=error.fix)
+                raise
+            self._state("ready", model, device, memory_bytes=self._memory(device) - memory_before,
+                        load_s=time.monotonic() - started)
+            if did_not_fit is not None:
+                self._actor.publish(ActorFailed(
+                    actor=self._actor.name, fatal=False,
+                    error=f"{did_not_fit.problem}: {self.params.role} model {model} on {device} instead",
+                    fix=f"free memory; the next load (after eviction) tries {wanted[0]} on {wanted[1]} again"))
+            return loaded
+        raise did_not_fit
 
-    def _load_and_warm(self) -> Whisper:
+    def _choices(self) -> Iterator[tuple[str, torch.device]]:
+        """The configured model and device; when that does not fit, smaller models whose mel
+        frames the mel actor computes (largest first, same device), then on the CPU."""
+        model, device = self.params.model, torch_device(self.params.device)
+        yield model, device
+        computed = set.intersection(*(set(rings) for rings in self.params.frame_rings.values()))
+        english = self.params.language == "en" or model.endswith(".en")
+        smaller = [m for m in model_store.smaller_models(model, english) if bins_for_model(m) in computed]
+        yield from ((m, device) for m in smaller)
+        if device.type == "cuda":
+            yield model, torch.device("cpu")
+
+    def _load_and_warm(self, model: str, device: torch.device) -> Whisper:
         """Load, then run one pass over a second of silence and the actor's own warm-up:
         first calls pick kernels, grow memory pools and compile (numba: 2.3 s for the word
-        alignment's DTW), which the first utterance would otherwise wait for."""
-        self.model = model_store.load(self.params.model, self.device)
+        alignment's DTW), which the first utterance would otherwise wait for. Running out
+        of memory in that pass counts as not fitting, too."""
+        self.device, self.model = device, model_store.load(model, device)
         silence = np.full((100, self.model.dims.n_mels), SILENCE_LOG_MEL, np.float32)
-        features = self.encode([silence], pad_frames=0)
-        self.decode(features, DecodingOptions(language=self.language, without_timestamps=True,
-                                              sample_len=4))
+        try:
+            features = self.encode([silence], pad_frames=0)
+            self.decode(features, DecodingOptions(language=self.language, without_timestamps=True,
+                                                  sample_len=4))
+        except torch.OutOfMemoryError:
+            raise model_store.no_memory(model, device) from None
         self._warm_up()
         return self.model
 
-    def _memory(self) -> int:
-        if self.device.type == "cuda":
-            return torch.cuda.memory_allocated(self.device)
+    def _release(self, device: torch.device) -> None:
+        """Hand back what a load that did not fit took, before the next choice loads."""
+        self.model = None
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @staticmethod
+    def _memory(device: torch.device) -> int:
+        if device.type == "cuda":
+            return torch.cuda.memory_allocated(device)
         return psutil.Process().memory_info().rss
 
-    def _state(self, state: str, **details) -> None:
-        self._actor.publish(ModelState(role=self.params.role, model=self.params.model, state=state,
-                                       device=str(self.device), **details))
+    def _state(self, state: str, model: str, device: torch.device, **details) -> None:
+        self._actor.publish(ModelState(role=self.params.role, model=model, state=state,
+                                       device=str(device), **details))
+
+    def _open_rings(self, model: str) -> None:
+        """The frame rings ``model`` reads (a fallback model may read another bin count)."""
+        if self.rings and next(iter(self.rings.values())).spec.item_len == bins_for_model(model):
+            return
+        self.close()
+        self.rings = {source: open_frames(rings, bins_for_model(model), model)
+                      for source, rings in self.params.frame_rings.items()}
 
     @property
     def language(self) -> str | None:

@@ -196,11 +196,11 @@ def load(model: str, device: torch.device | str = "cpu") -> Whisper:
         network = Whisper(dims)
         network.load_state_dict(checkpoint["model_state_dict"])
     except (MemoryError, torch.OutOfMemoryError):
-        raise _no_memory(model, torch.device("cpu")) from None
+        raise no_memory(model, torch.device("cpu")) from None
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError,
             TypeError, ValueError) as error:
         if "can't allocate memory" in str(error):  # PyTorch's CPU allocator
-            raise _no_memory(model, torch.device("cpu")) from None
+            raise no_memory(model, torch.device("cpu")) from None
         raise EarwigError(f"the weights of model {model!r} in {path} are damaged or not Whisper's "
                           f"({type(error).__name__}: {str(error).splitlines()[0][:120]})",
                           f"delete {path}; earwig converts or downloads it again") from None
@@ -215,14 +215,39 @@ def load(model: str, device: torch.device | str = "cpu") -> Whisper:
         network = network.to(device)
         return network.half() if device.type == "cuda" else network
     except torch.OutOfMemoryError:
-        raise _no_memory(model, device) from None
+        raise no_memory(model, device) from None
 
 
-def _no_memory(model: str, device: torch.device) -> EarwigError:
+class OutOfMemory(EarwigError):
+    """Loading a model (or its first pass) did not fit: a model actor can try a smaller one."""
+
+
+def no_memory(model: str, device: torch.device) -> OutOfMemory:
     where = "GPU memory" if device.type == "cuda" else "memory"
-    return EarwigError(f"not enough {where} to load model {model!r} on {device}",
+    return OutOfMemory(f"not enough {where} to load model {model!r} on {device}",
                        "close what else uses it, or choose a smaller model "
                        '(models.final = "base", models.preview = "tiny.en") or device = "cpu"')
+
+
+#: Whisper's sizes, smallest first; ".en" variants and large-v1..v3 sit with their size.
+_SIZES = ("tiny", "base", "small", "medium", "turbo", "large")
+
+
+def _size(model: str) -> int:
+    """Rank in ``_SIZES``; a model imported under a name of its own ranks above them all."""
+    name = model.removesuffix(".en")
+    family = "turbo" if name.endswith("turbo") else name.split("-")[0]
+    return _SIZES.index(family) if family in _SIZES else len(_SIZES)
+
+
+def smaller_models(model: str, english_only_ok: bool) -> list[str]:
+    """Models smaller than ``model`` that this machine has or can make offline, largest
+    first: what to fall back on when ``model`` does not fit. ``english_only_ok``: the
+    ".en" models may stand in (the text is English)."""
+    size = _size(model)
+    smaller = [row.name for row in available()
+               if row.ready and _size(row.name) < size and (english_only_ok or not row.name.endswith(".en"))]
+    return sorted(smaller, key=_size, reverse=True)
 
 
 # --- list ----------------------------------------------------------------------------------

@@ -68,8 +68,9 @@ class _Running:
     drained: bool = False
     #: It said ActorReady: from then on its heartbeats are watched.
     ready: bool = False
-    #: A model actor that loaded its model: only then is there memory to free by evicting.
-    loaded: bool = False
+    #: The model a model actor loaded ("" none yet: no memory to free by evicting). Not
+    #: always the configured one: one that does not fit falls back to a smaller one.
+    model: str = ""
 
 
 class Supervisor:
@@ -217,7 +218,8 @@ class Supervisor:
         theirs.close()
         running.process, running.channel = process, Channel(ours)
         running.last_seen = running.last_output = time.monotonic()
-        running.evicted = running.drained = running.ready = running.loaded = False
+        running.evicted = running.drained = running.ready = False
+        running.model = ""
         running.exited = asyncio.Event()
         loop.add_reader(process.sentinel, self._on_exit, running, process)
         self._watch(self._receive(running, running.channel))
@@ -274,7 +276,8 @@ class Supervisor:
         while (message := await channel.receive()) is not None:
             running.last_seen = time.monotonic()
             running.ready = running.ready or isinstance(message, ActorReady)
-            running.loaded = running.loaded or (isinstance(message, ModelState) and message.state == "ready")
+            if isinstance(message, ModelState) and message.state == "ready":
+                running.model = message.model
             if isinstance(message, Heartbeat):
                 continue
             running.last_output = running.last_seen
@@ -291,7 +294,7 @@ class Supervisor:
         utterance (a restarted final actor redid one whose Final had already come)."""
         if self._unanswered.pop((final.source, final.start, final.end), None) is None:
             return False
-        if self.session_log is not None and not self.session_log.append(final, getattr(running.spec.params, "model", "")):
+        if self.session_log is not None and not self.session_log.append(final, running.model):
             self._warn_session_log()
         return True
 
@@ -323,7 +326,7 @@ class Supervisor:
 
     def _idle(self, running: _Running, now: float) -> bool:
         limit = running.spec.idle_evict_s
-        return (limit is not None and running.loaded and not self._speaking
+        return (limit is not None and running.model != "" and not self._speaking
                 and not self._unanswered
                 and now - max(self._last_speech, running.last_output) > limit)
 
