@@ -55,7 +55,8 @@ class DictationParams:
 @dataclass
 class _Dictation:
     start: int
-    window: int
+    #: None: not known (begun by a predecessor that crashed): the text goes to the clipboard.
+    window: int | None
     end: int | None = None
     cancel: bool = False
     #: How many utterances the mel actor closed inside it (known once it answered).
@@ -98,6 +99,8 @@ async def _receive(actor: Actor, dictation: Dictator) -> None:
             dictation.heard(message)
         elif isinstance(message, DictationSpan):
             dictation.closed(message)
+        elif isinstance(message, (DictationStart, DictationStop)):
+            dictation.resume(message)
 
 
 # --- compute ------------------------------------------------------------------------------
@@ -181,6 +184,17 @@ class Dictator:
         self.publish_state("ready" if cancel else "transcribing")
         return self._outcome
 
+    def resume(self, message: DictationStart | DictationStop) -> None:
+        """A dictation this actor's crashed predecessor began and did not finish, re-sent by
+        the supervisor: end it now. Its text is still made, and held on the clipboard,
+        since the window it was meant for is not known."""
+        current = self._current
+        if isinstance(message, DictationStart) and current is None:
+            self._current = _Dictation(start=message.start, window=None)
+            self.end()
+        elif isinstance(message, DictationStop) and current is not None and current.start == message.start:
+            current.cancel = message.cancel  # the user's own stop came before the crash
+
     def heard(self, final: Final) -> None:
         current = self._current
         if current is not None and final.end > current.start and (current.end is None or final.start < current.end):
@@ -211,9 +225,13 @@ class Dictator:
 
     # --- publish ----------------------------------------------------------------------
 
-    async def _deliver(self, text: str, window: int) -> None:
+    async def _deliver(self, text: str, window: int | None) -> None:
         if self._desktop is None:
             outcome = Outcome("no X display: the text is printed, not typed")
+        elif window is None:
+            self._desktop.set_clipboard(text)
+            outcome = Outcome("dictation was interrupted (its process restarted), so the text was not "
+                              "typed: it is on the clipboard (paste it with ctrl+v)")
         else:
             try:
                 outcome = await asyncio.to_thread(self._desktop.deliver, text, window)

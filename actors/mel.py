@@ -174,6 +174,8 @@ class _SourceStream:
             message = self.dictation[0]
             if isinstance(message, DictationStart):
                 self._publish_events(segmenter.hold(message.start))
+            elif segmenter.held_from != message.start:
+                pass  # a second stop (a restarted dictation actor's) of one already released
             elif self._vad.processed > message.end - CHUNK or self.ended_at is not None:
                 events, utterances = segmenter.release(message.end)
                 self._publish_events([*events, DictationSpan(start=message.start, end=message.end,

@@ -166,7 +166,9 @@ def _check_model(model: str, models: ModelsConfig) -> None:
 
 #: What the dictation actor hears from the others: the mic's Finals, the mel actor's word
 #: that a dictation's utterance is closed, and commands from the monitor's key.
-DICTATION_LISTENS = frozenset({"Final", "DictationSpan", "DictationCommand"})
+#: DictationStart / DictationStop too: the supervisor re-sends an unfinished dictation's to a
+#: restarted dictation actor, which finishes it (``Dictator.resume``).
+DICTATION_LISTENS = frozenset({"Final", "DictationSpan", "DictationCommand", "DictationStart", "DictationStop"})
 
 
 def dictation_plan(config: Config, prefix: str, socket: str, desktop: bool) -> Plan:

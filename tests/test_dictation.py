@@ -13,10 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from earwig.config import Config, MonitorConfig, SourceConfig
 from earwig.profiling import headless
+from earwig.supervisor import session_log
 from earwig.tui.app import MonitorApp
 from speech_text import word_error_rate
 
@@ -178,6 +180,34 @@ def test_earwig_ctl_drives_a_whole_dictation_without_a_hotkey(desktop, sentences
     assert word_error_rate(SAID[1], entry.text) <= 0.1, entry.text
     socket = Path(os.environ["XDG_RUNTIME_DIR"], "earwig", "dictation.sock")
     assert oct(socket.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_dictation_actor_killed_mid_dictation_leaves_its_text_on_the_clipboard(desktop, sentences):
+    """kill -9 of the dictation actor while the user speaks: the restarted actor finishes
+    that dictation; its text, typed nowhere (the window it was for is not known), is on the
+    clipboard and in the session log, and the next dictation works as usual."""
+    open_entry, start_daemon = desktop
+    entry = open_entry("crash-entry")
+    daemon = start_daemon()
+    entry.focus()
+    _run("xdotool", "keydown", HOTKEY)
+    time.sleep(0.3)
+    _say(sentences[0])
+    socket = str(Path(os.environ["XDG_RUNTIME_DIR"], "earwig", "dictation.sock"))
+    actor, = [p for p in psutil.Process(daemon.process.pid).children()
+              if any(c.laddr == socket for c in p.net_connections(kind="unix"))]
+    actor.kill()
+    _run("xdotool", "keyup", *RELEASE)
+    daemon.wait_for("earwig dictate: held: dictation was interrupted")
+    assert entry.text == ""
+    assert word_error_rate(SAID[0], _run("xclip", "-selection", "clipboard", "-o")) <= 0.1
+    logged, = session_log.sessions_dir().glob("*.jsonl")
+    assert word_error_rate(SAID[0], " ".join(f.text for f in session_log.read(logged))) <= 0.1
+    entry.focus()
+    assert _run(*EARWIG, "ctl", "start").startswith("listening")
+    _say(sentences[1])
+    assert _run(*EARWIG, "ctl", "stop").startswith("delivered")
+    assert word_error_rate(SAID[1], entry.text) <= 0.1, entry.text
 
 
 def test_bad_input_gets_one_clear_message(desktop, tmp_path):
