@@ -170,7 +170,7 @@ def test_when_the_focus_moves_the_text_is_held_on_the_clipboard_and_typed_nowher
 def test_earwig_ctl_drives_a_whole_dictation_without_a_hotkey(desktop, sentences):
     open_entry, start_daemon = desktop
     entry = open_entry("ctl-entry")
-    start_daemon()
+    daemon = start_daemon()
     entry.focus()
     assert _run(*EARWIG, "ctl", "status").startswith("ready")
     assert _run(*EARWIG, "ctl", "start").startswith("listening")
@@ -180,6 +180,11 @@ def test_earwig_ctl_drives_a_whole_dictation_without_a_hotkey(desktop, sentences
     assert word_error_rate(SAID[1], entry.text) <= 0.1, entry.text
     socket = Path(os.environ["XDG_RUNTIME_DIR"], "earwig", "dictation.sock")
     assert oct(socket.stat().st_mode & 0o777) == "0o600"
+    # Its one address is that socket (the rest are pipes, and clients of X and PulseAudio);
+    # nothing listens on, or talks to, the network.
+    processes = [psutil.Process(daemon.process.pid), *psutil.Process(daemon.process.pid).children(recursive=True)]
+    assert not [c for p in processes for c in p.net_connections(kind="inet")]
+    assert {c.laddr for p in processes for c in p.net_connections(kind="unix") if c.laddr} == {str(socket)}
 
 
 def test_a_dictation_actor_killed_mid_dictation_leaves_its_text_on_the_clipboard(desktop, sentences):

@@ -131,6 +131,9 @@ def test_both_replays_reach_their_columns_then_copy_save_and_quit(terminal_facto
     supervisor, = [c for c in psutil.Process(app_pid).children() if "resource_tracker" not in " ".join(c.cmdline())]
     actors = [_nice(a.pid) for a in supervisor.children()]
     assert _nice(supervisor.pid) == 0 and 0 in actors and set(actors) <= {0, 10}, actors
+    # Nothing listens on the network, and nothing is sent: no process holds an inet socket.
+    processes = [psutil.Process(app_pid), *psutil.Process(app_pid).children(recursive=True)]
+    assert len(processes) >= 5 and not [c for p in processes for c in p.net_connections(kind="inet")]
 
     terminal.press("y")  # the newest Final, through OSC 52 into tmux's buffer
     copied = _wait(lambda: _buffer(terminal), 10, "the copied Final", terminal)
