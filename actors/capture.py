@@ -30,7 +30,7 @@ from earwig.actors.capture_files import read_audio
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
-from earwig.messages import Level, PauseSource, Source, SourceEnded, SourceState, Stats
+from earwig.messages import ActorFailed, Level, PauseSource, Source, SourceEnded, SourceState, Stats
 from earwig.shm import Ring
 
 LEVEL_WINDOW_S = 0.05
@@ -58,7 +58,7 @@ async def main(actor: Actor) -> None:
     try:
         publisher = _Publisher(actor, ring, params.source)
         if params.replay:
-            blocks = _replay_blocks(params, ring, actor.stopping, pause)
+            blocks = _replay_blocks(actor, ring, pause)
         else:
             blocks = _device_blocks(actor, params.device, publisher)
         async for audio, captured_ns in blocks:
@@ -173,11 +173,12 @@ async def _stream_blocks(device: Device, publisher: _Publisher, reopening: bool,
         await asyncio.to_thread(stream.close)
 
 
-async def _replay_blocks(params: CaptureParams, ring: Ring, stopping: asyncio.Event,
-                         pause: _Pause) -> AsyncIterator[tuple[np.ndarray, int]]:
+async def _replay_blocks(actor: Actor, ring: Ring, pause: _Pause) -> AsyncIterator[tuple[np.ndarray, int]]:
     """A file in 10 ms chunks, at real-time pace or as fast as the slowest ring reader;
-    nothing while paused."""
-    audio = read_audio(params.replay)
+    nothing while paused. A file cut short is played as far as it goes, with a warning."""
+    params, stopping = actor.params, actor.stopping
+    audio = read_audio(params.replay, lambda problem: actor.publish(
+        ActorFailed(actor=actor.name, fatal=False, error=problem)))
     chunk = int(SAMPLE_RATE * REPLAY_CHUNK_S)
     resume_at = ring.published * ring.spec.item_len
     started = time.monotonic()

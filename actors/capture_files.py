@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,9 @@ import soxr
 
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
+
+#: Below this, a recording cannot hold the speech band (telephone audio is 8 kHz).
+MIN_RATE = 8000
 
 
 def to_mono_16k(audio: np.ndarray, rate: int) -> np.ndarray:
@@ -46,11 +50,14 @@ def require_file(path: str | Path) -> Path:
     return path
 
 
-def read_audio(path: str | Path) -> np.ndarray:
-    """The whole file as 16 kHz mono float32."""
+def read_audio(path: str | Path, warn: Callable[[str], None] = lambda problem: None) -> np.ndarray:
+    """The whole file as 16 kHz mono float32. A file cut short or damaged part way is read
+    as far as it decodes, and ``warn`` is told how much is missing."""
     path = require_file(path)
     try:
-        audio, rate = soundfile.read(path, dtype="float32", always_2d=False)
+        with soundfile.SoundFile(path) as file:
+            rate, promised = file.samplerate, file.frames
+            audio = _decodable_part(file)
     except (soundfile.LibsndfileError, RuntimeError) as error:
         if shutil.which("ffmpeg") is None:
             raise EarwigError(f"cannot decode audio file {path}: {error}",
@@ -58,4 +65,23 @@ def read_audio(path: str | Path) -> np.ndarray:
         return _ffmpeg_decode(path, error)
     if audio.size == 0:
         raise EarwigError(f"audio file {path} holds no samples", "use a file with audio in it")
+    if rate < MIN_RATE:
+        raise EarwigError(f"audio file {path} is sampled at {rate} Hz, too low to hold speech",
+                          f"use a recording at {MIN_RATE} Hz or more (Whisper hears {SAMPLE_RATE} Hz)")
+    if len(audio) < promised:
+        warn(f"audio file {path} is cut short or damaged: {len(audio) / rate:.1f} s of {promised / rate:.1f} s "
+             "could be read; the rest is missing")
     return to_mono_16k(audio, rate)
+
+
+def _decodable_part(file: soundfile.SoundFile) -> np.ndarray:
+    """Every frame up to the first that does not decode (in 0.1 s blocks: at most that is
+    lost before a damaged spot); a file whose start does not decode is an error."""
+    blocks = []
+    try:
+        for block in file.blocks(blocksize=max(1, file.samplerate // 10), dtype="float32"):
+            blocks.append(block)
+    except soundfile.LibsndfileError:
+        if not blocks:
+            raise
+    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)

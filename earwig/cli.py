@@ -325,6 +325,8 @@ async def _transcribe(args: argparse.Namespace) -> int:
         def show(message, path=path) -> None:
             if isinstance(message, Final) and message.text:
                 print(_final_line(message, args.json, path), flush=True)
+            elif isinstance(message, ActorFailed) and not message.fatal:  # a model fell back, a file cut short
+                print(f"earwig: {message.error}", file=sys.stderr, flush=True)
 
         await transcribe_file(config, path, show)
     return 0

@@ -15,7 +15,7 @@ import soundfile
 
 from earwig.config import Config, SourceConfig
 from earwig.errors import EarwigError
-from earwig.messages import ActorFailed, AnyMessage, Final, ModelState, SpeechEnd
+from earwig.messages import ActorFailed, AnyMessage, Final, SpeechEnd
 from earwig.shm import segments
 from earwig.supervisor.plan import transcription_plan
 from earwig.supervisor.supervisor import Supervisor
@@ -54,8 +54,6 @@ async def transcribe_file(config: Config, path: str,
                 utterances += 1
             elif isinstance(message, Final):
                 finals.append(message)
-            elif isinstance(message, ModelState) and message.state == "failed":
-                raise EarwigError(message.error, message.fix)
             elif isinstance(message, ActorFailed) and message.fatal:
                 raise EarwigError(message.error, message.fix)
     return finals

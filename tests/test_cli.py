@@ -8,9 +8,13 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import psutil
 import pytest
+import soundfile
+import soxr
 
+from earwig.actors.capture_files import read_audio
 from earwig.shm import segments
 
 EARWIG = [sys.executable, "-m", "earwig"]
@@ -63,6 +67,37 @@ def test_corrupt_audio_file(tmp_path):
     corrupt.write_bytes(b"RIFF\x00\x10\x00\x00WAVEfmt " + os.urandom(200))
     result = run(["meter", "--replay-mic", str(corrupt), "--no-speakers"])
     assert_one_clear_line(result, "cannot decode audio file", str(corrupt))
+
+
+def test_any_sample_rate_and_channel_count_from_8_khz_up_is_heard(speech, tmp_path):
+    surround = tmp_path / "surround.flac"  # 44.1 kHz, six channels: the voice in two of them
+    voice = soxr.resample(read_audio(speech["a"]), 16000, 44100)
+    channels = np.zeros((len(voice), 6), np.float32)
+    channels[:, 0] = channels[:, 1] = voice
+    soundfile.write(surround, channels, 44100)
+    result = run(["meter", "--replay-mic", str(surround), "--no-speakers"])
+    assert result.returncode == 0, result.stderr
+    assert sum(" speech " in line for line in result.stdout.splitlines()) == 1
+
+
+def test_a_sample_rate_too_low_for_speech(speech, tmp_path):
+    low = tmp_path / "low.wav"
+    soundfile.write(low, read_audio(speech["a"])[::4], 4000)
+    result = run(["meter", "--replay-mic", str(low), "--no-speakers"])
+    assert_one_clear_line(result, f"audio file {low} is sampled at 4000 Hz, too low", "8000 Hz or more")
+
+
+def test_a_file_cut_short_is_transcribed_as_far_as_it_goes_with_a_warning(speech, tmp_path):
+    whole = tmp_path / "whole.flac"
+    soundfile.write(whole, read_audio(speech["a"]), 16000)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.6)])  # its header promises all of it
+    result = run(["transcribe", str(cut)], timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"earwig: audio file {cut} is cut short or damaged: 2." in result.stderr, result.stderr
+    assert "of 4.5 s could be read; the rest is missing" in result.stderr
+    said = result.stdout.split("] ", 1)[1]
+    assert said.lower().startswith("the quick brown fox"), said  # what was there was transcribed
 
 
 @pytest.mark.parametrize("text, needles", [
