@@ -22,10 +22,11 @@ from earwig.messages import (ActorFailed, DictationState, Final, Level, Partial,
 USER_ERROR_EXIT = 2
 
 
-def _settings_options(parser: argparse.ArgumentParser, sections: frozenset[str] | None = None) -> None:
+def _settings_options(parser: argparse.ArgumentParser, sections: frozenset[str] | None = None,
+                      omit: frozenset[str] = frozenset()) -> None:
     parser.add_argument("--config", type=Path, help="TOML settings file "
                         f"(default: {config_module.default_path()})")
-    config_flags.add_flags(parser, sections)
+    config_flags.add_flags(parser, sections, omit)
 
 
 def _config_from(args: argparse.Namespace) -> config_module.Config:
@@ -160,7 +161,7 @@ async def _dictate(args: argparse.Namespace) -> int:
     from earwig.actors import dictation_control
     from earwig.actors.dictation_keys import NO_DISPLAY_FIX, display_problem, parse
     from earwig.shm import segments
-    from earwig.supervisor.plan import dictation_plan
+    from earwig.supervisor.plan import audio_to_keep, dictation_plan
     from earwig.supervisor.session_log import SessionLog
     from earwig.supervisor.supervisor import Supervisor
 
@@ -173,10 +174,11 @@ async def _dictate(args: argparse.Namespace) -> int:
               f"typed. {NO_DISPLAY_FIX[0].upper()}{NO_DISPLAY_FIX[1:]}.", file=sys.stderr)
     path = dictation_control.socket_path()
     dictation_control.ensure_free(path)
-    plan = dictation_plan(config, segments.run_prefix(), str(path), desktop=problem is None)
+    prefix = segments.run_prefix()
+    plan = dictation_plan(config, prefix, str(path), desktop=problem is None)
     view = _DictationView(sys.stderr.isatty())
     async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("dictate.log"),
-                          session_log=SessionLog()) as supervisor:
+                          session_log=SessionLog(), keep_audio=audio_to_keep(config, plan, prefix)) as supervisor:
         events = supervisor.subscribe()
         done = asyncio.Event()
 
@@ -358,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.add_parser("devices", help="list microphones, speaker loopbacks and the compute device")
     meter = commands.add_parser("meter", help="capture the sources and show their live levels")
-    _settings_options(meter, frozenset({"", "mic", "speakers", "vad"}))
+    _settings_options(meter, frozenset({"", "mic", "speakers", "vad"}), omit=frozenset({"keep_audio"}))  # no session
     meter.add_argument("--seconds", type=float, default=0.0,
                        help="stop after this many seconds (default: until Ctrl-C or the replays end)")
     monitor = commands.add_parser("monitor", help="the live screen: spectrograms, levels, mic and "

@@ -139,6 +139,9 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     device: Annotated[str, Meta(description=
         "Where mel frames and models run: \"auto\" (CUDA when PyTorch sees a GPU), \"cpu\", "
         "\"cuda:N\".")] = "auto"
+    keep_audio: Annotated[bool, Meta(description=
+        "Keep each source's audio as FLAC beside the session log (sample n of a Final's "
+        "start/end is frame n of the file), to hear a Final again.")] = False
     vad: VadConfig = msgspec.field(default_factory=VadConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
     monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)

@@ -58,11 +58,15 @@ def settings(struct: type[msgspec.Struct] = Config, prefix: str = "") -> Iterato
             yield Setting(key, kind, description, default)
 
 
-def add_flags(parser: argparse.ArgumentParser, sections: frozenset[str] | None = None) -> None:
+def add_flags(parser: argparse.ArgumentParser, sections: frozenset[str] | None = None,
+              omit: frozenset[str] = frozenset()) -> None:
     """One flag per setting; ``sections`` limits them to those top-level sections (a key
-    outside any section counts as the section "")."""
+    outside any section counts as the section ""), ``omit`` leaves out keys that mean
+    nothing to the command."""
     group = parser.add_argument_group("settings (each overrides the config file's key of the same name)")
     for setting in _chosen(sections):
+        if setting.key in omit:
+            continue
         names = (setting.flag, *ALIASES.get(setting.key, ()))
         help_text = f"{setting.description} (config: {setting.key}; default: {setting.default!r})"
         if setting.kind is bool:

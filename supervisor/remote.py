@@ -30,7 +30,7 @@ from pathlib import Path
 from earwig.actors.runtime import ActorSpec, redirect_output, run_loop
 from earwig.channel import Channel
 from earwig.errors import EarwigError
-from earwig.messages import ActorFailed, ActorReady, AnyMessage, Message, Shutdown, encode
+from earwig.messages import ActorFailed, ActorReady, AnyMessage, Message, Shutdown, Source, encode
 from earwig.shm import Ring, RingSpec, segments
 from earwig.supervisor.session_log import SessionLog
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
@@ -43,23 +43,24 @@ SUPERVISOR = "supervisor"
 
 
 def serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keep_log: bool,
-          conn: Connection) -> None:
+          keep_audio: dict[Source, str], conn: Connection) -> None:
     """Process entry point (spawn target): run a Supervisor until the client says Shutdown
     or goes away. Ctrl-C and a closed terminal reach the client, which decides.
-    ``keep_log``: write the session log (``session_log``)."""
+    ``keep_log``: write the session log (``session_log``); ``keep_audio``: and these PCM
+    rings beside it (``session_audio``)."""
     redirect_output(log_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    run_loop(_serve(rings, actors, log_path, keep_log, conn))
+    run_loop(_serve(rings, actors, log_path, keep_log, keep_audio, conn))
 
 
 async def _serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keep_log: bool,
-                 conn: Connection) -> None:
+                 keep_audio: dict[Source, str], conn: Connection) -> None:
     channel = Channel(conn)
     sender = _Sender(conn)
     try:
         async with Supervisor(rings, actors, log_path=log_path and Path(log_path),
-                              session_log=SessionLog() if keep_log else None) as supervisor:
+                              session_log=SessionLog() if keep_log else None, keep_audio=keep_audio) as supervisor:
             published = supervisor.subscribe()
             sender.put(ActorReady(actor=SUPERVISOR, pid=os.getpid()))
             forwarding = asyncio.create_task(_forward(published, sender))
@@ -118,9 +119,11 @@ class RemoteSupervisor:
     it. Leaving the block waits for the process and removes any ring it left."""
 
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec], log_path: Path | None = None,
-                 policy: RestartPolicy = RestartPolicy(), keep_log: bool = False) -> None:
-        """``keep_log``: the supervisor writes the session log (``session_log``)."""
-        self._keep_log = keep_log
+                 policy: RestartPolicy = RestartPolicy(), keep_log: bool = False,
+                 keep_audio: dict[Source, str] | None = None) -> None:
+        """``keep_log``: the supervisor writes the session log (``session_log``), and with
+        ``keep_audio`` these PCM rings beside it (``session_audio``)."""
+        self._keep_log, self._keep_audio = keep_log, keep_audio or {}
         self._ring_specs = rings
         self._actors = actors
         self._log_path = log_path
@@ -135,7 +138,7 @@ class RemoteSupervisor:
         ours, theirs = context.Pipe(duplex=True)
         self._process = context.Process(
             target=serve, args=(self._ring_specs, self._actors, self._log_path and str(self._log_path),
-                                self._keep_log, theirs),
+                                self._keep_log, self._keep_audio, theirs),
             name=f"earwig-{SUPERVISOR}")
         self._process.start()
         theirs.close()

@@ -28,8 +28,9 @@ from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
 from earwig.messages import (ActorFailed, ActorReady, AnyMessage, DictationSpan, DictationStart, DictationStop,
                              Final, Heartbeat, Message, ModelState, PauseSource, Shutdown, SourceEnded,
-                             SpeechEnd, SpeechStart)
+                             Source, SpeechEnd, SpeechStart)
 from earwig.shm import Ring, RingSpec, segments
+from earwig.supervisor.session_audio import KEEP_EVERY_S, SessionAudio
 from earwig.supervisor.session_log import SessionLog
 
 
@@ -78,12 +79,14 @@ class Supervisor:
 
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec],
                  policy: RestartPolicy = RestartPolicy(), log_path: Path | None = None,
-                 session_log: SessionLog | None = None) -> None:
+                 session_log: SessionLog | None = None, keep_audio: dict[Source, str] | None = None) -> None:
         """``log_path``: where the actors' output goes (default: the terminal).
-        ``session_log``: where every Final is written before it is published."""
+        ``session_log``: where every Final is written before it is published.
+        ``keep_audio``: the PCM ring of each source whose audio is kept beside the log."""
         self._ring_specs = rings
         self.log_path = log_path
         self.session_log = session_log
+        self.session_audio = SessionAudio(session_log.path, keep_audio) if session_log and keep_audio else None
         self._actors = {spec.name: _Running(spec) for spec in actors}
         self.policy = policy
         self.rings: dict[str, Ring] = {}
@@ -118,6 +121,9 @@ class Supervisor:
             await self.close()
             raise
         self._watchdog_task = self._watch(self._watchdog())
+        if self.session_audio is not None:
+            self.session_audio.start(self.rings)
+            self._watch(self._keep_audio())
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -143,6 +149,8 @@ class Supervisor:
                 running.process.join(5)
             if running.channel is not None:
                 running.channel.close()
+        if self.session_audio is not None:
+            self.session_audio.close()
         for ring in self.rings.values():
             ring.close()
             ring.unlink()
@@ -305,6 +313,13 @@ class Supervisor:
             self._publish(ActorFailed(actor="session-log", fatal=False, error=problem,
                                       fix="the text stays on screen; free space or make the data dir "
                                           "($XDG_DATA_HOME/earwig) writable to keep the next ones"))
+
+    async def _keep_audio(self) -> None:
+        while self.session_audio.problem is None:
+            self.session_audio.keep()
+            await asyncio.sleep(KEEP_EVERY_S)
+        self._publish(ActorFailed(actor="session-audio", fatal=False, error=self.session_audio.problem,
+                                  fix="the text is still logged; free space to keep the audio next time"))
 
     async def _watchdog(self) -> None:
         """Kill an actor that stopped answering (hung, not crashed); the exit path restarts it.

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+import soundfile
 
+from earwig.actors.capture_files import read_audio
 from earwig.shm import segments
 from speech_text import spoken_file, word_error_rate
 from test_transcription import CLEAR_SAID as SAID
@@ -111,7 +113,7 @@ def _wait(condition, timeout: float, what: str, terminal: Terminal):
 def test_both_replays_reach_their_columns_then_copy_save_and_quit(terminal_factory, tmp_path):
     files = {s: spoken_file(tmp_path / f"{s}.wav", said, VOICES[s]).path for s, said in SAID.items()}
     terminal = terminal_factory([*EARWIG, "monitor", "--replay-mic", str(files["mic"]),
-                                 "--replay-speakers", str(files["speakers"])])
+                                 "--replay-speakers", str(files["speakers"]), "--keep-audio"])
     app_pid = _wait(lambda: next((c.pid for c in _children(terminal.pid()) if "earwig.cli" in " ".join(c.cmdline())),
                                  None), 30, "the app's process", terminal)
 
@@ -152,6 +154,10 @@ def test_both_replays_reach_their_columns_then_copy_save_and_quit(terminal_facto
     _wait(exit_file.exists, 60, "the app to exit", terminal)
     assert exit_file.read_text().strip() == "0"
     assert not list(Path("/dev/shm").glob(f"{segments.PREFIX}{app_pid}-*"))
+    # --keep-audio: each source's audio beside the session log, as long as what was played.
+    for source, played in files.items():
+        kept, = (tmp_path / "data" / "earwig" / "sessions").glob(f"*-{source}.flac")
+        assert abs(soundfile.info(kept).frames - len(read_audio(played))) < 160
 
 
 def test_without_an_audio_server_the_mic_column_says_why_and_the_replay_runs(terminal_factory, tmp_path):

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
+from earwig.actors.capture_files import read_audio
+from earwig.config import Config, SourceConfig
 from earwig.messages import Final, Word
+from earwig.supervisor.plan import audio_to_keep, capture_plan
+from earwig.supervisor.supervisor import Supervisor
 from earwig.supervisor.session_log import SessionLog, read, sessions_dir
 
 FINALS = [Final(source="mic", start=16000, end=48000, text="Hello there.", language="en",
@@ -73,3 +80,26 @@ def test_export_of_a_session_that_does_not_exist_says_so():
     run = subprocess.run([sys.executable, "-m", "earwig.cli", "export", "nope"], capture_output=True, text=True,
                          timeout=60)
     assert run.returncode == 2 and "no session 'nope'" in run.stderr and "--list" in run.stderr
+
+
+def test_kept_audio_lines_up_with_the_logs_sample_positions(ring_prefix, speech, long_speech):
+    """Both sources replayed through real capture actors; with keep_audio each one's FLAC
+    holds its file sample for sample, so ``flac[start:end]`` of a Final is its audio."""
+    config = Config(mic=SourceConfig(replay=str(long_speech)), speakers=SourceConfig(replay=str(speech["b"])),
+                    keep_audio=True)
+    plan = capture_plan(config, ring_prefix)
+    log = SessionLog()
+
+    async def run() -> None:
+        async with Supervisor(plan.rings, plan.actors, session_log=log,
+                              keep_audio=audio_to_keep(config, plan, ring_prefix)) as supervisor:
+            while not all(supervisor.finished(a.name) for a in plan.actors):
+                await asyncio.sleep(0.1)
+    asyncio.run(run())
+    for source, played in (("mic", long_speech), ("speakers", speech["b"])):
+        kept = log.path.with_name(f"{log.path.stem}-{source}.flac")
+        assert oct(kept.stat().st_mode & 0o777) == "0o600"
+        audio, rate = soundfile.read(kept, dtype="float32")
+        said = read_audio(played)
+        assert rate == 16000 and len(said) <= len(audio) < len(said) + 160  # the last item is padded
+        assert np.abs(audio[:len(said)] - said).max() < 1e-4  # 16-bit FLAC: within a step

@@ -153,7 +153,7 @@ class MonitorApp(App):
         from earwig.actors.mel_frames import bins_for_model
         from earwig.compute import final_model
         from earwig.shm import segments
-        from earwig.supervisor.plan import mel_ring_name, pcm_ring_name, transcription_plan
+        from earwig.supervisor.plan import audio_to_keep, mel_ring_name, pcm_ring_name, transcription_plan
         from earwig.supervisor.remote import SUPERVISOR, RemoteSupervisor
 
         prefix = segments.run_prefix()
@@ -167,8 +167,8 @@ class MonitorApp(App):
             return
         bins = bins_for_model(final_model(self.config.models.final))
         try:
-            async with RemoteSupervisor(plan.rings, plan.actors, paths.fresh_log("actors.log"),
-                                        keep_log=True) as supervisor:
+            async with RemoteSupervisor(plan.rings, plan.actors, paths.fresh_log("actors.log"), keep_log=True,
+                                        keep_audio=audio_to_keep(self.config, plan, prefix)) as supervisor:
                 lower_priority(self.config.monitor.niceness)
                 self._pids[SUPERVISOR] = supervisor.pid
                 mel = {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader() for s in plan.sources}

@@ -1,0 +1,73 @@
+"""The session's audio (``--keep-audio``): each source's ring, as the capture actors wrote
+it, into a FLAC file beside the session log, so a Final can be heard again later.
+
+Why the rings' own positions: frame ``n`` of ``<session>-<source>.flac`` is sample ``n`` of
+the source, the unit of every ``start``/``end`` in the session log, so a Final's audio is
+``file[start:end]`` with no bookkeeping. Audio the keeper fell a whole ring behind on (it
+never should: it reads twice a second) is written as silence, so positions still line up.
+
+Why in the supervisor: it holds the rings for the whole session, so what a restarted
+capture actor wrote is kept without a gap, and the files close after the last Final.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from earwig.config import SAMPLE_RATE
+from earwig.messages import Source
+from earwig.shm import Ring, RingReader
+
+KEEP_EVERY_S = 0.5
+
+
+class SessionAudio:
+    def __init__(self, session_log: Path, rings: dict[Source, str]) -> None:
+        """``rings``: the PCM ring of each source to keep."""
+        self.paths = {source: session_log.with_name(f"{session_log.stem}-{source}.flac") for source in rings}
+        self._ring_names = rings
+        self._readers: dict[Source, RingReader] = {}
+        self._files: dict[Source, soundfile.SoundFile] = {}
+        #: Why the audio cannot be kept, once it could not; None while it works.
+        self.problem: str | None = None
+
+    def start(self, rings: dict[str, Ring]) -> None:
+        """Read the rings from their first sample on (0600 files, like the log)."""
+        try:
+            for source, name in self._ring_names.items():
+                path = self.paths[source]
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                stream = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+                self._files[source] = soundfile.SoundFile(stream, "w", SAMPLE_RATE, 1, "PCM_16", format="FLAC")
+                self._readers[source] = rings[name].reader(start=0)
+        except (OSError, soundfile.LibsndfileError) as error:
+            self._failed(error)
+
+    def keep(self) -> None:
+        """Append what the rings took since the last call."""
+        try:
+            for source, reader in self._readers.items():
+                batch = reader.read()
+                if batch is None:
+                    continue
+                if batch.lost:
+                    self._files[source].write(np.zeros(batch.lost * batch.data.shape[1], np.float32))
+                self._files[source].write(batch.data.reshape(-1))
+        except (OSError, soundfile.LibsndfileError) as error:
+            self._failed(error)
+
+    def close(self) -> None:
+        self.keep()
+        for file in self._files.values():
+            file.close()
+        self._files.clear()
+        self._readers.clear()
+
+    def _failed(self, error: Exception) -> None:
+        self.problem = f"cannot keep the session's audio in {next(iter(self.paths.values())).parent}: " \
+                       f"{getattr(error, 'strerror', None) or error}"
+        self._readers.clear()
