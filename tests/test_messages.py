@@ -16,6 +16,7 @@ EXAMPLES = [
     m.ActorFailed(actor="capture-mic", error="boom", fix="do this", fatal=False),
     m.Level(source="mic", end=800, rms_db=-20.5, peak_db=-3.0, clipped=False),
     m.SourceEnded(source="speakers", end=176000),
+    m.SourceState(source="mic", connected=False, detail="fakemic: disconnected"),
     m.SpeechStart(source="mic", start=16000),
     m.SpeechPause(source="mic", start=16000, end=40000),
     m.SpeechResume(source="mic", start=16000, at=44000),

@@ -4,6 +4,7 @@ says so, and the smaller one is loaded for real and ready to transcribe."""
 from __future__ import annotations
 
 import asyncio
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -36,38 +37,46 @@ def load_in(frame_rings, model: str, device: str):
     return session, said
 
 
-def test_a_model_that_does_not_fit_in_memory_falls_back_to_a_smaller_one_and_says_so(frame_rings, monkeypatch):
+#: The CUDA case runs where PyTorch sees a GPU (as tests/test_mel_frames.py's devices).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@contextmanager
+def too_little_memory_for_base(device: str, monkeypatch):
+    """Loading base does not fit, tiny.en does. On CUDA for real: PyTorch's allocator is
+    capped a little above what tiny.en needs (fp16, 75 MB), below base's weights (148 MB).
+    On the CPU a real shortage cannot be had on purpose, so loading base raises the
+    out-of-memory error the model store raises for one."""
+    if device == "cuda":
+        torch.cuda.empty_cache()
+        total = torch.cuda.get_device_properties(0).total_memory
+        torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_reserved() + 120e6) / total)
+        try:
+            yield
+        finally:
+            torch.cuda.set_per_process_memory_fraction(1.0)
+        return
     real_load = model_store.load
 
-    def load(model, device):
-        if model == "small":  # a real shortage of CPU memory cannot be had on purpose here
-            raise model_store.no_memory(model, torch.device(device))
-        return real_load(model, device)
+    def load(model, on):
+        if model == "base":
+            raise model_store.no_memory(model, torch.device(on))
+        return real_load(model, on)
 
     monkeypatch.setattr(model_store, "load", load)
-    session, said = load_in(frame_rings, "small", "cpu")
-    states = [(m.model, m.state) for m in said if isinstance(m, ModelState)]
-    assert states == [("small", "loading"), ("small", "failed"), ("base", "loading"), ("base", "ready")]
+    yield
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_model_that_does_not_fit_falls_back_to_a_smaller_one_and_says_so(frame_rings, monkeypatch, device):
+    with too_little_memory_for_base(device, monkeypatch):
+        session, said = load_in(frame_rings, "base", device)
+    states = [(m.model, m.device, m.state) for m in said if isinstance(m, ModelState)]
+    assert states == [("base", device, "loading"), ("base", device, "failed"),
+                      ("tiny.en", device, "loading"), ("tiny.en", device, "ready")]
     warning, = [m for m in said if isinstance(m, ActorFailed)]
     assert not warning.fatal
-    assert "not enough memory to load model 'small'" in warning.error and "model base on cpu instead" in warning.error
-    assert "tries small on cpu again" in warning.fix
-    assert session.model.dims.n_audio_state == 512  # base's width: the real weights are loaded
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_a_real_gpu_out_of_memory_falls_back_to_a_model_that_fits(frame_rings):
-    """PyTorch's allocator is capped a little above what tiny.en needs (fp16, 75 MB), below
-    base's weights (148 MB): loading base runs out of GPU memory for real."""
-    total = torch.cuda.get_device_properties(0).total_memory
-    torch.cuda.empty_cache()
-    torch.cuda.set_per_process_memory_fraction((torch.cuda.memory_reserved() + 120e6) / total)
-    try:
-        session, said = load_in(frame_rings, "base", "cuda")
-    finally:
-        torch.cuda.set_per_process_memory_fraction(1.0)
-    states = [(m.model, m.device, m.state) for m in said if isinstance(m, ModelState)]
-    assert states == [("base", "cuda", "loading"), ("base", "cuda", "failed"),
-                      ("tiny.en", "cuda", "loading"), ("tiny.en", "cuda", "ready")]
-    warning, = [m for m in said if isinstance(m, ActorFailed)]
-    assert "not enough GPU memory" in warning.error
+    memory = "GPU memory" if device == "cuda" else "memory"
+    assert f"not enough {memory} to load model 'base'" in warning.error
+    assert f"model tiny.en on {device} instead" in warning.error and f"tries base on {device} again" in warning.fix
+    assert session.model.dims.n_audio_state == 384  # tiny's width: the real weights are loaded
