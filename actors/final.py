@@ -24,6 +24,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+import msgspec
+
 from earwig.actors.final_decode import Transcript, compile_alignment, transcribe
 from earwig.actors.final_draft import Abandoned
 from earwig.actors.final_filter import hallucinated
@@ -32,7 +34,7 @@ from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
 from earwig.messages import (DictationStart, Final, Partial, Source, SpeechEnd, SpeechPause, SpeechResume,
-                             SpeechStart, Stats, Word)
+                             SpeechStart, Stamps, Stats, Word)
 
 #: Utterances transcribed in one encoder batch at most (both sources, and a backlog).
 MAX_BATCH = 4
@@ -53,6 +55,9 @@ class _Pending:
         self.confirmed: deque[_Utterance] = deque()
         self.speculative: dict[Source, _Utterance] = {}
         self.results: dict[_Utterance, Final] = {}
+        #: When the VAD first said each utterance may be over (a SpeechPause, else its
+        #: SpeechEnd): its Final's ``ready_ns``, unless its audio was captured later.
+        self.ready_ns: dict[_Utterance, int] = {}
         #: The preview's latest text of each utterance not yet published, by (source, start).
         self.drafts: dict[tuple[Source, int], str] = {}
         #: The guesses being transcribed now, and the flag that abandons them once speech
@@ -98,6 +103,7 @@ async def _receive(actor: Actor, pending: _Pending) -> None:
             pending.model_needed = True
         elif isinstance(message, SpeechPause):
             guess = _Utterance(message.source, message.start, message.end)
+            pending.ready_ns.setdefault(guess, time.monotonic_ns())
             pending.speculative[message.source] = guess
             pending.forget_other_guesses(message.source, guess)
         elif isinstance(message, SpeechResume):
@@ -109,6 +115,7 @@ async def _receive(actor: Actor, pending: _Pending) -> None:
                     pending.abandon.set()
         elif isinstance(message, SpeechEnd):
             utterance = _Utterance(message.source, message.start, message.end)
+            pending.ready_ns.setdefault(utterance, time.monotonic_ns())
             pending.speculative.pop(message.source, None)
             pending.forget_other_guesses(message.source, utterance)
             if utterance in pending.results:
@@ -139,7 +146,7 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
         if not batch:
             continue
         frames = [await session.frames(u.source, u.start, u.end) for u in batch]
-        started = time.monotonic()
+        started_ns = time.monotonic_ns()
         pending.abandon.clear()
         try:
             transcripts = await asyncio.to_thread(transcribe, session, frames, [pending.draft(u) for u in batch],
@@ -149,9 +156,13 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
             continue
         finally:
             pending.guessing = set()
-            pending.counters["transcribe_s"] += time.monotonic() - started
+            pending.counters["transcribe_s"] += (time.monotonic_ns() - started_ns) / 1e9
+        ended_ns = time.monotonic_ns()
         for utterance, transcript in zip(batch, transcripts):
-            pending.results[utterance] = _final(utterance, transcript)
+            captured_ns = session.captured_ns(utterance.source, utterance.end)
+            stamps = Stamps(captured_ns=captured_ns, ready_ns=max(captured_ns, pending.ready_ns.get(utterance, 0)),
+                            pass_start_ns=started_ns, pass_end_ns=ended_ns)
+            pending.results[utterance] = _final(utterance, transcript, stamps)
             pending.counters["decoder_passes"] += transcript.decoder_passes
             pending.counters["tokens"] += transcript.decoded_tokens
         pending.changed.set()
@@ -166,7 +177,7 @@ async def _changed_or_stopping(actor: Actor, pending: _Pending) -> None:
     pending.changed.clear()
 
 
-def _final(utterance: _Utterance, transcript: Transcript) -> Final:
+def _final(utterance: _Utterance, transcript: Transcript, stamps: Stamps) -> Final:
     """The Final of the segments that are not hallucinations; times in samples."""
     origin = utterance.start // HOP * HOP  # the first frame's centre: time 0 of the window
     kept = [segment for segment in transcript.segments if not hallucinated(segment)]
@@ -175,7 +186,7 @@ def _final(utterance: _Utterance, transcript: Transcript) -> Final:
              for segment in kept for w in segment.words]
     return Final(source=utterance.source, start=utterance.start, end=utterance.end,
                  text="".join(segment.text for segment in kept).strip(),
-                 language=transcript.language, words=words)
+                 language=transcript.language, words=words, stamps=stamps)
 
 
 # --- publish ------------------------------------------------------------------------------
@@ -185,8 +196,12 @@ def _publish_ready(actor: Actor, pending: _Pending) -> None:
     """Finals whose turn has come: a source's utterances in the order they ended."""
     while pending.confirmed and pending.confirmed[0] in pending.results:
         done = pending.confirmed.popleft()
-        actor.publish(pending.results.pop(done))
+        final = pending.results.pop(done)
+        actor.publish(msgspec.structs.replace(
+            final, stamps=msgspec.structs.replace(final.stamps, published_ns=time.monotonic_ns())))
         pending.drafts = {(source, start): text for (source, start), text in pending.drafts.items()
                           if source != done.source or start > done.start}
+        pending.ready_ns = {u: at for u, at in pending.ready_ns.items()
+                            if u.source != done.source or u.start > done.start}
         pending.counters["finals"] += 1
         actor.publish(Stats(actor=actor.name, counters=dict(pending.counters)))

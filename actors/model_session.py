@@ -200,6 +200,12 @@ class ModelSession:
         gap = np.full((count - len(kept), ring.spec.item_len), SILENCE_LOG_MEL, np.float32)
         return np.concatenate((gap, kept))
 
+    def captured_ns(self, source: Source, end: int) -> int:
+        """When the audio of the frame that ends at sample ``end`` was captured (the stamp
+        the mel actor copied from the PCM ring); 0 once it has been overwritten."""
+        batch = self.rings[source].reader(start=max(0, end // HOP - 1)).read(max_items=1)
+        return int(batch.time_ns[0]) if batch is not None and len(batch.time_ns) else 0
+
     def encode(self, windows: list[np.ndarray], pad_frames: int = PAD_FRAMES) -> torch.Tensor:
         """Audio features of each utterance's frames followed by ``pad_frames`` of silence,
         not padded to 30 s as ``transcribe`` does (whisper.cpp's ``audio_ctx``): the

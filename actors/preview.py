@@ -31,7 +31,7 @@ from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.preview_agreement import LocalAgreement
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
-from earwig.messages import Partial, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart, Stats
+from earwig.messages import Partial, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart, Stamps, Stats
 
 #: Tokens decoded per second of audio at most: fast speech is ~4 tokens/s, so a
 #: hallucination loop stops early instead of costing 224 decoder steps.
@@ -121,9 +121,10 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
     frames = {source: f for source, f in frames.items() if len(f)}
     if not frames:
         return
-    started = time.monotonic()
+    started_ns = time.monotonic_ns()
     texts = await asyncio.to_thread(_hypotheses, session, list(frames.values()))
-    counters["preview_s"] += time.monotonic() - started
+    ended_ns = time.monotonic_ns()
+    counters["preview_s"] += (ended_ns - started_ns) / 1e9
     for (source, window), text in zip(frames.items(), texts):
         utterance = due[source]
         if open_utterances.get(source) is not utterance:
@@ -134,8 +135,10 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
                                     else utterance.agreement.update)(text)
         else:
             committed, tentative = "", text
+        stamps = Stamps(captured_ns=session.captured_ns(source, utterance.previewed_to), ready_ns=started_ns,
+                        pass_start_ns=started_ns, pass_end_ns=ended_ns, published_ns=time.monotonic_ns())
         actor.publish(Partial(source=source, start=utterance.start, end=utterance.previewed_to,
-                              committed=committed, tentative=tentative))
+                              committed=committed, tentative=tentative, stamps=stamps))
         counters["previews"] += 1
     actor.publish(Stats(actor=actor.name, counters=dict(counters)))
 

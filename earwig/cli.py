@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -16,7 +17,7 @@ from earwig import config as config_module
 from earwig import config_flags
 from earwig.errors import EarwigError
 from earwig.config import SAMPLE_RATE
-from earwig.messages import (ActorFailed, DictationState, Final, Level, Partial, SourceEnded,
+from earwig.messages import (SOURCES, ActorFailed, DictationState, Final, Level, Partial, SourceEnded,
                              SourceState, SpeechEnd, SpeechStart)
 
 USER_ERROR_EXIT = 2
@@ -245,7 +246,6 @@ def _ctl(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from datetime import datetime
 
     from earwig import export
     from earwig.supervisor.session_log import read, sessions_dir
@@ -334,6 +334,28 @@ async def _transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _profile(args: argparse.Namespace) -> int:
+    from earwig.profiling import profile_plot, profile_report, profile_run, profile_trace
+
+    config = _config_from(args)
+    out = args.out or Path(f"earwig-profile-{datetime.now():%Y%m%d-%H%M%S}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EarwigError(f"cannot make the profile folder {out}: {error.strerror}", "give another with --out DIR")
+    if not args.seconds and not all(config.source(s).replay for s in SOURCES if config.source(s).enabled):
+        print("earwig profile: live devices: Ctrl-C ends the run (or give --seconds N)", file=sys.stderr)
+    recording = await profile_run.record(config, args.seconds)
+    report = profile_report.build(recording)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "trace.json").write_text(json.dumps(profile_trace.build(recording)))
+    profile_plot.write(report, out / "latency.png")
+    print("\n".join(profile_report.lines(report)))
+    print(f"\nWrote {out / 'report.json'}, {out / 'trace.json'} (open it in ui.perfetto.dev) and "
+          f"{out / 'latency.png'}")
+    return 0
+
+
 def _models(args: argparse.Namespace) -> int:
     from earwig import model_store
 
@@ -406,6 +428,16 @@ def build_parser() -> argparse.ArgumentParser:
                           "interleaved by time)")
     exporter.add_argument("--output", "-o", type=Path, help="write here (mode 0600) instead of stdout")
     exporter.add_argument("--list", action="store_true", help="list the logged sessions")
+    profile = commands.add_parser(
+        "profile", help="run the pipeline and report where every millisecond goes",
+        description="Runs the real pipeline on live devices or on --replay-mic/--replay-speakers FILE (in "
+        "real time), then prints per-stage latency, real-time factors, mel and VAD cost, ring fill, and "
+        "CPU and memory per process, and writes report.json, trace.json (open it in ui.perfetto.dev) "
+        "and latency.png.")
+    _settings_options(profile)
+    profile.add_argument("--seconds", type=float, default=0.0,
+                         help="stop after this many seconds (default: when the replays end; live: Ctrl-C)")
+    profile.add_argument("--out", type=Path, help="folder for the files (default: ./earwig-profile-DATE-TIME)")
     models = commands.add_parser("models", help="list the Whisper models this machine has or can get; "
                                                 "`models import DIR` converts a faster-whisper model")
     models.add_argument("action", nargs="?", choices=["list", "import"], default="list")
@@ -433,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
             return _export(args)
         if args.command == "transcribe":
             return asyncio.run(_transcribe(args))
+        if args.command == "profile":
+            return asyncio.run(_profile(args))
         if args.command == "models":
             if args.action == "import" and not args.directory:
                 parser.error("models import needs a DIRECTORY")

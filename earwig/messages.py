@@ -141,6 +141,27 @@ class Word(msgspec.Struct, frozen=True):
     probability: float
 
 
+class Stamps(msgspec.Struct, frozen=True, kw_only=True):
+    """When each stage handled a text's last audio, in path order: its stages are the
+    differences (``earwig profile``). ``time.monotonic_ns()``, one clock for every process
+    on the machine; 0 where not (yet) known. Delivery (drawn, typed) is stamped by whoever
+    delivers: it happens after the message has left the pipeline."""
+
+    #: The capture actor wrote the last sample of the text's last mel frame (its ring stamp).
+    captured_ns: int = 0
+    #: The model actor could start: for a Final, the VAD had said speech may be over (its
+    #: SpeechPause or SpeechEnd arrived) and the audio was captured, whichever came later
+    #: (a SpeechPause comes before the last ``pad_ms`` are); for a Partial, its tick came
+    #: (it reads the frames there is and starts its pass at once).
+    ready_ns: int = 0
+    pass_start_ns: int = 0
+    pass_end_ns: int = 0
+    #: The model actor sent it (a Final once its SpeechEnd confirmed the speculative pass).
+    published_ns: int = 0
+    #: The supervisor had it from the actor's pipe.
+    received_ns: int = 0
+
+
 class Partial(Message):
     """Preview text of an utterance in progress: ``committed`` is never taken back."""
 
@@ -149,6 +170,7 @@ class Partial(Message):
     end: int
     committed: str
     tentative: str
+    stamps: Stamps | None = None
 
 
 class Final(Message):
@@ -160,6 +182,7 @@ class Final(Message):
     text: str
     language: str
     words: list[Word] = []
+    stamps: Stamps | None = None
 
 
 class ModelState(Message):

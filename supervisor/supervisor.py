@@ -24,10 +24,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
 from earwig.messages import (ActorFailed, ActorReady, AnyMessage, DictationSpan, DictationStart, DictationStop,
-                             Final, Heartbeat, Message, ModelState, PauseSource, Shutdown, SourceEnded,
+                             Final, Heartbeat, Message, ModelState, Partial, PauseSource, Shutdown, SourceEnded,
                              Source, SpeechEnd, SpeechStart)
 from earwig.shm import Ring, RingSpec, segments
 from earwig.supervisor.session_audio import KEEP_EVERY_S, SessionAudio
@@ -289,6 +291,9 @@ class Supervisor:
             if isinstance(message, Heartbeat):
                 continue
             running.last_output = running.last_seen
+            if isinstance(message, (Partial, Final)) and message.stamps is not None:
+                message = msgspec.structs.replace(message, stamps=msgspec.structs.replace(
+                    message.stamps, received_ns=time.monotonic_ns()))
             if isinstance(message, Final) and running.spec.answers_speech and not self._keep(message, running):
                 continue
             self._publish(message)

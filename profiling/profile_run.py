@@ -1,0 +1,161 @@
+"""``earwig profile``, the recording: the real pipeline on live devices or replayed files,
+every message it publishes with the moment it arrived, and four times a second the fill of
+every ring and the CPU and memory of every process.
+
+Why the supervisor runs in this process (under the monitor it has one of its own): the
+recorder reads the rings' fill and the capture stamps directly, and nothing draws a screen
+here, so nothing competes with routing for the event loop. The moment a message reaches
+the recorder is its "delivered" stamp, as drawing it is under the monitor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+from earwig import paths
+from earwig.config import SAMPLE_RATE, Config
+from earwig.errors import EarwigError
+from earwig.messages import ActorFailed, AnyMessage, Final, SpeechEnd, SpeechStart
+from earwig.shm import segments
+from earwig.supervisor.plan import Plan, pcm_ring_name, transcription_plan
+from earwig.supervisor.supervisor import Supervisor
+
+SAMPLE_EVERY_S = 0.25
+#: The name this process goes by in the figures (it runs the supervisor).
+SUPERVISOR = "supervisor"
+
+
+@dataclass
+class Sample:
+    at_ns: int
+    #: Items written and not yet read by the slowest reader that announces its place.
+    ring_fill: dict[str, int]
+    cpu_percent: dict[str, float]
+    rss_bytes: dict[str, int]
+    #: Device-wide GPU memory in use and utilisation (NVML), when there is a GPU.
+    gpu: dict[str, float] | None = None
+
+
+@dataclass
+class Recording:
+    config: Config
+    plan: Plan
+    started_ns: int
+    ended_ns: int = 0
+    #: (when it reached the recorder, the message), in order.
+    messages: list[tuple[int, AnyMessage]] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    #: Capture time of the first voiced sample of each utterance, by (source, start): the
+    #: onset that "onset -> first Partial" counts from (SpeechStart's start is ``pad_ms``
+    #: earlier, padding included).
+    onsets_ns: dict[tuple[str, int], int] = field(default_factory=dict)
+    ring_capacity: dict[str, int] = field(default_factory=dict)
+
+
+async def record(config: Config, seconds: float) -> Recording:
+    """Run until ``seconds`` have passed (0: until every replay has ended and every utterance
+    has its Final), or Ctrl-C."""
+    prefix = segments.run_prefix()
+    plan = transcription_plan(config, prefix)
+    recording = Recording(config, plan, started_ns=time.monotonic_ns())
+    pad = config.vad.pad_ms * SAMPLE_RATE // 1000
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("profile.log")) as supervisor:
+        messages = supervisor.subscribe()
+        pcm = {source: supervisor.rings[pcm_ring_name(prefix, source)] for source in plan.sources}
+        recording.ring_capacity = {name: ring.spec.capacity for name, ring in supervisor.rings.items()}
+        sampler = _Sampler(supervisor, [spec.name for spec in plan.actors])
+        only_replays = bool(plan.sources) and all(config.source(s).replay for s in plan.sources)
+        utterances = finals = 0
+        next_sample = time.monotonic()
+        while not stop.is_set():
+            elapsed_s = (time.monotonic_ns() - recording.started_ns) / 1e9
+            if (seconds and elapsed_s >= seconds) or (
+                    not seconds and only_replays and supervisor.finished("mel") and finals == utterances):
+                break
+            try:
+                message = await asyncio.wait_for(messages.get(), max(0.0, next_sample - time.monotonic()))
+            except asyncio.TimeoutError:
+                recording.samples.append(sampler.sample())
+                next_sample += SAMPLE_EVERY_S
+                continue
+            recording.messages.append((time.monotonic_ns(), message))
+            if isinstance(message, SpeechStart):
+                recording.onsets_ns[message.source, message.start] = pcm[message.source].stamp_ns(
+                    message.start + pad) or 0
+            if isinstance(message, ActorFailed) and message.fatal:
+                raise EarwigError(message.error, message.fix)
+            utterances += isinstance(message, SpeechEnd)
+            finals += isinstance(message, Final)
+        recording.ended_ns = time.monotonic_ns()
+    while not messages.empty():  # what it published while it shut down: the Finals it still owed
+        recording.messages.append((time.monotonic_ns(), messages.get_nowait()))
+    return recording
+
+
+class _Sampler:
+    """Ring fill and per-process CPU and memory, as psutil and the rings' headers tell."""
+
+    def __init__(self, supervisor: Supervisor, actors: list[str]) -> None:
+        self._supervisor, self._actors = supervisor, actors
+        self._processes: dict[int, psutil.Process] = {}
+        self._nvml = _nvml_device()
+
+    def sample(self) -> Sample:
+        fill = {}
+        for name, ring in self._supervisor.rings.items():
+            cursors = ring.reader_cursors()
+            fill[name] = ring.published - min(cursors) if cursors else 0
+        cpu, rss = {}, {}
+        for name, pid in [(SUPERVISOR, psutil.Process().pid), *((a, self._supervisor.pid(a)) for a in self._actors)]:
+            process = self._process(pid)
+            if process is None:
+                continue
+            try:
+                with process.oneshot():
+                    cpu[name], rss[name] = process.cpu_percent(None), process.memory_info().rss
+            except psutil.Error:
+                continue
+        return Sample(time.monotonic_ns(), fill, cpu, rss, self._gpu())
+
+    def _process(self, pid: int | None) -> psutil.Process | None:
+        if pid is None:
+            return None
+        if pid not in self._processes:
+            try:
+                self._processes[pid] = psutil.Process(pid)
+                self._processes[pid].cpu_percent(None)  # the first call only starts the count
+            except psutil.Error:
+                return None
+        return self._processes[pid]
+
+    def _gpu(self) -> dict[str, float] | None:
+        if self._nvml is None:
+            return None
+        import pynvml
+
+        memory = pynvml.nvmlDeviceGetMemoryInfo(self._nvml)
+        return {"memory_used_bytes": float(memory.used),
+                "utilization_percent": float(pynvml.nvmlDeviceGetUtilizationRates(self._nvml).gpu)}
+
+
+def _nvml_device():
+    """The first GPU through NVML (no CUDA context is made in this process), or None: no
+    GPU, or no ``nvidia-ml-py`` installed."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        return pynvml.nvmlDeviceGetHandleByIndex(0)
+    except pynvml.NVMLError:  # no driver, no device
+        return None
