@@ -31,15 +31,15 @@ STAMPS = ("captured_ns", "ready_ns", "pass_start_ns", "pass_end_ns", "published_
 
 
 def build(recording: Recording) -> dict:
-    finals = [_timed(at, m) for at, m in recording.messages if isinstance(m, Final) and m.stamps]
-    partials = [_timed(at, m) for at, m in recording.messages if isinstance(m, Partial) and m.stamps]
+    finals = [timed(at, m) for at, m in recording.messages if isinstance(m, Final) and m.stamps]
+    partials = [timed(at, m) for at, m in recording.messages if isinstance(m, Partial) and m.stamps]
     return {
         "run": _run(recording),
         "final": _path_figures(finals),
         "partial": _path_figures(partials),
-        "onset_to_first_partial_s": _summary(_onset_latencies(recording)),
-        "end_of_speech_to_final_s": _summary([t["end_to_end_s"] for t in finals if t["text"]]),
-        "rtf": {"final": _summary([t["rtf"] for t in finals]), "preview": _summary([t["rtf"] for t in partials])},
+        "onset_to_first_partial_s": summary(_onset_latencies(recording)),
+        "end_of_speech_to_final_s": summary([t["end_to_end_s"] for t in finals if t["text"]]),
+        "rtf": {"final": summary([t["rtf"] for t in finals]), "preview": summary([t["rtf"] for t in partials])},
         "mel": _mel_cost(recording),
         "rings": _rings(recording),
         "processes": _processes(recording),
@@ -69,7 +69,7 @@ def _commit() -> str:
         return ""
 
 
-def _timed(delivered_ns: int, text: Final | Partial) -> dict:
+def timed(delivered_ns: int, text: Final | Partial) -> dict:
     """One text's stamps, stages and end-to-end figure (seconds)."""
     stamps = {name: getattr(text.stamps, name, 0) for name in STAMPS[:-1]} | {"delivered_ns": delivered_ns}
     stages = {stage: (stamps[to] - stamps[since]) / 1e9 for stage, since, to in STAGES}
@@ -82,12 +82,12 @@ def _timed(delivered_ns: int, text: Final | Partial) -> dict:
 
 
 def _path_figures(texts: list[dict]) -> dict:
-    figures = {stage: _summary([t["stages_s"][stage] for t in texts]) for stage, _, _ in STAGES}
-    figures["end to end"] = _summary([t["end_to_end_s"] for t in texts])
+    figures = {stage: summary([t["stages_s"][stage] for t in texts]) for stage, _, _ in STAGES}
+    figures["end to end"] = summary([t["end_to_end_s"] for t in texts])
     return figures
 
 
-def _summary(values: list[float]) -> dict:
+def summary(values: list[float]) -> dict:
     if not values:
         return {"count": 0}
     data = np.asarray(values, dtype=float)

@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+from rich.console import Console
 
 from earwig.config import Config, SourceConfig
 from earwig.messages import Final, Level, ModelState, Partial
@@ -77,6 +78,15 @@ def test_real_pipeline_finals_partials_pause_clear_and_eviction(replays, tmp_pat
                 assert word_error_rate(" ".join(SAID[source]), text) <= 0.2, text  # nothing lost
                 assert word_error_rate(" ".join(SAID[other]), text) >= 0.7, text
             assert any(isinstance(m, Partial) for _, m in shown)
+            # The profiling panel's latency table: every Final with text, stage by stage.
+            await pilot.press("p")
+            assert len(app.latencies.finals) == sum(len(said) for said in SAID.values())
+            console = Console(record=True, width=120)
+            console.print(app.latencies.table())
+            rows = {line.split("  ")[0].strip(): line.split()[-4:] for line in console.export_text().splitlines()}
+            assert all(cell.isdigit() for cell in rows["end to end"]), rows
+            assert rows["onset -> first Partial"][-1].isdigit(), rows
+            await pilot.press("p")
             assert "final base ready" in app.status.render().plain
             assert app.status.final_after_s is not None and 0 < app.status.final_after_s < 30
             lowest = list(app.spectrograms["mic"].render_line(app.spectrograms["mic"].size.height - 1))

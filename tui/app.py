@@ -37,14 +37,14 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
 from earwig import export, paths
-from earwig.config import Config
+from earwig.config import SAMPLE_RATE, Config
 from earwig.errors import EarwigError
 from earwig.export import TITLES
 from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, DictationCommand, DictationState,
                              Final, Level, Message, ModelState, Partial, PauseSource, Shutdown, Source,
-                             SourceEnded, SourceState, Stats)
+                             SourceEnded, SourceState, SpeechStart, Stats)
 from earwig.tui.level import NOTICE, LevelMeter
-from earwig.tui.profiling import ProfilingPanel
+from earwig.tui.profiling import Latencies, ProfilingPanel
 from earwig.tui.spectrogram import Spectrogram
 from earwig.tui.status import StatusBar
 from earwig.tui.transcript import FinalLine, TranscriptColumn
@@ -128,6 +128,7 @@ class MonitorApp(App):
         #: The processes the profiling panel samples (from ActorReady), and their counters.
         self._pids: dict[str, int | None] = {"monitor": os.getpid()}
         self._counters: dict[str, dict[str, float]] = {}
+        self.latencies = Latencies()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="sources"):
@@ -231,11 +232,15 @@ class MonitorApp(App):
         """Show what a pipeline message says."""
         if isinstance(message, Partial):
             self._partials[message.source] = message
+        elif isinstance(message, SpeechStart):
+            pad = self.config.vad.pad_ms * SAMPLE_RATE // 1000
+            self.latencies.speech_started(message, self._captured_ns(message.source, message.start + pad))
         elif isinstance(message, Final):
             if message.text:
                 self.session.append(message)
             self._partials.pop(message.source, None)
             self.columns[message.source].add_final(message)
+            self.latencies.shown(message, time.monotonic_ns())
             captured = self._captured_ns(message.source, message.end)
             if captured is not None and message.text:
                 self.status.final_after_s = (time.monotonic_ns() - captured) / 1e9
@@ -285,6 +290,7 @@ class MonitorApp(App):
             self.levels[source].show(level)
         for source, partial in self._partials.items():
             self.columns[source].show_partial(partial)
+            self.latencies.shown(partial, time.monotonic_ns())
         self._levels.clear()
         self._partials.clear()
 
@@ -373,4 +379,4 @@ class MonitorApp(App):
 
     def _sample_processes(self) -> None:
         if self.profiling.has_class("-shown"):
-            self.profiling.sample(self._pids, self._counters)
+            self.profiling.sample(self._pids, self._counters, self.latencies)
