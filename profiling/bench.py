@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from earwig.profiling import (bench_dictation, bench_latency, bench_mel, bench_monitor, bench_ring,
+from earwig.profiling import (bench_dictation, bench_latency, bench_mel, bench_monitor, bench_peers, bench_ring,
                               bench_session_log)
 
 BENCHMARKS = {"dictation": bench_dictation, "latency": bench_latency, "mel": bench_mel,
-              "monitor": bench_monitor, "ring": bench_ring, "session_log": bench_session_log}
+              "monitor": bench_monitor, "peers": bench_peers, "ring": bench_ring,
+              "session_log": bench_session_log}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,6 +48,8 @@ SENTENCES = (("en-us", "The quick brown fox jumps over the lazy dog near the riv
              ("en-us", "I would like a cup of coffee with milk and no sugar please."),
              ("en-gb", "The train to Boston leaves from platform nine at half past six."))
 JFK = Path(__file__).resolve().parents[2] / "shared" / "audio" / "jfk.flac"
+JFK_SAID = ("And so my fellow Americans, ask not what your country can do for you, "
+            "ask what you can do for your country.")
 GAP_S = 3.0
 EVICT_S = 4.0
 
@@ -62,6 +64,7 @@ class Utterance:
     #: When the VAD called the speech ended (SpeechEnd): the part of ``final_s`` spent
     #: waiting out the hangover, not transcribing.
     speech_end_s: float | None = None
+    said: str = ""
 
 
 @dataclass
@@ -70,6 +73,8 @@ class Live:
     load_s: dict[str, float] = field(default_factory=dict)
     model_bytes: dict[str, int] = field(default_factory=dict)
     rss: dict[str, int] = field(default_factory=dict)
+    #: The text of every Final, in order.
+    texts: list[str] = field(default_factory=list)
 
 
 def build(folder: Path, count: int) -> tuple[Path, list[Utterance]]:
@@ -78,13 +83,13 @@ def build(folder: Path, count: int) -> tuple[Path, list[Utterance]]:
     for i, (voice, text) in enumerate(SENTENCES[:count]):
         wav = folder / f"s{i}.wav"
         subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(wav), text], check=True)
-        clips.append(read_audio(wav))
+        clips.append((read_audio(wav), text))
     if JFK.is_file():
-        clips.insert(1, read_audio(JFK))
+        clips.insert(1, (read_audio(JFK), JFK_SAID))
     parts, utterances, at = [np.zeros(SAMPLE_RATE, np.float32)], [], SAMPLE_RATE
-    for clip in clips:
+    for clip, text in clips:
         loud = np.flatnonzero(np.abs(clip) > 0.01)
-        utterances.append(Utterance(clip, at + int(loud[0]), at + int(loud[-1]) + 1))
+        utterances.append(Utterance(clip, at + int(loud[0]), at + int(loud[-1]) + 1, said=text))
         parts += [clip, np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)]
         at += len(clip) + int(GAP_S * SAMPLE_RATE)
     path = folder / "speech.wav"
@@ -135,6 +140,7 @@ async def live(path: Path, utterances: list[Utterance]) -> Live:
                     u.first_partial_s = (now - captured_ns(u.onset)) / 1e9
             elif isinstance(message, Final):
                 finals += 1
+                result.texts.append(message.text)
                 for u in ending(message.start, message.end):
                     u.final_s = (now - captured_ns(u.end)) / 1e9
             elif isinstance(message, SpeechEnd):

@@ -79,3 +79,20 @@ def _cells_by_row(table: str) -> dict[str, list[str]]:
     """A printed table's rows by their label (the text before the first double space),
     each as its whitespace-separated cells."""
     return {line.split("  ")[0].strip(): line.split() for line in table.splitlines()}
+
+
+def test_peers_benchmark_prints_every_system_on_the_same_speech():
+    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "peers", "--quick"],
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr
+    rows = _cells_by_row(result.stdout)
+    systems = ("earwig (preview tiny.en, final base)", "(a) openai-whisper transcribe()", "(b) faster-whisper",
+               "(c) whisperlivekit LocalAgreement-2 on faster-whisper")
+    for system in systems:  # every peer ran (none "not installed"): end -> final p50, WER, CPU
+        cells = rows[system]
+        assert float(cells[-4]) > 0 and 0 <= float(cells[-2]) < 0.5 and float(cells[-1]) > 0, cells
+    for streaming in (systems[0], systems[3]):
+        assert float(rows[streaming][-6]) > 0  # a first partial
+    for batch in (systems[1], systems[2]):
+        assert rows[batch][-6] == "-"  # none: not streaming
+    assert "earwig end -> final p50 / best peer's" in result.stdout and result.stdout.rstrip().endswith("x")
