@@ -11,16 +11,16 @@ the recorder is its "delivered" stamp, as drawing it is under the monitor.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 from dataclasses import dataclass, field
-
-import psutil
 
 from earwig import paths
 from earwig.config import SAMPLE_RATE, Config
 from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, AnyMessage, Final, SpeechEnd, SpeechStart
+from earwig.profiling.process_usage import ProcessUsage
 from earwig.shm import segments
 from earwig.supervisor.plan import Plan, pcm_ring_name, transcription_plan
 from earwig.supervisor.supervisor import Supervisor
@@ -102,11 +102,11 @@ async def record(config: Config, seconds: float) -> Recording:
 
 
 class _Sampler:
-    """Ring fill and per-process CPU and memory, as psutil and the rings' headers tell."""
+    """Ring fill (the rings' headers) and per-process CPU and memory (``ProcessUsage``)."""
 
     def __init__(self, supervisor: Supervisor, actors: list[str]) -> None:
         self._supervisor, self._actors = supervisor, actors
-        self._processes: dict[int, psutil.Process] = {}
+        self._usage = ProcessUsage()
         self._nvml = _nvml_device()
 
     def sample(self) -> Sample:
@@ -115,27 +115,11 @@ class _Sampler:
             cursors = ring.reader_cursors()
             fill[name] = ring.published - min(cursors) if cursors else 0
         cpu, rss = {}, {}
-        for name, pid in [(SUPERVISOR, psutil.Process().pid), *((a, self._supervisor.pid(a)) for a in self._actors)]:
-            process = self._process(pid)
-            if process is None:
-                continue
-            try:
-                with process.oneshot():
-                    cpu[name], rss[name] = process.cpu_percent(None), process.memory_info().rss
-            except psutil.Error:
-                continue
+        for name, pid in [(SUPERVISOR, os.getpid()), *((a, self._supervisor.pid(a)) for a in self._actors)]:
+            usage = self._usage.read(pid) if pid is not None else None
+            if usage is not None:
+                cpu[name], rss[name] = usage
         return Sample(time.monotonic_ns(), fill, cpu, rss, self._gpu())
-
-    def _process(self, pid: int | None) -> psutil.Process | None:
-        if pid is None:
-            return None
-        if pid not in self._processes:
-            try:
-                self._processes[pid] = psutil.Process(pid)
-                self._processes[pid].cpu_percent(None)  # the first call only starts the count
-            except psutil.Error:
-                return None
-        return self._processes[pid]
 
     def _gpu(self) -> dict[str, float] | None:
         if self._nvml is None:

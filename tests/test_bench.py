@@ -5,9 +5,7 @@ import sys
 
 
 def test_ring_benchmark_prints_ratios_against_the_queue():
-    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "ring", "--quick"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result = _quick_run("ring", timeout=300)
     rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
     assert "x" in rows["throughput (blocks/s)"].split()[-3]
     for label in ("hop p50 @ 5,000 blocks/s (ms)", "hop p99 @ 100 blocks/s (ms)"):
@@ -15,9 +13,7 @@ def test_ring_benchmark_prints_ratios_against_the_queue():
 
 
 def test_mel_benchmark_prints_ratios_against_the_naive_window():
-    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "mel", "--quick"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result = _quick_run("mel", timeout=300)
     lines = result.stdout.splitlines()
     incremental = next(line for line in lines if line.startswith("incremental, 100 ms blocks (the"))
     assert "x less" in incremental
@@ -26,9 +22,7 @@ def test_mel_benchmark_prints_ratios_against_the_naive_window():
 
 
 def test_latency_benchmark_prints_both_latencies_against_whisper_transcribe():
-    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "latency", "--quick"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
+    result = _quick_run("latency", timeout=600)
     rows = {line.strip().split("  ")[0]: line.split() for line in result.stdout.splitlines()}
     onset, end = rows["(a) onset -> first Partial"], rows["(b) end of speech -> Final, vs transcribe() alone"]
     piped, vad = rows["vs SpeechEnd, then transcribe()"], rows["of which: end of speech -> SpeechEnd (VAD)"]
@@ -41,9 +35,7 @@ def test_latency_benchmark_prints_both_latencies_against_whisper_transcribe():
 
 
 def test_monitor_benchmark_prints_the_screens_cpu_and_latency_on_against_off():
-    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "monitor", "--quick"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
+    result = _quick_run("monitor", timeout=600)
     rows = _cells_by_row(result.stdout)
     cpu = rows["client process CPU, % of one core"]
     on, off, screen = float(cpu[-5]), float(cpu[-4]), float(cpu[-3])
@@ -54,9 +46,7 @@ def test_monitor_benchmark_prints_the_screens_cpu_and_latency_on_against_off():
 
 
 def test_dictation_benchmark_prints_release_to_typed_against_transcribe():
-    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "dictation", "--quick"],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
+    result = _quick_run("dictation", timeout=600)
     rows = _cells_by_row(result.stdout)
     ours = rows["earwig: key release -> last character typed"]
     theirs = rows["baseline: transcribe() from the release"]
@@ -66,13 +56,19 @@ def test_dictation_benchmark_prints_release_to_typed_against_transcribe():
 
 
 def test_session_log_benchmark_prints_the_fsyncs_cost_against_plain_writes():
-    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "session_log", "--quick"],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result = _quick_run("session_log", timeout=300)
     rows = _cells_by_row(result.stdout)
     synced = rows["SessionLog.append (write + fsync)"]
     plain = rows["the same lines, write only (baseline)"]
     assert float(synced[-3]) > float(plain[-3]) > 0  # p50: the fsync is measured, not skipped
+
+
+def _quick_run(name: str, timeout: int) -> subprocess.CompletedProcess:
+    """``bench NAME --quick``, which must succeed."""
+    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", name, "--quick"],
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    return result
 
 
 def _cells_by_row(table: str) -> dict[str, list[str]]:
@@ -82,9 +78,7 @@ def _cells_by_row(table: str) -> dict[str, list[str]]:
 
 
 def test_peers_benchmark_prints_every_system_on_the_same_speech():
-    result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", "peers", "--quick"],
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr
+    result = _quick_run("peers", timeout=900)
     rows = _cells_by_row(result.stdout)
     systems = ("earwig (preview tiny.en, final base)", "(a) openai-whisper transcribe()", "(b) faster-whisper",
                "(c) whisperlivekit LocalAgreement-2 on faster-whisper")

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections import deque
 
-import psutil
 from rich.console import Group
 from rich.table import Table
 from textual.widgets import Static
 
 from earwig.messages import Final, Partial, SpeechStart
+from earwig.profiling.process_usage import ProcessUsage
 from earwig.profiling.profile_report import STAGES, summary, timed
 
 #: Counters worth a column; the rest of what actors count stays in Stats messages.
@@ -81,7 +81,7 @@ class ProfilingPanel(Static):
     def __init__(self, **kwargs) -> None:
         super().__init__("", **kwargs)
         self.border_title = "Profiling (p hides)"
-        self._processes: dict[int, psutil.Process] = {}
+        self._usage = ProcessUsage()
 
     def sample(self, pids: dict[str, int | None], counters: dict[str, dict[str, float]],
                latencies: Latencies) -> None:
@@ -91,27 +91,13 @@ class ProfilingPanel(Static):
         for column in ("process", "pid", "CPU %", "RSS MB", "counters"):
             table.add_column(column, justify="left" if column in ("process", "counters") else "right")
         for name, pid in pids.items():
-            process = self._process(pid)
-            if process is None:
-                table.add_row(name, "-", "-", "-", "[dim]not running[/]")
+            usage = self._usage.read(pid) if pid is not None else None
+            if usage is None:
+                table.add_row(name, "-" if pid is None else str(pid), "-", "-",
+                              "[dim]not running[/]" if pid is None else "[dim]exited[/]")
                 continue
-            try:
-                with process.oneshot():
-                    cpu, rss = process.cpu_percent(None), process.memory_info().rss
-            except psutil.Error:
-                table.add_row(name, str(pid), "-", "-", "[dim]exited[/]")
-                continue
+            cpu, rss = usage
             shown = counters.get(name, {})
             text = "  ".join(f"{key}={shown[key]:.0f}" for key in SHOWN_COUNTERS if key in shown)
             table.add_row(name, str(pid), f"{cpu:.0f}", f"{rss / 2**20:.0f}", text)
         self.update(Group(table, "", latencies.table()))
-
-    def _process(self, pid: int | None) -> psutil.Process | None:
-        if pid is None:
-            return None
-        if pid not in self._processes:
-            try:
-                self._processes[pid] = psutil.Process(pid)
-            except psutil.Error:
-                return None
-        return self._processes[pid]
