@@ -158,8 +158,8 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
             pending.guessing = set()
             pending.counters["transcribe_s"] += (time.monotonic_ns() - started_ns) / 1e9
         ended_ns = time.monotonic_ns()
-        for utterance, transcript in zip(batch, transcripts):
-            captured_ns = session.captured_ns(utterance.source, utterance.end)
+        for utterance, transcript, window in zip(batch, transcripts, frames):
+            captured_ns = session.captured_ns(utterance.source, utterance.start, len(window))
             stamps = Stamps(captured_ns=captured_ns, ready_ns=max(captured_ns, pending.ready_ns.get(utterance, 0)),
                             pass_start_ns=started_ns, pass_end_ns=ended_ns)
             pending.results[utterance] = _final(utterance, transcript, stamps)

@@ -200,10 +200,11 @@ class ModelSession:
         gap = np.full((count - len(kept), ring.spec.item_len), SILENCE_LOG_MEL, np.float32)
         return np.concatenate((gap, kept))
 
-    def captured_ns(self, source: Source, end: int) -> int:
-        """When the audio of the frame that ends at sample ``end`` was captured (the stamp
-        the mel actor copied from the PCM ring); 0 once it has been overwritten."""
-        batch = self.rings[source].reader(start=max(0, end // HOP - 1)).read(max_items=1)
+    def captured_ns(self, source: Source, start: int, frames_read: int) -> int:
+        """When the audio of the last of ``frames_read`` frames from sample ``start`` (what
+        ``frames`` gave a pass) was captured: the stamp the mel actor copied from the PCM
+        ring; 0 once it has been overwritten."""
+        batch = self.rings[source].reader(start=start // HOP + max(0, frames_read - 1)).read(max_items=1)
         return int(batch.time_ns[0]) if batch is not None and len(batch.time_ns) else 0
 
     def encode(self, windows: list[np.ndarray], pad_frames: int = PAD_FRAMES) -> torch.Tensor:

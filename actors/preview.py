@@ -135,7 +135,7 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
                                     else utterance.agreement.update)(text)
         else:
             committed, tentative = "", text
-        stamps = Stamps(captured_ns=session.captured_ns(source, utterance.previewed_to), ready_ns=started_ns,
+        stamps = Stamps(captured_ns=session.captured_ns(source, utterance.start, len(window)), ready_ns=started_ns,
                         pass_start_ns=started_ns, pass_end_ns=ended_ns, published_ns=time.monotonic_ns())
         actor.publish(Partial(source=source, start=utterance.start, end=utterance.previewed_to,
                               committed=committed, tentative=tentative, stamps=stamps))

@@ -54,6 +54,11 @@ class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             if not ok:
                 raise msgspec.ValidationError(f"vad.{key} must be {allowed}")
 
+    def onset(self, start: int) -> int:
+        """The first voiced sample of an utterance that a SpeechStart says begins at
+        ``start`` (its ``pad_ms`` of lead-in before): where onset latency counts from."""
+        return start + self.pad_ms * SAMPLE_RATE // 1000
+
 
 class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Which Whisper models run, what they are told, and when they leave memory."""

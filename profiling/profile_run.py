@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from earwig import paths
-from earwig.config import SAMPLE_RATE, Config
+from earwig.config import Config
 from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, AnyMessage, Final, SpeechEnd, SpeechStart
 from earwig.profiling.process_usage import ProcessUsage
@@ -63,7 +63,6 @@ async def record(config: Config, seconds: float) -> Recording:
     prefix = segments.run_prefix()
     plan = transcription_plan(config, prefix)
     recording = Recording(config, plan, started_ns=time.monotonic_ns())
-    pad = config.vad.pad_ms * SAMPLE_RATE // 1000
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -90,7 +89,7 @@ async def record(config: Config, seconds: float) -> Recording:
             recording.messages.append((time.monotonic_ns(), message))
             if isinstance(message, SpeechStart):
                 recording.onsets_ns[message.source, message.start] = pcm[message.source].stamp_ns(
-                    message.start + pad) or 0
+                    config.vad.onset(message.start)) or 0
             if isinstance(message, ActorFailed) and message.fatal:
                 raise EarwigError(message.error, message.fix)
             utterances += isinstance(message, SpeechEnd)

@@ -61,9 +61,14 @@ class SessionAudio:
             self._failed(error)
 
     def close(self) -> None:
+        """The last of the audio, then the files; a file that cannot be finished (the disk
+        filled) is reported, never raised: the supervisor still has rings to unlink."""
         self.keep()
         for file in self._files.values():
-            file.close()
+            try:
+                file.close()
+            except (OSError, soundfile.LibsndfileError) as error:
+                self._failed(error)
         self._files.clear()
         self._readers.clear()
 

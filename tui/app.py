@@ -37,7 +37,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
 from earwig import export, paths
-from earwig.config import SAMPLE_RATE, Config
+from earwig.config import Config
 from earwig.errors import EarwigError
 from earwig.export import TITLES
 from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, DictationCommand, DictationState,
@@ -233,8 +233,8 @@ class MonitorApp(App):
         if isinstance(message, Partial):
             self._partials[message.source] = message
         elif isinstance(message, SpeechStart):
-            pad = self.config.vad.pad_ms * SAMPLE_RATE // 1000
-            self.latencies.speech_started(message, self._captured_ns(message.source, message.start + pad))
+            self.latencies.speech_started(message, self._captured_ns(message.source,
+                                                                     self.config.vad.onset(message.start)))
         elif isinstance(message, Final):
             if message.text:
                 self.session.append(message)
