@@ -26,15 +26,14 @@ from dataclasses import dataclass
 
 import msgspec
 
-from earwig.actors.final_decode import Transcript, compile_alignment, transcribe
+from earwig.actors.final_context import SpokenContext
+from earwig.actors.final_decode import Window, compile_alignment, transcribe
 from earwig.actors.final_draft import Abandoned
-from earwig.actors.final_filter import hallucinated
-from earwig.actors.mel_frames import HOP
+from earwig.actors.final_filter import kept_final
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor
-from earwig.config import SAMPLE_RATE
 from earwig.messages import (DictationStart, Final, Partial, Source, SpeechEnd, SpeechPause, SpeechResume,
-                             SpeechStart, Stamps, Stats, Word)
+                             SpeechStart, Stamps, Stats)
 
 #: Utterances transcribed in one encoder batch at most (both sources, and a backlog).
 MAX_BATCH = 4
@@ -55,6 +54,9 @@ class _Pending:
         self.confirmed: deque[_Utterance] = deque()
         self.speculative: dict[Source, _Utterance] = {}
         self.results: dict[_Utterance, Final] = {}
+        #: The hottest fallback each result needed: a hot one does not become context.
+        self.temperatures: dict[_Utterance, float] = {}
+        self.context = SpokenContext()
         #: When the VAD first said each utterance may be over (a SpeechPause, else its
         #: SpeechEnd): its Final's ``ready_ns``, unless its audio was captured later.
         self.ready_ns: dict[_Utterance, int] = {}
@@ -76,6 +78,7 @@ class _Pending:
         for utterance in [u for u in self.results if u.source == source and u != keep
                           and u not in self.confirmed]:
             del self.results[utterance]
+            self.temperatures.pop(utterance, None)
 
 
 async def main(actor: Actor) -> None:
@@ -132,6 +135,7 @@ async def _receive(actor: Actor, pending: _Pending) -> None:
 
 async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None:
     """Until Shutdown, and then until every confirmed utterance has its Final."""
+    params: ModelParams = actor.params
     while not (actor.stopping.is_set() and not pending.confirmed):
         await _changed_or_stopping(actor, pending)
         if not pending.model_needed:
@@ -146,10 +150,12 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
         if not batch:
             continue
         frames = [await session.frames(u.source, u.start, u.end) for u in batch]
+        windows = [Window(f, context=pending.context.before(u.source, u.start), draft=pending.draft(u))
+                   for u, f in zip(batch, frames)]
         started_ns = time.monotonic_ns()
         pending.abandon.clear()
         try:
-            transcripts = await asyncio.to_thread(transcribe, session, frames, [pending.draft(u) for u in batch],
+            transcripts = await asyncio.to_thread(transcribe, session.loaded, windows, params.beam_size,
                                                   pending.abandon.is_set)
         except Abandoned:
             pending.counters["speculative_abandoned"] += 1
@@ -162,7 +168,9 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
             captured_ns = session.captured_ns(utterance.source, utterance.start, len(window))
             stamps = Stamps(captured_ns=captured_ns, ready_ns=max(captured_ns, pending.ready_ns.get(utterance, 0)),
                             pass_start_ns=started_ns, pass_end_ns=ended_ns)
-            pending.results[utterance] = _final(utterance, transcript, stamps)
+            pending.results[utterance] = kept_final(utterance.source, utterance.start, utterance.end,
+                                                    transcript, stamps)
+            pending.temperatures[utterance] = transcript.temperature
             pending.counters["decoder_passes"] += transcript.decoder_passes
             pending.counters["tokens"] += transcript.decoded_tokens
         pending.changed.set()
@@ -177,18 +185,6 @@ async def _changed_or_stopping(actor: Actor, pending: _Pending) -> None:
     pending.changed.clear()
 
 
-def _final(utterance: _Utterance, transcript: Transcript, stamps: Stamps) -> Final:
-    """The Final of the segments that are not hallucinations; times in samples."""
-    origin = utterance.start // HOP * HOP  # the first frame's centre: time 0 of the window
-    kept = [segment for segment in transcript.segments if not hallucinated(segment)]
-    words = [Word(text=w["word"], start=origin + round(w["start"] * SAMPLE_RATE),
-                  end=origin + round(w["end"] * SAMPLE_RATE), probability=float(w["probability"]))
-             for segment in kept for w in segment.words]
-    return Final(source=utterance.source, start=utterance.start, end=utterance.end,
-                 text="".join(segment.text for segment in kept).strip(),
-                 language=transcript.language, words=words, stamps=stamps)
-
-
 # --- publish ------------------------------------------------------------------------------
 
 
@@ -197,6 +193,8 @@ def _publish_ready(actor: Actor, pending: _Pending) -> None:
     while pending.confirmed and pending.confirmed[0] in pending.results:
         done = pending.confirmed.popleft()
         final = pending.results.pop(done)
+        pending.context.record(done.source, final.text, final.language, done.end,
+                               pending.temperatures.pop(done, 0.0))
         actor.publish(msgspec.structs.replace(
             final, stamps=msgspec.structs.replace(final.stamps, published_ns=time.monotonic_ns())))
         pending.drafts = {(source, start): text for (source, start), text in pending.drafts.items()

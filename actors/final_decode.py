@@ -7,7 +7,7 @@ the no-speech skip, segments split at timestamp tokens, and a continuation windo
 last timestamp when the model stopped early, conditioned on the text before it.
 
 What differs: the encoder reads the utterance plus 6 s of silence, not a 30 s window
-(``model_session.PAD_FRAMES``); it runs once for the whole batch, and its output is reused
+(``model_model.PAD_FRAMES``); it runs once for the whole batch, and its output is reused
 for every fallback and for the word alignment (whisper's ``find_alignment`` would run the
 encoder again). The greedy pass checks the preview's text as a draft (``final_draft``),
 several tokens a decoder pass, and keeps only the final model's own choices. Word times
@@ -16,6 +16,7 @@ come from the same cross-attention DTW as whisper's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from earwig.actors.final_draft import greedy_with_draft
 from earwig.actors.mel_frames import HOP
-from earwig.actors.model_session import ModelSession
+from earwig.actors.model_session import LoadedModel
 from earwig.config import SAMPLE_RATE
 
 #: ``transcribe``'s defaults, so the kept text equals what whisper itself would write.
@@ -39,6 +40,12 @@ NO_SPEECH_LIMIT = 0.6
 #: Audio positions per timestamp token: 2 frames (20 ms).
 FRAMES_PER_TOKEN = N_FRAMES // 1500
 SECONDS_PER_TOKEN = FRAMES_PER_TOKEN * HOP / SAMPLE_RATE
+#: ``transcribe()``'s sampling at a fallback temperature: the best of five samples.
+BEST_OF = 5
+#: ``transcribe()`` stops reading its previous text once a fallback went hotter than this.
+PROMPT_UP_TO_TEMPERATURE = 0.5
+#: Preceding text read at most: half the decoder's 448-token context, as whisper does.
+PROMPT_TOKENS = 223
 
 
 @dataclass
@@ -62,66 +69,129 @@ class Transcript:
     #: decoding: one a token; with a draft, fewer).
     decoded_tokens: int = 0
     decoder_passes: int = 0
+    #: The hottest fallback any of its windows needed (0: decoded at temperature 0).
+    temperature: float = 0.0
 
 
-def transcribe(session: ModelSession, utterances: list[np.ndarray], drafts: list[str] | None = None,
-               abandoned: Callable[[], bool] = lambda: False) -> list[Transcript]:
-    """Each utterance's frames (at most ~30 s) in, its segments with word times out.
-    ``drafts``: the preview's text of each utterance, if any (``final_draft``); raises
-    ``Abandoned`` at the first decoder pass after ``abandoned()`` turns true."""
-    model = session.model
-    assert model is not None
-    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
-                              language=session.language, task=session.params.task)
-    prompt = tokenizer.encode(" " + session.params.initial_prompt.strip()) \
-        if session.params.initial_prompt.strip() else []
-    features = session.encode(utterances)
-    drafts = drafts or [""] * len(utterances)
-    transcripts = [Transcript("", []) for _ in utterances]
-    first = _decode(session, features, prompt, TEMPERATURES[0], drafts, transcripts, abandoned)
-    for i, frames in enumerate(utterances):
-        _utterance(session, tokenizer, prompt, frames, features[i:i + 1], first[i], transcripts[i])
+@dataclass(frozen=True)
+class Window:
+    """One stretch of a source's audio to transcribe, and what the decoder is told of it."""
+
+    #: Log-mel frames ``(n, bins)``, at most ~30 s.
+    frames: np.ndarray
+    #: What the same source said just before (``final_context``): read as preceding text,
+    #: as ``transcribe()`` reads its previous windows' text.
+    context: str = ""
+    #: The preview's text of the same audio, checked by greedy decoding (``final_draft``).
+    draft: str = ""
+
+
+def transcribe(model: LoadedModel, windows: list[Window], beam_size: int = 1,
+               abandoned: Callable[[], bool] = lambda: False, n_frames: int | None = None) -> list[Transcript]:
+    """Each window's segments with word times, in its own language (detected per window
+    when the model is multilingual and none is set). ``beam_size`` 1 decodes greedily,
+    checking the drafts; more is whisper's beam search. Raises ``Abandoned`` at the first
+    decoder pass after ``abandoned()`` turns true. ``n_frames``: the encoder's window, when
+    not the longest utterance plus ``PAD_FRAMES``."""
+    features = model.encode([window.frames for window in windows], n_frames=n_frames)
+    languages = [model.language] * len(windows) if model.language else model.detect_languages(features)
+    transcripts = [Transcript(language, []) for language in languages]
+    prompts = [_prompt(_tokenizer(model, language), model.initial_prompt, window.context)
+               for language, window in zip(languages, windows)]
+    first: list[DecodingResult | None] = [None] * len(windows)
+    for group in _same_decoding(languages, prompts, beam_size):
+        found = _decode(model, features[group], prompts[group[0]], languages[group[0]], TEMPERATURES[0],
+                        [windows[i].draft for i in group], [transcripts[i] for i in group], beam_size, abandoned)
+        for i, result in zip(group, found):
+            first[i] = result
+    for i, window in enumerate(windows):
+        _window(model, _tokenizer(model, languages[i]), prompts[i], window.frames, features[i:i + 1],
+                first[i], transcripts[i], beam_size)
     return transcripts
 
 
-def _utterance(session: ModelSession, tokenizer: Tokenizer, prompt: list[int], frames: np.ndarray,
-               features: torch.Tensor, result: DecodingResult, transcript: Transcript) -> None:
-    """``transcribe``'s seek loop over one utterance; its first window is already decoded."""
+def _tokenizer(model: LoadedModel, language: str) -> Tokenizer:
+    return get_tokenizer(model.whisper.is_multilingual, num_languages=model.whisper.num_languages,
+                         language=language, task=model.task)
+
+
+def _prompt(tokenizer: Tokenizer, initial_prompt: str, context: str) -> list[int]:
+    """The user's prompt whole, then as much of the context's end as fits: whisper reads
+    half its text context (223 tokens) of preceding text and drops the oldest first,
+    which would drop the user's vocabulary before a sentence said a minute ago."""
+    initial = tokenizer.encode(" " + initial_prompt.strip()) if initial_prompt.strip() else []
+    said = tokenizer.encode(" " + context.strip()) if context.strip() else []
+    room = max(0, PROMPT_TOKENS - len(initial))
+    return initial[:PROMPT_TOKENS] + (said[-room:] if room else [])
+
+
+def _same_decoding(languages: list[str], prompts: list[list[int]], beam_size: int) -> list[list[int]]:
+    """Windows decoded in one batch: whisper's beam search reads one language and prompt a
+    batch; greedy decoding with a draft goes window by window anyway."""
+    if beam_size <= 1:
+        return [[i] for i in range(len(languages))]
+    groups: dict[tuple, list[int]] = {}
+    for i, (language, prompt) in enumerate(zip(languages, prompts)):
+        groups.setdefault((language, tuple(prompt)), []).append(i)
+    return list(groups.values())
+
+
+def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], frames: np.ndarray,
+            features: torch.Tensor, result: DecodingResult, transcript: Transcript, beam_size: int) -> None:
+    """``transcribe``'s seek loop over one window; its first pass is already decoded. Words
+    that begin after the window's audio ends are dropped: over the silence after a sentence
+    cut off mid-way, Whisper writes an ending that was never said."""
     segments = transcript.segments
     said: list[int] = []
     seek, last_speech = 0, 0.0
-    transcript.language = result.language
+    audio_s = len(frames) * HOP / SAMPLE_RATE
     while True:
         size = min(N_FRAMES, len(frames) - seek)
-        result = _with_fallback(session, features, prompt + said, result, transcript)
+        result = _with_fallback(model, features, prompt + said, transcript, result, beam_size)
         if _is_silence(result):
             break
         window, advance = _split(tokenizer, result, seek, size)
-        last_speech = _align_words(session, tokenizer, features, window, seek, size, last_speech)
-        segments.extend(segment for segment, _ in window)
+        last_speech = _align_words(model, tokenizer, features, window, seek, size, last_speech)
+        segments.extend(kept for segment, _ in window if (kept := _within(segment, audio_s)) is not None)
         said += [t for _, tokens in window for t in tokens if t < tokenizer.eot]
         seek += advance
         if seek >= len(frames) or advance <= 0:
             break
-        features = session.encode([frames[seek:]])
-        result = _decode(session, features, prompt + said, TEMPERATURES[0], [""], [transcript])[0]
+        features = model.encode([frames[seek:]])
+        result = _decode(model, features, prompt + said, transcript.language, TEMPERATURES[0], [""],
+                         [transcript], beam_size)[0]
+
+
+def _within(segment: Segment, audio_s: float) -> Segment | None:
+    """The segment's words that begin inside the audio; None when none does."""
+    if not segment.words:
+        return segment if segment.start < audio_s else None
+    words = [word for word in segment.words if word["start"] < audio_s]
+    if not words:
+        return None
+    if len(words) < len(segment.words):
+        segment.words, segment.end = words, min(words[-1]["end"], audio_s)
+        segment.text = "".join(word["word"] for word in words)
+    return segment
 
 
 # --- decoding ---------------------------------------------------------------------------------
 
 
-def _decode(session: ModelSession, features: torch.Tensor, prompt: list[int], temperature: float,
-            drafts: list[str], transcripts: list[Transcript],
+def _decode(model: LoadedModel, features: torch.Tensor, prompt: list[int], language: str, temperature: float,
+            drafts: list[str], transcripts: list[Transcript], beam_size: int = 1,
             abandoned: Callable[[], bool] = lambda: False) -> list[DecodingResult]:
-    """Greedy with the drafts where the language is known; else whisper's own decoding
-    (sampling, language detection), all windows in one batch."""
-    options = DecodingOptions(task=session.params.task, language=session.language,
-                              temperature=temperature, prompt=prompt or None)
-    if temperature > 0 or session.language is None:
-        results = session.decode(features, options)
+    """At temperature 0, greedy with the drafts, or beam search; hotter, whisper's sampling
+    (best of 5, as ``transcribe()`` samples). All windows share language and prompt."""
+    options = DecodingOptions(task=model.task, language=language, temperature=temperature,
+                              prompt=prompt or None)
+    if temperature > 0 or beam_size > 1:
+        options = dataclasses.replace(options, beam_size=beam_size if temperature == 0 else None,
+                                      best_of=BEST_OF if temperature > 0 else None)
+        results = model.decode(features, options)
         passes = [len(result.tokens) + 1 for result in results]
     else:
-        results, passes = zip(*(greedy_with_draft(session.model, features[i:i + 1], options, draft, abandoned)
+        results, passes = zip(*(greedy_with_draft(model.whisper, features[i:i + 1], options, draft, abandoned)
                                 for i, draft in enumerate(drafts)))
     for transcript, result, taken in zip(transcripts, results, passes):
         transcript.decoded_tokens += len(result.tokens) + 1
@@ -129,13 +199,16 @@ def _decode(session: ModelSession, features: torch.Tensor, prompt: list[int], te
     return list(results)
 
 
-def _with_fallback(session: ModelSession, features: torch.Tensor, prompt: list[int],
-                   result: DecodingResult, transcript: Transcript) -> DecodingResult:
-    """Decode again, hotter, while the output is too repetitive or improbable (not silence)."""
+def _with_fallback(model: LoadedModel, features: torch.Tensor, prompt: list[int], transcript: Transcript,
+                   result: DecodingResult, beam_size: int) -> DecodingResult:
+    """Decode again, hotter, while the output is too repetitive or improbable (not silence);
+    past ``transcribe()``'s 0.5 the preceding text is dropped, which may be what misled it."""
     for temperature in TEMPERATURES[1:]:
         if not _needs_fallback(result):
             break
-        result = _decode(session, features, prompt, temperature, [""], [transcript])[0]
+        result = _decode(model, features, prompt if temperature <= PROMPT_UP_TO_TEMPERATURE else [],
+                         transcript.language, temperature, [""], [transcript], beam_size)[0]
+    transcript.temperature = max(transcript.temperature, result.temperature)
     return result
 
 
@@ -204,14 +277,14 @@ class _AudioKnown:
         return self._model.decoder(tokens, self._features)
 
 
-def _align_words(session: ModelSession, tokenizer: Tokenizer, features: torch.Tensor,
+def _align_words(model: LoadedModel, tokenizer: Tokenizer, features: torch.Tensor,
                  window: list[tuple[Segment, list[int]]], seek: int, size: int,
                  last_speech: float) -> float:
     """Word start/end/probability for the window's segments; returns the last speech time."""
     dicts = [{"seek": seek, "tokens": tokens, "start": segment.start, "end": segment.end}
              for segment, tokens in window]
     with torch.inference_mode():
-        add_word_timestamps(segments=dicts, model=_AudioKnown(session.model, features),
+        add_word_timestamps(segments=dicts, model=_AudioKnown(model.whisper, features),
                             tokenizer=tokenizer, mel=features, num_frames=size,
                             last_speech_timestamp=last_speech)
     for (segment, _), found in zip(window, dicts):

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import re
 
-from earwig.actors.final_decode import Segment
+import msgspec
+
+from earwig.actors.final_decode import Segment, Transcript
+from earwig.actors.mel_frames import HOP
+from earwig.config import SAMPLE_RATE
+from earwig.messages import Final, Source, Stamps, Word
 
 #: Whisper's own silence rule (``transcribe``'s no_speech_threshold and logprob_threshold):
 #: the no-speech token was likely and the text improbable.
@@ -43,18 +48,54 @@ def hallucinated(segment: Segment) -> str:
         return "non-speech mark"
     if segment.no_speech_prob > NO_SPEECH_PROB and segment.avg_logprob < LOW_AVG_LOGPROB:
         return "no speech"
-    words = _NOT_A_WORD_CHARACTER.sub("", text.lower()).split()
+    words = words_of(text)
+    if not words:
+        return "no words"  # punctuation alone: what is left of an ending past the audio
     if " ".join(words) in LONE_PHRASES and segment.no_speech_prob >= LONE_PHRASE_NO_SPEECH_PROB:
         return "lone phrase"
-    if _repeats(words):
+    if repeats(words):
         return "repetition"
     return ""
 
 
-def _repeats(words: list[str]) -> bool:
+def words_of(text: str) -> list[str]:
+    """The words of a text, lower-case, without punctuation: how the rules compare them."""
+    return _NOT_A_WORD_CHARACTER.sub("", text.lower()).split()
+
+
+def repeats(words: list[str]) -> bool:
+    """An n-gram of up to ``REPEAT_MAX_N`` words said ``REPEAT_TIMES`` times in a row: a
+    decoding loop ("Hello? Hello? Hello? Hello?"), never kept, committed or fed back."""
     for n in range(1, REPEAT_MAX_N + 1):
         for start in range(len(words) - n * REPEAT_TIMES + 1):
             gram = words[start:start + n]
             if all(words[start + k * n:start + (k + 1) * n] == gram for k in range(1, REPEAT_TIMES)):
                 return True
     return False
+
+
+def kept_final(source: Source, start: int, end: int, transcript: Transcript, stamps: Stamps | None = None) -> Final:
+    """The Final of samples ``[start, end)`` from the segments that are not inventions; word
+    times in samples (time 0 of the transcript is the centre of the frame ``start`` is in)."""
+    origin = start // HOP * HOP
+    kept = [segment for segment in transcript.segments if not hallucinated(segment)]
+    words = [Word(text=w["word"], start=origin + round(w["start"] * SAMPLE_RATE),
+                  end=origin + round(w["end"] * SAMPLE_RATE), probability=float(w["probability"]))
+             for segment in kept for w in segment.words]
+    return Final(source=source, start=start, end=end, text="".join(segment.text for segment in kept).strip(),
+                 language=transcript.language, words=words, stamps=stamps)
+
+
+def segment_finals(source: Source, start: int, end: int, transcript: Transcript) -> list[Final]:
+    """``kept_final`` of each segment that is not an invention: a file's window of up to
+    25 s read as the lines Whisper split it into, each with its own times."""
+    origin = start // HOP * HOP
+    finals = []
+    for segment in transcript.segments:
+        if hallucinated(segment):
+            continue
+        first = max(start, origin + round(segment.start * SAMPLE_RATE))
+        last = min(end, max(first + 1, origin + round(segment.end * SAMPLE_RATE)))
+        one = Transcript(transcript.language, [segment])
+        finals.append(msgspec.structs.replace(kept_final(source, start, end, one), start=first, end=last))
+    return finals

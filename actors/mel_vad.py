@@ -15,7 +15,8 @@ start counts, padding on both sides) and adds the cut.
 from __future__ import annotations
 
 from collections import deque
-from importlib import resources
+import importlib.util
+from pathlib import Path
 
 import numpy as np
 
@@ -38,7 +39,9 @@ def _session():
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    path = resources.files("silero_vad.data").joinpath(MODEL_FILE)
+    # Found, not imported: importing silero_vad sets PyTorch to one thread, process-wide.
+    package = importlib.util.find_spec("silero_vad")
+    path = Path(package.submodule_search_locations[0]) / "data" / MODEL_FILE
     return onnxruntime.InferenceSession(str(path), sess_options=options,
                                         providers=["CPUExecutionProvider"])
 

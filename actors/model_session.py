@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from whisper.audio import N_FRAMES
 from whisper.decoding import DecodingOptions, DecodingResult, DecodingTask
 from whisper.model import Whisper
+from whisper.tokenizer import get_tokenizer
 
 from earwig import model_store
 from earwig.actors.mel_frames import HOP, SILENCE_LOG_MEL, bins_for_model, model_input, open_frames
@@ -43,6 +44,9 @@ FRAMES_TIMEOUT_S = 5.0
 #: against ``transcribe``, 3 s 1.8, 6 s none; with 1 s, tiny.en's committed preview text
 #: agreed with the Final on less than half the words of some sentences.
 PAD_FRAMES = 600
+#: The seed of every sampled decoding (temperature fallback): one fixed value, so a pass
+#: over the same audio always samples the same tokens.
+SAMPLING_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class ModelParams:
     interval_s: float = 0.25
     #: Encoder/decoder threads on the CPU; 0 leaves PyTorch's default (one per core).
     threads: int = 0
+    #: The final pass's beam: 1 decodes greedily, checking the preview's draft.
+    beam_size: int = 1
 
 
 class ModelSession:
@@ -76,6 +82,8 @@ class ModelSession:
         self.rings: dict[Source, Ring] = {}
         self._open_rings(params.model)
         self.model: Whisper | None = None
+        #: The model's passes (encode, detect, decode), once it is loaded.
+        self.loaded: LoadedModel | None = None
         self._loading: asyncio.Task | None = None
 
     # --- the model ------------------------------------------------------------------------
@@ -134,11 +142,10 @@ class ModelSession:
         alignment's DTW), which the first utterance would otherwise wait for. Running out
         of memory in that pass counts as not fitting, too."""
         self.device, self.model = device, model_store.load(model, device)
-        silence = np.full((100, self.model.dims.n_mels), SILENCE_LOG_MEL, np.float32)
+        self.loaded = LoadedModel(self.model, device, self.params.language, self.params.task,
+                                  self.params.initial_prompt)
         try:
-            features = self.encode([silence], pad_frames=0)
-            self.decode(features, DecodingOptions(language=self.language, without_timestamps=True,
-                                                  sample_len=4))
+            self.loaded.warm_up()
         except torch.OutOfMemoryError:
             raise model_store.no_memory(model, device) from None
         self._warm_up()
@@ -146,7 +153,7 @@ class ModelSession:
 
     def _release(self, device: torch.device) -> None:
         """Hand back what a load that did not fit took, before the next choice loads."""
-        self.model = None
+        self.model = self.loaded = None
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -167,13 +174,6 @@ class ModelSession:
         self.close()
         self.rings = {source: open_frames(rings, bins_for_model(model), model)
                       for source, rings in self.params.frame_rings.items()}
-
-    @property
-    def language(self) -> str | None:
-        """The language to decode in; None: detect it (a multilingual model set to "auto")."""
-        if self.model is not None and not self.model.is_multilingual:
-            return "en"
-        return None if self.params.language == "auto" else self.params.language
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -207,28 +207,84 @@ class ModelSession:
         batch = self.rings[source].reader(start=start // HOP + max(0, frames_read - 1)).read(max_items=1)
         return int(batch.time_ns[0]) if batch is not None and len(batch.time_ns) else 0
 
-    def encode(self, windows: list[np.ndarray], pad_frames: int = PAD_FRAMES) -> torch.Tensor:
-        """Audio features of each utterance's frames followed by ``pad_frames`` of silence,
-        not padded to 30 s as ``transcribe`` does (whisper.cpp's ``audio_ctx``): the
-        encoder's cost shrinks with the window."""
-        assert self.model is not None
-        n_frames = min(N_FRAMES, -(-(max(map(len, windows)) + pad_frames) // 2) * 2)
-        mel = np.stack([model_input(frames, n_frames) for frames in windows])
-        with torch.inference_mode():
-            return _encoder(self.model, torch.from_numpy(mel).to(self.device, self._dtype()))
-
-    def decode(self, features: torch.Tensor, options: DecodingOptions) -> list[DecodingResult]:
-        """whisper's decoding of each window's features (fp16 where the model is)."""
-        options = dataclasses.replace(options, fp16=self._dtype() == torch.float16)
-        with torch.inference_mode():
-            return _FeaturesGiven(self.model, options).run(features)
-
-    def _dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
     def close(self) -> None:
         for ring in self.rings.values():
             ring.close()
+
+
+@dataclass
+class LoadedModel:
+    """A Whisper model on its device, with what it is told (language, task, the user's
+    prompt), and the passes every reader of audio runs on it: encode, detect, decode."""
+
+    whisper: Whisper
+    device: torch.device
+    #: A language code, or "auto" to detect it per window (English-only models: "en").
+    language_setting: str = "en"
+    task: str = "transcribe"
+    initial_prompt: str = ""
+
+    @property
+    def language(self) -> str | None:
+        """The language to decode in; None: detect it (a multilingual model set to "auto")."""
+        if not self.whisper.is_multilingual:
+            return "en"
+        return None if self.language_setting == "auto" else self.language_setting
+
+    def warm_up(self) -> None:
+        """One pass over a second of silence: first calls pick kernels and grow memory pools,
+        which the first utterance would otherwise wait for."""
+        silence = np.full((100, self.whisper.dims.n_mels), SILENCE_LOG_MEL, np.float32)
+        features = self.encode([silence], pad_frames=0)
+        self.decode(features, DecodingOptions(language=self.language or "en", without_timestamps=True,
+                                              sample_len=4))
+
+    def encode(self, windows: list[np.ndarray], pad_frames: int = PAD_FRAMES,
+               n_frames: int | None = None) -> torch.Tensor:
+        """Audio features of each utterance's frames followed by ``pad_frames`` of silence
+        (or padded to ``n_frames``), not padded to 30 s as ``transcribe`` does
+        (whisper.cpp's ``audio_ctx``): the encoder's cost shrinks with the window."""
+        if n_frames is None:
+            n_frames = min(N_FRAMES, -(-(max(map(len, windows)) + pad_frames) // 2) * 2)
+        mel = np.stack([model_input(frames, n_frames) for frames in windows])
+        with torch.inference_mode():
+            return _encoder(self.whisper, torch.from_numpy(mel).to(self.device, self._dtype()))
+
+    def decode(self, features: torch.Tensor, options: DecodingOptions) -> list[DecodingResult]:
+        """whisper's decoding of each window's features (fp16 where the model is).
+
+        With no language given, a multilingual model detects each window's own and decodes
+        it in that language (windows of one language in one batch). Sampling (a fallback
+        temperature) is seeded: the same audio gives the same text, whatever ran before.
+        """
+        options = dataclasses.replace(options, fp16=self._dtype() == torch.float16)
+        if options.language is None and self.whisper.is_multilingual:
+            languages = self.detect_languages(features)
+            results: list[DecodingResult | None] = [None] * len(features)
+            for language in dict.fromkeys(languages):
+                chosen = [i for i, found in enumerate(languages) if found == language]
+                decoded = self.decode(features[chosen], dataclasses.replace(options, language=language))
+                for i, result in zip(chosen, decoded):
+                    results[i] = result
+            return results
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(SAMPLING_SEED)
+            return _FeaturesGiven(self.whisper, options).run(features)
+
+    def detect_languages(self, features: torch.Tensor) -> list[str]:
+        """The most likely language of each window: whisper's ``detect_language`` (the
+        language token after ``<|startoftranscript|>``) on features already computed, which
+        whisper's own would encode again, taking them for a mel of the wrong shape."""
+        tokenizer = get_tokenizer(True, num_languages=self.whisper.num_languages)
+        with torch.inference_mode():
+            start = torch.full((len(features), 1), tokenizer.sot, device=features.device)
+            logits = self.whisper.logits(start, features)[:, 0]
+            best = logits[:, list(tokenizer.all_language_tokens)].argmax(dim=-1)
+        return [tokenizer.all_language_codes[i] for i in best.tolist()]
+
+    def _dtype(self) -> torch.dtype:
+        return next(self.whisper.parameters()).dtype
 
 
 def _encoder(model: Whisper, mel: torch.Tensor) -> torch.Tensor:
@@ -245,7 +301,14 @@ def _encoder(model: Whisper, mel: torch.Tensor) -> torch.Tensor:
 
 class _FeaturesGiven(DecodingTask):
     """whisper's DecodingTask on audio features computed beforehand, of any length (its
-    own check only recognises features of a full 30 s window, and re-encodes the rest)."""
+    own check only recognises features of a full 30 s window, and re-encodes the rest).
+
+    Each window's features are repeated for its beam (or its samples): whisper repeats only
+    the tokens, which works for one window, as ``transcribe()`` decodes, but not for a
+    batch of them. The language is known (``LoadedModel.decode`` detects it first)."""
 
     def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
-        return mel
+        return mel.repeat_interleave(self.n_group, dim=0) if self.n_group > 1 else mel
+
+    def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor):
+        return [self.options.language] * len(tokens), None

@@ -27,7 +27,7 @@ import numpy as np
 from whisper.decoding import DecodingOptions
 
 from earwig.actors.mel_frames import HOP
-from earwig.actors.model_session import ModelParams, ModelSession
+from earwig.actors.model_session import LoadedModel, ModelParams, ModelSession
 from earwig.actors.preview_agreement import LocalAgreement
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
@@ -122,7 +122,7 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
     if not frames:
         return
     started_ns = time.monotonic_ns()
-    texts = await asyncio.to_thread(_hypotheses, session, list(frames.values()))
+    texts = await asyncio.to_thread(_hypotheses, session.loaded, list(frames.values()))
     ended_ns = time.monotonic_ns()
     counters["preview_s"] += (ended_ns - started_ns) / 1e9
     for (source, window), text in zip(frames.items(), texts):
@@ -143,11 +143,11 @@ async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[So
     actor.publish(Stats(actor=actor.name, counters=dict(counters)))
 
 
-def _hypotheses(session: ModelSession, windows: list[np.ndarray]) -> list[str]:
+def _hypotheses(model: LoadedModel, windows: list[np.ndarray]) -> list[str]:
     """Greedy text of each window: one encoder batch, one decoder batch."""
-    features = session.encode(windows)
+    features = model.encode(windows)
     longest_s = max(len(w) for w in windows) * HOP / SAMPLE_RATE
-    options = DecodingOptions(language=session.language, task=session.params.task,
+    options = DecodingOptions(language=model.language, task=model.task,
                               without_timestamps=True, temperature=0.0,
                               sample_len=min(224, MIN_TOKENS + int(TOKENS_PER_SECOND * longest_s)))
-    return [result.text.strip() for result in session.decode(features, options)]
+    return [result.text.strip() for result in model.decode(features, options)]

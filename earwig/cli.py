@@ -313,24 +313,27 @@ def _transcription_config(args: argparse.Namespace) -> config_module.Config:
     return msgspec.structs.replace(config, device=args.device) if args.device else config
 
 
-async def _transcribe(args: argparse.Namespace) -> int:
+def _transcribe(args: argparse.Namespace) -> int:
     from earwig.actors.capture_files import require_file
-    from earwig.supervisor.file_run import transcribe_file
+    from earwig.compute import final_model, torch_device
+    from earwig.supervisor.file_run import transcribe_files
+    from earwig.supervisor.plan import check_model
 
     config = _transcription_config(args)
     for path in args.files:
         require_file(path)  # every file checked before the first one is transcribed
-    for index, path in enumerate(args.files):
+    check_model(final_model(config.models.final), config.models)
+    torch_device(config.device)
+
+    def show(path: str, finals: list[Final]) -> None:
         if len(args.files) > 1 and not args.json:
-            print(f"{chr(10) if index else ''}==> {path} <==", flush=True)
+            print(f"{chr(10) if path != args.files[0] else ''}==> {path} <==", flush=True)
+        for final in finals:
+            if final.text:
+                print(_final_line(final, args.json, path), flush=True)
 
-        def show(message, path=path) -> None:
-            if isinstance(message, Final) and message.text:
-                print(_final_line(message, args.json, path), flush=True)
-            elif isinstance(message, ActorFailed) and not message.fatal:  # a model fell back, a file cut short
-                print(f"earwig: {message.error}", file=sys.stderr, flush=True)
-
-        await transcribe_file(config, path, show)
+    transcribe_files(config, args.files, show, warn=lambda problem: print(f"earwig: {problem}", file=sys.stderr,
+                                                                           flush=True))
     return 0
 
 
@@ -464,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "export":
             return _export(args)
         if args.command == "transcribe":
-            return asyncio.run(_transcribe(args))
+            return _transcribe(args)
         if args.command == "profile":
             return asyncio.run(_profile(args))
         if args.command == "models":

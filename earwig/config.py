@@ -75,6 +75,8 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     initial_prompt: Annotated[str, Meta(description=
         "Text the final model reads as preceding context: names and words it should spell "
         "your way (\"Kubernetes, Anneliese, earwig\").")] = ""
+    beam_size: Annotated[int, Meta(ge=1, le=16, description=
+        "Whisper's beam search width for files (`earwig transcribe`); 1 decodes greedily.")] = 5
     preview_interval_ms: Annotated[int, Meta(description=
         "How often the preview re-reads the utterance in progress.")] = 250
     idle_evict_s: Annotated[float, Meta(description=

@@ -1,5 +1,6 @@
 """How text is scored against what was said, in tests and benchmarks alike: word error rate
-(jiwer) after Whisper's own English normalizer, so "Mr." and "mister", "2" and "two" agree.
+(jiwer) after Whisper's own English normalizer, so "Mr." and "mister", "2" and "two" agree
+(other languages: Whisper's basic normalizer, which drops case, punctuation and marks).
 
 Why jiwer: the standard WER (Levenshtein over words) used by the papers earwig compares
 against; it is a dependency of the test extra, which the benchmarks run with.
@@ -8,17 +9,19 @@ against; it is a dependency of the test extra, which the benchmarks run with.
 from __future__ import annotations
 
 import jiwer
-from whisper.normalizers import EnglishTextNormalizer
+from whisper.normalizers import BasicTextNormalizer, EnglishTextNormalizer
 
-_normalize = EnglishTextNormalizer()
-
-
-def words(text: str) -> list[str]:
-    return _normalize(text).split()
+_english = EnglishTextNormalizer()
+_basic = BasicTextNormalizer()
 
 
-def word_error_rate(references: list[str] | str, hypotheses: list[str] | str) -> float:
-    """jiwer's WER after Whisper's English normalizer, over all utterances together."""
+def words(text: str, english: bool = True) -> list[str]:
+    return (_english if english else _basic)(text).split()
+
+
+def word_error_rate(references: list[str] | str, hypotheses: list[str] | str, english: bool = True) -> float:
+    """jiwer's WER after Whisper's normalizer, over all utterances together."""
     if isinstance(references, str):
         references, hypotheses = [references], [hypotheses]
-    return jiwer.wer([" ".join(words(r)) for r in references], [" ".join(words(h)) for h in hypotheses])
+    return jiwer.wer([" ".join(words(r, english)) for r in references],
+                     [" ".join(words(h, english)) for h in hypotheses])

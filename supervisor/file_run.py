@@ -1,59 +1,125 @@
-"""Audio files through the live pipeline, as fast as it goes: ``earwig transcribe``.
+"""Audio files to text, as fast as this machine goes: ``earwig transcribe``.
 
-Why the live pipeline and not ``whisper.transcribe``: a file then gets exactly the text the
-live assistant would have written for it (same VAD, same frames, same final pass), so the
-command doubles as a reproducible test of the whole engine.
+Why not the live pipeline: a file has no listener waiting, so everything the live path
+does to show text early is wasted on it (the preview, the speculative pass at every pause,
+the rings, one process per stage). What a file needs is the kept text's quality and the
+machine's throughput:
+
+- the same frames and VAD as live (``LogMelStream``, ``VoiceActivity``), so a file is cut
+  into utterances exactly as the live assistant would cut it;
+- consecutive utterances joined into windows of up to ``vad.max_utterance_s``
+  (``file_windows``), so sentences are read whole;
+- windows of every file given batched through the encoder and the decoder together, with
+  Whisper's beam search (``models.beam_size``), several windows a forward pass, as
+  faster-whisper's batched pipeline decodes;
+- each window padded to a length that depends on it alone (``BUCKET_FRAMES``), so which
+  other windows share its batch never changes its text: a file transcribed twice, alone
+  or with others, gives the same Finals.
+
+The model loads once for all the files.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import msgspec
-import soundfile
+import numpy as np
+from whisper.audio import N_FRAMES
 
-from earwig.config import Config, SourceConfig
-from earwig.errors import EarwigError
-from earwig.messages import ActorFailed, AnyMessage, Final, SpeechEnd
-from earwig.shm import segments
-from earwig.supervisor.plan import transcription_plan
-from earwig.supervisor.supervisor import Supervisor
+from earwig import model_store
+from earwig.actors.capture_files import read_audio
+from earwig.actors.final_decode import Window, compile_alignment, transcribe
+from earwig.actors.final_filter import segment_finals
+from earwig.actors.mel_frames import HOP, LogMelStream, bins_for_model
+from earwig.actors.mel_vad import VoiceActivity
+from earwig.actors.model_session import PAD_FRAMES, LoadedModel
+from earwig.compute import final_model, torch_device
+from earwig.config import SAMPLE_RATE, Config
+from earwig.messages import Final, SpeechEnd
+from earwig.supervisor.file_windows import Span, WindowPacker
 
-#: Frames and samples a fast replay may run ahead of the final model: the rings hold the
-#: whole file, so a slow model never loses audio (a minute costs ~4 MB of PCM).
-RING_MARGIN_S = 30.0
-
-
-def file_config(config: Config, path: str) -> Config:
-    """The config with the file as the only source, replayed as fast as it is read."""
-    try:
-        seconds = soundfile.info(path).duration
-    except (RuntimeError, soundfile.LibsndfileError):
-        seconds = 0.0  # ffmpeg decodes it (or the capture actor says why it cannot)
-    return msgspec.structs.replace(
-        config, mic=SourceConfig(replay=path, realtime=False), speakers=SourceConfig(enabled=False),
-        ring_seconds=max(config.ring_seconds, seconds + RING_MARGIN_S))
+#: Windows in one encoder and decoder batch: on two cores, 8 windows of base with a beam of
+#: 5 (40 decoder rows) keep the matrix units busy without growing the step's latency.
+BATCH = 8
+#: A window is padded with silence to the next multiple of this (5 s), plus whisper's
+#: ``PAD_FRAMES`` after the speech, so windows of one bucket batch together.
+BUCKET_FRAMES = 500
 
 
-async def transcribe_file(config: Config, path: str,
-                          on_message: Callable[[AnyMessage], None] = lambda m: None) -> list[Final]:
-    """Every Final of one file, in order; ``on_message`` sees each message as it comes."""
-    plan = transcription_plan(file_config(config, path), segments.run_prefix(), roles=("final",))
-    finals: list[Final] = []
-    utterances = 0
-    async with Supervisor(plan.rings, plan.actors) as supervisor:
-        messages = supervisor.subscribe()
-        while not (supervisor.finished("mel") and len(finals) == utterances):
-            try:
-                message = await asyncio.wait_for(messages.get(), 0.25)
-            except asyncio.TimeoutError:
-                continue
-            on_message(message)
-            if isinstance(message, SpeechEnd):
-                utterances += 1
-            elif isinstance(message, Final):
-                finals.append(message)
-            elif isinstance(message, ActorFailed) and message.fatal:
-                raise EarwigError(message.error, message.fix)
-    return finals
+@dataclass
+class _File:
+    path: str
+    spans: list[Span]
+    frames: np.ndarray
+    finals: dict[int, list[Final]] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return len(self.finals) == len(self.spans)
+
+
+def utterance_spans(audio: np.ndarray, config: Config) -> list[Span]:
+    """The file's windows: the live VAD's utterances, joined (``file_windows``)."""
+    vad = VoiceActivity("mic", config.vad)
+    ends = [e for e in vad.push(audio, 0) + vad.finish(len(audio)) if isinstance(e, SpeechEnd)]
+    packer = WindowPacker(int(config.vad.max_utterance_s * SAMPLE_RATE))
+    return [span for end in ends for span in packer.push(end)] + packer.finish()
+
+
+def log_mel(audio: np.ndarray, bins: int) -> np.ndarray:
+    """The file's frames, as the mel actor would publish them for the same audio."""
+    stream = LogMelStream([bins])
+    head = stream.push(audio)[bins]
+    return np.concatenate((head, stream.finish(len(audio))[bins]))
+
+
+def padded_length(frames: int) -> int:
+    """The encoder's window for ``frames`` of speech: the speech, whisper's pad of silence
+    after it, rounded up to the bucket; at most 30 s."""
+    return min(N_FRAMES, -(-(frames + PAD_FRAMES) // BUCKET_FRAMES) * BUCKET_FRAMES)
+
+
+def transcribe_files(config: Config, paths: list[str], on_file: Callable[[str, list[Final]], None],
+                     warn: Callable[[str], None] = lambda problem: None) -> None:
+    """Every file's Finals, in file order, to ``on_file`` as soon as each file is done."""
+    name = final_model(config.models.final)
+    device = torch_device(config.device)
+    model = LoadedModel(model_store.load(name, device), device, config.models.language, config.models.task,
+                        config.models.initial_prompt)
+    compile_alignment()
+    bins = bins_for_model(name)
+    files = []
+    for path in paths:
+        audio = read_audio(path, warn)
+        files.append(_File(path, utterance_spans(audio, config), log_mel(audio, bins)))
+    pending = [(file, i) for file in files for i in range(len(file.spans))]
+    pending.sort(key=lambda item: padded_length(_frames_of(*item).shape[0]))
+    reported = 0
+    while pending or reported < len(files):
+        batch, pending = _next_batch(pending)
+        if batch:
+            windows = [Window(_frames_of(file, i)) for file, i in batch]
+            transcripts = transcribe(model, windows, config.models.beam_size,
+                                     n_frames=padded_length(len(windows[-1].frames)))
+            for (file, i), transcript in zip(batch, transcripts):
+                span = file.spans[i]
+                file.finals[i] = segment_finals("mic", span.start, span.end, transcript)
+        while reported < len(files) and files[reported].done:
+            file = files[reported]
+            on_file(file.path, [final for i in range(len(file.spans)) for final in file.finals[i]])
+            reported += 1
+
+
+def _frames_of(file: _File, i: int) -> np.ndarray:
+    span = file.spans[i]
+    return file.frames[span.start // HOP:span.end // HOP]
+
+
+def _next_batch(pending: list[tuple[_File, int]]) -> tuple[list[tuple[_File, int]], list[tuple[_File, int]]]:
+    """Up to ``BATCH`` windows of the shortest bucket left (the list is sorted by bucket)."""
+    if not pending:
+        return [], pending
+    bucket = padded_length(len(_frames_of(*pending[0])))
+    same = [item for item in pending[:BATCH] if padded_length(len(_frames_of(*item))) == bucket]
+    return same, pending[len(same):]

@@ -138,7 +138,7 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
     plan = listen_plan(config, prefix, devices_optional)
     models = config.models
     for role in roles:
-        _check_model(preview_model(models) if role == "preview" else final_model(models.final), models)
+        check_model(preview_model(models) if role == "preview" else final_model(models.final), models)
     if not plan.sources:
         return plan
     frame_rings = {source: {bins: mel_ring_name(prefix, source, bins) for bins in mel_bins(config)}
@@ -158,7 +158,7 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
     return Plan(plan.rings, actors, plan.sources, plan.unavailable)
 
 
-def _check_model(model: str, models: ModelsConfig) -> None:
+def check_model(model: str, models: ModelsConfig) -> None:
     model_store.checkpoint_path(model, fetch=False)
     english_only = model.endswith(".en")
     if english_only and models.language != "en":

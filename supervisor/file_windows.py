@@ -1,0 +1,52 @@
+"""How a file's utterances become the windows the final model reads in ``earwig transcribe``.
+
+Why join them: Whisper was trained on 30 s windows of running speech, and a sentence read
+whole is transcribed better than its breaths read one by one: "and so my fellow
+Americans" / "ask not" / "what your country can do for you" alone lose the word at each
+cut and the sense across it. A file has no listener waiting for the first words, so
+consecutive utterances go into one window while the window stays within ``max_s`` from
+its first speech to its last (the silence between them included, so times stay the
+file's), as faster-whisper's batched pipeline and WhisperX merge VAD segments into chunks.
+
+Why the VAD still cuts the file: the windows hold speech only (no minute of silence for
+the decoder to fill with "Thank you."), and a long recording is read in parallel windows
+instead of one seek after another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from earwig.messages import SpeechEnd
+
+
+@dataclass(frozen=True)
+class Span:
+    """Samples ``[start, end)`` of one source, read as one window."""
+
+    start: int
+    end: int
+
+
+class WindowPacker:
+    """Utterances (SpeechEnd, in order) in, windows out: consecutive utterances share a
+    window while it spans at most ``max_samples``."""
+
+    def __init__(self, max_samples: int) -> None:
+        self.max_samples = max_samples
+        self._open: Span | None = None
+
+    def push(self, utterance: SpeechEnd) -> list[Span]:
+        """The windows this utterance closed (the one it does not fit in)."""
+        if self._open is not None and utterance.end - self._open.start <= self.max_samples:
+            self._open = Span(self._open.start, utterance.end)
+            return []
+        closed = [self._open] if self._open is not None else []
+        self._open = Span(utterance.start, utterance.end)
+        return closed
+
+    def finish(self) -> list[Span]:
+        """The file ended: the window still open."""
+        closed = [self._open] if self._open is not None else []
+        self._open = None
+        return closed
