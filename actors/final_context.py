@@ -12,7 +12,7 @@ When the context is dropped, and why:
 - when the language changes: English text before a German utterance pulls the decoder
   towards English (and towards translating);
 - when a Final was decoded only at a fallback temperature above ``transcribe()``'s 0.5, or
-  reads as a repetition loop (``final_filter.repeats``): its text is the kind of output
+  reads as a repetition loop (``final_filter.looping``): its text is the kind of output
   that, fed back, makes the next window repeat it too (whisper resets its prompt then).
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from earwig.actors.final_filter import repeats, words_of
+from earwig.actors.final_filter import looping
 from earwig.config import SAMPLE_RATE
 from earwig.messages import Source
 
@@ -52,7 +52,7 @@ class SpokenContext:
         said = self._said.setdefault(source, [])
         if said and said[-1].language != language:
             said.clear()
-        if temperature > MAX_TEMPERATURE or repeats(words_of(text)):
+        if temperature > MAX_TEMPERATURE or looping(text):
             said.clear()
             return
         if text.strip():

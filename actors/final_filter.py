@@ -12,7 +12,9 @@ import re
 
 import msgspec
 
-from earwig.actors.final_decode import Segment, Transcript
+from whisper.utils import compression_ratio
+
+from earwig.actors.final_decode import COMPRESSION_RATIO_LIMIT, Segment, Transcript
 from earwig.actors.mel_frames import HOP
 from earwig.config import SAMPLE_RATE
 from earwig.messages import Final, Source, Stamps, Word
@@ -53,7 +55,7 @@ def hallucinated(segment: Segment) -> str:
         return "no words"  # punctuation alone: what is left of an ending past the audio
     if " ".join(words) in LONE_PHRASES and segment.no_speech_prob >= LONE_PHRASE_NO_SPEECH_PROB:
         return "lone phrase"
-    if repeats(words):
+    if looping(text):
         return "repetition"
     return ""
 
@@ -63,15 +65,28 @@ def words_of(text: str) -> list[str]:
     return _NOT_A_WORD_CHARACTER.sub("", text.lower()).split()
 
 
-def repeats(words: list[str]) -> bool:
-    """An n-gram of up to ``REPEAT_MAX_N`` words said ``REPEAT_TIMES`` times in a row: a
-    decoding loop ("Hello? Hello? Hello? Hello?"), never kept, committed or fed back."""
-    for n in range(1, REPEAT_MAX_N + 1):
-        for start in range(len(words) - n * REPEAT_TIMES + 1):
+def looping(text: str) -> bool:
+    """A decoding loop: an n-gram of up to ``REPEAT_MAX_N`` words said ``REPEAT_TIMES`` times
+    in a row, in a text as repetitive as Whisper's own loop check calls it (gzip
+    compression ratio over 2.4). The ratio keeps what people say ("some more words, words,
+    words, words": 1.3; "no no no no": 0.9) and drops what the decoder got stuck in
+    ("Hello? Hello? Hello? Hello? Hello? Hello? Hello? Hello?": 3.1); never kept,
+    committed or fed back."""
+    return loop_start(words_of(text)) is not None and compression_ratio(text) > COMPRESSION_RATIO_LIMIT
+
+
+def loop_start(words: list[str]) -> int | None:
+    """Where the first n-gram said ``REPEAT_TIMES`` times in a row begins in ``words`` (None:
+    there is none): the start of a loop, or of one in the making, which the preview does
+    not commit (it is still shown, and the final model writes what was said)."""
+    for start in range(len(words)):
+        for n in range(1, REPEAT_MAX_N + 1):
+            if start + n * REPEAT_TIMES > len(words):
+                break
             gram = words[start:start + n]
             if all(words[start + k * n:start + (k + 1) * n] == gram for k in range(1, REPEAT_TIMES)):
-                return True
-    return False
+                return start
+    return None
 
 
 def kept_final(source: Source, start: int, end: int, transcript: Transcript, stamps: Stamps | None = None) -> Final:

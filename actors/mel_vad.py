@@ -81,7 +81,7 @@ SpeechEvent = SpeechStart | SpeechPause | SpeechResume | SpeechEnd
 class Segmenter:
     """P(speech) per chunk in, speech events (start, pause, end) at absolute sample positions out.
 
-    An utterance starts when speech lasted ``min_speech_ms``; it ends after
+    An utterance starts when speech lasted ``min_speech_ms``, ``lead_ms`` before it; it ends after
     ``min_silence_ms`` below the lower threshold (the hangover), at the silence's start plus
     ``pad_ms``. One that reaches ``max_utterance_s`` is cut in the middle of its quietest
     chunk of the last ``CUT_SEARCH_S`` seconds and goes on as a new utterance.
@@ -97,6 +97,7 @@ class Segmenter:
         self.min_speech = settings.min_speech_ms * ms
         self.min_silence = settings.min_silence_ms * ms
         self.pad = settings.pad_ms * ms
+        self.lead = settings.lead_ms * ms
         self.max_utterance = int(settings.max_utterance_s * SAMPLE_RATE)
         self.candidate: int | None = None  # where speech began, before it counts
         self.start: int | None = None  # reported start of the utterance in progress
@@ -140,7 +141,7 @@ class Segmenter:
             self.candidate = self.silence_from = None
             return events
         if not self.active and self.silence_from is None and end - self.candidate >= self.min_speech:
-            self.start = max(self.candidate - self.pad, self.last_end, 0)
+            self.start = max(self.candidate - self.lead, self.last_end, 0)
             self._energy.clear()
             events.append(SpeechStart(source=self.source, start=self.start))
         if self.active and end - self.start >= self.max_utterance:

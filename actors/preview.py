@@ -2,7 +2,9 @@
 
 receive  SpeechStart / SpeechEnd: which sources have an utterance in progress (the first
          SpeechStart loads the model); SpeechPause / SpeechResume: rest during a pause,
-         leaving the cores to the final pass that starts then
+         leaving the cores to the final pass that starts then; Final: the language each
+         source speaks (the final model detects it), which an English-only preview model
+         cannot read when it is not English: it then shows nothing, and says so once
 compute  every ``interval_s``, the utterance so far of every active source, from its mel
          ring, in one encoder batch over the audio there is plus 6 s of silence (not a
          padded 30 s window);
@@ -31,7 +33,8 @@ from earwig.actors.model_session import LoadedModel, ModelParams, ModelSession
 from earwig.actors.preview_agreement import LocalAgreement
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
-from earwig.messages import Partial, Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart, Stamps, Stats
+from earwig.messages import (ActorFailed, Final, Partial, Source, SpeechEnd, SpeechPause, SpeechResume,
+                             SpeechStart, Stamps, Stats)
 
 #: Tokens decoded per second of audio at most: fast speech is ~4 tokens/s, so a
 #: hallucination loop stops early instead of costing 224 decoder steps.
@@ -64,12 +67,38 @@ class _Utterance:
         return self.paused_at is not None and self.previewed_to >= self.paused_at
 
 
+@dataclass
+class _Languages:
+    """What each source speaks, as its last Final said, and whether the preview can read it."""
+
+    english_only: bool
+    configured: str
+    spoken: dict[Source, str] = field(default_factory=dict)
+    said_unreadable: bool = False
+
+    def readable(self, source: Source | None = None) -> bool:
+        """The source's speech (None: speech in the configured language) can be read."""
+        language = self.spoken.get(source, self.configured)
+        return not self.english_only or language in ("en", "auto")
+
+    def heard(self, final: Final) -> bool:
+        """Record a Final's language; True the first time the preview cannot read one."""
+        if final.text:
+            self.spoken[final.source] = final.language
+        first = not self.readable(final.source) and not self.said_unreadable
+        self.said_unreadable = self.said_unreadable or first
+        return first
+
+
 async def main(actor: Actor) -> None:
     params: ModelParams = actor.params
     session = ModelSession(actor, params)
     open_utterances: dict[Source, _Utterance] = {}
+    languages = _Languages(english_only=params.model.endswith(".en"), configured=params.language)
     counters = {"previews": 0.0, "skipped_ticks": 0.0, "preview_s": 0.0}
-    receiver = asyncio.create_task(_receive(actor, open_utterances))
+    if not languages.readable():
+        _say_unreadable(actor, params.language)
+    receiver = asyncio.create_task(_receive(actor, open_utterances, languages))
     loop = asyncio.get_running_loop()
     try:
         due = loop.time()
@@ -80,8 +109,9 @@ async def main(actor: Actor) -> None:
                 counters["skipped_ticks"] += skipped
                 due += skipped * params.interval_s
             await asyncio.sleep(due - loop.time())
-            if open_utterances:
-                await _preview(actor, session, open_utterances, counters)
+            readable = {s: u for s, u in open_utterances.items() if languages.readable(s)}
+            if readable:
+                await _preview(actor, session, readable, open_utterances, counters)
     finally:
         receiver.cancel()
         session.close()
@@ -90,9 +120,13 @@ async def main(actor: Actor) -> None:
 # --- receive ------------------------------------------------------------------------------
 
 
-async def _receive(actor: Actor, open_utterances: dict[Source, _Utterance]) -> None:
+async def _receive(actor: Actor, open_utterances: dict[Source, _Utterance], languages: _Languages) -> None:
     while True:
         message = await actor.control.get()
+        if isinstance(message, Final):
+            if languages.heard(message):
+                _say_unreadable(actor, message.language)
+            continue
         if isinstance(message, SpeechStart):
             open_utterances[message.source] = _Utterance(message.start, previewed_to=message.start)
             continue
@@ -110,10 +144,18 @@ async def _receive(actor: Actor, open_utterances: dict[Source, _Utterance]) -> N
 # --- compute ------------------------------------------------------------------------------
 
 
-async def _preview(actor: Actor, session: ModelSession, open_utterances: dict[Source, _Utterance],
-                   counters: dict[str, float]) -> None:
+def _say_unreadable(actor: Actor, language: str) -> None:
+    params: ModelParams = actor.params
+    actor.publish(ActorFailed(
+        actor=actor.name, fatal=False,
+        error=f"the preview model {params.model} reads English only: no partial text while the speech is {language!r}",
+        fix=f"install the multilingual {params.model[:-3]} (`earwig models`) for partial text in other languages"))
+
+
+async def _preview(actor: Actor, session: ModelSession, readable: dict[Source, _Utterance],
+                   open_utterances: dict[Source, _Utterance], counters: dict[str, float]) -> None:
     await session.ready_model()
-    due = {source: u for source, u in open_utterances.items()
+    due = {source: u for source, u in readable.items()
            if u.wants_preview(session.published_sample(source))}
     if not due:
         return

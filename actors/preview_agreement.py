@@ -13,11 +13,17 @@ the end of the stream, instead of waiting for a second run that would only repea
 
 Words are compared without case and punctuation, so "bank" and "bank." agree; the
 committed text keeps the spelling it had when it was committed.
+
+A decoding loop, or one in the making ("Hello? Hello? Hello? Hello? ...",
+``final_filter.loop_start``), is never committed: a small model over a long stretch of noise repeats itself, and committed
+words cannot be taken back when the final model writes what was said.
 """
 
 from __future__ import annotations
 
 import re
+
+from earwig.actors.final_filter import loop_start
 
 _NOT_A_WORD_CHARACTER = re.compile(r"[^\w']+")
 
@@ -49,6 +55,9 @@ class LocalAgreement:
         return self._commit(words, len(words))
 
     def _commit(self, words: list[str], agreed: int) -> tuple[str, str]:
+        loop = loop_start([_key(word) for word in words])
+        if loop is not None:
+            agreed = min(agreed, loop)
         extends_committed = all(_key(a) == _key(b) for a, b in zip(self.committed, words))
         if agreed > len(self.committed) and extends_committed:
             self.committed += words[len(self.committed):agreed]

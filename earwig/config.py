@@ -39,8 +39,12 @@ class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "Speech shorter than this is ignored (clicks, coughs).")] = 250
     min_silence_ms: Annotated[int, Meta(description=
         "Silence that ends an utterance: the end-of-speech hangover.")] = 500
+    lead_ms: Annotated[int, Meta(description=
+        "Audio kept before the detected start: a word's onset comes before the VAD is sure "
+        "(it costs no latency; it never reaches back into the previous utterance).")] = 300
     pad_ms: Annotated[int, Meta(description=
-        "Audio kept before the detected start and after the detected end.")] = 30
+        "Audio kept after the detected end (a word's fading tail); the final pass waits for "
+        "it, so it adds to end of speech -> Final.")] = 100
     max_utterance_s: Annotated[float, Meta(description=
         "Longer utterances are cut at their quietest point (Whisper reads 30 s at most).")] = 25.0
 
@@ -48,6 +52,7 @@ class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         checks = [("threshold", 0.15 < self.threshold < 1.0, "between 0.15 and 1"),
                   ("min_speech_ms", self.min_speech_ms >= 0, "0 or more"),
                   ("min_silence_ms", self.min_silence_ms >= 32, "at least 32 (one VAD chunk)"),
+                  ("lead_ms", 0 <= self.lead_ms <= 1000, "between 0 and 1000"),
                   ("pad_ms", 0 <= self.pad_ms <= self.min_silence_ms, "between 0 and min_silence_ms"),
                   ("max_utterance_s", 10.0 <= self.max_utterance_s <= 29.0, "between 10 and 29")]
         for key, ok, allowed in checks:
@@ -56,8 +61,8 @@ class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def onset(self, start: int) -> int:
         """The first voiced sample of an utterance that a SpeechStart says begins at
-        ``start`` (its ``pad_ms`` of lead-in before): where onset latency counts from."""
-        return start + self.pad_ms * SAMPLE_RATE // 1000
+        ``start`` (its ``lead_ms`` of lead-in before): where onset latency counts from."""
+        return start + self.lead_ms * SAMPLE_RATE // 1000
 
 
 class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

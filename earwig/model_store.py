@@ -264,6 +264,11 @@ def _size(model: str) -> int:
     return _SIZES.index(family) if family in _SIZES else len(_SIZES)
 
 
+def offline(model: str) -> bool:
+    """This machine has the model, or can make it without the internet."""
+    return any(row.name == model and row.ready for row in available())
+
+
 def smaller_models(model: str, english_only_ok: bool) -> list[str]:
     """Models smaller than ``model`` that this machine has or can make offline, largest
     first: what to fall back on when ``model`` does not fit. ``english_only_ok``: the

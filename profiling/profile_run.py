@@ -51,7 +51,7 @@ class Recording:
     messages: list[tuple[int, AnyMessage]] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     #: Capture time of the first voiced sample of each utterance, by (source, start): the
-    #: onset that "onset -> first Partial" counts from (SpeechStart's start is ``pad_ms``
+    #: onset that "onset -> first Partial" counts from (SpeechStart's start is ``lead_ms``
     #: earlier, padding included).
     onsets_ns: dict[tuple[str, int], int] = field(default_factory=dict)
     ring_capacity: dict[str, int] = field(default_factory=dict)

@@ -83,9 +83,13 @@ def capture_plan(config: Config, prefix: str, devices_optional: bool = False) ->
 
 def preview_model(models: ModelsConfig) -> str:
     """The preview model; an English-only one gives way to its multilingual twin
-    ("tiny.en" -> "tiny") when the language is not English."""
-    if models.preview.endswith(".en") and (models.language != "en" or models.task == "translate"):
-        return models.preview[:-3]
+    ("tiny.en" -> "tiny") when the language may not be English and the twin is here.
+    Without it the English-only model stays, and the preview shows no partial text for
+    speech in another language (``actors/preview``), rather than English-sounding noise."""
+    twin = models.preview[:-3]
+    if models.preview.endswith(".en") and (models.language != "en" or models.task == "translate") \
+            and model_store.offline(twin):
+        return twin
     return models.preview
 
 
@@ -123,9 +127,10 @@ PREVIEW_THREADS = 1
 #: 10 the kernel gives the final pass the cores whenever it runs.
 PREVIEW_NICENESS = 10
 #: Speech events the model actors listen to (a pause: the final pass starts early, the
-#: preview rests until speech resumes); the final model checks the preview's text too.
+#: preview rests until speech resumes); the final model checks the preview's text too, and
+#: the preview reads the Finals' language (an English-only preview stays quiet over others).
 _SPEECH = frozenset({"SpeechStart", "SpeechPause", "SpeechResume", "SpeechEnd"})
-MODEL_LISTENS = {"preview": _SPEECH, "final": _SPEECH | {"Partial", "DictationStart"}}
+MODEL_LISTENS = {"preview": _SPEECH | {"Final"}, "final": _SPEECH | {"Partial", "DictationStart"}}
 
 
 def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("preview", "final"),
@@ -138,7 +143,7 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
     plan = listen_plan(config, prefix, devices_optional)
     models = config.models
     for role in roles:
-        check_model(preview_model(models) if role == "preview" else final_model(models.final), models)
+        check_model(preview_model(models) if role == "preview" else final_model(models.final), models, role)
     if not plan.sources:
         return plan
     frame_rings = {source: {bins: mel_ring_name(prefix, source, bins) for bins in mel_bins(config)}
@@ -158,9 +163,11 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
     return Plan(plan.rings, actors, plan.sources, plan.unavailable)
 
 
-def check_model(model: str, models: ModelsConfig) -> None:
+def check_model(model: str, models: ModelsConfig, role: str = "final") -> None:
+    """The model can be had, and can do what the config asks (a preview model may read
+    English only: its partial text is then shown for English speech only)."""
     model_store.checkpoint_path(model, fetch=False)
-    english_only = model.endswith(".en")
+    english_only = model.endswith(".en") and role == "final"
     if english_only and models.language != "en":
         raise EarwigError(f"model {model} reads English only, but models.language is {models.language!r}",
                           f'use the multilingual {model[:-3]}, or set models.language = "en"')

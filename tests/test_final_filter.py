@@ -3,7 +3,7 @@
 import pytest
 
 from earwig.actors.final_decode import Segment
-from earwig.actors.final_filter import hallucinated
+from earwig.actors.final_filter import hallucinated, loop_start
 
 
 def segment(text: str, no_speech: float = 0.01, logprob: float = -0.3) -> Segment:
@@ -19,7 +19,10 @@ def segment(text: str, no_speech: float = 0.01, logprob: float = -0.3) -> Segmen
     (" Thanks for watching!", 0.3, -0.5, "lone phrase"),
     (" We need to talk about the budget.", 0.9, -1.4, "no speech"),
     (" I'm going to go. I'm going to go. I'm going to go. I'm going to go.", 0.01, -0.3, "repetition"),
-    (" no no no no", 0.01, -0.3, "repetition"),
+    (" no no no no no no no no no no no no", 0.01, -0.3, "repetition"),
+    (" Hello? Hello? Hello? Hello? Hello? Hello? Hello? Hello?", 0.01, -0.3, "repetition"),
+    (" .", 0.01, -0.3, "no words"),  # what is left once words past the audio are dropped
+    (" !,.", 0.01, -0.3, "no words"),
 ])
 def test_inventions_are_dropped_with_their_reason(text, no_speech, logprob, why):
     assert hallucinated(segment(text, no_speech, logprob)) == why
@@ -31,6 +34,14 @@ def test_inventions_are_dropped_with_their_reason(text, no_speech, logprob, why)
     (" We need to talk about the budget.", 0.2, -1.4),  # improbable, but speech was likely
     (" Ask not what your country can do for you, ask what you can do for your country.", 0.01, -0.3),
     (" no no no", 0.01, -0.3),  # three in a row is still speech
+    (" no no no no", 0.01, -0.3),  # and so are four, said, not looped
+    (" And here's some more words, words, words, words.", 0.01, -0.3),  # the disfluent file's
 ])
 def test_what_was_said_is_kept(text, no_speech, logprob):
     assert hallucinated(segment(text, no_speech, logprob)) == ""
+
+
+def test_a_loop_is_found_where_it_begins():
+    assert loop_start("oh hello hello hello hello".split()) == 1
+    assert loop_start("we said it we said it we said it we said it".split()) == 0
+    assert loop_start("hello hello oh hello".split()) is None

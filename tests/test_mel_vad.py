@@ -10,7 +10,7 @@ from earwig.actors.mel_vad import CHUNK, Segmenter
 from earwig.config import VadConfig
 from earwig.messages import SpeechEnd, SpeechPause, SpeechResume, SpeechStart
 
-SETTINGS = VadConfig(threshold=0.5, min_speech_ms=250, min_silence_ms=500, pad_ms=30,
+SETTINGS = VadConfig(threshold=0.5, min_speech_ms=250, min_silence_ms=500, lead_ms=30, pad_ms=30,
                      max_utterance_s=10.0)
 MS = 16
 

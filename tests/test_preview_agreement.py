@@ -45,6 +45,17 @@ def test_a_pause_commits_the_whole_hypothesis_unless_it_rewrote_committed_words(
     assert rewritten.finish("asked what you") == ("ask not", "you")
 
 
+def test_a_decoding_loop_is_never_committed():
+    """A small model over a long stretch of noise repeats itself; committed words stay."""
+    agreement = LocalAgreement()
+    agreement.update("Good morning.")
+    assert agreement.update("Good morning. Hello? Hello? Hello? Hello?")[0] == "Good morning."
+    assert agreement.update("Good morning. Hello? Hello? Hello? Hello? Hello?")[0] == "Good morning."
+    assert agreement.finish("Good morning. Hello? Hello? Hello? Hello? Hello? Hello?")[0] == "Good morning."
+    assert agreement.finish("Good morning. I didn't know you were there.") == (
+        "Good morning. I didn't know you were there.", "")
+
+
 VOCABULARY = st.sampled_from(["ask", "not", "what", "your", "country", "can", "do", "for", "you"])
 
 

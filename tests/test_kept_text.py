@@ -1,0 +1,129 @@
+"""The kept text on real human speech (``shared/audio``), through ``earwig transcribe``:
+sentences read whole, the same text every time, nothing past the end of the speech, each
+language in its own words, and one clear line for what cannot work."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from earwig.profiling.scoring import word_error_rate, words
+
+EARWIG = [sys.executable, "-m", "earwig"]
+AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
+REAL = AUDIO / "real"
+DISFLUENT = REAL / "mfa_michaelandsickmichael_stereo.wav"
+CUT_OFF = REAL / "librispeech_train-clean-100_298-126790-0000.flac"
+
+
+def reference(path: Path) -> str:
+    with open(REAL / "MANIFEST.tsv", newline="") as manifest:
+        return next(row["reference"] for row in csv.DictReader(manifest, delimiter="\t") if row["file"] == path.name)
+
+
+def transcribe(*args: str | Path, timeout: float = 600) -> dict[str, list[dict]]:
+    """``earwig transcribe --json``: each file's Finals, by file."""
+    result = subprocess.run([*EARWIG, "transcribe", "--json", *map(str, args)], capture_output=True, text=True,
+                            timeout=timeout)
+    assert result.returncode == 0, result.stderr
+    finals: dict[str, list[dict]] = {}
+    for line in result.stdout.splitlines():
+        final = json.loads(line)
+        finals.setdefault(final["source"], []).append(final)
+    return finals
+
+
+def text(finals: list[dict]) -> str:
+    return " ".join(final["text"] for final in finals)
+
+
+@pytest.fixture(scope="module")
+def left_channel(tmp_path_factory) -> Path:
+    """One talker of the two in ``stereo_diarization.wav``: its left channel alone."""
+    audio, rate = soundfile.read(AUDIO / "stereo_diarization.wav", dtype="float32")
+    path = tmp_path_factory.mktemp("left") / "left.wav"
+    soundfile.write(path, audio[:, 0], rate)
+    return path
+
+
+@pytest.fixture(scope="module")
+def read_whole(left_channel) -> dict[str, list[dict]]:
+    """jfk.flac, the stereo file's left talker and the disfluent two-talker file, in one run."""
+    return transcribe(AUDIO / "jfk.flac", left_channel, DISFLUENT)
+
+
+def test_a_sentence_cut_at_its_breaths_is_read_whole(read_whole):
+    """The 30 ms pad once clipped "ask", and each breath was decoded alone ("is not.")."""
+    said = " ".join(words(text(read_whole[str(AUDIO / "jfk.flac")])))
+    assert "ask not what your country can do for you" in said, said
+
+
+def test_one_talker_of_a_stereo_recording(read_whole, left_channel):
+    said = " ".join(words(text(read_whole[str(left_channel)])))
+    assert "who had vanished" in said, said  # greedy on the VAD's cut once wrote "who advanished"
+
+
+def test_disfluent_conversational_speech_is_as_good_as_offline_whisper(read_whole):
+    """``transcribe()`` scores 0.07 on it; earwig cut it into 0.3-1 s fragments once (0.29)."""
+    wer = word_error_rate(reference(DISFLUENT), text(read_whole[str(DISFLUENT)]))
+    assert wer <= 0.07, text(read_whole[str(DISFLUENT)])
+
+
+def test_the_same_file_gives_the_same_text_and_nothing_past_its_speech(tmp_path):
+    """A sentence cut off mid-way once got three different invented endings in three runs."""
+    first = transcribe(CUT_OFF, CUT_OFF)
+    again = transcribe(CUT_OFF)
+    runs = [[(f["text"], f["start"], f["end"]) for f in finals] for finals in [*first.values(), *again.values()]]
+    assert len(runs) == 2 and runs[0] == runs[1], runs  # the same path twice is one entry
+    said = words(text(again[str(CUT_OFF)]))
+    assert said[-3:] == ["exclude", "the", "sufferers"], said  # what the reader said last
+    assert word_error_rate(reference(CUT_OFF), text(again[str(CUT_OFF)])) <= 0.05
+    seconds = soundfile.info(CUT_OFF).duration
+    assert all(w["start"] < seconds for final in again[str(CUT_OFF)] for w in final["words"])
+
+
+def test_a_file_read_twice_in_one_run_gives_twice_the_same_text(tmp_path):
+    copy = tmp_path / "copy.flac"
+    copy.write_bytes(CUT_OFF.read_bytes())
+    both = transcribe(CUT_OFF, copy)
+    assert [f["text"] for f in both[str(CUT_OFF)]] == [f["text"] for f in both[str(copy)]]
+
+
+def test_english_then_german_is_written_in_each_language_with_auto():
+    finals = transcribe("--language", "auto", AUDIO / "multilingual.mp3")[str(AUDIO / "multilingual.mp3")]
+    languages = [final["language"] for final in finals if final["text"]]
+    assert languages[0] == "en" and languages[-1] == "de", finals
+    german = " ".join(final["text"] for final in finals if final["language"] == "de").lower()
+    assert sum(word in german.split() for word in ("und", "die", "der", "ich", "ist", "das", "nicht")) >= 2, german
+
+
+def test_silence_and_noise_give_no_text(tmp_path):
+    """A Final with no text answers its SpeechEnd but is never printed (nor shown, nor typed)."""
+    noise = tmp_path / "noise.wav"
+    rng = np.random.default_rng(1)
+    audio = np.zeros(16_000 * 6, np.float32)
+    audio[16_000 * 2:16_000 * 2 + 4000] = rng.normal(0, 0.3, 4000)  # a quarter second of a clatter
+    soundfile.write(noise, audio, 16_000)
+    result = subprocess.run([*EARWIG, "transcribe", str(noise)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("flags, says", [
+    (("--language", "xx"), "models.language must be"),
+    (("--language", "auto", "--model", "tiny.en"), "reads English only"),
+    (("--translate", "--model", "tiny.en"), "cannot translate"),
+])
+def test_a_language_the_model_cannot_do_is_one_line_before_anything_starts(flags, says):
+    result = subprocess.run([*EARWIG, "transcribe", *flags, str(CUT_OFF)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result
+    assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2, result.stderr
