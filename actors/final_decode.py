@@ -99,7 +99,7 @@ def transcribe(model: LoadedModel, windows: list[Window], beam_size: int = 1,
     prompts = [_prompt(_tokenizer(model, language), model.initial_prompt, window.context)
                for language, window in zip(languages, windows)]
     first: list[DecodingResult | None] = [None] * len(windows)
-    for group in _same_decoding(languages, prompts, beam_size):
+    for group in _same_decoding(languages, prompts, [window.draft for window in windows], beam_size):
         found = _decode(model, features[group], prompts[group[0]], languages[group[0]], TEMPERATURES[0],
                         [windows[i].draft for i in group], [transcripts[i] for i in group], beam_size, abandoned)
         for i, result in zip(group, found):
@@ -125,14 +125,14 @@ def _prompt(tokenizer: Tokenizer, initial_prompt: str, context: str) -> list[int
     return initial[:PROMPT_TOKENS] + (said[-room:] if room else [])
 
 
-def _same_decoding(languages: list[str], prompts: list[list[int]], beam_size: int) -> list[list[int]]:
-    """Windows decoded in one batch: whisper's beam search reads one language and prompt a
-    batch; greedy decoding with a draft goes window by window anyway."""
-    if beam_size <= 1:
-        return [[i] for i in range(len(languages))]
+def _same_decoding(languages: list[str], prompts: list[list[int]], drafts: list[str],
+                   beam_size: int) -> list[list[int]]:
+    """Windows decoded in one batch: whisper's decoding reads one language and prompt a
+    batch; greedy decoding checking a draft goes window by window."""
     groups: dict[tuple, list[int]] = {}
-    for i, (language, prompt) in enumerate(zip(languages, prompts)):
-        groups.setdefault((language, tuple(prompt)), []).append(i)
+    for i, (language, prompt, draft) in enumerate(zip(languages, prompts, drafts)):
+        alone = i if draft and beam_size <= 1 else None
+        groups.setdefault((language, tuple(prompt), alone), []).append(i)
     return list(groups.values())
 
 
@@ -181,12 +181,15 @@ def _within(segment: Segment, audio_s: float) -> Segment | None:
 def _decode(model: LoadedModel, features: torch.Tensor, prompt: list[int], language: str, temperature: float,
             drafts: list[str], transcripts: list[Transcript], beam_size: int = 1,
             abandoned: Callable[[], bool] = lambda: False) -> list[DecodingResult]:
-    """At temperature 0, greedy with the drafts, or beam search; hotter, whisper's sampling
-    (best of 5, as ``transcribe()`` samples). All windows share language and prompt."""
+    """At temperature 0: greedy checking the drafts one window at a time, or whisper's own
+    greedy decoding or beam search over the whole batch at once (each decoder step reads
+    the weights once for all the windows: on a CPU that read is most of a step). Hotter:
+    whisper's sampling, best of 5, as ``transcribe()`` samples. All windows share language
+    and prompt."""
     options = DecodingOptions(task=model.task, language=language, temperature=temperature,
                               prompt=prompt or None)
-    if temperature > 0 or beam_size > 1:
-        options = dataclasses.replace(options, beam_size=beam_size if temperature == 0 else None,
+    if temperature > 0 or beam_size > 1 or (len(drafts) > 1 and not any(drafts)):
+        options = dataclasses.replace(options, beam_size=beam_size if temperature == 0 and beam_size > 1 else None,
                                       best_of=BEST_OF if temperature > 0 else None)
         results = model.decode(features, options)
         passes = [len(result.tokens) + 1 for result in results]

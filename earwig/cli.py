@@ -304,7 +304,7 @@ def _transcription_config(args: argparse.Namespace) -> config_module.Config:
     config = config_module.load(args.config)
     changes = {key: value for key, value in (
         ("final", args.model), ("language", args.language), ("initial_prompt", args.prompt),
-        ("task", "translate" if args.translate else None)) if value is not None}
+        ("task", "translate" if args.translate else None), ("beam_size", args.beam)) if value is not None}
     try:
         models = msgspec.structs.replace(config.models, **changes)
     except msgspec.ValidationError as error:
@@ -392,9 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "speakers text side by side (also: `earwig` alone)")
     _settings_options(monitor)
     transcribe = commands.add_parser(
-        "transcribe", help="transcribe audio files through the live pipeline, as fast as it goes",
-        description="Each file goes through the same VAD and final model as live audio; "
-                    "one line per utterance (or one JSON object per line with --json).")
+        "transcribe", help="transcribe audio files, as fast as this machine goes",
+        description="Each file is cut by the same VAD as live audio; consecutive utterances are "
+                    "read together in windows of up to vad.max_utterance_s, and the windows of all "
+                    "the files are decoded in batches. One line per segment (or one JSON object per "
+                    "line with --json).")
     transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, mp3; "
                             "anything else through ffmpeg)")
     transcribe.add_argument("--json", action="store_true", help='one JSON object per utterance: '
@@ -409,6 +411,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "the language spoken (a multilingual model)")
     transcribe.add_argument("--prompt", help="names and words the model should spell your way "
                             "(config: models.initial_prompt)")
+    transcribe.add_argument("--beam", type=int, metavar="N", help="beam search width; 1 (the default) decodes "
+                            "greedily (config: models.beam_size)")
     transcribe.add_argument("--device", help='"auto", "cpu", "cuda" or "cuda:N" (config: device)')
     dictate = commands.add_parser(
         "dictate", help="hotkey dictation: hold the hotkey, speak, and the text is typed into "

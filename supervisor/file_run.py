@@ -9,9 +9,9 @@ machine's throughput:
   into utterances exactly as the live assistant would cut it;
 - consecutive utterances joined into windows of up to ``vad.max_utterance_s``
   (``file_windows``), so sentences are read whole;
-- windows of every file given batched through the encoder and the decoder together, with
-  Whisper's beam search (``models.beam_size``), several windows a forward pass, as
-  faster-whisper's batched pipeline decodes;
+- windows of every file given batched through the encoder and the decoder together,
+  several windows a forward pass, as faster-whisper's batched pipeline decodes (greedy, or
+  Whisper's beam search with ``models.beam_size``);
 - each window padded to a length that depends on it alone (``BUCKET_FRAMES``), so which
   other windows share its batch never changes its text: a file transcribed twice, alone
   or with others, gives the same Finals.
@@ -37,11 +37,11 @@ from earwig.actors.model_session import PAD_FRAMES, LoadedModel
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config
 from earwig.messages import Final, SpeechEnd
-from earwig.supervisor.file_windows import Span, WindowPacker
+from earwig.supervisor.file_windows import MARGIN_S, Span, WindowPacker, widened
 
 #: Windows in one encoder and decoder batch: on two cores, 8 windows of base with a beam of
 #: 5 (40 decoder rows) keep the matrix units busy without growing the step's latency.
-BATCH = 8
+BATCH = 16
 #: A window is padded with silence to the next multiple of this (5 s), plus whisper's
 #: ``PAD_FRAMES`` after the speech, so windows of one bucket batch together.
 BUCKET_FRAMES = 500
@@ -60,11 +60,13 @@ class _File:
 
 
 def utterance_spans(audio: np.ndarray, config: Config) -> list[Span]:
-    """The file's windows: the live VAD's utterances, joined (``file_windows``)."""
+    """The file's windows: the live VAD's utterances, joined, and widened into the silence
+    around them (``file_windows``)."""
     vad = VoiceActivity("mic", config.vad)
     ends = [e for e in vad.push(audio, 0) + vad.finish(len(audio)) if isinstance(e, SpeechEnd)]
     packer = WindowPacker(int(config.vad.max_utterance_s * SAMPLE_RATE))
-    return [span for end in ends for span in packer.push(end)] + packer.finish()
+    spans = [span for end in ends for span in packer.push(end)] + packer.finish()
+    return widened(spans, int(MARGIN_S * SAMPLE_RATE), len(audio))
 
 
 def log_mel(audio: np.ndarray, bins: int) -> np.ndarray:

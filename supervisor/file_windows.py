@@ -11,6 +11,12 @@ file's), as faster-whisper's batched pipeline and WhisperX merge VAD segments in
 Why the VAD still cuts the file: the windows hold speech only (no minute of silence for
 the decoder to fill with "Thank you."), and a long recording is read in parallel windows
 instead of one seek after another.
+
+Why each window reaches ``MARGIN_S`` into the silence around it (``widened``): Silero
+is sure of loud speech and unsure of soft speech (a second talker further from the mic, a
+trailing "uh, so"), which it scores 0.2-0.5, below its threshold. Next to speech it was
+sure of, that is most often speech too, and Whisper, which hears soft speech better, reads
+it; over true silence Whisper's own no-speech test and ``final_filter`` keep it from text.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from earwig.messages import SpeechEnd
+
+
+#: How far a window reaches into the silence before and after its speech.
+MARGIN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -50,3 +60,16 @@ class WindowPacker:
         closed = [self._open] if self._open is not None else []
         self._open = None
         return closed
+
+
+def widened(spans: list[Span], margin: int, end: int) -> list[Span]:
+    """Each window ``margin`` samples longer at both ends, within the file's ``end``, never
+    into its neighbour (a gap shorter than two margins is split at its middle)."""
+    wide = []
+    for i, span in enumerate(spans):
+        before = spans[i - 1].end if i else None
+        after = spans[i + 1].start if i + 1 < len(spans) else None
+        start = max(0, span.start - margin) if before is None else max(span.start - margin, (before + span.start) // 2)
+        stop = min(end, span.end + margin) if after is None else min(span.end + margin, (span.end + after) // 2)
+        wide.append(Span(start, stop))
+    return wide

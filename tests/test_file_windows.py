@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from earwig.messages import SpeechEnd
-from earwig.supervisor.file_windows import Span, WindowPacker
+from earwig.supervisor.file_windows import Span, WindowPacker, widened
 
 S = 16_000
 
@@ -32,3 +32,11 @@ def test_an_utterance_that_does_not_fit_closes_the_window_and_opens_the_next():
 
 def test_a_file_without_speech_has_no_window():
     assert WindowPacker(25 * S).finish() == []
+
+
+def test_windows_reach_into_the_silence_around_them_but_never_into_each_other():
+    spans = [Span(1 * S, 5 * S), Span(8 * S, 10 * S), Span(20 * S, 29 * S)]
+    assert widened(spans, 2 * S, end=30 * S) == [
+        Span(0, 6 * S + S // 2),  # the file's start; half of the 3 s gap to the next
+        Span(6 * S + S // 2, 12 * S),  # a margin into the 10 s gap after
+        Span(18 * S, 30 * S)]  # the file's end

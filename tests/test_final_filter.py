@@ -45,3 +45,16 @@ def test_a_loop_is_found_where_it_begins():
     assert loop_start("oh hello hello hello hello".split()) == 1
     assert loop_start("we said it we said it we said it we said it".split()) == 0
     assert loop_start("hello hello oh hello".split()) is None
+
+
+def timed(text: str, start: float, seconds_a_word: float) -> Segment:
+    said = segment(text)
+    said.words = [{"word": f" {w}", "start": start + i * seconds_a_word, "end": start + (i + 1) * seconds_a_word,
+                   "probability": 0.9} for i, w in enumerate(text.split())]
+    return said
+
+
+def test_words_squeezed_faster_than_anyone_speaks_are_an_invention():
+    assert hallucinated(timed(" of the skinners.", 12.36, 0.02)) == "too fast to be said"
+    assert hallucinated(timed(" So, what kind of thing?", 3.0, 0.096)) == ""  # fast, but spoken
+    assert hallucinated(timed(" Thanks.", 3.0, 0.02)) == ""  # one word: its time says little
