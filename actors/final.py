@@ -149,9 +149,11 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
             pending.guessing = set(batch)
         if not batch:
             continue
-        frames = [await session.frames(u.source, u.start, u.end) for u in batch]
-        windows = [Window(f, context=pending.context.before(u.source, u.start), draft=pending.draft(u))
-                   for u, f in zip(batch, frames)]
+        readings = [pending.context.reading(u.source, u.start, u.end, params.max_window) for u in batch]
+        frames = [await session.frames(u.source, r.read_from, u.end) for u, r in zip(batch, readings)]
+        windows = [Window(f, context=pending.context.before(u.source, r.read_from),
+                          draft=f"{r.known} {pending.draft(u)}".strip())
+                   for u, f, r in zip(batch, frames, readings)]
         started_ns = time.monotonic_ns()
         pending.abandon.clear()
         try:
@@ -164,12 +166,12 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
             pending.guessing = set()
             pending.counters["transcribe_s"] += (time.monotonic_ns() - started_ns) / 1e9
         ended_ns = time.monotonic_ns()
-        for utterance, transcript, window in zip(batch, transcripts, frames):
-            captured_ns = session.captured_ns(utterance.source, utterance.start, len(window))
+        for utterance, transcript, window, reading in zip(batch, transcripts, frames, readings):
+            captured_ns = session.captured_ns(utterance.source, reading.read_from, len(window))
             stamps = Stamps(captured_ns=captured_ns, ready_ns=max(captured_ns, pending.ready_ns.get(utterance, 0)),
                             pass_start_ns=started_ns, pass_end_ns=ended_ns)
-            pending.results[utterance] = kept_final(utterance.source, utterance.start, utterance.end,
-                                                    transcript, stamps)
+            pending.results[utterance] = kept_final(utterance.source, utterance.start, utterance.end, transcript,
+                                                    stamps, read_from=reading.read_from, own_from=reading.own_from)
             pending.temperatures[utterance] = transcript.temperature
             pending.counters["decoder_passes"] += transcript.decoder_passes
             pending.counters["tokens"] += transcript.decoded_tokens
@@ -193,7 +195,7 @@ def _publish_ready(actor: Actor, pending: _Pending) -> None:
     while pending.confirmed and pending.confirmed[0] in pending.results:
         done = pending.confirmed.popleft()
         final = pending.results.pop(done)
-        pending.context.record(done.source, final.text, final.language, done.end,
+        pending.context.record(done.source, final.text, final.language, done.start, done.end,
                                pending.temperatures.pop(done, 0.0))
         actor.publish(msgspec.structs.replace(
             final, stamps=msgspec.structs.replace(final.stamps, published_ns=time.monotonic_ns())))

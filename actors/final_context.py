@@ -14,6 +14,15 @@ When the context is dropped, and why:
 - when a Final was decoded only at a fallback temperature above ``transcribe()``'s 0.5, or
   reads as a repetition loop (``final_filter.looping``): its text is the kind of output
   that, fed back, makes the next window repeat it too (whisper resets its prompt then).
+
+A fragment (an utterance shorter than ``FRAGMENT_S``: "is not.", "district corpus.") is
+also read with the audio of the utterance before it (``reading``), when that ended less
+than ``JOIN_GAP_S`` before: text alone tells the decoder what was said, the audio tells it
+how the talker sounds and what was said softly in the gap, which the VAD did not count as
+speech. The earlier utterance's Final is its draft (checked in one decoder pass), and the
+fragment's Final keeps the words said after the earlier one ended. A fragment with no
+utterance close before it is read with up to ``MARGIN_S`` of the audio before it, as a
+file's windows are (``file_windows``): soft speech before a loud word is speech too.
 """
 
 from __future__ import annotations
@@ -31,12 +40,36 @@ RESET_AFTER_S = 30.0
 KEEP_WORDS = 200
 #: ``transcribe()``'s rule: a window decoded hotter than this does not condition the next.
 MAX_TEMPERATURE = 0.5
+#: Utterances shorter than this are read with the one before: a second or two holds a few
+#: words, too few for Whisper to tell a word from the sounds around it.
+FRAGMENT_S = 2.0
+#: How far a fragment, or a file's window (``file_windows``), reaches into the silence
+#: before it: Silero scores soft speech (a second talker further from the mic, a trailing
+#: "uh, so") 0.2-0.5, below its threshold, and next to speech it was sure of that is most
+#: often speech too, which Whisper hears.
+MARGIN_S = 2.0
+#: The longest gap a fragment is joined across: twice ``MARGIN_S``, the gap a file's
+#: widened windows read across, so live and files read the same soft speech.
+JOIN_GAP_S = 4.0
 
 
-@dataclass
-class _Said:
+@dataclass(frozen=True)
+class Reading:
+    """Where the final pass reads an utterance's audio from, from where the words are its
+    own (those centred later), and the text already known of the audio between."""
+
+    read_from: int
+    own_from: int
+    known: str = ""
+
+
+@dataclass(frozen=True)
+class Said:
+    """A Final's text, language and sample span."""
+
     text: str
     language: str
+    start: int
     end: int
 
 
@@ -45,10 +78,11 @@ class SpokenContext:
     an utterance with."""
 
     def __init__(self) -> None:
-        self._said: dict[Source, list[_Said]] = {}
+        self._said: dict[Source, list[Said]] = {}
 
-    def record(self, source: Source, text: str, language: str, end: int, temperature: float = 0.0) -> None:
-        """A Final of ``source`` ending at sample ``end``, decoded at ``temperature``."""
+    def record(self, source: Source, text: str, language: str, start: int, end: int,
+               temperature: float = 0.0) -> None:
+        """A Final of ``source`` of samples ``[start, end)``, decoded at ``temperature``."""
         said = self._said.setdefault(source, [])
         if said and said[-1].language != language:
             said.clear()
@@ -56,7 +90,7 @@ class SpokenContext:
             said.clear()
             return
         if text.strip():
-            said.append(_Said(text.strip(), language, end))
+            said.append(Said(text.strip(), language, start, end))
         while sum(len(s.text.split()) for s in said) > KEEP_WORDS and len(said) > 1:
             said.pop(0)
 
@@ -66,3 +100,19 @@ class SpokenContext:
         if said and start - said[-1].end > RESET_AFTER_S * SAMPLE_RATE:
             said.clear()
         return " ".join(s.text for s in said if s.end <= start)
+
+    def reading(self, source: Source, start: int, end: int, max_samples: int) -> Reading:
+        """How to read the utterance ``[start, end)``: alone, or, a fragment, with the
+        source's last Final when it ended at most ``JOIN_GAP_S`` before (the two within
+        ``max_samples``), else with up to ``MARGIN_S`` of the silence before it."""
+        said = self._said.get(source, [])
+        last = said[-1] if said else None
+        if end - start >= FRAGMENT_S * SAMPLE_RATE:
+            return Reading(start, start)
+        if last is not None and last.end <= start and start - last.end <= JOIN_GAP_S * SAMPLE_RATE \
+                and end - last.start <= max_samples:
+            return Reading(last.start, last.end, last.text)
+        since = max(0, start - int(MARGIN_S * SAMPLE_RATE))
+        if last is not None and last.end <= start:
+            since = max(since, last.end)
+        return Reading(since, since)

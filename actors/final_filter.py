@@ -98,16 +98,24 @@ def loop_start(words: list[str]) -> int | None:
     return None
 
 
-def kept_final(source: Source, start: int, end: int, transcript: Transcript, stamps: Stamps | None = None) -> Final:
+def kept_final(source: Source, start: int, end: int, transcript: Transcript, stamps: Stamps | None = None,
+               read_from: int | None = None, own_from: int | None = None) -> Final:
     """The Final of samples ``[start, end)`` from the segments that are not inventions; word
-    times in samples (time 0 of the transcript is the centre of the frame ``start`` is in)."""
-    origin = start // HOP * HOP
+    times in samples (time 0 of the transcript is the centre of the frame ``read_from``,
+    by default ``start``, is in). With ``own_from``, only the words centred after it are
+    the Final's (a fragment read with the utterance before it)."""
+    origin = (start if read_from is None else read_from) // HOP * HOP
     kept = [segment for segment in transcript.segments if not hallucinated(segment)]
     words = [Word(text=w["word"], start=origin + round(w["start"] * SAMPLE_RATE),
                   end=origin + round(w["end"] * SAMPLE_RATE), probability=float(w["probability"]))
              for segment in kept for w in segment.words]
-    return Final(source=source, start=start, end=end, text="".join(segment.text for segment in kept).strip(),
-                 language=transcript.language, words=words, stamps=stamps)
+    if own_from is None or own_from <= origin:
+        text = "".join(segment.text for segment in kept)
+    else:
+        words = [w for w in words if (w.start + w.end) // 2 >= own_from]
+        text = "".join(w.text for w in words)
+    return Final(source=source, start=start, end=end, text=text.strip(), language=transcript.language,
+                 words=words, stamps=stamps)
 
 
 def segment_finals(source: Source, start: int, end: int, transcript: Transcript) -> list[Final]:

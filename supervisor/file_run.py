@@ -37,7 +37,8 @@ from earwig.actors.model_session import PAD_FRAMES, LoadedModel
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config
 from earwig.messages import Final, SpeechEnd
-from earwig.supervisor.file_windows import MARGIN_S, Span, WindowPacker, widened
+from earwig.actors.final_context import MARGIN_S
+from earwig.supervisor.file_windows import Span, WindowPacker, widened
 
 #: Windows in one encoder and decoder batch: on two cores, 8 windows of base with a beam of
 #: 5 (40 decoder rows) keep the matrix units busy without growing the step's latency.

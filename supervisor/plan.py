@@ -155,7 +155,8 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
                              language=models.language, task=models.task,
                              initial_prompt=models.initial_prompt,
                              interval_s=models.preview_interval_ms / 1000,
-                             threads=PREVIEW_THREADS if role == "preview" else 0)
+                             threads=PREVIEW_THREADS if role == "preview" else 0,
+                             max_window=int(config.vad.max_utterance_s * SAMPLE_RATE))
         actors.append(ActorSpec(role, f"earwig.actors.{role}", params, listens=MODEL_LISTENS[role],
                                 idle_evict_s=models.idle_evict_s,
                                 niceness=PREVIEW_NICENESS if role == "preview" else 0,

@@ -58,3 +58,14 @@ def test_words_squeezed_faster_than_anyone_speaks_are_an_invention():
     assert hallucinated(timed(" of the skinners.", 12.36, 0.02)) == "too fast to be said"
     assert hallucinated(timed(" So, what kind of thing?", 3.0, 0.096)) == ""  # fast, but spoken
     assert hallucinated(timed(" Thanks.", 3.0, 0.02)) == ""  # one word: its time says little
+
+
+def test_a_fragment_read_with_the_utterance_before_it_keeps_only_its_own_words():
+    from earwig.actors.final_decode import Transcript
+    from earwig.actors.final_filter import kept_final
+
+    said = timed(" I have a cold so I probably sound different", 0.0, 0.4)
+    final = kept_final("mic", start=16_000 * 3, end=16_000 * 4, transcript=Transcript("en", [said]), read_from=0,
+                       own_from=16_000 * 2)
+    assert final.text == "I probably sound different"  # the second "I": 2.0-2.4 s, centred after 2 s
+    assert all(w.start >= 16_000 * 2 for w in final.words) and final.start == 16_000 * 3
