@@ -5,7 +5,9 @@ receive  SpeechStart or DictationStart (the first one loads the model), SpeechPa
          pause: drop the guess), SpeechEnd (the utterance is confirmed), Partial (the preview's text:
          the draft the decoder checks, ``final_draft``)
 compute  ``final_decode.transcribe`` over every pending utterance of both sources at once
-         (one encoder batch), then the hallucination filter (``final_filter``)
+         (one encoder batch), each read with what its source said before it (the text as
+         a prompt; a fragment also with the audio before it: ``final_context``), then the
+         hallucination filter (``final_filter``)
 publish  exactly one Final per SpeechEnd, in order (empty text when nothing survived the
          filter, so a listener can retire the utterance's partial text); ModelState; Stats
 
@@ -157,8 +159,8 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
         started_ns = time.monotonic_ns()
         pending.abandon.clear()
         try:
-            transcripts = await asyncio.to_thread(transcribe, session.loaded, windows, params.beam_size,
-                                                  pending.abandon.is_set)
+            transcripts = await asyncio.to_thread(transcribe, session.loaded, windows,
+                                                  abandoned=pending.abandon.is_set)
         except Abandoned:
             pending.counters["speculative_abandoned"] += 1
             continue

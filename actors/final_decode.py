@@ -1,17 +1,20 @@
-"""The final pass over utterances: openai-whisper's ``transcribe`` rules, on frames from the
-mel rings, with one encoder pass for a batch of utterances.
+"""The final pass over windows of speech (a live utterance, or a file's joined utterances):
+openai-whisper's ``transcribe`` rules, with one encoder pass for a batch of windows.
 
 Why these rules: the kept text must be as good as ``whisper.transcribe`` on the same audio,
 so its decoding choices are kept: temperature fallback on repetitive or improbable output,
 the no-speech skip, segments split at timestamp tokens, and a continuation window from the
 last timestamp when the model stopped early, conditioned on the text before it.
 
-What differs: the encoder reads the utterance plus 6 s of silence, not a 30 s window
-(``model_model.PAD_FRAMES``); it runs once for the whole batch, and its output is reused
+What differs: the encoder reads the window plus 6 s of silence, not a 30 s window
+(``model_session.PAD_FRAMES``); it runs once for the whole batch, and its output is reused
 for every fallback and for the word alignment (whisper's ``find_alignment`` would run the
-encoder again). The greedy pass checks the preview's text as a draft (``final_draft``),
-several tokens a decoder pass, and keeps only the final model's own choices. Word times
-come from the same cross-attention DTW as whisper's.
+encoder again). The greedy pass checks a draft (the preview's text, ``final_draft``),
+several tokens a decoder pass, and keeps only the final model's own choices; windows with
+no draft decode in one batch (greedy or beam search). Each window is told what was said
+before it (``Window.context``), in its own language, detected when the model is
+multilingual and the language "auto". Word times come from the same cross-attention DTW as
+whisper's; words that begin after the window's audio are dropped.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class Window:
     context: str = ""
     #: The preview's text of the same audio, checked by greedy decoding (``final_draft``).
     draft: str = ""
+    #: Its language, when known beforehand ("": the model's setting, or detected).
+    language: str = ""
 
 
 def transcribe(model: LoadedModel, windows: list[Window], beam_size: int = 1,
@@ -95,6 +100,7 @@ def transcribe(model: LoadedModel, windows: list[Window], beam_size: int = 1,
     not the longest utterance plus ``PAD_FRAMES``."""
     features = model.encode([window.frames for window in windows], n_frames=n_frames)
     languages = [model.language] * len(windows) if model.language else model.detect_languages(features)
+    languages = [window.language or found for window, found in zip(windows, languages)]
     transcripts = [Transcript(language, []) for language in languages]
     prompts = [_prompt(_tokenizer(model, language), model.initial_prompt, window.context)
                for language, window in zip(languages, windows)]

@@ -65,8 +65,6 @@ class ModelParams:
     interval_s: float = 0.25
     #: Encoder/decoder threads on the CPU; 0 leaves PyTorch's default (one per core).
     threads: int = 0
-    #: The final pass's beam: 1 decodes greedily, checking the preview's draft.
-    beam_size: int = 1
     #: The longest window the final pass reads, in samples (``vad.max_utterance_s``): a
     #: fragment joined with the utterance before it stays within it.
     max_window: int = 25 * 16_000

@@ -82,9 +82,11 @@ def _config(language: str) -> Config:
 
 
 def earwig_files(items: list[Item], language: str) -> System:
-    system = System("earwig file mode (beam 5)")
+    config = _config(language)
+    beam = config.models.beam_size
+    system = System(f"earwig file mode ({'greedy' if beam == 1 else f'beam {beam}'})")
     started = time.perf_counter()
-    transcribe_files(_config(language), [str(i.path) for i in items],
+    transcribe_files(config, [str(i.path) for i in items],
                      lambda path, finals: system.texts.__setitem__(path, " ".join(f.text for f in finals)))
     system.wall_s = time.perf_counter() - started
     return system

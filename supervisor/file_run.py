@@ -60,14 +60,20 @@ class _File:
         return len(self.finals) == len(self.spans)
 
 
-def utterance_spans(audio: np.ndarray, config: Config) -> list[Span]:
+def utterance_spans(audio: np.ndarray, frames: np.ndarray, config: Config, model: LoadedModel) -> list[Span]:
     """The file's windows: the live VAD's utterances, joined, and widened into the silence
-    around them (``file_windows``)."""
+    around them (``file_windows``). With the language to be detected, each utterance's is,
+    and a window holds one language: a window decoded in English stops where German begins."""
     vad = VoiceActivity("mic", config.vad)
     ends = [e for e in vad.push(audio, 0) + vad.finish(len(audio)) if isinstance(e, SpeechEnd)]
+    languages = [""] * len(ends)
+    if model.language is None:
+        for first in range(0, len(ends), BATCH):
+            chunk = [frames[e.start // HOP:e.end // HOP] for e in ends[first:first + BATCH]]
+            languages[first:first + BATCH] = model.detect_languages(model.encode(chunk))
     packer = WindowPacker(int(config.vad.max_utterance_s * SAMPLE_RATE))
-    spans = [span for end in ends for span in packer.push(end)] + packer.finish()
-    return widened(spans, int(MARGIN_S * SAMPLE_RATE), len(audio))
+    spans = [span for end, language in zip(ends, languages) for span in packer.push(end, language)]
+    return widened(spans + packer.finish(), int(MARGIN_S * SAMPLE_RATE), len(audio))
 
 
 def log_mel(audio: np.ndarray, bins: int) -> np.ndarray:
@@ -95,14 +101,15 @@ def transcribe_files(config: Config, paths: list[str], on_file: Callable[[str, l
     files = []
     for path in paths:
         audio = read_audio(path, warn)
-        files.append(_File(path, utterance_spans(audio, config), log_mel(audio, bins)))
+        frames = log_mel(audio, bins)
+        files.append(_File(path, utterance_spans(audio, frames, config, model), frames))
     pending = [(file, i) for file in files for i in range(len(file.spans))]
     pending.sort(key=lambda item: padded_length(_frames_of(*item).shape[0]))
     reported = 0
     while pending or reported < len(files):
         batch, pending = _next_batch(pending)
         if batch:
-            windows = [Window(_frames_of(file, i)) for file, i in batch]
+            windows = [Window(_frames_of(file, i), language=file.spans[i].language) for file, i in batch]
             transcripts = transcribe(model, windows, config.models.beam_size,
                                      n_frames=padded_length(len(windows[-1].frames)))
             for (file, i), transcript in zip(batch, transcripts):

@@ -30,10 +30,12 @@ from earwig.messages import SpeechEnd
 
 @dataclass(frozen=True)
 class Span:
-    """Samples ``[start, end)`` of one source, read as one window."""
+    """Samples ``[start, end)`` of one source, read as one window; its language, when the
+    file's language is detected per utterance ("" otherwise)."""
 
     start: int
     end: int
+    language: str = ""
 
 
 class WindowPacker:
@@ -44,13 +46,15 @@ class WindowPacker:
         self.max_samples = max_samples
         self._open: Span | None = None
 
-    def push(self, utterance: SpeechEnd) -> list[Span]:
-        """The windows this utterance closed (the one it does not fit in)."""
-        if self._open is not None and utterance.end - self._open.start <= self.max_samples:
-            self._open = Span(self._open.start, utterance.end)
+    def push(self, utterance: SpeechEnd, language: str = "") -> list[Span]:
+        """The windows this utterance closed (the one it does not fit in, or, ``language``
+        given, one in another language: a window is decoded in one language)."""
+        if self._open is not None and utterance.end - self._open.start <= self.max_samples \
+                and language == self._open.language:
+            self._open = Span(self._open.start, utterance.end, language)
             return []
         closed = [self._open] if self._open is not None else []
-        self._open = Span(utterance.start, utterance.end)
+        self._open = Span(utterance.start, utterance.end, language)
         return closed
 
     def finish(self) -> list[Span]:
@@ -69,5 +73,5 @@ def widened(spans: list[Span], margin: int, end: int) -> list[Span]:
         after = spans[i + 1].start if i + 1 < len(spans) else None
         start = max(0, span.start - margin) if before is None else max(span.start - margin, (before + span.start) // 2)
         stop = min(end, span.end + margin) if after is None else min(span.end + margin, (span.end + after) // 2)
-        wide.append(Span(start, stop))
+        wide.append(Span(start, stop, span.language))
     return wide

@@ -90,3 +90,14 @@ def test_peers_benchmark_prints_every_system_on_the_same_speech():
     for batch in (systems[1], systems[2]):
         assert rows[batch][-6] == "-"  # none: not streaming
     assert "earwig end -> final p50 / best peer's" in result.stdout and result.stdout.rstrip().endswith("x")
+
+
+def test_wer_benchmark_prints_every_system_against_transcribe_on_real_speech():
+    result = _quick_run("wer", timeout=900)
+    rows = _cells_by_row(result.stdout)
+    for system in ("earwig file mode (greedy)", "openai-whisper transcribe()", "faster-whisper (beam 5)"):
+        cells = rows[system]  # corpus WER, its ratio, wall s, its ratio
+        assert 0 <= float(cells[-4]) < 0.5 and cells[-3].endswith("x") and float(cells[-2]) > 0, cells
+    live = rows["earwig live (real-time replay)"]
+    assert 0 <= float(live[-2]) < 0.5 and live[-1].endswith("x"), live
+    assert "vctk_p225_002_mic1.flac" in rows  # a WER per file

@@ -1,5 +1,5 @@
-"""Chaos: while both sources replay minutes of speech, actors are killed with SIGKILL every
-few seconds. Every utterance must still get exactly one Final in the session log, with the
+"""Chaos: while both sources replay minutes of speech, an actor is killed with SIGKILL at
+every end of speech. Every utterance must still get exactly one Final in the session log, with the
 text a run without kills gets, and no ring may be left behind."""
 
 from __future__ import annotations
@@ -59,9 +59,12 @@ def config(tmp_path_factory) -> Config:
                   speakers=SourceConfig(replay=str(files["speakers"]), realtime=False), ring_seconds=300.0)
 
 
-async def _run(config: Config, prefix: str, log: SessionLog, kill_every_s: float | None):
+async def _run(config: Config, prefix: str, log: SessionLog, chaos: bool):
     """The whole pipeline until every utterance has its Final; returns the SpeechEnds seen,
-    and the kills with how long each actor took to be back (kill -> its ActorReady)."""
+    and the kills with how long each actor took to be back (kill -> its ActorReady).
+
+    With ``chaos``, every SpeechEnd (20 in all) brings a SIGKILL of a random actor that is
+    running: the kills are counted events, so a fast or a slow machine gets as many."""
     plan = transcription_plan(config, prefix)
     ended: set[str] = set()
     speech_ends: set[tuple[str, int, int]] = set()
@@ -69,20 +72,17 @@ async def _run(config: Config, prefix: str, log: SessionLog, kill_every_s: float
     #: When each actor was last killed, until it is back (killed again before: the later kill counts).
     killed_at: dict[str, float] = {}
     recovered_s: list[float] = []
+    chooser = random.Random(8)
     async with Supervisor(plan.rings, plan.actors, POLICY, session_log=log) as supervisor:
         events = supervisor.subscribe()
 
-        async def killer() -> None:  # until the end: most of a fast replay is the models' work
-            chooser = random.Random(8)
-            while True:
-                await asyncio.sleep(chooser.uniform(0.5, 1.5) * kill_every_s)
-                victim = chooser.choice(VICTIMS)
-                pid = supervisor.pid(victim)
-                if pid is not None:
-                    os.kill(pid, signal.SIGKILL)
-                    killed_at[victim] = time.monotonic()
+        def kill_one() -> None:
+            running = [v for v in VICTIMS if v not in killed_at and supervisor.pid(v) is not None]
+            if running:
+                victim = chooser.choice(running)
+                os.kill(supervisor.pid(victim), signal.SIGKILL)
+                killed_at[victim] = time.monotonic()
 
-        killing = asyncio.create_task(killer()) if kill_every_s else None
         deadline = time.monotonic() + 900
         while not (len(ended) == 2 and supervisor.finished("mel") and speech_ends <= finals):
             assert time.monotonic() < deadline, f"{len(speech_ends - finals)} utterances without a Final"
@@ -94,20 +94,20 @@ async def _run(config: Config, prefix: str, log: SessionLog, kill_every_s: float
                 ended.add(message.source)
             elif isinstance(message, SpeechEnd):
                 speech_ends.add((message.source, message.start, message.end))
+                if chaos:
+                    kill_one()
             elif isinstance(message, Final):
                 finals.add((message.source, message.start, message.end))
             elif isinstance(message, ActorReady) and message.actor in killed_at:
                 recovered_s.append(time.monotonic() - killed_at.pop(message.actor))
-        if killing is not None:
-            killing.cancel()
     log.close()
     return speech_ends, recovered_s
 
 
 def test_kill_9_of_random_actors_loses_no_utterance_and_duplicates_none(config, ring_prefix, tmp_path):
     calm_log, chaos_log = SessionLog(tmp_path / "calm"), SessionLog(tmp_path / "chaos")
-    calm_ends, _ = asyncio.run(_run(config, ring_prefix, calm_log, None))
-    chaos_ends, recovered_s = asyncio.run(_run(config, ring_prefix, chaos_log, kill_every_s=1.5))
+    calm_ends, _ = asyncio.run(_run(config, ring_prefix, calm_log, chaos=False))
+    chaos_ends, recovered_s = asyncio.run(_run(config, ring_prefix, chaos_log, chaos=True))
 
     for ends, log in ((calm_ends, calm_log), (chaos_ends, chaos_log)):
         logged = [(f.source, f.start, f.end) for f in read(log.path)]

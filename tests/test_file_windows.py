@@ -40,3 +40,11 @@ def test_windows_reach_into_the_silence_around_them_but_never_into_each_other():
         Span(0, 6 * S + S // 2),  # the file's start; half of the 3 s gap to the next
         Span(6 * S + S // 2, 12 * S),  # a margin into the 10 s gap after
         Span(18 * S, 30 * S)]  # the file's end
+
+
+def test_a_change_of_language_closes_the_window():
+    packer = WindowPacker(25 * S)
+    assert packer.push(end(0.0, 5.0), "en") == []
+    assert packer.push(end(6.0, 9.0), "en") == []
+    assert packer.push(end(10.0, 14.0), "de") == [Span(0, 9 * S, "en")]  # decoded in English, it stops there
+    assert packer.finish() == [Span(10 * S, 14 * S, "de")]
