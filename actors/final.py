@@ -3,7 +3,8 @@
 receive  SpeechStart or DictationStart (the first one loads the model), SpeechPause (the
          VAD's hangover began: transcribe early, speculatively), SpeechResume (it was only a
          pause: drop the guess), SpeechEnd (the utterance is confirmed), Partial (the preview's text:
-         the draft the decoder checks, ``final_draft``)
+         the draft the decoder checks, ``final_draft``), Final (after a restart, the
+         supervisor's copies of what this actor published before: its context)
 compute  ``final_decode.transcribe`` over every pending utterance of both sources at once
          (one encoder batch), each read with what its source said before it (the text as
          a prompt; a fragment also with the audio before it: ``final_context``), then the
@@ -104,6 +105,9 @@ async def _receive(actor: Actor, pending: _Pending) -> None:
         if isinstance(message, Partial):
             pending.drafts[message.source, message.start] = f"{message.committed} {message.tentative}"
             continue
+        if isinstance(message, Final):  # after a restart: what this actor had published before
+            pending.context.record(message.source, message.text, message.language, message.start, message.end)
+            continue
         if isinstance(message, (SpeechStart, DictationStart)):
             pending.model_needed = True
         elif isinstance(message, SpeechPause):
@@ -120,6 +124,7 @@ async def _receive(actor: Actor, pending: _Pending) -> None:
                     pending.abandon.set()
         elif isinstance(message, SpeechEnd):
             utterance = _Utterance(message.source, message.start, message.end)
+            pending.context.ended(message.source, message.end)
             pending.ready_ns.setdefault(utterance, time.monotonic_ns())
             pending.speculative.pop(message.source, None)
             pending.forget_other_guesses(message.source, utterance)
@@ -173,7 +178,8 @@ async def _serve(actor: Actor, session: ModelSession, pending: _Pending) -> None
             stamps = Stamps(captured_ns=captured_ns, ready_ns=max(captured_ns, pending.ready_ns.get(utterance, 0)),
                             pass_start_ns=started_ns, pass_end_ns=ended_ns)
             pending.results[utterance] = kept_final(utterance.source, utterance.start, utterance.end, transcript,
-                                                    stamps, read_from=reading.read_from, own_from=reading.own_from)
+                                                    stamps, read_from=reading.read_from, own_from=reading.own_from,
+                                                    known=reading.known)
             pending.temperatures[utterance] = transcript.temperature
             pending.counters["decoder_passes"] += transcript.decoder_passes
             pending.counters["tokens"] += transcript.decoded_tokens

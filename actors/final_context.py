@@ -16,11 +16,11 @@ When the context is dropped, and why:
   that, fed back, makes the next window repeat it too (whisper resets its prompt then).
 
 A fragment (an utterance shorter than ``FRAGMENT_S``: "is not.", "district corpus.") is
-also read with the audio of the utterance before it (``reading``), when that ended less
-than ``JOIN_GAP_S`` before: text alone tells the decoder what was said, the audio tells it
+also read with the audio of the utterances before it (``reading``), when they follow each
+other closely (``JOIN_GAP_S``): text alone tells the decoder what was said, the audio tells it
 how the talker sounds and what was said softly in the gap, which the VAD did not count as
-speech. The earlier utterance's Final is its draft (checked in one decoder pass), and the
-fragment's Final keeps the words said after the earlier one ended. A fragment with no
+speech. The earlier utterances' Finals are its draft (checked in one decoder pass), and the
+fragment's Final keeps the words said after the last of them ended. A fragment with no
 utterance close before it is read with up to ``MARGIN_S`` of the audio before it, as a
 file's windows are (``file_windows``): soft speech before a loud word is speech too.
 """
@@ -51,6 +51,11 @@ MARGIN_S = 2.0
 #: The longest gap a fragment is joined across: twice ``MARGIN_S``, the gap a file's
 #: widened windows read across, so live and files read the same soft speech.
 JOIN_GAP_S = 4.0
+#: How far back a fragment's reading reaches: the utterances of the last ten seconds, a
+#: few sentences, read in one pass (their Finals are its draft, checked at once).
+READ_BACK_S = 10.0
+#: Utterance ends remembered per source (more than a reading reaches back over).
+RECENT_ENDS = 16
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,15 @@ class SpokenContext:
 
     def __init__(self) -> None:
         self._said: dict[Source, list[Said]] = {}
+        #: Where each source's utterances ended (SpeechEnd), Final or not yet: no reading
+        #: reaches back into an utterance whose Final is still to come.
+        self._ends: dict[Source, list[int]] = {}
+
+    def ended(self, source: Source, end: int) -> None:
+        """An utterance of ``source`` ended at sample ``end`` (its SpeechEnd)."""
+        ends = self._ends.setdefault(source, [])
+        ends.append(end)
+        del ends[:-RECENT_ENDS]
 
     def record(self, source: Source, text: str, language: str, start: int, end: int,
                temperature: float = 0.0) -> None:
@@ -103,16 +117,22 @@ class SpokenContext:
 
     def reading(self, source: Source, start: int, end: int, max_samples: int) -> Reading:
         """How to read the utterance ``[start, end)``: alone, or, a fragment, with the
-        source's last Final when it ended at most ``JOIN_GAP_S`` before (the two within
-        ``max_samples``), else with up to ``MARGIN_S`` of the silence before it."""
-        said = self._said.get(source, [])
-        last = said[-1] if said else None
+        source's Finals of the last ``READ_BACK_S`` that follow each other (and it) by at most
+        ``JOIN_GAP_S`` (all within ``max_samples``), else with up to ``MARGIN_S`` of the
+        silence before it; never with an utterance whose Final has not come yet."""
+        said = [s for s in self._said.get(source, []) if s.end <= start]
         if end - start >= FRAGMENT_S * SAMPLE_RATE:
             return Reading(start, start)
-        if last is not None and last.end <= start and start - last.end <= JOIN_GAP_S * SAMPLE_RATE \
-                and end - last.start <= max_samples:
-            return Reading(last.start, last.end, last.text)
-        since = max(0, start - int(MARGIN_S * SAMPLE_RATE))
-        if last is not None and last.end <= start:
-            since = max(since, last.end)
+        joined: list[Said] = []
+        for before in reversed(said):
+            after = joined[0].start if joined else start
+            if after - before.end > JOIN_GAP_S * SAMPLE_RATE or end - before.start > max_samples \
+                    or start - before.start > READ_BACK_S * SAMPLE_RATE:
+                break
+            joined.insert(0, before)
+        # The last utterance that ended before this one, whether its Final has come or not.
+        floor = max([0, *(e for e in self._ends.get(source, []) if e <= start), *(s.end for s in said)])
+        if joined and joined[-1].end >= floor:
+            return Reading(joined[0].start, joined[-1].end, " ".join(s.text for s in joined))
+        since = max(floor, start - int(MARGIN_S * SAMPLE_RATE))
         return Reading(since, since)

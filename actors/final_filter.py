@@ -99,11 +99,12 @@ def loop_start(words: list[str]) -> int | None:
 
 
 def kept_final(source: Source, start: int, end: int, transcript: Transcript, stamps: Stamps | None = None,
-               read_from: int | None = None, own_from: int | None = None) -> Final:
+               read_from: int | None = None, own_from: int | None = None, known: str = "") -> Final:
     """The Final of samples ``[start, end)`` from the segments that are not inventions; word
     times in samples (time 0 of the transcript is the centre of the frame ``read_from``,
-    by default ``start``, is in). With ``own_from``, only the words centred after it are
-    the Final's (a fragment read with the utterance before it)."""
+    by default ``start``, is in). A fragment read with the utterances before it keeps the
+    words after their ``known`` text, where the transcript begins with it word for word,
+    else the words centred after ``own_from``."""
     origin = (start if read_from is None else read_from) // HOP * HOP
     kept = [segment for segment in transcript.segments if not hallucinated(segment)]
     words = [Word(text=w["word"], start=origin + round(w["start"] * SAMPLE_RATE),
@@ -112,10 +113,21 @@ def kept_final(source: Source, start: int, end: int, transcript: Transcript, sta
     if own_from is None or own_from <= origin:
         text = "".join(segment.text for segment in kept)
     else:
-        words = [w for w in words if (w.start + w.end) // 2 >= own_from]
+        words = _after_known(words, known) or [w for w in words if (w.start + w.end) // 2 >= own_from]
         text = "".join(w.text for w in words)
     return Final(source=source, start=start, end=end, text=text.strip(), language=transcript.language,
                  words=words, stamps=stamps)
+
+
+def _after_known(words: list[Word], known: str) -> list[Word] | None:
+    """The words after the ``known`` text, when the words begin with it (compared as the
+    rules compare words); None when they do not, or nothing follows it."""
+    said = [" ".join(words_of(w.text)) for w in words]
+    expected = [" ".join(words_of(w)) for w in known.split()]
+    expected = [w for w in expected if w]
+    if not expected or said[:len(expected)] != expected or len(said) == len(expected):
+        return None
+    return words[len(expected):]
 
 
 def segment_finals(source: Source, start: int, end: int, transcript: Transcript) -> list[Final]:

@@ -35,6 +35,10 @@ from earwig.shm import Ring, RingSpec, segments
 from earwig.supervisor.session_audio import KEEP_EVERY_S, SessionAudio
 from earwig.supervisor.session_log import SessionLog
 
+#: Finals per source re-sent to a restarted final actor: more than its context holds
+#: (``final_context.KEEP_WORDS``) in most conversations.
+RECENT_FINALS = 8
+
 
 @dataclass(frozen=True)
 class RestartPolicy:
@@ -100,6 +104,9 @@ class Supervisor:
         #: SpeechEnds not yet answered by a Final, in order: sent again to a restarted final
         #: actor; while any is open, no model is evicted.
         self._unanswered: dict[tuple[str, int, int], SpeechEnd] = {}
+        #: Each source's last Finals: a restarted final actor reads them again as the
+        #: context of what comes next (``actors/final_context``), so a kill changes no text.
+        self._recent: dict[str, deque[Final]] = {}
         self._warned_log = False
         self._watchdog_task: asyncio.Task | None = None
         self._stopping = False
@@ -237,6 +244,8 @@ class Supervisor:
             if kind in running.spec.listens:
                 self._send(running, message)
         if running.spec.answers_speech:
+            for message in [final for finals in self._recent.values() for final in finals]:
+                self._send(running, message)
             for message in self._unanswered.values():
                 self._send(running, message)
 
@@ -307,6 +316,7 @@ class Supervisor:
         utterance (a restarted final actor redid one whose Final had already come)."""
         if self._unanswered.pop((final.source, final.start, final.end), None) is None:
             return False
+        self._recent.setdefault(final.source, deque(maxlen=RECENT_FINALS)).append(final)
         if self.session_log is not None and not self.session_log.append(final, running.model):
             self._warn_session_log()
         return True

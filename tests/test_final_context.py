@@ -79,3 +79,24 @@ def test_an_utterance_that_is_no_fragment_is_read_alone():
     context = SpokenContext()
     context.record("mic", "We met on Monday.", "en", 0, 10 * S)
     assert context.reading("mic", 11 * S, 14 * S, 25 * S) == Reading(11 * S, 11 * S)
+
+
+def test_a_fragment_reads_back_over_a_run_of_close_utterances():
+    context = SpokenContext()
+    context.record("mic", "Far before.", "en", 0, 1 * S)  # 6 s gap to the next: not joined
+    context.record("mic", "And that should be all.", "en", 7 * S, 9 * S)
+    context.record("mic", "Thanks.", "en", 10 * S, 11 * S)
+    reading = context.reading("mic", 12 * S, 13 * S, 25 * S)
+    assert reading == Reading(7 * S, 11 * S, "And that should be all. Thanks.")
+    steady = SpokenContext()
+    for second in (0, 3, 6, 9):
+        steady.record("mic", "words", "en", second * S, (second + 2) * S)
+    assert steady.reading("mic", 12 * S, 13 * S, 25 * S).read_from == 3 * S  # ten seconds back at most
+
+
+def test_no_reading_reaches_into_an_utterance_whose_final_is_still_to_come():
+    context = SpokenContext()
+    context.record("mic", "Words, words, words, words.", "en", 0, 4 * S)
+    context.ended("mic", 4 * S)
+    context.ended("mic", 6 * S)  # "Um": ended, its Final not here yet
+    assert context.reading("mic", 6 * S + S // 2, 7 * S, 25 * S) == Reading(6 * S, 6 * S)

@@ -69,3 +69,16 @@ def test_a_fragment_read_with_the_utterance_before_it_keeps_only_its_own_words()
                        own_from=16_000 * 2)
     assert final.text == "I probably sound different"  # the second "I": 2.0-2.4 s, centred after 2 s
     assert all(w.start >= 16_000 * 2 for w in final.words) and final.start == 16_000 * 3
+
+
+def test_a_fragment_keeps_the_words_after_the_known_text_where_it_was_read_again_word_for_word():
+    from earwig.actors.final_decode import Transcript
+    from earwig.actors.final_filter import kept_final
+
+    said = timed(" And here's some more words, words, words, words. Um, and that should be all.", 0.0, 0.3)
+    again = Transcript("en", [said])
+    known = "And here's some more words, words, words, words."
+    final = kept_final("mic", 16_000 * 5, 16_000 * 6, again, read_from=0, own_from=16_000, known=known)
+    assert final.text == "Um, and that should be all."  # the DTW's times would have kept a "words,"
+    other = kept_final("mic", 16_000 * 5, 16_000 * 6, again, read_from=0, own_from=16_000 * 2, known="Something else")
+    assert other.text == "words. Um, and that should be all."  # not read again as known: by time (past 2 s)
