@@ -1,4 +1,4 @@
-"""Chaos: while both sources replay minutes of speech, an actor is killed with SIGKILL at
+"""Chaos: while both sources replay minutes of speech, an actor is killed with SIGKILL for
 every end of speech. Every utterance must still get exactly one Final in the session log, with the
 text a run without kills gets, and no ring may be left behind."""
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from earwig.config import Config, SourceConfig
-from earwig.messages import ActorReady, Final, SourceEnded, SpeechEnd
+from earwig.messages import ActorReady, Final, PauseSource, SourceEnded, SpeechEnd
 from earwig.supervisor.plan import transcription_plan
 from earwig.supervisor.session_log import SessionLog, read
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
@@ -63,29 +63,36 @@ async def _run(config: Config, prefix: str, log: SessionLog, chaos: bool):
     """The whole pipeline until every utterance has its Final; returns the SpeechEnds seen,
     and the kills with how long each actor took to be back (kill -> its ActorReady).
 
-    With ``chaos``, every SpeechEnd (20 in all) brings a SIGKILL of a random actor that is
-    running: the kills are counted events, so a fast or a slow machine gets as many."""
+    With ``chaos``, every SpeechEnd (20 in all) is paid with a SIGKILL of a random running
+    actor, one at a time: both replays pause until the victim is back, so the number of
+    kills is the number of utterances, whatever the machine's speed."""
     plan = transcription_plan(config, prefix)
     ended: set[str] = set()
     speech_ends: set[tuple[str, int, int]] = set()
     finals: set[tuple[str, int, int]] = set()
-    #: When each actor was last killed, until it is back (killed again before: the later kill counts).
-    killed_at: dict[str, float] = {}
+    killed: tuple[str, float] | None = None  # the victim not yet back, and when it was killed
+    owed = 0
     recovered_s: list[float] = []
     chooser = random.Random(8)
     async with Supervisor(plan.rings, plan.actors, POLICY, session_log=log) as supervisor:
         events = supervisor.subscribe()
 
-        def kill_one() -> None:
-            running = [v for v in VICTIMS if v not in killed_at and supervisor.pid(v) is not None]
-            if running:
-                victim = chooser.choice(running)
-                os.kill(supervisor.pid(victim), signal.SIGKILL)
-                killed_at[victim] = time.monotonic()
+        def pause(paused: bool) -> None:
+            for source in ("mic", "speakers"):
+                supervisor.tell(PauseSource(source=source, paused=paused))
 
         deadline = time.monotonic() + 900
-        while not (len(ended) == 2 and supervisor.finished("mel") and speech_ends <= finals):
+        while not (len(ended) == 2 and supervisor.finished("mel") and speech_ends <= finals
+                   and killed is None and not owed):
             assert time.monotonic() < deadline, f"{len(speech_ends - finals)} utterances without a Final"
+            running = [v for v in VICTIMS if supervisor.pid(v) is not None]
+            if owed and killed is None and running:
+                victim = chooser.choice(running)
+                pause(True)
+                os.kill(supervisor.pid(victim), signal.SIGKILL)
+                killed, owed = (victim, time.monotonic()), owed - 1
+            elif owed and killed is None:
+                owed = 0  # every actor is done: nothing left to kill
             try:
                 message = await asyncio.wait_for(events.get(), 1.0)
             except asyncio.TimeoutError:
@@ -94,12 +101,13 @@ async def _run(config: Config, prefix: str, log: SessionLog, chaos: bool):
                 ended.add(message.source)
             elif isinstance(message, SpeechEnd):
                 speech_ends.add((message.source, message.start, message.end))
-                if chaos:
-                    kill_one()
+                owed += chaos
             elif isinstance(message, Final):
                 finals.add((message.source, message.start, message.end))
-            elif isinstance(message, ActorReady) and message.actor in killed_at:
-                recovered_s.append(time.monotonic() - killed_at.pop(message.actor))
+            elif isinstance(message, ActorReady) and killed is not None and message.actor == killed[0]:
+                recovered_s.append(time.monotonic() - killed[1])
+                killed = None
+                pause(False)
     log.close()
     return speech_ends, recovered_s
 
