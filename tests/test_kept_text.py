@@ -126,3 +126,43 @@ def test_a_language_the_model_cannot_do_is_one_line_before_anything_starts(flags
     assert result.returncode == 2, result
     assert says in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2, result.stderr
+
+
+def test_live_auto_writes_english_then_german_and_the_english_preview_says_it_cannot_read_german(ring_prefix):
+    """The live pipeline (capture, mel + VAD, preview tiny.en, final base) over the file."""
+    import asyncio
+
+    import msgspec
+
+    from earwig.config import Config, ModelsConfig, SourceConfig
+    from earwig.messages import ActorFailed, Final, SpeechEnd
+    from earwig.supervisor.plan import transcription_plan
+    from earwig.supervisor.supervisor import Supervisor
+
+    config = msgspec.structs.replace(Config(), models=ModelsConfig(final="base", language="auto"),
+                                     mic=SourceConfig(replay=str(AUDIO / "multilingual.mp3"), realtime=False),
+                                     speakers=SourceConfig(enabled=False))
+
+    async def run() -> tuple[list[Final], list[ActorFailed]]:
+        plan = transcription_plan(config, ring_prefix)
+        finals, failed, ends = [], [], 0
+        async with Supervisor(plan.rings, plan.actors) as supervisor:
+            messages = supervisor.subscribe()
+            # Until every utterance has its Final and the preview has read a German one.
+            while not (supervisor.finished("mel") and len(finals) == ends
+                       and any(f.actor == "preview" for f in failed)):
+                message = await asyncio.wait_for(messages.get(), 300)
+                ends += isinstance(message, SpeechEnd)
+                if isinstance(message, Final):
+                    finals.append(message)
+                elif isinstance(message, ActorFailed):
+                    failed.append(message)
+        return finals, failed
+
+    finals, failed = asyncio.run(run())
+    spoken = [f for f in finals if f.text]
+    assert spoken[0].language == "en" and spoken[-1].language == "de", [(f.language, f.text) for f in spoken]
+    german = " ".join(f.text for f in spoken if f.language == "de").lower().split()
+    assert sum(word in german for word in ("und", "die", "der", "zu", "ist", "das", "software")) >= 2, german
+    said = [f for f in failed if f.actor == "preview"]
+    assert len(said) == 1 and "reads English only" in said[0].error and not said[0].fatal, failed
