@@ -96,7 +96,8 @@ async def main(actor: Actor) -> None:
     open_utterances: dict[Source, _Utterance] = {}
     languages = _Languages(english_only=params.model.endswith(".en"), configured=params.language)
     counters = {"previews": 0.0, "skipped_ticks": 0.0, "preview_s": 0.0}
-    if not languages.readable():
+    if not languages.readable():  # a set language the model cannot read: said once, now
+        languages.said_unreadable = True
         _say_unreadable(actor, params.language)
     receiver = asyncio.create_task(_receive(actor, open_utterances, languages))
     loop = asyncio.get_running_loop()

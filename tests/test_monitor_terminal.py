@@ -149,6 +149,10 @@ def test_both_replays_reach_their_columns_then_copy_save_and_quit(terminal_facto
     assert sum("Speakers]" in line for line in lines) == len(SAID["speakers"])
     assert oct(saved[0].stat().st_mode & 0o777) == "0o600"
 
+    # The last Final can come before a replay has played its trailing silence: the kept audio
+    # is checked against the whole file once both meters say their replay ended.
+    _wait(lambda: sum(line.count("replay ended") for line in terminal.screen()) == 2, 60, "both replays to end",
+          terminal)
     terminal.press("q")
     exit_file = tmp_path / "terminal-0" / "exit-code"
     _wait(exit_file.exists, 60, "the app to exit", terminal)
