@@ -68,7 +68,7 @@ class _Utterance:
 
 
 @dataclass
-class _Languages:
+class ReadableLanguages:
     """What each source speaks, as its last Final said, and whether the preview can read it."""
 
     english_only: bool
@@ -94,7 +94,7 @@ async def main(actor: Actor) -> None:
     params: ModelParams = actor.params
     session = ModelSession(actor, params)
     open_utterances: dict[Source, _Utterance] = {}
-    languages = _Languages(english_only=params.model.endswith(".en"), configured=params.language)
+    languages = ReadableLanguages(english_only=params.model.endswith(".en"), configured=params.language)
     counters = {"previews": 0.0, "skipped_ticks": 0.0, "preview_s": 0.0}
     if not languages.readable():  # a set language the model cannot read: said once, now
         languages.said_unreadable = True
@@ -121,7 +121,7 @@ async def main(actor: Actor) -> None:
 # --- receive ------------------------------------------------------------------------------
 
 
-async def _receive(actor: Actor, open_utterances: dict[Source, _Utterance], languages: _Languages) -> None:
+async def _receive(actor: Actor, open_utterances: dict[Source, _Utterance], languages: ReadableLanguages) -> None:
     while True:
         message = await actor.control.get()
         if isinstance(message, Final):
