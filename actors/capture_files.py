@@ -2,13 +2,21 @@
 
 soundfile (libsndfile) reads wav/flac/ogg/mp3 directly; anything else it cannot open is
 decoded by ffmpeg when it is installed. soxr resamples (the same library the live path uses).
+
+libsndfile's mp3 decoder (libmpg123) writes a line to the process's standard error for every
+frame it finds damaged and conceals ("part2_3_length ... too large"): dozens for a common
+mp3. Those lines are not the user's business; audio that was really lost is, and is said once
+(``read_audio``'s warning of how much of the file could be read).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +63,7 @@ def read_audio(path: str | Path, warn: Callable[[str], None] = lambda problem: N
     as far as it decodes, and ``warn`` is told how much is missing."""
     path = require_file(path)
     try:
-        with soundfile.SoundFile(path) as file:
+        with _decoder_noise_dropped(), soundfile.SoundFile(path) as file:
             rate, promised = file.samplerate, file.frames
             audio = _decodable_part(file)
     except (soundfile.LibsndfileError, RuntimeError) as error:
@@ -85,3 +93,17 @@ def _decodable_part(file: soundfile.SoundFile) -> np.ndarray:
         if not blocks:
             raise
     return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+
+
+@contextmanager
+def _decoder_noise_dropped() -> Iterator[None]:
+    """What C decoders write to standard error (file descriptor 2) meanwhile goes nowhere."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
