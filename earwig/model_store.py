@@ -96,6 +96,10 @@ def checkpoint_path(model: str, fetch: bool = True) -> Path | None:
     if given.suffix == ".pt" or given.is_file():
         if not given.is_file():
             raise EarwigError(f"model file {given} does not exist", "check the path")
+        if not zipfile.is_zipfile(given):  # PyTorch saves checkpoints as zip archives
+            raise EarwigError(f"model file {given} is not a Whisper checkpoint (a .pt file saved by openai-whisper "
+                              "or `earwig models import`)", "give such a file, a CTranslate2 model directory, or "
+                              "a model name from `earwig models`")
         return given
     if given.is_dir():
         return import_directory(given, given.name) if fetch else None
@@ -221,13 +225,15 @@ def load(model: str, device: torch.device | str = "cpu") -> Whisper:
         network.load_state_dict(checkpoint["model_state_dict"])
     except (MemoryError, torch.OutOfMemoryError):
         raise no_memory(model, torch.device("cpu")) from None
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError,
-            TypeError, ValueError) as error:
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, KeyError, IndexError,
+            AttributeError, TypeError, ValueError) as error:
         if "can't allocate memory" in str(error):  # PyTorch's CPU allocator
             raise no_memory(model, torch.device("cpu")) from None
+        ours = path.parent in (earwig_cache(), whisper_cache())
         raise EarwigError(f"the weights of model {model!r} in {path} are damaged or not Whisper's "
-                          f"({type(error).__name__}: {str(error).splitlines()[0][:120]})",
-                          f"delete {path}; earwig converts or downloads it again") from None
+                          f"({type(error).__name__}: {(str(error).splitlines() or [''])[0][:120]})",
+                          f"delete {path}; earwig converts or downloads it again" if ours else
+                          "give a .pt file saved by openai-whisper or `earwig models import`") from None
     heads = checkpoint.get("alignment_heads")
     if heads is not None and len(heads):
         mask = torch.zeros(dims.n_text_layer, dims.n_text_head, dtype=torch.bool)
