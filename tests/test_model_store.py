@@ -108,13 +108,22 @@ def test_a_ctranslate2_model_of_another_architecture_is_refused(tmp_path):
 
 
 def test_a_damaged_checkpoint_names_the_model_and_the_fix(model_cache, tmp_path):
-    damaged = tmp_path / "damaged.pt"
+    """One in the store's cache is to be deleted (earwig makes it again); one of the user's
+    is refused before it is read, as not a checkpoint at all."""
     good = model_store.checkpoint_path("tiny.en").read_bytes()
-    damaged.write_bytes(good[:len(good) // 3])
+    cached = model_store.earwig_cache() / "damaged.pt"  # a model imported as "damaged", cut short since
+    cached.write_bytes(good[:len(good) // 3])
     with pytest.raises(EarwigError) as caught:
-        model_store.load(str(damaged))
-    assert "damaged" in caught.value.problem and str(damaged) in caught.value.problem
-    assert f"delete {damaged}" in caught.value.fix
+        model_store.load("damaged")
+    assert "damaged" in caught.value.problem and str(cached) in caught.value.problem
+    assert f"delete {cached}" in caught.value.fix
+    cached.unlink()
+    theirs = tmp_path / "theirs.pt"
+    theirs.write_bytes(good[:len(good) // 3])
+    with pytest.raises(EarwigError) as caught:
+        model_store.checkpoint_path(str(theirs), fetch=False)
+    assert str(theirs) in caught.value.problem and "not a Whisper checkpoint" in caught.value.problem
+    assert "delete" not in caught.value.fix
 
 
 def test_bundled_weights_that_fail_their_checksum_are_refused(model_cache, monkeypatch, tmp_path):
