@@ -99,8 +99,11 @@ def transcribe(model: LoadedModel, windows: list[Window], beam_size: int = 1,
     decoder pass after ``abandoned()`` turns true. ``n_frames``: the encoder's window, when
     not the longest utterance plus ``PAD_FRAMES``."""
     features = model.encode([window.frames for window in windows], n_frames=n_frames)
-    languages = [model.language] * len(windows) if model.language else model.detect_languages(features)
-    languages = [window.language or found for window, found in zip(windows, languages)]
+    languages = [window.language or model.language for window in windows]
+    unknown = [i for i, language in enumerate(languages) if language is None]
+    if unknown:
+        for i, found in zip(unknown, model.detect_languages(features[unknown])):
+            languages[i] = found
     transcripts = [Transcript(language, []) for language in languages]
     prompts = [_prompt(_tokenizer(model, language), model.initial_prompt, window.context)
                for language, window in zip(languages, windows)]

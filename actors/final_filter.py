@@ -113,7 +113,8 @@ def kept_final(source: Source, start: int, end: int, transcript: Transcript, sta
     if own_from is None or own_from <= origin:
         text = "".join(segment.text for segment in kept)
     else:
-        words = _after_known(words, known) or [w for w in words if (w.start + w.end) // 2 >= own_from]
+        after = _after_known(words, known)
+        words = after if after is not None else [w for w in words if (w.start + w.end) // 2 >= own_from]
         text = "".join(w.text for w in words)
     return Final(source=source, start=start, end=end, text=text.strip(), language=transcript.language,
                  words=words, stamps=stamps)
@@ -121,11 +122,10 @@ def kept_final(source: Source, start: int, end: int, transcript: Transcript, sta
 
 def _after_known(words: list[Word], known: str) -> list[Word] | None:
     """The words after the ``known`` text, when the words begin with it (compared as the
-    rules compare words); None when they do not, or nothing follows it."""
+    rules compare words; none may follow); None when they do not."""
     said = [" ".join(words_of(w.text)) for w in words]
-    expected = [" ".join(words_of(w)) for w in known.split()]
-    expected = [w for w in expected if w]
-    if not expected or said[:len(expected)] != expected or len(said) == len(expected):
+    expected = [w for w in (" ".join(words_of(w)) for w in known.split()) if w]
+    if not expected or said[:len(expected)] != expected:
         return None
     return words[len(expected):]
 
@@ -136,10 +136,9 @@ def segment_finals(source: Source, start: int, end: int, transcript: Transcript)
     origin = start // HOP * HOP
     finals = []
     for segment in transcript.segments:
-        if hallucinated(segment):
-            continue
-        first = max(start, origin + round(segment.start * SAMPLE_RATE))
-        last = min(end, max(first + 1, origin + round(segment.end * SAMPLE_RATE)))
-        one = Transcript(transcript.language, [segment])
-        finals.append(msgspec.structs.replace(kept_final(source, start, end, one), start=first, end=last))
+        final = kept_final(source, start, end, Transcript(transcript.language, [segment]))
+        if final.text:
+            first = max(start, origin + round(segment.start * SAMPLE_RATE))
+            last = min(end, max(first + 1, origin + round(segment.end * SAMPLE_RATE)))
+            finals.append(msgspec.structs.replace(final, start=first, end=last))
     return finals

@@ -82,3 +82,13 @@ def test_a_fragment_keeps_the_words_after_the_known_text_where_it_was_read_again
     assert final.text == "Um, and that should be all."  # the DTW's times would have kept a "words,"
     other = kept_final("mic", 16_000 * 5, 16_000 * 6, again, read_from=0, own_from=16_000 * 2, known="Something else")
     assert other.text == "words. Um, and that should be all."  # not read again as known: by time (past 2 s)
+
+
+def test_a_fragment_read_again_as_its_known_text_alone_has_no_words_of_its_own():
+    from earwig.actors.final_decode import Transcript
+    from earwig.actors.final_filter import kept_final
+
+    again = Transcript("en", [timed(" And here's some more words, words.", 0.0, 0.4)])
+    final = kept_final("mic", 16_000 * 3, 16_000 * 4, again, read_from=0, own_from=16_000,
+                       known="And here's some more words, words.")
+    assert final.text == "" and final.words == []  # not the known words again, by their times
