@@ -50,27 +50,37 @@ class CaptureParams:
     realtime: bool = True
 
 
+LISTENS = (PauseSource,)
+
+
 async def main(actor: Actor) -> None:
     params: CaptureParams = actor.params
     ring = Ring.attach(params.ring)
     pause = _Pause()
-    following = asyncio.create_task(_follow_pauses(actor, params.source, pause))
+
+    def follow(message: PauseSource) -> None:
+        if message.source == params.source:
+            pause.set(message.paused)
+
     try:
-        publisher = _Publisher(actor, ring, params.source)
-        if params.replay:
-            blocks = _replay_blocks(actor, ring, pause)
-        else:
-            blocks = _device_blocks(actor, params.device, publisher)
-        async for audio, captured_ns in blocks:
-            publisher.push(np.zeros_like(audio) if pause.paused else audio, captured_ns)
-            if actor.stopping.is_set():
-                break
-        else:
-            if params.replay:
-                publisher.finish()
+        await actor.serve({PauseSource: follow}, _capture(actor, ring, pause))
     finally:
-        following.cancel()
         ring.close()
+
+
+async def _capture(actor: Actor, ring: Ring, pause: _Pause) -> None:
+    params: CaptureParams = actor.params
+    publisher = _Publisher(actor, ring, params.source)
+    if params.replay:
+        blocks = _replay_blocks(actor, ring, pause)
+    else:
+        blocks = _device_blocks(actor, params.device, publisher)
+    async for audio, captured_ns in blocks:
+        publisher.push(np.zeros_like(audio) if pause.paused else audio, captured_ns)
+        if actor.stopping.is_set():
+            return
+    if params.replay:
+        publisher.finish()
 
 
 # --- receive ------------------------------------------------------------------------------
@@ -90,13 +100,6 @@ class _Pause:
         elif not paused and self.paused:
             self.paused_s += time.monotonic() - self._since
         self.paused = paused
-
-
-async def _follow_pauses(actor: Actor, source: Source, pause: _Pause) -> None:
-    while True:
-        message = await actor.control.get()
-        if isinstance(message, PauseSource) and message.source == source:
-            pause.set(message.paused)
 
 
 async def _device_blocks(actor: Actor, device: Device,

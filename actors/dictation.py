@@ -39,6 +39,11 @@ from earwig.shm import Ring
 #: two to deliver its first block: a dictation started before would lose its first words).
 MIC_WAIT_S = 10.0
 
+#: The mic's Finals, the mel actor's word that a dictation's utterance is closed, commands
+#: from the monitor's key; DictationStart / DictationStop too: the supervisor re-sends an
+#: unfinished dictation's to a restarted dictation actor, which finishes it (``Dictator.resume``).
+LISTENS = (Final, DictationSpan, DictationCommand, DictationStart, DictationStop)
+
 
 @dataclass(frozen=True)
 class DictationParams:
@@ -75,32 +80,17 @@ async def main(actor: Actor) -> None:
     server = await dictation_control.serve(Path(params.socket), dictation.command)
     await dictation.mic_running(MIC_WAIT_S)
     dictation.publish_state("ready", dictation.ready_detail(hotkey is not None))
-    receiver = asyncio.create_task(_receive(actor, dictation))
+    handlers = {DictationCommand: lambda m: dictation.command(m.action),
+                Final: lambda m: dictation.heard(m) if m.source == "mic" else None,
+                DictationSpan: dictation.closed, DictationStart: dictation.resume, DictationStop: dictation.resume}
     try:
-        await actor.stopping.wait()
+        await actor.serve(handlers, actor.stopping.wait())
     finally:
-        receiver.cancel()
         server.close()
         if hotkey is not None:
             hotkey.stop()
         Path(params.socket).unlink(missing_ok=True)
         dictation.close()
-
-
-# --- receive ------------------------------------------------------------------------------
-
-
-async def _receive(actor: Actor, dictation: Dictator) -> None:
-    while True:
-        message = await actor.control.get()
-        if isinstance(message, DictationCommand):
-            await dictation.command(message.action)
-        elif isinstance(message, Final) and message.source == "mic":
-            dictation.heard(message)
-        elif isinstance(message, DictationSpan):
-            dictation.closed(message)
-        elif isinstance(message, (DictationStart, DictationStop)):
-            dictation.resume(message)
 
 
 # --- compute ------------------------------------------------------------------------------
@@ -133,9 +123,7 @@ class Dictator:
         return f"press {self._settings.hotkey}, speak, press it again"
 
     async def mic_running(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while self._pcm.published == 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await self._pcm.reader(start=0).wait(timeout)
 
     def key_down(self) -> None:
         if not self._enabled:

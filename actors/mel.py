@@ -63,43 +63,50 @@ class MelParams:
     device: str = "auto"
 
 
+#: The supervisor's word that a replay ended, of an open utterance (after a restart), and
+#: of a dictation's key going down and up (its span is cut at those positions).
+LISTENS = (SourceEnded, SpeechStart, DictationStart, DictationStop)
+
+
 async def main(actor: Actor) -> None:
     params: MelParams = actor.params
     torch.set_num_threads(1)  # a cycle's few hops are tiny; more threads only add wake-ups
     device = torch_device(params.device)
     streams = {s.source: _SourceStream(actor, s, params.vad, device) for s in params.sources}
-    control = asyncio.create_task(_receive_control(actor, streams))
-    loop = asyncio.get_running_loop()
+
+    def ended(message: SourceEnded) -> None:
+        if message.source in streams:
+            streams[message.source].ended_at = message.end
+
+    def resume(message: SpeechStart) -> None:
+        if message.source in streams:
+            streams[message.source].resume_utterance(message.start)
+
+    def dictate(message: DictationStart | DictationStop) -> None:
+        if "mic" in streams:
+            streams["mic"].dictation.append(message)
+
+    handlers = {SourceEnded: ended, SpeechStart: resume, DictationStart: dictate, DictationStop: dictate}
     try:
-        # The first cycle waits one period: after a restart, the supervisor's word of an
-        # open utterance (SpeechStart) is already in the pipe and must come first.
-        due = loop.time() + CYCLE_S
-        await asyncio.sleep(CYCLE_S)
-        while not actor.stopping.is_set() and not all(s.done for s in streams.values()):
-            for stream in streams.values():
-                stream.process_available()
-            due = max(due + CYCLE_S, loop.time())
-            await asyncio.sleep(due - loop.time())
-        for stream in streams.values():  # told to stop: what was being said still gets its Final
-            stream.end_utterance()
+        await actor.serve(handlers, _frames_and_speech(actor, streams))
     finally:
-        control.cancel()
         for stream in streams.values():
             stream.close()
 
 
-# --- receive ------------------------------------------------------------------------------
-
-
-async def _receive_control(actor: Actor, streams: dict[Source, _SourceStream]) -> None:
-    while True:
-        message = await actor.control.get()
-        if isinstance(message, SourceEnded) and message.source in streams:
-            streams[message.source].ended_at = message.end
-        elif isinstance(message, SpeechStart) and message.source in streams:
-            streams[message.source].resume_utterance(message.start)
-        elif isinstance(message, (DictationStart, DictationStop)) and "mic" in streams:
-            streams["mic"].dictation.append(message)
+async def _frames_and_speech(actor: Actor, streams: dict[Source, _SourceStream]) -> None:
+    loop = asyncio.get_running_loop()
+    # The first cycle waits one period: after a restart, the supervisor's word of an
+    # open utterance (SpeechStart) is already in the pipe and must come first.
+    due = loop.time() + CYCLE_S
+    await asyncio.sleep(CYCLE_S)
+    while not actor.stopping.is_set() and not all(s.done for s in streams.values()):
+        for stream in streams.values():
+            stream.process_available()
+        due = max(due + CYCLE_S, loop.time())
+        await asyncio.sleep(due - loop.time())
+    for stream in streams.values():  # told to stop: what was being said still gets its Final
+        stream.end_utterance()
 
 
 class _SourceStream:

@@ -189,13 +189,11 @@ class ModelSession:
         ring = self.rings[source]
         first = start // HOP
         count = (end - start) // HOP if end is not None else ring.published - first
-        deadline = time.monotonic() + FRAMES_TIMEOUT_S
-        while ring.published < first + count and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await ring.reader(start=first).wait(timeout=FRAMES_TIMEOUT_S, until=first + count)
         count = min(count, ring.published - first)
         if count <= 0:
             return np.zeros((0, ring.spec.item_len), np.float32)
-        batch = ring.reader(start=first).read(max_items=count)
+        batch = ring.get(first, count)
         kept = batch.data if batch is not None else np.zeros((0, ring.spec.item_len), np.float32)
         # The model fell more than a ring behind: the lost head reads as silence.
         gap = np.full((count - len(kept), ring.spec.item_len), SILENCE_LOG_MEL, np.float32)
@@ -205,8 +203,8 @@ class ModelSession:
         """When the audio of the last of ``frames_read`` frames from sample ``start`` (what
         ``frames`` gave a pass) was captured: the stamp the mel actor copied from the PCM
         ring; 0 once it has been overwritten."""
-        batch = self.rings[source].reader(start=start // HOP + max(0, frames_read - 1)).read(max_items=1)
-        return int(batch.time_ns[0]) if batch is not None and len(batch.time_ns) else 0
+        batch = self.rings[source].get(start // HOP + max(0, frames_read - 1), 1)
+        return int(batch.time_ns[0]) if batch is not None else 0
 
     def close(self) -> None:
         for ring in self.rings.values():

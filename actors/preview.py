@@ -90,6 +90,11 @@ class ReadableLanguages:
         return first
 
 
+#: The speech events (a pause: rest until speech resumes) and the Finals' language (an
+#: English-only preview stays quiet over others).
+LISTENS = (SpeechStart, SpeechPause, SpeechResume, SpeechEnd, Final)
+
+
 async def main(actor: Actor) -> None:
     params: ModelParams = actor.params
     session = ModelSession(actor, params)
@@ -99,50 +104,62 @@ async def main(actor: Actor) -> None:
     if not languages.readable():  # a set language the model cannot read: said once, now
         languages.said_unreadable = True
         _say_unreadable(actor, params.language)
-    receiver = asyncio.create_task(_receive(actor, open_utterances, languages))
-    loop = asyncio.get_running_loop()
     try:
-        due = loop.time()
-        while not actor.stopping.is_set():
-            due += params.interval_s
-            if due < loop.time():  # the last run overran: skip the ticks it covered
-                skipped = int((loop.time() - due) // params.interval_s) + 1
-                counters["skipped_ticks"] += skipped
-                due += skipped * params.interval_s
-            await asyncio.sleep(due - loop.time())
-            readable = {s: u for s, u in open_utterances.items() if languages.readable(s)}
-            if readable:
-                await _preview(actor, session, readable, open_utterances, counters)
+        await actor.serve(_handlers(actor, open_utterances, languages),
+                          _preview_every_interval(actor, session, open_utterances, languages, counters))
     finally:
-        receiver.cancel()
         session.close()
 
 
 # --- receive ------------------------------------------------------------------------------
 
 
-async def _receive(actor: Actor, open_utterances: dict[Source, _Utterance], languages: ReadableLanguages) -> None:
-    while True:
-        message = await actor.control.get()
-        if isinstance(message, Final):
-            if languages.heard(message):
-                _say_unreadable(actor, message.language)
-            continue
-        if isinstance(message, SpeechStart):
-            open_utterances[message.source] = _Utterance(message.start, previewed_to=message.start)
-            continue
-        current = open_utterances.get(message.source)
-        if current is None or current.start != message.start:
-            continue
-        if isinstance(message, SpeechPause):
-            current.paused_at = message.end
-        elif isinstance(message, SpeechResume):
-            current.paused_at = None
-        elif isinstance(message, SpeechEnd):
-            del open_utterances[message.source]
+def _handlers(actor: Actor, open_utterances: dict[Source, _Utterance], languages: ReadableLanguages) -> dict:
+    def heard(final: Final) -> None:
+        if languages.heard(final):
+            _say_unreadable(actor, final.language)
+
+    def started(message: SpeechStart) -> None:
+        open_utterances[message.source] = _Utterance(message.start, previewed_to=message.start)
+
+    def of_open(change):
+        def handle(message: SpeechPause | SpeechResume | SpeechEnd) -> None:
+            current = open_utterances.get(message.source)
+            if current is not None and current.start == message.start:
+                change(current, message)
+        return handle
+
+    def paused(current: _Utterance, message: SpeechPause) -> None:
+        current.paused_at = message.end
+
+    def resumed(current: _Utterance, message: SpeechResume) -> None:
+        current.paused_at = None
+
+    def ended(current: _Utterance, message: SpeechEnd) -> None:
+        del open_utterances[message.source]
+
+    return {Final: heard, SpeechStart: started, SpeechPause: of_open(paused),
+            SpeechResume: of_open(resumed), SpeechEnd: of_open(ended)}
 
 
 # --- compute ------------------------------------------------------------------------------
+
+
+async def _preview_every_interval(actor: Actor, session: ModelSession, open_utterances: dict[Source, _Utterance],
+                                  languages: ReadableLanguages, counters: dict[str, float]) -> None:
+    params: ModelParams = actor.params
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    while not actor.stopping.is_set():
+        due += params.interval_s
+        if due < loop.time():  # the last run overran: skip the ticks it covered
+            skipped = int((loop.time() - due) // params.interval_s) + 1
+            counters["skipped_ticks"] += skipped
+            due += skipped * params.interval_s
+        await asyncio.sleep(due - loop.time())
+        readable = {s: u for s, u in open_utterances.items() if languages.readable(s)}
+        if readable:
+            await _preview(actor, session, readable, open_utterances, counters)
 
 
 def _say_unreadable(actor: Actor, language: str) -> None:

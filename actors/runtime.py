@@ -3,9 +3,13 @@
 Why a shared runtime: heartbeats, shutdown, parent-death and error reporting must behave
 the same in every actor, so an actor module only writes its own receive/compute/publish.
 
-An actor module exposes ``async def main(actor: Actor)``. It runs until it returns, until
-the supervisor sends Shutdown (``actor.stopping`` is set), or until the supervisor dies
-(the pipe reaches EOF; then the process exits at once, so no orphan keeps running).
+An actor module exposes ``LISTENS``, the message types other actors publish that it wants
+(the plan reads it into the ActorSpec, and the supervisor forwards exactly those), and
+``async def main(actor: Actor)``, which sets up and hands its handlers (one per type in
+``LISTENS``) and its work to ``actor.serve``: the runtime owns the receive loop. It runs
+until ``main`` returns, until the supervisor sends Shutdown (``actor.stopping`` is set), or
+until the supervisor dies (the pipe reaches EOF; then the process exits at once, so no
+orphan keeps running).
 An EarwigError from ``main`` becomes an ActorFailed message with its fix, and the process
 exits with FATAL_EXIT so the supervisor does not restart it into the same error.
 """
@@ -19,13 +23,19 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, TypeVar, get_args
 
 from earwig.channel import Channel
 from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, ActorReady, AnyMessage, Heartbeat, Message, Shutdown
+
+T = TypeVar("T")
+#: What a handler may return: nothing, or a coroutine the receive loop awaits before the
+#: next message (so messages are handled one at a time, in the order they came).
+Handler = Callable[[Any], Awaitable[None] | None]
 
 HEARTBEAT_S = 0.5
 FATAL_EXIT = 3
@@ -38,18 +48,35 @@ class ActorSpec:
     name: str
     module: str
     params: Any = None
-    #: Message types (class names) other actors publish that the supervisor forwards here.
-    listens: frozenset[str] = frozenset()
+    #: Message types other actors publish that the supervisor forwards here (the module's
+    #: ``LISTENS``: ``spec_for`` reads it).
+    listens: frozenset[type[Message]] = frozenset()
     #: A model actor: ended after this many seconds without speech (freeing its memory)
     #: and started again by the next SpeechStart. None: runs for the whole session.
     idle_evict_s: float | None = None
     #: Added to the process's nice value: a best-effort actor (the preview) yields the CPU
     #: to the others when they want it, and has it all when they do not.
     niceness: int = 0
-    #: It answers every SpeechEnd with a Final (the final actor): the supervisor keeps the
-    #: SpeechEnds not yet answered and sends them again to it after a crash, so an
-    #: utterance whose pass was in flight is redone, and drops a second answer to one.
+    #: It answers every SpeechEnd with a Final (the final actor): the supervisor's router
+    #: keeps the SpeechEnds not yet answered and sends them again to it after a crash, so
+    #: an utterance whose pass was in flight is redone, and drops a second answer to one.
     answers_speech: bool = False
+    #: Shutdown goes to the actors in steps, lowest first, each step once the one before
+    #: has exited: the final actor (step 1) ends after the mel actor (step 0) has closed
+    #: the utterance in progress, so that utterance gets its Final too.
+    shutdown_step: int = 0
+
+    def __post_init__(self) -> None:
+        known = set(get_args(AnyMessage))
+        wrong = [kind for kind in self.listens if kind not in known]
+        if wrong:
+            raise TypeError(f"actor {self.name} listens to {wrong!r}: not message types (earwig.messages)")
+
+
+def spec_for(name: str, module: str, params: Any = None, **options: Any) -> ActorSpec:
+    """The spec of the actor in ``module``, listening to what the module declares."""
+    listens = frozenset(importlib.import_module(module).LISTENS)
+    return ActorSpec(name, module, params, listens=listens, **options)
 
 
 class Actor:
@@ -65,6 +92,35 @@ class Actor:
 
     def publish(self, message: Message) -> None:
         self._channel.send(message)
+
+    async def serve(self, handlers: Mapping[type[Message], Handler], work: Awaitable[T]) -> T:
+        """Hand every message the supervisor forwards to the handler for its type while
+        ``work`` runs; return what ``work`` returns. The handlers must be exactly the
+        spec's ``listens``: a type without a handler would be dropped unseen."""
+        missing = set(self.spec.listens) ^ set(handlers)
+        if missing:
+            raise TypeError(f"actor {self.name}: handlers and LISTENS differ in {sorted(t.__name__ for t in missing)}")
+        receiving = asyncio.create_task(self._receive(handlers))
+        try:
+            return await work
+        finally:
+            receiving.cancel()
+
+    async def _receive(self, handlers: Mapping[type[Message], Handler]) -> None:
+        while True:
+            message = await self.control.get()
+            handled = handlers[type(message)](message)
+            if handled is not None:
+                await handled
+
+    async def stopping_or(self, event: asyncio.Event) -> None:
+        """Wait until ``event`` is set or the actor is told to stop; clear ``event``."""
+        if not event.is_set() and not self.stopping.is_set():
+            waits = [asyncio.create_task(event.wait()), asyncio.create_task(self.stopping.wait())]
+            _, left = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for task in left:
+                task.cancel()
+        event.clear()
 
 
 async def _heartbeat(actor: Actor) -> None:

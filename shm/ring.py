@@ -200,11 +200,54 @@ class Ring:
     def reader(self, slot: int | None = None, start: int | None = None) -> RingReader:
         return RingReader(self, slot, start)
 
+    def get(self, seq: int, count: int | None = None) -> Batch | None:
+        """Items ``seq`` to ``seq + count`` (``count=None``: all published) as the ring holds
+        them now, without a cursor: random access. Those already overwritten are left out
+        (``batch.seq`` is then later than ``seq``); None when none of them is here."""
+        end = None if count is None else seq + count
+        while True:
+            before = seq
+            batch, _, seq = self._copy(seq, end=end)
+            if batch is not None or seq == before:
+                return batch
+
     def stamp_ns(self, position: int) -> int | None:
         """When the item holding sample/frame ``position`` was written (its writer's stamp),
         or None while it is not written yet or after it was overwritten."""
-        batch = self.reader(start=position // self.spec.item_len).read(1)
-        return None if batch is None else int(batch.time_ns[0])
+        seq = position // self.spec.item_len
+        batch = self.get(seq, 1)
+        return None if batch is None or batch.seq != seq else int(batch.time_ns[0])
+
+    def _copy(self, position: int, max_items: int | None = None,
+              end: int | None = None) -> tuple[Batch | None, int, int]:
+        """One attempt at copying the items published from ``position`` on (at most
+        ``max_items``, none from ``end`` on): the batch (None when there is nothing, or when
+        all of it was overwritten during the copy), the items lost, and the position after."""
+        words, capacity = self._words, self.spec.capacity
+        published = words[_PUBLISHED_W]
+        _fence_acquire()
+        oldest = published - capacity
+        lost = max(0, oldest - position)
+        position += lost
+        count = (published if end is None else min(published, end)) - position
+        if max_items is not None:
+            count = min(count, max_items)
+        if count <= 0:
+            return None, lost, position
+        start = position % capacity
+        head = min(count, capacity - start)
+        if head == count:
+            data = self._data[start:start + count].copy()
+            stamps = self._stamps[start:start + count].copy()
+        else:
+            data = np.concatenate((self._data[start:], self._data[:count - head]))
+            stamps = np.concatenate((self._stamps[start:], self._stamps[:count - head]))
+        _fence_acquire()
+        torn = words[_CLAIMED_W] - capacity - position
+        if torn >= count:  # the writer lapped us during the copy: all of it is suspect
+            return None, lost + count, position + count
+        skip = max(0, torn)
+        return Batch(position + skip, data[skip:], stamps[skip:], lost + skip), lost + skip, position + count
 
     def reader_cursors(self) -> list[int]:
         """Cursors of the reader slots in use (readers that announce their progress)."""
@@ -334,72 +377,50 @@ class RingReader:
         Items lost to an overrun are counted in ``overruns`` at once and reported in the
         ``lost`` of the next batch, so ``batch.seq - batch.lost`` is always the previous end.
         """
-        ring = self._ring
-        words, capacity = ring._words, ring.spec.capacity
         lost = 0
-        batch = None
-        while batch is None:
-            published = words[_PUBLISHED_W]
-            _fence_acquire()
-            oldest = published - capacity
-            if self.position < oldest:
-                lost += oldest - self.position
-                self.position = oldest
-            count = published - self.position
-            if max_items is not None:
-                count = min(count, max_items)
-            if count <= 0:
+        while True:
+            before = self.position
+            batch, lost_now, self.position = self._ring._copy(self.position, max_items)
+            lost += lost_now
+            if batch is not None or self.position == before:
                 break
-            start = self.position % capacity
-            head = min(count, capacity - start)
-            if head == count:
-                data = ring._data[start:start + count].copy()
-                stamps = ring._stamps[start:start + count].copy()
-            else:
-                data = np.concatenate((ring._data[start:], ring._data[:count - head]))
-                stamps = np.concatenate((ring._stamps[start:], ring._stamps[:count - head]))
-            _fence_acquire()
-            torn = words[_CLAIMED_W] - capacity - self.position
-            if torn >= count:  # the writer lapped us during the copy: all of it is suspect
-                lost += count
-            else:
-                skip = max(0, torn)
-                lost += skip
-                batch = Batch(self.position + skip, data[skip:], stamps[skip:],
-                              self._unreported_lost + lost)
-            self.position += count
+        if batch is not None:
+            batch = batch._replace(lost=self._unreported_lost + lost)
         self.overruns += lost
         self._unreported_lost = 0 if batch else self._unreported_lost + lost
         self._announce()
         return batch
 
-    async def wait(self, timeout: float | None = None) -> bool:
-        """Wait until an item is available; False on timeout."""
-        if self.available():
+    async def wait(self, timeout: float | None = None, until: int | None = None) -> bool:
+        """Wait until an item is available (``until``: until the ring has published that
+        many items, e.g. the last frame a pass needs); False on timeout."""
+        until = self.position + 1 if until is None else until
+        ring = self._ring
+        if ring.published >= until:
             return True
         loop = asyncio.get_running_loop()
         now = loop.time()
         deadline = None if timeout is None else now + timeout
         spin_until = now + self._spin_s
         sleep = 0.0
-        while not self.available():
+        while ring.published < until:
             now = loop.time()
             if deadline is not None and now >= deadline:
                 return False
             if now < spin_until:
                 await asyncio.sleep(0)
             elif _futex_wait is not None:
-                await self._sleep_until_published(loop, deadline)
+                await self._sleep_until_published(loop, deadline, until)
             else:
                 sleep = min(self._max_sleep_s, max(0.001, sleep * 2))
                 await asyncio.sleep(sleep if deadline is None else min(sleep, deadline - now))
         return True
 
-    async def _sleep_until_published(self, loop, deadline: float | None) -> None:
+    async def _sleep_until_published(self, loop, deadline: float | None, until: int) -> None:
         ring = self._ring
         ring._words[_SLEEPERS_W] = 1
         seen = ring._words[_PUBLISHED_W]
-        if seen > self.position:
+        if seen >= until:
             return
         if self._sleeper is None:
             self._sleeper = ThreadPoolExecutor(1, thread_name_prefix=f"ring-wait-{ring.spec.name}")

@@ -17,7 +17,7 @@ from earwig.actors.mel import MelParams, MelSource
 from earwig import model_store
 from earwig.actors.mel_frames import HOP, bins_for_model
 from earwig.actors.model_session import ModelParams
-from earwig.actors.runtime import ActorSpec
+from earwig.actors.runtime import ActorSpec, spec_for
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config, ModelsConfig
 from earwig.errors import EarwigError
@@ -73,8 +73,7 @@ def capture_plan(config: Config, prefix: str, devices_optional: bool = False) ->
         params = CaptureParams(source=source, ring=ring.name, device=device,
                                replay=settings.replay, realtime=settings.realtime)
         rings.append(ring)
-        actors.append(ActorSpec(f"capture-{source}", "earwig.actors.capture", params,
-                                listens=frozenset({"PauseSource"})))
+        actors.append(spec_for(f"capture-{source}", "earwig.actors.capture", params))
         sources.append(source)
     if not sources and not unavailable:
         raise EarwigError("both sources are disabled", "enable --mic or --speakers")
@@ -114,8 +113,7 @@ def listen_plan(config: Config, prefix: str, devices_optional: bool = False) -> 
         sources.append(MelSource(source, pcm_ring_name(prefix, source),
                                  {bins: ring.name for bins, ring in frame_rings.items()},
                                  replay=bool(config.source(source).replay)))
-    mel = ActorSpec("mel", "earwig.actors.mel", MelParams(tuple(sources), config.vad, config.device),
-                    listens=frozenset({"SourceEnded", "SpeechStart", "DictationStart", "DictationStop"}))
+    mel = spec_for("mel", "earwig.actors.mel", MelParams(tuple(sources), config.vad, config.device))
     return Plan(rings, [*plan.actors, mel], plan.sources, plan.unavailable)
 
 
@@ -126,11 +124,6 @@ PREVIEW_THREADS = 1
 #: long (base, 2 cores: 0.58 s alone, 1.25 s beside a busy one-thread process). At nice
 #: 10 the kernel gives the final pass the cores whenever it runs.
 PREVIEW_NICENESS = 10
-#: Speech events the model actors listen to (a pause: the final pass starts early, the
-#: preview rests until speech resumes); the final model checks the preview's text too, and
-#: the preview reads the Finals' language (an English-only preview stays quiet over others).
-_SPEECH = frozenset({"SpeechStart", "SpeechPause", "SpeechResume", "SpeechEnd"})
-MODEL_LISTENS = {"preview": _SPEECH | {"Final"}, "final": _SPEECH | {"Partial", "DictationStart"}}
 
 
 def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("preview", "final"),
@@ -157,10 +150,11 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
                              interval_s=models.preview_interval_ms / 1000,
                              threads=PREVIEW_THREADS if role == "preview" else 0,
                              max_window=int(config.vad.max_utterance_s * SAMPLE_RATE))
-        actors.append(ActorSpec(role, f"earwig.actors.{role}", params, listens=MODEL_LISTENS[role],
-                                idle_evict_s=models.idle_evict_s,
-                                niceness=PREVIEW_NICENESS if role == "preview" else 0,
-                                answers_speech=role == "final"))
+        # The final actor answers every SpeechEnd, and stops last: after the mel actor has
+        # closed the utterance in progress.
+        actors.append(spec_for(role, f"earwig.actors.{role}", params, idle_evict_s=models.idle_evict_s,
+                               niceness=PREVIEW_NICENESS if role == "preview" else 0,
+                               answers_speech=role == "final", shutdown_step=int(role == "final")))
     return Plan(plan.rings, actors, plan.sources, plan.unavailable)
 
 
@@ -177,13 +171,6 @@ def check_model(model: str, models: ModelsConfig, role: str = "final") -> None:
                           f"use the multilingual {model[:-3]} to translate")
 
 
-#: What the dictation actor hears from the others: the mic's Finals, the mel actor's word
-#: that a dictation's utterance is closed, and commands from the monitor's key.
-#: DictationStart / DictationStop too: the supervisor re-sends an unfinished dictation's to a
-#: restarted dictation actor, which finishes it (``Dictator.resume``).
-DICTATION_LISTENS = frozenset({"Final", "DictationSpan", "DictationCommand", "DictationStart", "DictationStop"})
-
-
 def dictation_plan(config: Config, prefix: str, socket: str, desktop: bool) -> Plan:
     """The mic's transcription (no speakers) plus the dictation actor. ``desktop``: an X
     display for the hotkey and the typing."""
@@ -195,7 +182,6 @@ def dictation_plan(config: Config, prefix: str, socket: str, desktop: bool) -> P
 
 def with_dictation(plan: Plan, config: Config, prefix: str, socket: str, desktop: bool) -> Plan:
     """``plan`` (which transcribes the mic) plus the dictation actor."""
-    dictation = ActorSpec("dictation", "earwig.actors.dictation",
-                          DictationParams(config.dictation, pcm_ring_name(prefix, "mic"), socket, desktop),
-                          listens=DICTATION_LISTENS)
+    dictation = spec_for("dictation", "earwig.actors.dictation",
+                         DictationParams(config.dictation, pcm_ring_name(prefix, "mic"), socket, desktop))
     return Plan(plan.rings, [*plan.actors, dictation], plan.sources, plan.unavailable)

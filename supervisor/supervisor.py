@@ -1,5 +1,5 @@
-"""The supervisor: owns the rings, spawns the actors, restarts them, routes their messages,
-and evicts idle model actors.
+"""The supervisor: owns the rings, spawns the actors, restarts them, delivers their
+messages where the router (``supervisor/router``) says, and evicts idle model actors.
 
 Why it owns the rings: an actor that crashes must not take captured audio with it. The
 rings are created here before any actor starts and unlinked here on every exit path, so a
@@ -23,21 +23,18 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
-from earwig.messages import (ActorFailed, ActorReady, AnyMessage, DictationSpan, DictationStart, DictationStop,
-                             Final, Heartbeat, Message, ModelState, Partial, PauseSource, Shutdown, SourceEnded,
-                             Source, SpeechEnd, SpeechStart)
+from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Final, Heartbeat, Message, ModelState, Partial,
+                             Shutdown, Source)
 from earwig.shm import Ring, RingSpec, segments
+from earwig.supervisor.router import Router
 from earwig.supervisor.session_audio import KEEP_EVERY_S, SessionAudio
 from earwig.supervisor.session_log import SessionLog
-
-#: Finals per source re-sent to a restarted final actor: more than its context holds
-#: (``final_context.KEEP_WORDS``) in most conversations.
-RECENT_FINALS = 8
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,30 @@ class RestartPolicy:
     startup_timeout_s: float = 60.0
     #: From Shutdown to exit, per step: the final actor transcribes what it still owes first.
     shutdown_grace_s: float = 10.0
+
+    def after_exit(self, exitcode: int, evicted: bool, restarts: deque[float], now: float) -> Exit:
+        """What an actor's exit calls for: an evicted or finished one (exit 0) rests, one that
+        said why it cannot go on (FATAL_EXIT) is not restarted into the same error, one that
+        crashed is restarted after a backoff, unless it crashed too often lately. ``restarts``
+        (when it was restarted) is updated."""
+        if evicted:
+            return Exit("evicted")
+        if exitcode == 0:
+            return Exit("finished")
+        if exitcode == FATAL_EXIT:
+            return Exit("failed")
+        restarts.append(now)
+        while restarts and restarts[0] < now - self.window_s:
+            restarts.popleft()
+        if len(restarts) > self.max_restarts:
+            return Exit("gave_up")
+        return Exit("restart", min(self.max_delay_s, self.first_delay_s * 2 ** (len(restarts) - 1)))
+
+
+@dataclass(frozen=True)
+class Exit:
+    action: Literal["evicted", "finished", "failed", "gave_up", "restart"]
+    delay_s: float = 0.0
 
 
 @dataclass
@@ -98,23 +119,12 @@ class Supervisor:
         self.rings: dict[str, Ring] = {}
         self.stale_removed: list[str] = []
         self._subscribers: list[asyncio.Queue[AnyMessage]] = []
-        #: Facts that stay true (a source has ended, is paused, has an utterance open),
-        #: replayed to a restarted listener: a restarted mel actor resumes the open utterance.
-        self._lasting: dict[tuple[str, str], AnyMessage] = {}
-        #: SpeechEnds not yet answered by a Final, in order: sent again to a restarted final
-        #: actor; while any is open, no model is evicted.
-        self._unanswered: dict[tuple[str, int, int], SpeechEnd] = {}
-        #: Each source's last Finals: a restarted final actor reads them again as the
-        #: context of what comes next (``actors/final_context``), so a kill changes no text.
-        self._recent: dict[str, deque[Final]] = {}
+        self.router = Router(actors)
+        self.router.last_activity = time.monotonic()
         self._warned_log = False
         self._watchdog_task: asyncio.Task | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
-        #: Sources with an utterance in progress, and when speech was last heard: a session
-        #: is idle when all are quiet (and every SpeechEnd has its Final).
-        self._speaking: set[str] = set()  # sources, and "dictation" while its key is down
-        self._last_speech = time.monotonic()
         self._ctx = mp.get_context("spawn")
 
     # --- life cycle ---------------------------------------------------------------------
@@ -147,8 +157,8 @@ class Supervisor:
         self._stopping = True
         if self._watchdog_task is not None:
             self._watchdog_task.cancel()
-        for last in (False, True):
-            await self._shut_down([r for r in self._actors.values() if r.spec.answers_speech == last])
+        for step in sorted({r.spec.shutdown_step for r in self._actors.values()}):
+            await self._shut_down([r for r in self._actors.values() if r.spec.shutdown_step == step])
         for task in self._tasks:
             task.cancel()
         for running in self._actors.values():
@@ -240,14 +250,8 @@ class Supervisor:
         running.exited = asyncio.Event()
         loop.add_reader(process.sentinel, self._on_exit, running, process)
         self._watch(self._receive(running, running.channel))
-        for (kind, _), message in self._lasting.items():
-            if kind in running.spec.listens:
-                self._send(running, message)
-        if running.spec.answers_speech:
-            for message in [final for finals in self._recent.values() for final in finals]:
-                self._send(running, message)
-            for message in self._unanswered.values():
-                self._send(running, message)
+        for message in self.router.told_again(running.spec.name):
+            self._send(running, message)
 
     def _on_exit(self, running: _Running, process: mp.process.BaseProcess) -> None:
         asyncio.get_running_loop().remove_reader(process.sentinel)
@@ -255,37 +259,26 @@ class Supervisor:
         running.exited.set()
         if self._stopping or running.process is not process:
             return
-        if running.evicted:
-            spec = running.spec
-            self._publish(ModelState(role=spec.name, model=getattr(spec.params, "model", ""),
-                                     state="evicted"))
+        exit = self.policy.after_exit(process.exitcode, running.evicted, running.restarts, time.monotonic())
+        name = running.spec.name
+        if exit.action == "evicted":
+            self._publish(ModelState(role=name, model=getattr(running.spec.params, "model", ""), state="evicted"))
             if running.missed:
                 self._wake(running)
-            return
-        if process.exitcode == 0:
-            return  # finished its work (a replay that reached the end of its file)
-        if process.exitcode == FATAL_EXIT:
-            running.gave_up = True  # it said why in an ActorFailed; restarting would repeat it
-            return
-        now = time.monotonic()
-        running.restarts.append(now)
-        while running.restarts and running.restarts[0] < now - self.policy.window_s:
-            running.restarts.popleft()
-        tries = len(running.restarts)
-        name = running.spec.name
-        if tries > self.policy.max_restarts:
+        elif exit.action == "failed":  # it said why in an ActorFailed
+            running.gave_up = True
+        elif exit.action == "gave_up":
             running.gave_up = True
             self._publish(ActorFailed(
                 actor=name, fatal=True,
-                error=f"{name} keeps crashing ({tries} times in {self.policy.window_s:.0f} s); "
+                error=f"{name} keeps crashing ({len(running.restarts)} times in {self.policy.window_s:.0f} s); "
                       "not restarting it again",
                 fix=f"its error output in {self.log_path or 'the terminal'} says why"))
-            return
-        delay = min(self.policy.max_delay_s, self.policy.first_delay_s * 2 ** (tries - 1))
-        self._publish(ActorFailed(
-            actor=name, fatal=False,
-            error=f"{name} exited with code {process.exitcode}; restarting in {delay:.1f} s"))
-        asyncio.get_running_loop().call_later(delay, self._respawn, running)
+        elif exit.action == "restart":
+            self._publish(ActorFailed(
+                actor=name, fatal=False,
+                error=f"{name} exited with code {process.exitcode}; restarting in {exit.delay_s:.1f} s"))
+            asyncio.get_running_loop().call_later(exit.delay_s, self._respawn, running)
 
     def _respawn(self, running: _Running) -> None:
         if not self._stopping:
@@ -303,7 +296,8 @@ class Supervisor:
             if isinstance(message, (Partial, Final)) and message.stamps is not None:
                 message = msgspec.structs.replace(message, stamps=msgspec.structs.replace(
                     message.stamps, received_ns=time.monotonic_ns()))
-            if isinstance(message, Final) and running.spec.answers_speech and not self._keep(message, running):
+            if isinstance(message, Final) and self.router.answers(running.spec.name) \
+                    and not self._keep(message, running):
                 continue
             self._publish(message)
             self._forward(message, running)
@@ -314,9 +308,8 @@ class Supervisor:
     def _keep(self, final: Final, running: _Running) -> bool:
         """Write a Final to the session log, first; False for a second answer to the same
         utterance (a restarted final actor redid one whose Final had already come)."""
-        if self._unanswered.pop((final.source, final.start, final.end), None) is None:
+        if not self.router.answered(final):
             return False
-        self._recent.setdefault(final.source, deque(maxlen=RECENT_FINALS)).append(final)
         if self.session_log is not None and not self.session_log.append(final, running.model):
             self._warn_session_log()
         return True
@@ -356,9 +349,8 @@ class Supervisor:
 
     def _idle(self, running: _Running, now: float) -> bool:
         limit = running.spec.idle_evict_s
-        return (limit is not None and running.model != "" and not self._speaking
-                and not self._unanswered
-                and now - max(self._last_speech, running.last_output) > limit)
+        return (limit is not None and running.model != "" and self.router.quiet
+                and now - max(self.router.last_activity, running.last_output) > limit)
 
     def _evict_check_s(self) -> float:
         limits = [r.spec.idle_evict_s for r in self._actors.values() if r.spec.idle_evict_s]
@@ -378,31 +370,12 @@ class Supervisor:
             queue.put_nowait(message)
 
     def _forward(self, message: AnyMessage, sender: _Running | None) -> None:
-        """Hand a message to the actors that listen for its type (never back to its sender)."""
-        kind = type(message).__name__
-        if isinstance(message, (SourceEnded, PauseSource, SpeechStart)):
-            self._lasting[kind, message.source] = message
-        elif isinstance(message, (DictationStart, DictationStop)):  # a restarted mel holds it again
-            self._lasting[kind, "mic"] = message
-        elif isinstance(message, DictationSpan):
-            self._lasting.pop(("DictationStart", "mic"), None)
-            self._lasting.pop(("DictationStop", "mic"), None)
-        elif isinstance(message, SpeechEnd):
-            self._lasting.pop(("SpeechStart", message.source), None)
-            if any(r.spec.answers_speech for r in self._actors.values()):
-                self._unanswered[message.source, message.start, message.end] = message
-        if isinstance(message, (SpeechStart, SpeechEnd)):
-            self._last_speech = time.monotonic()
-            (self._speaking.add if isinstance(message, SpeechStart) else self._speaking.discard)(message.source)
-        elif isinstance(message, (DictationStart, DictationSpan)):  # models stay while the key is down
-            self._last_speech = time.monotonic()
-            (self._speaking.add if isinstance(message, DictationStart) else self._speaking.discard)("dictation")
-        for running in self._actors.values():
-            if running is sender or kind not in running.spec.listens:
-                continue
+        """Hand a message to the actors the router names; an evicted one is woken by speech."""
+        for name in self.router.heard(message, sender and sender.spec.name, time.monotonic()):
+            running = self._actors[name]
             if not running.evicted:
                 self._send(running, message)
-            elif (isinstance(message, (SpeechStart, DictationStart)) or running.missed) and not self._stopping:
+            elif (self.router.wakes(message) or running.missed) and not self._stopping:
                 running.missed.append(message)
                 self._wake(running)
 

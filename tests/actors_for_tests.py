@@ -6,6 +6,8 @@ import time
 from earwig.errors import EarwigError
 from earwig.messages import SpeechEnd, SpeechStart, Stats
 
+LISTENS = (SpeechStart,)
+
 
 async def main(actor):
     if actor.params == "crash":
@@ -17,8 +19,7 @@ async def main(actor):
     if actor.params == "speak":  # then echo what it is sent, which must not be its own words
         actor.publish(SpeechStart(source="mic", start=123))
         actor.publish(SpeechEnd(source="mic", start=123, end=456))
-    if actor.params in ("echo", "speak"):
-        while True:
-            message = await actor.control.get()
-            actor.publish(Stats(actor=actor.name, counters={type(message).__name__: 1.0}))
-    await actor.stopping.wait()
+    def echo(message):
+        actor.publish(Stats(actor=actor.name, counters={type(message).__name__: 1.0}))
+
+    await actor.serve({kind: echo for kind in actor.spec.listens}, actor.stopping.wait())

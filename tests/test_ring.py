@@ -193,3 +193,39 @@ def test_wait_wakes_for_an_item_written_by_another_thread(make_ring):
     timer.start()
     assert asyncio.run(reader.wait(timeout=5)) is True
     assert reader.read().seq == 0
+
+
+def test_wait_until_a_position_sleeps_through_earlier_publishes(make_ring):
+    """A model pass waits for the last frame it needs, not for the next one."""
+    ring = make_ring(capacity=16)
+    reader, writer = ring.reader(start=0), ring.writer()
+
+    def write_one_at_a_time():
+        for n in range(6):
+            writer.write(items(n, 1))
+
+    async def waited():
+        thread = threading.Thread(target=write_one_at_a_time)
+        thread.start()
+        reached = await reader.wait(timeout=30, until=6)
+        thread.join()
+        return reached, ring.published
+
+    assert asyncio.run(waited()) == (True, 6)
+    assert asyncio.run(reader.wait(timeout=0.02, until=7)) is False
+
+
+def test_get_reads_a_range_without_a_cursor_and_leaves_out_what_was_overwritten(make_ring):
+    ring = make_ring(capacity=8)
+    writer = ring.writer()
+    writer.write(items(0, 5), time_ns=[10, 20, 30, 40, 50])
+    batch = ring.get(1, 3)
+    assert (batch.seq, batch.end) == (1, 4) and batch.data[:, 0].tolist() == [1, 2, 3]
+    assert batch.time_ns.tolist() == [20, 30, 40]
+    assert ring.get(5, 2) is None  # not written yet
+    writer.write(items(5, 7))  # items 0..3 are overwritten
+    assert ring.get(0, 2) is None
+    partly = ring.get(2, 4)
+    assert (partly.seq, partly.end) == (4, 6) and partly.data[:, 0].tolist() == [4, 5]
+    assert ring.get(9).data[:, 0].tolist() == [9, 10, 11]
+    assert ring.stamp_ns(0) is None and ring.stamp_ns(11 * 4) is not None

@@ -13,7 +13,7 @@ import psutil
 from earwig.actors.capture_files import read_audio
 from earwig.actors.runtime import ActorSpec
 from earwig.config import Config, SourceConfig
-from earwig.messages import ActorFailed, ActorReady, SourceEnded, Stats
+from earwig.messages import ActorFailed, ActorReady, SourceEnded, SpeechStart, Stats
 from earwig.supervisor.plan import capture_plan
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 
@@ -142,8 +142,8 @@ def test_shutdown_stops_every_actor_process(ring_prefix):
 
 def test_messages_are_forwarded_to_the_actors_that_listen_for_them():
     async def scenario():
-        listener = ActorSpec("listener", "actors_for_tests", "echo", listens=frozenset({"SpeechStart"}))
-        speaker = ActorSpec("speaker", "actors_for_tests", "speak", listens=frozenset({"SpeechStart"}))
+        listener = ActorSpec("listener", "actors_for_tests", "echo", listens=frozenset({SpeechStart}))
+        speaker = ActorSpec("speaker", "actors_for_tests", "speak", listens=frozenset({SpeechStart}))
         async with Supervisor([], [listener, speaker]) as supervisor:
             events = supervisor.subscribe()
             echoed = await next_of(events, Stats, where=lambda m: m.actor == "listener")

@@ -1,1 +1,1 @@
-"""The Textual monitor (issue 5): spectrogram, level meters, mic and speaker columns."""
+"""The Textual monitor: spectrogram, level meters, mic and speaker columns."""

@@ -1,0 +1,174 @@
+"""What the final actor owes and what it may do next, decided from its messages alone.
+
+Why a pure class: speculation (start on a SpeechPause, keep the guess when the SpeechEnd
+with the same span confirms it, abandon it when speech resumes), the order Finals are
+published in (a source's utterances in the order they ended) and a restart's redo (the
+supervisor sends the unanswered SpeechEnds again) are the tricky part of the final actor.
+Here they take events and return decisions, so they are tested message by message; the
+actor (``actors/final``) only loads the model, reads the frames and runs the decoder.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from earwig.actors.final_context import Reading, SpokenContext
+from earwig.messages import Final, Partial, Source
+
+#: Utterances transcribed in one encoder batch at most (both sources, and a backlog).
+MAX_BATCH = 4
+
+
+@dataclass(frozen=True)
+class Utterance:
+    source: Source
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """One utterance of a batch, and what the decoder is told of it."""
+
+    utterance: Utterance
+    #: Where its audio is read from (a fragment: with the utterances before it).
+    reading: Reading
+    #: What its source said before (``final_context``).
+    context: str
+    #: The text already known of the audio read, and the preview's text of it.
+    draft: str
+    #: When the VAD first said it may be over (its SpeechPause, else its SpeechEnd).
+    ready_ns: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    jobs: tuple[Job, ...]
+    #: Guesses on SpeechPauses (no SpeechEnd yet), which speech resuming abandons.
+    speculative: bool
+
+
+class FinalLedger:
+    """Feed it the actor's messages (``paused``, ``resumed``, ``ended``, ``drafted``,
+    ``recalled``); ask it for the ``next_batch``, ``record`` each result, and publish what
+    ``due`` returns."""
+
+    def __init__(self, max_window: int, max_batch: int = MAX_BATCH) -> None:
+        self._max_window, self._max_batch = max_window, max_batch
+        #: Confirmed utterances (SpeechEnd) in the order they ended, Final not yet published.
+        self._confirmed: deque[Utterance] = deque()
+        #: The newest guess per source not yet transcribed.
+        self._speculative: dict[Source, Utterance] = {}
+        #: The guesses being transcribed now.
+        self._guessing: set[Utterance] = set()
+        #: Finals computed (ahead of their SpeechEnd, or waiting for their turn), with the
+        #: hottest fallback each needed: a hot one does not become context.
+        self._results: dict[Utterance, tuple[Final, float]] = {}
+        self._ready_ns: dict[Utterance, int] = {}
+        #: The preview's latest text of each utterance not yet published, by (source, start).
+        self._drafts: dict[tuple[Source, int], str] = {}
+        self.context = SpokenContext()
+        #: Speech has begun (or a dictation): the model should be loaded.
+        self.model_needed = False
+        #: The actor's Stats: these decisions', and the decoder's work the actor adds.
+        self.counters = {"finals": 0.0, "speculative_used": 0.0, "speculative_abandoned": 0.0,
+                         "transcribe_s": 0.0, "decoder_passes": 0.0, "tokens": 0.0}
+
+    # --- what was heard -----------------------------------------------------------------
+
+    def speech_started(self) -> None:
+        self.model_needed = True
+
+    def paused(self, source: Source, start: int, end: int, now_ns: int) -> None:
+        """A SpeechPause: ``[start, end)`` may be the whole utterance; guess it."""
+        guess = Utterance(source, start, end)
+        self._ready_ns.setdefault(guess, now_ns)
+        self._speculative[source] = guess
+        self._forget_guesses(source, keep=guess)
+
+    def resumed(self, source: Source) -> bool:
+        """A SpeechResume: the source's guess is void. True when the batch in flight held
+        guesses only and none is wanted any more: abandon it."""
+        self._speculative.pop(source, None)
+        self._forget_guesses(source, keep=None)
+        if not self._guessing:
+            return False
+        self._guessing = {u for u in self._guessing if u.source != source}
+        return not self._guessing
+
+    def ended(self, source: Source, start: int, end: int, now_ns: int) -> None:
+        """A SpeechEnd: the utterance is owed a Final, in its turn."""
+        utterance = Utterance(source, start, end)
+        self.context.ended(source, end)
+        self._ready_ns.setdefault(utterance, now_ns)
+        self._speculative.pop(source, None)
+        self._forget_guesses(source, keep=utterance)
+        if utterance in self._results:
+            self.counters["speculative_used"] += 1
+        self._confirmed.append(utterance)
+        self.model_needed = True
+
+    def drafted(self, partial: Partial) -> None:
+        self._drafts[partial.source, partial.start] = f"{partial.committed} {partial.tentative}"
+
+    def recalled(self, final: Final) -> None:
+        """A Final this actor published before it restarted: context for what comes next."""
+        self.context.record(final.source, final.text, final.language, final.start, final.end)
+
+    # --- what to do ---------------------------------------------------------------------
+
+    @property
+    def owes(self) -> bool:
+        """An utterance has ended whose Final is not published yet."""
+        return bool(self._confirmed)
+
+    def next_batch(self, stopping: bool = False) -> Batch | None:
+        """Confirmed utterances without a result first (oldest first); else, unless the
+        actor is stopping, the newest guess of each source."""
+        utterances = [u for u in self._confirmed if u not in self._results][:self._max_batch]
+        speculative = not utterances and not stopping
+        if speculative:
+            utterances = list(self._speculative.values())
+            self._speculative.clear()
+            self._guessing = set(utterances)
+        if not utterances:
+            return None
+        return Batch(tuple(self._job(u) for u in utterances), speculative)
+
+    def _job(self, utterance: Utterance) -> Job:
+        reading = self.context.reading(utterance.source, utterance.start, utterance.end, self._max_window)
+        draft = f"{reading.known} {self._drafts.get((utterance.source, utterance.start), '')}".strip()
+        return Job(utterance, reading, self.context.before(utterance.source, reading.read_from), draft,
+                   self._ready_ns.get(utterance, 0))
+
+    def abandoned(self) -> None:
+        """The batch of guesses was dropped unfinished."""
+        self._guessing = set()
+        self.counters["speculative_abandoned"] += 1
+
+    def record(self, utterance: Utterance, final: Final, temperature: float) -> None:
+        """The batch in flight produced ``final`` for ``utterance``."""
+        self._guessing.discard(utterance)
+        self._results[utterance] = (final, temperature)
+
+    def due(self) -> list[Final]:
+        """The Finals whose turn has come, in order: each source's utterances as they ended,
+        each published once (its text becomes the context of the next)."""
+        finals = []
+        while self._confirmed and self._confirmed[0] in self._results:
+            done = self._confirmed.popleft()
+            final, temperature = self._results.pop(done)
+            self.context.record(done.source, final.text, final.language, done.start, done.end, temperature)
+            self._drafts = {key: text for key, text in self._drafts.items()
+                            if key[0] != done.source or key[1] > done.start}
+            self._ready_ns = {u: at for u, at in self._ready_ns.items()
+                              if u.source != done.source or u.start > done.start}
+            self.counters["finals"] += 1
+            finals.append(final)
+        return finals
+
+    def _forget_guesses(self, source: Source, keep: Utterance | None) -> None:
+        for utterance in [u for u in self._results if u.source == source and u != keep
+                          and u not in self._confirmed]:
+            del self._results[utterance]

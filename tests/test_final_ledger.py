@@ -1,0 +1,132 @@
+"""The final actor's ledger, message by message: speculation kept and abandoned, the order
+Finals are published in, a restart's redo, and what the decoder is told."""
+
+from __future__ import annotations
+
+from earwig.actors.final_ledger import FinalLedger, Utterance
+from earwig.messages import Final, Partial
+
+SECOND = 16000
+
+
+def final_of(utterance: Utterance, text: str) -> Final:
+    return Final(source=utterance.source, start=utterance.start, end=utterance.end, text=text, language="en")
+
+
+def ledger() -> FinalLedger:
+    book = FinalLedger(max_window=30 * SECOND)
+    book.speech_started()
+    return book
+
+
+def test_a_guess_on_a_pause_is_kept_when_its_speech_end_confirms_it():
+    book = ledger()
+    book.paused("mic", 0, 3 * SECOND, now_ns=10)
+    batch = book.next_batch()
+    assert batch.speculative and [j.utterance for j in batch.jobs] == [Utterance("mic", 0, 3 * SECOND)]
+    book.record(batch.jobs[0].utterance, final_of(batch.jobs[0].utterance, "hello there"), 0.0)
+    assert book.due() == []  # not confirmed yet: nothing is published
+    book.ended("mic", 0, 3 * SECOND, now_ns=20)
+    assert book.next_batch() is None  # the guess is the answer: no second pass
+    assert [f.text for f in book.due()] == ["hello there"]
+    assert book.counters["speculative_used"] == 1 and book.counters["finals"] == 1
+    assert not book.owes
+
+
+def test_speech_resuming_abandons_the_guess_in_flight_and_the_end_is_transcribed_again():
+    book = ledger()
+    book.paused("mic", 0, 3 * SECOND, now_ns=10)
+    batch = book.next_batch()
+    assert book.resumed("mic")  # the only guess in flight is void: abandon the pass
+    book.abandoned()
+    book.ended("mic", 0, 5 * SECOND, now_ns=30)
+    redo = book.next_batch()
+    assert not redo.speculative and [j.utterance for j in redo.jobs] == [Utterance("mic", 0, 5 * SECOND)]
+    assert redo.jobs[0].ready_ns == 30  # ready when it ended, not at the void pause
+    assert book.counters["speculative_abandoned"] == 1 and batch.speculative
+
+
+def test_a_resume_of_one_source_keeps_a_batch_that_guesses_the_other_too():
+    book = ledger()
+    book.paused("mic", 0, SECOND * 3, now_ns=1)
+    book.paused("speakers", 0, SECOND * 4, now_ns=2)
+    batch = book.next_batch()
+    assert len(batch.jobs) == 2
+    assert not book.resumed("mic")  # the speakers' guess is still wanted
+    assert book.resumed("speakers")
+
+
+def test_a_guess_that_finished_after_speech_resumed_is_never_published():
+    book = ledger()
+    book.paused("mic", 0, 3 * SECOND, now_ns=1)
+    guess = book.next_batch().jobs[0].utterance
+    book.resumed("mic")
+    book.record(guess, final_of(guess, "stale words"), 0.0)
+    book.paused("mic", 0, 6 * SECOND, now_ns=2)  # a new pause forgets the old guess
+    book.ended("mic", 0, 6 * SECOND, now_ns=3)
+    jobs = book.next_batch().jobs
+    assert [j.utterance for j in jobs] == [Utterance("mic", 0, 6 * SECOND)]
+    book.record(jobs[0].utterance, final_of(jobs[0].utterance, "the whole sentence"), 0.0)
+    assert [f.text for f in book.due()] == ["the whole sentence"]
+
+
+def test_finals_are_published_in_the_order_their_utterances_ended():
+    book = ledger()
+    first, second = Utterance("speakers", 0, SECOND * 3), Utterance("mic", SECOND, SECOND * 4)
+    book.ended(first.source, first.start, first.end, now_ns=1)
+    book.ended(second.source, second.start, second.end, now_ns=2)
+    assert [j.utterance for j in book.next_batch().jobs] == [first, second]
+    book.record(second, final_of(second, "mic words"), 0.0)
+    assert book.due() == []  # the speakers' utterance ended first and has no Final yet
+    book.record(first, final_of(first, "speaker words"), 0.0)
+    assert [f.text for f in book.due()] == ["speaker words", "mic words"]
+
+
+def test_a_stopping_actor_transcribes_what_it_owes_but_guesses_nothing():
+    book = ledger()
+    book.paused("mic", 0, 3 * SECOND, now_ns=1)
+    assert book.next_batch(stopping=True) is None
+    book.ended("mic", 0, 3 * SECOND, now_ns=2)
+    assert book.next_batch(stopping=True).jobs[0].utterance == Utterance("mic", 0, 3 * SECOND)
+
+
+def test_a_restarted_actor_redoes_the_unanswered_utterance_with_the_context_it_had():
+    """After a kill the supervisor sends the recent Finals, then the SpeechEnds still owed."""
+    book = FinalLedger(max_window=30 * SECOND)
+    book.recalled(Final(source="mic", start=0, end=3 * SECOND, text="And so, my fellow Americans,", language="en"))
+    book.speech_started()
+    book.ended("mic", 4 * SECOND, 8 * SECOND, now_ns=5)
+    job = book.next_batch().jobs[0]
+    assert job.utterance == Utterance("mic", 4 * SECOND, 8 * SECOND)
+    assert job.context == "And so, my fellow Americans,"
+
+
+def test_the_preview_text_is_the_draft_until_the_utterance_is_published():
+    book = ledger()
+    book.drafted(Partial(source="mic", start=0, end=SECOND * 3, committed="ask not", tentative="what"))
+    book.ended("mic", 0, 3 * SECOND, now_ns=1)
+    job = book.next_batch().jobs[0]
+    assert job.draft == "ask not what"
+    book.record(job.utterance, final_of(job.utterance, "Ask not what"), 0.0)
+    book.due()
+    book.ended("mic", 4 * SECOND, 7 * SECOND, now_ns=2)
+    assert book.next_batch().jobs[0].draft == ""  # the published utterance's draft is gone
+
+
+def test_a_fragment_is_read_with_the_utterance_before_it_and_its_text_as_the_draft():
+    book = ledger()
+    book.ended("mic", 0, 3 * SECOND, now_ns=1)
+    first = book.next_batch().jobs[0].utterance
+    book.record(first, final_of(first, "ask not what your country can do for you,"), 0.0)
+    book.due()
+    book.ended("mic", 3 * SECOND + 8000, 4 * SECOND, now_ns=2)  # 0.5 s: a fragment
+    job = book.next_batch().jobs[0]
+    assert job.reading.read_from == 0 and job.reading.own_from == 3 * SECOND
+    assert job.draft == "ask not what your country can do for you,"
+
+
+def test_nothing_is_transcribed_before_speech_began():
+    book = FinalLedger(max_window=30 * SECOND)
+    assert not book.model_needed and book.next_batch() is None
+    book.ended("mic", 0, SECOND, now_ns=1)
+    assert book.model_needed and book.owes
