@@ -26,7 +26,7 @@ import numpy as np
 import soxr
 
 from earwig.actors.capture_devices import NO_SERVER_FIX, Device, find_again
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError

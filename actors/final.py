@@ -3,12 +3,12 @@
 receive  SpeechStart or DictationStart (the first one loads the model), SpeechPause (the
          VAD's hangover began: transcribe early, speculatively), SpeechResume (it was only a
          pause: drop the guess), SpeechEnd (the utterance is confirmed), Partial (the preview's text:
-         the draft the decoder checks, ``final_draft``), Final (after a restart, the
+         the draft the decoder checks, ``decoding.draft``), Final (after a restart, the
          supervisor's copies of what this actor published before: its context)
-compute  ``final_decode.transcribe`` over every pending utterance of both sources at once
+compute  ``decoding.transcribe`` over every pending utterance of both sources at once
          (one encoder batch), each read with what its source said before it (the text as
          a prompt; a fragment also with the audio before it: ``final_context``), then the
-         hallucination filter (``final_filter``)
+         hallucination filter (``decoding.hallucinations``)
 publish  exactly one Final per SpeechEnd, in order (empty text when nothing survived the
          filter, so a listener can retire the utterance's partial text); ModelState; Stats
 
@@ -31,9 +31,9 @@ import time
 
 import msgspec
 
-from earwig.actors.final_decode import Window, compile_alignment, transcribe
-from earwig.actors.final_draft import Abandoned
-from earwig.actors.final_filter import kept_final
+from earwig.decoding.transcribe import Window, compile_alignment, transcribe
+from earwig.decoding.draft import Abandoned
+from earwig.decoding.hallucinations import kept_final
 from earwig.actors.final_ledger import Batch, FinalLedger
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor

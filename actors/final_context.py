@@ -12,7 +12,7 @@ When the context is dropped, and why:
 - when the language changes: English text before a German utterance pulls the decoder
   towards English (and towards translating);
 - when a Final was decoded only at a fallback temperature above ``transcribe()``'s 0.5, or
-  reads as a repetition loop (``final_filter.looping``): its text is the kind of output
+  reads as a repetition loop (``decoding.hallucinations.looping``): its text is the kind of output
   that, fed back, makes the next window repeat it too (whisper resets its prompt then).
 
 A fragment (an utterance shorter than ``FRAGMENT_S``: "is not.", "district corpus.") is
@@ -29,25 +29,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from earwig.actors.final_filter import looping
+from earwig.decoding.hallucinations import looping
+from earwig.audio.vad import MARGIN_S
 from earwig.config import SAMPLE_RATE
 from earwig.messages import Source
 
 #: Silence after which a source's earlier text no longer counts as context.
 RESET_AFTER_S = 30.0
 #: Words of context kept: more than the 223 tokens the prompt can hold, which
-#: ``final_decode`` trims from the oldest end.
+#: ``decoding.transcribe`` trims from the oldest end.
 KEEP_WORDS = 200
 #: ``transcribe()``'s rule: a window decoded hotter than this does not condition the next.
 MAX_TEMPERATURE = 0.5
 #: Utterances shorter than this are read with the one before: a second or two holds a few
 #: words, too few for Whisper to tell a word from the sounds around it.
 FRAGMENT_S = 2.0
-#: How far a fragment, or a file's window (``file_windows``), reaches into the silence
-#: before it: Silero scores soft speech (a second talker further from the mic, a trailing
-#: "uh, so") 0.2-0.5, below its threshold, and next to speech it was sure of that is most
-#: often speech too, which Whisper hears.
-MARGIN_S = 2.0
 #: The longest gap a fragment is joined across: twice ``MARGIN_S``, the gap a file's
 #: widened windows read across, so live and files read the same soft speech.
 JOIN_GAP_S = 4.0

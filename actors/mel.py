@@ -7,7 +7,7 @@ receive  every CYCLE_S, the PCM items each source's ring holds (read in its own 
          utterance meanwhile; SpeechStart after a restart: the utterance that was open when
          the last mel process died, which this one carries on
 compute  log-mel frames for every bin count the models need (one shared STFT per hop,
-         ``mel_frames.LogMelStream``), and Silero VAD per source (``mel_vad``)
+         ``audio.log_mel.LogMelStream``), and Silero VAD per source (``audio.vad``)
 publish  one frame per ring item in ``mel{bins}-{source}`` (item ``t`` is the frame centred
          on sample ``160 t``, stamped with the capture time of its last sample);
          SpeechStart / SpeechEnd with sample positions; DictationSpan once a dictation's
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from earwig.actors.mel_frames import HALF_WINDOW, HOP, LogMelStream
-from earwig.actors.mel_vad import CHUNK, VoiceActivity
+from earwig.audio.log_mel import HALF_WINDOW, HOP, LogMelStream
+from earwig.audio.vad import CHUNK, VoiceActivity
 from earwig.actors.runtime import Actor
 from earwig.compute import torch_device
 from earwig.config import VadConfig

@@ -1,19 +1,14 @@
-"""What the preview and final actors share: a model loaded on first need, the frames of an
-utterance from the mel rings, and one encoder pass over a batch of utterance windows.
+"""What the preview and final actors share: a model loaded on first need (its passes are
+``earwig.decoding.model.LoadedModel``) and the frames of an utterance from the mel rings.
 
 Why load on first need: an assistant that sits idle should cost almost nothing, so the
 model actor starts without weights and loads them at the first SpeechStart. The audio that
 arrives meanwhile waits in the rings; it is read by sample position once the model is ready.
-
-Why the encoder runs here, once per window: the decoder reads the same audio features for
-every token, every temperature fallback and the word alignment, so they are computed once
-and handed to ``whisper.decode`` (which skips its own encoder when given features).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,31 +17,19 @@ from typing import Literal
 import numpy as np
 import psutil
 import torch
-import torch.nn.functional as F
-from whisper.audio import N_FRAMES
-from whisper.decoding import DecodingOptions, DecodingResult, DecodingTask
 from whisper.model import Whisper
-from whisper.tokenizer import get_tokenizer
 
 from earwig import model_store
-from earwig.actors.mel_frames import HOP, SILENCE_LOG_MEL, bins_for_model, model_input, open_frames
+from earwig.audio.log_mel import HOP, SILENCE_LOG_MEL, bins_for_model, open_frames
 from earwig.actors.runtime import Actor
 from earwig.compute import torch_device
+from earwig.decoding.model import LoadedModel
 from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, ModelState, Source
 from earwig.shm import Ring
 
 #: How long to wait for the mel actor to publish the frames of an utterance's last samples.
 FRAMES_TIMEOUT_S = 5.0
-#: Silence after the speech in the encoder's window: 6 s, not whisper's 30 s padding, so a
-#: 4 s utterance costs the encoder a third. Too little and Whisper invents an ending for
-#: the last word: on ten espeak-ng sentences with base, 1 s of silence cost 2.7 WER points
-#: against ``transcribe``, 3 s 1.8, 6 s none; with 1 s, tiny.en's committed preview text
-#: agreed with the Final on less than half the words of some sentences.
-PAD_FRAMES = 600
-#: The seed of every sampled decoding (temperature fallback): one fixed value, so a pass
-#: over the same audio always samples the same tokens.
-SAMPLING_SEED = 0
 
 
 @dataclass(frozen=True)
@@ -209,105 +192,3 @@ class ModelSession:
     def close(self) -> None:
         for ring in self.rings.values():
             ring.close()
-
-
-@dataclass
-class LoadedModel:
-    """A Whisper model on its device, with what it is told (language, task, the user's
-    prompt), and the passes every reader of audio runs on it: encode, detect, decode."""
-
-    whisper: Whisper
-    device: torch.device
-    #: A language code, or "auto" to detect it per window (English-only models: "en").
-    language_setting: str = "en"
-    task: str = "transcribe"
-    initial_prompt: str = ""
-
-    @property
-    def language(self) -> str | None:
-        """The language to decode in; None: detect it (a multilingual model set to "auto")."""
-        if not self.whisper.is_multilingual:
-            return "en"
-        return None if self.language_setting == "auto" else self.language_setting
-
-    def warm_up(self) -> None:
-        """One pass over a second of silence: first calls pick kernels and grow memory pools,
-        which the first utterance would otherwise wait for."""
-        silence = np.full((100, self.whisper.dims.n_mels), SILENCE_LOG_MEL, np.float32)
-        features = self.encode([silence], pad_frames=0)
-        self.decode(features, DecodingOptions(language=self.language or "en", without_timestamps=True,
-                                              sample_len=4))
-
-    def encode(self, windows: list[np.ndarray], pad_frames: int = PAD_FRAMES,
-               n_frames: int | None = None) -> torch.Tensor:
-        """Audio features of each utterance's frames followed by ``pad_frames`` of silence
-        (or padded to ``n_frames``), not padded to 30 s as ``transcribe`` does
-        (whisper.cpp's ``audio_ctx``): the encoder's cost shrinks with the window."""
-        if n_frames is None:
-            n_frames = min(N_FRAMES, -(-(max(map(len, windows)) + pad_frames) // 2) * 2)
-        mel = np.stack([model_input(frames, n_frames) for frames in windows])
-        with torch.inference_mode():
-            return _encoder(self.whisper, torch.from_numpy(mel).to(self.device, self._dtype()))
-
-    def decode(self, features: torch.Tensor, options: DecodingOptions) -> list[DecodingResult]:
-        """whisper's decoding of each window's features (fp16 where the model is).
-
-        With no language given, a multilingual model detects each window's own and decodes
-        it in that language (windows of one language in one batch). Sampling (a fallback
-        temperature) is seeded: the same audio gives the same text, whatever ran before.
-        """
-        options = dataclasses.replace(options, fp16=self._dtype() == torch.float16)
-        if options.language is None and self.whisper.is_multilingual:
-            languages = self.detect_languages(features)
-            results: list[DecodingResult | None] = [None] * len(features)
-            for language in dict.fromkeys(languages):
-                chosen = [i for i, found in enumerate(languages) if found == language]
-                decoded = self.decode(features[chosen], dataclasses.replace(options, language=language))
-                for i, result in zip(chosen, decoded):
-                    results[i] = result
-            return results
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(SAMPLING_SEED)
-            return _FeaturesGiven(self.whisper, options).run(features)
-
-    def detect_languages(self, features: torch.Tensor) -> list[str]:
-        """The most likely language of each window: whisper's ``detect_language`` (the
-        language token after ``<|startoftranscript|>``) on features already computed, which
-        whisper's own would encode again, taking them for a mel of the wrong shape."""
-        tokenizer = get_tokenizer(True, num_languages=self.whisper.num_languages)
-        with torch.inference_mode():
-            start = torch.full((len(features), 1), tokenizer.sot, device=features.device)
-            logits = self.whisper.logits(start, features)[:, 0]
-            best = logits[:, list(tokenizer.all_language_tokens)].argmax(dim=-1)
-        return [tokenizer.all_language_codes[i] for i in best.tolist()]
-
-    def _dtype(self) -> torch.dtype:
-        return next(self.whisper.parameters()).dtype
-
-
-def _encoder(model: Whisper, mel: torch.Tensor) -> torch.Tensor:
-    """``AudioEncoder.forward`` for a window of any length up to 30 s (the positional
-    embedding is cut to it; whisper's own asserts exactly 30 s)."""
-    encoder = model.encoder
-    x = F.gelu(encoder.conv1(mel))
-    x = F.gelu(encoder.conv2(x)).permute(0, 2, 1)
-    x = (x + encoder.positional_embedding[:x.shape[1]]).to(x.dtype)
-    for block in encoder.blocks:
-        x = block(x)
-    return encoder.ln_post(x)
-
-
-class _FeaturesGiven(DecodingTask):
-    """whisper's DecodingTask on audio features computed beforehand, of any length (its
-    own check only recognises features of a full 30 s window, and re-encodes the rest).
-
-    Each window's features are repeated for its beam (or its samples): whisper repeats only
-    the tokens, which works for one window, as ``transcribe()`` decodes, but not for a
-    batch of them. The language is known (``LoadedModel.decode`` detects it first)."""
-
-    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
-        return mel.repeat_interleave(self.n_group, dim=0) if self.n_group > 1 else mel
-
-    def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor):
-        return [self.options.language] * len(tokens), None

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from whisper.decoding import DecodingOptions
 
-from earwig.actors.mel_frames import HOP
-from earwig.actors.model_session import LoadedModel, ModelParams, ModelSession
+from earwig.audio.log_mel import HOP
+from earwig.actors.model_session import ModelParams, ModelSession
+from earwig.decoding.model import LoadedModel
 from earwig.actors.preview_agreement import LocalAgreement
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE

@@ -15,7 +15,7 @@ Words are compared without case and punctuation, so "bank" and "bank." agree; th
 committed text keeps the spelling it had when it was committed.
 
 A decoding loop, or one in the making ("Hello? Hello? Hello? Hello? ...",
-``final_filter.loop_start``), is never committed: a small model over a long stretch of noise repeats itself, and committed
+``decoding.hallucinations.loop_start``), is never committed: a small model over a long stretch of noise repeats itself, and committed
 words cannot be taken back when the final model writes what was said.
 """
 
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 
-from earwig.actors.final_filter import loop_start
+from earwig.decoding.hallucinations import loop_start
 
 _NOT_A_WORD_CHARACTER = re.compile(r"[^\w']+")
 

@@ -8,10 +8,11 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-
-import msgspec
+from typing import Any
 
 from earwig import config as config_module
 from earwig import config_flags
@@ -21,13 +22,6 @@ from earwig.messages import (SOURCES, ActorFailed, DictationState, Final, Level,
                              SourceState, SpeechEnd, SpeechStart)
 
 USER_ERROR_EXIT = 2
-
-
-def _settings_options(parser: argparse.ArgumentParser, sections: frozenset[str] | None = None,
-                      omit: frozenset[str] = frozenset()) -> None:
-    parser.add_argument("--config", type=Path, help="TOML settings file "
-                        f"(default: {config_module.default_path()})")
-    config_flags.add_flags(parser, sections, omit)
 
 
 def _config_from(args: argparse.Namespace) -> config_module.Config:
@@ -300,26 +294,13 @@ def _clock(sample: int) -> str:
     return f"{int(minutes):02d}:{seconds:05.2f}"
 
 
-def _transcription_config(args: argparse.Namespace) -> config_module.Config:
-    config = config_module.load(args.config)
-    changes = {key: value for key, value in (
-        ("final", args.model), ("language", args.language), ("initial_prompt", args.prompt),
-        ("task", "translate" if args.translate else None), ("beam_size", args.beam)) if value is not None}
-    try:
-        models = msgspec.structs.replace(config.models, **changes)
-    except msgspec.ValidationError as error:
-        raise EarwigError(f"{error}", "see `earwig transcribe --help`") from None
-    config = msgspec.structs.replace(config, models=models)
-    return msgspec.structs.replace(config, device=args.device) if args.device else config
-
-
 def _transcribe(args: argparse.Namespace) -> int:
-    from earwig.actors.capture_files import require_file
+    from earwig.audio.files import require_file
     from earwig.compute import final_model, torch_device
-    from earwig.supervisor.file_run import transcribe_files
+    from earwig.decoding.files import transcribe_files
     from earwig.supervisor.plan import check_model
 
-    config = _transcription_config(args)
+    config = _config_from(args)
     for path in args.files:
         require_file(path)  # every file checked before the first one is transcribed
     check_model(final_model(config.models.final), config.models)
@@ -362,6 +343,8 @@ async def _profile(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from earwig import model_store
 
+    if args.action == "import" and not args.directory:
+        raise EarwigError("models import needs a DIRECTORY", "earwig models import DIR [--name NAME]")
     if args.action == "import":
         directory = Path(args.directory).expanduser()
         if not directory.is_dir():
@@ -379,107 +362,121 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: what runs it, its own arguments, and which settings are its flags."""
+
+    name: str
+    run: Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
+    help: str
+    description: str | None = None
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda parser: None
+    #: The config sections whose every key is a flag ("": the keys outside any section);
+    #: None: all of them; empty: the command reads no config.
+    sections: frozenset[str] | None = frozenset()
+    #: Keys of those sections that mean nothing to the command.
+    omit: frozenset[str] = frozenset()
+    #: More names for a setting's flag, for this command only.
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _meter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="stop after this many seconds (default: until Ctrl-C or the replays end)")
+
+
+def _transcribe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, mp3; "
+                        "anything else through ffmpeg)")
+    parser.add_argument("--json", action="store_true", help='one JSON object per utterance: '
+                        '{"source","start","end","text","language","words":[{"word","start","end"}]}')
+
+
+def _ctl_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["start", "stop", "toggle", "cancel", "status"])
+
+
+def _export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("session", nargs="?", help='a session name from --list, a log file, or "last" '
+                        "(the default)")
+    parser.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt")
+    parser.add_argument("--source", choices=["mic", "speakers"], help="one source only (default: both, "
+                        "interleaved by time)")
+    parser.add_argument("--output", "-o", type=Path, help="write here (mode 0600) instead of stdout")
+    parser.add_argument("--list", action="store_true", help="list the logged sessions")
+
+
+def _profile_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seconds", type=float, default=0.0,
+                        help="stop after this many seconds (default: when the replays end; live: Ctrl-C)")
+    parser.add_argument("--out", type=Path, help="folder for the files (default: ./earwig-profile-DATE-TIME)")
+
+
+def _models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", nargs="?", choices=["list", "import"], default="list")
+    parser.add_argument("directory", nargs="?", help="with import: a CTranslate2 / faster-whisper model directory")
+    parser.add_argument("--name", help="with import: the name to use it by (default: the directory's name)")
+
+
+#: What the live commands do not need: the session's own keys (meter keeps no session).
+_SESSION_KEYS = frozenset({"keep_audio"})
+#: What files need of the config: the VAD and the final model, not the live parts.
+_FILE_OMITS = frozenset({"keep_audio", "ring_seconds", "block_samples", "models.preview",
+                         "models.preview_interval_ms", "models.idle_evict_s"})
+
+COMMANDS = (
+    Command("devices", _devices, "list microphones, speaker loopbacks and the compute device"),
+    Command("meter", _meter, "capture the sources and show their live levels", arguments=_meter_arguments,
+            sections=frozenset({"", "mic", "speakers", "vad"}), omit=_SESSION_KEYS),
+    Command("monitor", _monitor, "the live screen: spectrograms, levels, mic and speakers text side by side "
+            "(also: `earwig` alone)", sections=None),
+    Command("transcribe", _transcribe, "transcribe audio files, as fast as this machine goes",
+            "Each file is cut by the same VAD as live audio; consecutive utterances are read together in "
+            "windows of up to vad.max_utterance_s, and the windows of all the files are decoded in batches. "
+            "One line per segment (or one JSON object per line with --json).",
+            arguments=_transcribe_arguments, sections=frozenset({"", "vad", "models"}), omit=_FILE_OMITS,
+            aliases={"models.final": ("--model",)}),
+    Command("dictate", _dictate, "hotkey dictation: hold the hotkey, speak, and the text is typed into the "
+            "focused window", "Hold dictation.hotkey (default <ctrl>+<alt>+<space>) and speak; on release the "
+            "final model's text is typed where the focus was. `earwig ctl` drives it without a hotkey. Each "
+            "dictation's text is also printed.", sections=frozenset({"", "mic", "vad", "models", "dictation"})),
+    Command("ctl", _ctl, "drive a running `earwig dictate`: start, stop, toggle, cancel, status",
+            "Sends one command over the control socket in $XDG_RUNTIME_DIR; bind these to keys where there "
+            "are no global hotkeys (Wayland). stop waits for the text and prints it.", arguments=_ctl_arguments),
+    Command("export", _export, "a logged session's transcript as text, subtitles or JSON",
+            "Every Final of a session is logged (fsync'd before it is shown) in $XDG_DATA_HOME/earwig/sessions; "
+            "this writes one out.", arguments=_export_arguments),
+    Command("profile", _profile, "run the pipeline and report where every millisecond goes",
+            "Runs the real pipeline on live devices or on --replay-mic/--replay-speakers FILE (in real time), "
+            "then prints per-stage latency, real-time factors, mel and VAD cost, ring fill, and CPU and memory "
+            "per process, and writes report.json, trace.json (open it in ui.perfetto.dev) and latency.png.",
+            arguments=_profile_arguments, sections=None),
+    Command("models", _models, "list the Whisper models this machine has or can get; `models import DIR` "
+            "converts a faster-whisper model", arguments=_models_arguments),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="earwig", description="Local live transcription of microphone and speakers.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("devices", help="list microphones, speaker loopbacks and the compute device")
-    meter = commands.add_parser("meter", help="capture the sources and show their live levels")
-    _settings_options(meter, frozenset({"", "mic", "speakers", "vad"}), omit=frozenset({"keep_audio"}))  # no session
-    meter.add_argument("--seconds", type=float, default=0.0,
-                       help="stop after this many seconds (default: until Ctrl-C or the replays end)")
-    monitor = commands.add_parser("monitor", help="the live screen: spectrograms, levels, mic and "
-                                  "speakers text side by side (also: `earwig` alone)")
-    _settings_options(monitor)
-    transcribe = commands.add_parser(
-        "transcribe", help="transcribe audio files, as fast as this machine goes",
-        description="Each file is cut by the same VAD as live audio; consecutive utterances are "
-                    "read together in windows of up to vad.max_utterance_s, and the windows of all "
-                    "the files are decoded in batches. One line per segment (or one JSON object per "
-                    "line with --json).")
-    transcribe.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, ogg, mp3; "
-                            "anything else through ffmpeg)")
-    transcribe.add_argument("--json", action="store_true", help='one JSON object per utterance: '
-                            '{"source","start","end","text","language","words":[{"word","start","end"}]}')
-    transcribe.add_argument("--config", type=Path, help="TOML settings file "
-                            f"(default: {config_module.default_path()})")
-    transcribe.add_argument("--model", help="final model: a name from `earwig models`, a .pt file or a "
-                            'CTranslate2 directory (config: models.final; default "auto")')
-    transcribe.add_argument("--language", help='language code, or "auto" to detect it per utterance '
-                            '(config: models.language; default "en")')
-    transcribe.add_argument("--translate", action="store_true", help="write English text whatever "
-                            "the language spoken (a multilingual model)")
-    transcribe.add_argument("--prompt", help="names and words the model should spell your way "
-                            "(config: models.initial_prompt)")
-    transcribe.add_argument("--beam", type=int, metavar="N", help="beam search width; 1 (the default) decodes "
-                            "greedily (config: models.beam_size)")
-    transcribe.add_argument("--device", help='"auto", "cpu", "cuda" or "cuda:N" (config: device)')
-    dictate = commands.add_parser(
-        "dictate", help="hotkey dictation: hold the hotkey, speak, and the text is typed into "
-        "the focused window", description="Hold dictation.hotkey (default <ctrl>+<alt>+<space>) "
-        "and speak; on release the final model's text is typed where the focus was. "
-        "`earwig ctl` drives it without a hotkey. Each dictation's text is also printed.")
-    _settings_options(dictate, frozenset({"", "mic", "vad", "models", "dictation"}))
-    ctl = commands.add_parser("ctl", help="drive a running `earwig dictate`: start, stop, toggle, "
-                              "cancel, status", description="Sends one command over the control "
-                              "socket in $XDG_RUNTIME_DIR; bind these to keys where there are no "
-                              "global hotkeys (Wayland). stop waits for the text and prints it.")
-    ctl.add_argument("action", choices=["start", "stop", "toggle", "cancel", "status"])
-    exporter = commands.add_parser("export", help="a logged session's transcript as text, subtitles or JSON",
-                                   description="Every Final of a session is logged (fsync'd before it is "
-                                   "shown) in $XDG_DATA_HOME/earwig/sessions; this writes one out.")
-    exporter.add_argument("session", nargs="?", help='a session name from --list, a log file, or "last" '
-                          "(the default)")
-    exporter.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt")
-    exporter.add_argument("--source", choices=["mic", "speakers"], help="one source only (default: both, "
-                          "interleaved by time)")
-    exporter.add_argument("--output", "-o", type=Path, help="write here (mode 0600) instead of stdout")
-    exporter.add_argument("--list", action="store_true", help="list the logged sessions")
-    profile = commands.add_parser(
-        "profile", help="run the pipeline and report where every millisecond goes",
-        description="Runs the real pipeline on live devices or on --replay-mic/--replay-speakers FILE (in "
-        "real time), then prints per-stage latency, real-time factors, mel and VAD cost, ring fill, and "
-        "CPU and memory per process, and writes report.json, trace.json (open it in ui.perfetto.dev) "
-        "and latency.png.")
-    _settings_options(profile)
-    profile.add_argument("--seconds", type=float, default=0.0,
-                         help="stop after this many seconds (default: when the replays end; live: Ctrl-C)")
-    profile.add_argument("--out", type=Path, help="folder for the files (default: ./earwig-profile-DATE-TIME)")
-    models = commands.add_parser("models", help="list the Whisper models this machine has or can get; "
-                                                "`models import DIR` converts a faster-whisper model")
-    models.add_argument("action", nargs="?", choices=["list", "import"], default="list")
-    models.add_argument("directory", nargs="?", help="with import: a CTranslate2 / faster-whisper model directory")
-    models.add_argument("--name", help="with import: the name to use it by (default: the directory's name)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.description)
+        command.arguments(sub)
+        if command.sections is None or command.sections:
+            sub.add_argument("--config", type=Path, help="TOML settings file "
+                             f"(default: {config_module.default_path()})")
+            config_flags.add_flags(sub, command.sections, command.omit, command.aliases)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    args = parser.parse_args(argv or ["monitor"])
+    args = build_parser().parse_args(argv or ["monitor"])
+    commands = {command.name: command for command in COMMANDS}
     try:
-        if args.command == "monitor":
-            return _monitor(args)
-        if args.command == "devices":
-            return _devices(args)
-        if args.command == "meter":
-            return asyncio.run(_meter(args))
-        if args.command == "dictate":
-            return asyncio.run(_dictate(args))
-        if args.command == "ctl":
-            return _ctl(args)
-        if args.command == "export":
-            return _export(args)
-        if args.command == "transcribe":
-            return _transcribe(args)
-        if args.command == "profile":
-            return asyncio.run(_profile(args))
-        if args.command == "models":
-            if args.action == "import" and not args.directory:
-                parser.error("models import needs a DIRECTORY")
-            return _models(args)
-        parser.print_help()
-        return 0
+        result = commands[args.command].run(args)
+        return asyncio.run(result) if asyncio.iscoroutine(result) else result
     except EarwigError as error:
         print(f"earwig: {error}", file=sys.stderr)
         return USER_ERROR_EXIT

@@ -31,7 +31,7 @@ class SourceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Silero VAD and how its probabilities become utterances (see actors/mel_vad.py)."""
+    """Silero VAD and how its probabilities become utterances (see earwig/audio/vad.py)."""
 
     threshold: Annotated[float, Meta(description=
         "Probability above which a 32 ms chunk is speech; speech ends below threshold - 0.15.")] = 0.5

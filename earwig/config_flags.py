@@ -3,7 +3,8 @@
 
 Why generated from Config's fields: a new setting gets its flag, and its help text (the
 field's description), without a second list to keep in step. The few short names users
-type most (``--mic``, ``--replay-mic``, ``--final-model``) are aliases of the same flags.
+type most (``--mic``, ``--replay-mic``, ``--final-model``, ``--language``) are aliases of the
+same flags, and a few switches (``--no-mic``, ``--translate``) set one setting to one value.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ from earwig.errors import EarwigError
 
 ALIASES = {"mic.device": ("--mic",), "speakers.device": ("--speakers",),
            "mic.replay": ("--replay-mic",), "speakers.replay": ("--replay-speakers",),
-           "models.preview": ("--preview-model",), "models.final": ("--final-model",)}
+           "models.preview": ("--preview-model",), "models.final": ("--final-model",),
+           "models.language": ("--language",), "models.initial_prompt": ("--prompt",),
+           "models.beam_size": ("--beam",)}
 _METAVARS = {str: "TEXT", int: "N", float: "NUMBER"}
-#: Short switches that turn a boolean setting off.
-OFF_SWITCHES = {"mic.enabled": "--no-mic", "speakers.enabled": "--no-speakers"}
+#: Switches that give one setting one value: ``{key: (switch, value, what it does)}``.
+SWITCHES = {"mic.enabled": ("--no-mic", False, "the same as --no-mic-enabled"),
+            "speakers.enabled": ("--no-speakers", False, "the same as --no-speakers-enabled"),
+            "models.task": ("--translate", "translate",
+                            "write English text whatever the language spoken (a multilingual model)")}
 
 
 @dataclass(frozen=True)
@@ -59,15 +65,15 @@ def settings(struct: type[msgspec.Struct] = Config, prefix: str = "") -> Iterato
 
 
 def add_flags(parser: argparse.ArgumentParser, sections: frozenset[str] | None = None,
-              omit: frozenset[str] = frozenset()) -> None:
+              omit: frozenset[str] = frozenset(), aliases: dict[str, tuple[str, ...]] | None = None) -> None:
     """One flag per setting; ``sections`` limits them to those top-level sections (a key
     outside any section counts as the section ""), ``omit`` leaves out keys that mean
-    nothing to the command."""
+    nothing to the command, ``aliases`` adds the command's own names for some."""
     group = parser.add_argument_group("settings (each overrides the config file's key of the same name)")
     for setting in _chosen(sections):
         if setting.key in omit:
             continue
-        names = (setting.flag, *ALIASES.get(setting.key, ()))
+        names = (setting.flag, *ALIASES.get(setting.key, ()), *(aliases or {}).get(setting.key, ()))
         help_text = f"{setting.description} (config: {setting.key}; default: {setting.default!r})"
         if setting.kind is bool:
             group.add_argument(*names, dest=setting.dest, action=argparse.BooleanOptionalAction,
@@ -75,9 +81,9 @@ def add_flags(parser: argparse.ArgumentParser, sections: frozenset[str] | None =
         else:
             group.add_argument(*names, dest=setting.dest, default=None,
                                metavar=_METAVARS.get(setting.kind, "VALUE"), help=help_text)
-        if setting.key in OFF_SWITCHES:
-            group.add_argument(OFF_SWITCHES[setting.key], dest=setting.dest, action="store_false",
-                               help=f"the same as --no-{setting.flag[2:]}")
+        if setting.key in SWITCHES:
+            switch, value, what = SWITCHES[setting.key]
+            group.add_argument(switch, dest=setting.dest, action="store_const", const=value, help=what)
 
 
 def apply(config: Config, args: argparse.Namespace) -> Config:
@@ -104,7 +110,8 @@ def apply(config: Config, args: argparse.Namespace) -> Config:
     except msgspec.ValidationError as error:
         named = [s for s in given if s.key in str(error)] or list(given)
         flags = ", ".join(f"{s.flag} {given[s]}" for s in named)
-        raise EarwigError(f"{flags}: {error}", "`earwig monitor --help` gives each setting") from None
+        command = getattr(args, "command", None) or "monitor"
+        raise EarwigError(f"{flags}: {error}", f"`earwig {command} --help` gives each setting") from None
 
 
 def _chosen(sections: frozenset[str] | None) -> Iterator[Setting]:

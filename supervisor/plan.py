@@ -15,7 +15,7 @@ from earwig.actors.dictation import DictationParams
 from earwig.actors.capture_devices import resolve
 from earwig.actors.mel import MelParams, MelSource
 from earwig import model_store
-from earwig.actors.mel_frames import HOP, bins_for_model
+from earwig.audio.log_mel import HOP, bins_for_model
 from earwig.actors.model_session import ModelParams
 from earwig.actors.runtime import ActorSpec, spec_for
 from earwig.compute import final_model, torch_device

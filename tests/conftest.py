@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from earwig.profiling import headless
+from earwig.profiling.harness import headless
 from earwig.shm import segments
 
 
@@ -36,7 +36,7 @@ def ring_prefix():
 
 @pytest.fixture(scope="session")
 def pulse(tmp_path_factory):
-    """A headless PulseAudio (``earwig.profiling.headless``): speakers ``sysout``, a fake
+    """A headless PulseAudio (``earwig.profiling.harness.headless``): speakers ``sysout``, a fake
     microphone ``fakemic`` fed by playing into ``micfeed``. This process and every actor it
     spawns talk to it."""
     if shutil.which("pulseaudio") is None:
@@ -69,7 +69,7 @@ def long_speech(tmp_path_factory, speech):
     import numpy as np
     import soundfile
 
-    from earwig.actors.capture_files import read_audio
+    from earwig.audio.files import read_audio
 
     parts = [read_audio(speech[k]) for k in ("a", "b", "a", "b")]
     path = tmp_path_factory.mktemp("long") / "long.wav"

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from earwig.actors.capture_files import read_audio
-from earwig.profiling.scoring import word_error_rate, words
+from earwig.audio.files import read_audio
+from earwig.profiling.harness.scoring import word_error_rate, words
 
 __all__ = ["Spoken", "agreement", "spoken_file", "word_error_rate", "words"]
 

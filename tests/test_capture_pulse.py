@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.config import Config, SourceConfig
 from earwig.messages import Level, PauseSource, SourceState
-from earwig.profiling import headless
+from earwig.profiling.harness import headless
 from earwig.supervisor.plan import capture_plan
 from earwig.supervisor.supervisor import Supervisor
 

@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import soxr
 
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.shm import segments
 
 EARWIG = [sys.executable, "-m", "earwig"]

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from earwig.config import Config, MonitorConfig, SourceConfig
-from earwig.profiling import headless
+from earwig.profiling.harness import headless
 from earwig.supervisor import session_log
 from earwig.tui.app import MonitorApp
 from speech_text import word_error_rate

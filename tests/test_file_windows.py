@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from earwig.messages import SpeechEnd
-from earwig.supervisor.file_windows import Span, WindowPacker, widened
+from earwig.decoding.file_windows import Span, WindowPacker, widened
 
 S = 16_000
 

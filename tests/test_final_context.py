@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from earwig.actors.final_context import KEEP_WORDS, MARGIN_S, RESET_AFTER_S, Reading, SpokenContext
+from earwig.actors.final_context import KEEP_WORDS, RESET_AFTER_S, Reading, SpokenContext
+from earwig.audio.vad import MARGIN_S
 
 S = 16_000
 

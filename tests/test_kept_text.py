@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from earwig.profiling.scoring import word_error_rate, words
+from earwig.profiling.harness.scoring import word_error_rate, words
 
 EARWIG = [sys.executable, "-m", "earwig"]
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"

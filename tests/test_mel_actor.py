@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from earwig.actors.capture_files import read_audio
-from earwig.actors.mel_vad import CHUNK
+from earwig.audio.files import read_audio
+from earwig.audio.vad import CHUNK
 from earwig.config import Config, ModelsConfig, SourceConfig, VadConfig
 from earwig.messages import ActorFailed, SourceEnded, SpeechEnd, SpeechStart
 from earwig.supervisor.plan import listen_plan, mel_ring_name

@@ -37,7 +37,7 @@ def load_in(frame_rings, model: str, device: str):
     return session, said
 
 
-#: The CUDA case runs where PyTorch sees a GPU (as tests/test_mel_frames.py's devices).
+#: The CUDA case runs where PyTorch sees a GPU (as tests/test_log_mel.py's devices).
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

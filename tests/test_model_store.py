@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from earwig import model_store
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.errors import EarwigError
 from speech_text import word_error_rate
 

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from earwig.config import Config, SourceConfig
 from earwig.messages import Final, Level, ModelState, Partial
-from earwig.profiling import headless
+from earwig.profiling.harness import headless
 from earwig.shm import segments
 from earwig.supervisor import session_log
 from earwig.tui.app import MonitorApp

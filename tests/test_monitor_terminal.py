@@ -15,7 +15,7 @@ import psutil
 import pytest
 import soundfile
 
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.shm import segments
 from speech_text import spoken_file, word_error_rate
 from test_transcription import CLEAR_SAID as SAID

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.profiling.profile_report import STAGES, STAMPS
 
 EARWIG = [sys.executable, "-m", "earwig"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.config import Config, SourceConfig
 from earwig.messages import Final, Word
 from earwig.supervisor.plan import audio_to_keep, capture_plan

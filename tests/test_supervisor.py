@@ -10,7 +10,7 @@ import time
 import numpy as np
 import psutil
 
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.actors.runtime import ActorSpec
 from earwig.config import Config, SourceConfig
 from earwig.messages import ActorFailed, ActorReady, SourceEnded, SpeechStart, Stats

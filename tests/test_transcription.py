@@ -127,7 +127,7 @@ def test_transcribe_writes_what_whisper_transcribe_writes(spoken, tmp_path):
     for audio in spoken["mic"].utterances:
         theirs.append(model.transcribe(audio, fp16=False, language="en")["text"])
     if JFK.is_file():  # real human speech, where ../shared is there
-        from earwig.actors.capture_files import read_audio
+        from earwig.audio.files import read_audio
 
         references.append(JFK_SAID)
         ours.append(" ".join(line["text"] for line in lines if line["source"] == str(JFK)))

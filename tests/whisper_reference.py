@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import whisper
 
-from earwig.actors.mel_frames import normalize_window
+from earwig.audio.log_mel import normalize_window
 
 TOLERANCE = 1e-4
 

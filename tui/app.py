@@ -151,7 +151,7 @@ class MonitorApp(App):
     # --- receive -------------------------------------------------------------------------
 
     async def _run_pipeline(self) -> None:
-        from earwig.actors.mel_frames import bins_for_model
+        from earwig.audio.log_mel import bins_for_model
         from earwig.compute import final_model
         from earwig.shm import segments
         from earwig.supervisor.plan import audio_to_keep, mel_ring_name, pcm_ring_name, transcription_plan

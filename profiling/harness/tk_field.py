@@ -1,5 +1,5 @@
 """A real X text field for the dictation tests and benchmark: a Tk window titled ARGV[1]
-holding one Entry (``python -m earwig.profiling.tk_field TITLE``). Every change of its text
+holding one Entry (``python -m earwig.profiling.harness.tk_field TITLE``). Every change of its text
 is printed as ``<monotonic ns>\t<text as JSON>``, so a caller sees what arrived and when
 (one monotonic clock for every process on the machine); ``headless.TextField`` reads it."""
 

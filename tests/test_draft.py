@@ -12,10 +12,10 @@ import torch
 from whisper.decoding import DecodingOptions
 
 from earwig import model_store
-from earwig.actors.capture_files import read_audio
-from earwig.actors.final_draft import DecoderCache, greedy_with_draft
-from earwig.actors.mel_frames import LogMelStream, model_input
-from earwig.actors.model_session import PAD_FRAMES, _encoder, _FeaturesGiven
+from earwig.audio.files import read_audio
+from earwig.decoding.draft import DecoderCache, greedy_with_draft
+from earwig.audio.log_mel import LogMelStream, model_input
+from earwig.decoding.model import PAD_FRAMES, _encoder, _FeaturesGiven
 
 SAID = "Please send me the report before the end of the day."
 

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from earwig import model_store
-from earwig.actors.capture_files import read_audio
-from earwig.profiling import headless
+from earwig.audio.files import read_audio
+from earwig.profiling.harness import headless
 from earwig.profiling.report import table
-from earwig.profiling.scoring import word_error_rate
+from earwig.profiling.harness.scoring import word_error_rate
 
 SENTENCES = [
     "We will meet in the conference room after lunch on Friday.",

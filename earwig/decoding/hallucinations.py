@@ -14,8 +14,8 @@ import msgspec
 
 from whisper.utils import compression_ratio
 
-from earwig.actors.final_decode import COMPRESSION_RATIO_LIMIT, Segment, Transcript
-from earwig.actors.mel_frames import HOP
+from earwig.decoding.transcribe import COMPRESSION_RATIO_LIMIT, Segment, Transcript
+from earwig.audio.log_mel import HOP
 from earwig.config import SAMPLE_RATE
 from earwig.messages import Final, Source, Stamps, Word
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from earwig.actors.final_decode import Segment
-from earwig.actors.final_filter import hallucinated, loop_start
+from earwig.decoding.transcribe import Segment
+from earwig.decoding.hallucinations import hallucinated, loop_start
 
 
 def segment(text: str, no_speech: float = 0.01, logprob: float = -0.3) -> Segment:
@@ -61,8 +61,8 @@ def test_words_squeezed_faster_than_anyone_speaks_are_an_invention():
 
 
 def test_a_fragment_read_with_the_utterance_before_it_keeps_only_its_own_words():
-    from earwig.actors.final_decode import Transcript
-    from earwig.actors.final_filter import kept_final
+    from earwig.decoding.transcribe import Transcript
+    from earwig.decoding.hallucinations import kept_final
 
     said = timed(" I have a cold so I probably sound different", 0.0, 0.4)
     final = kept_final("mic", start=16_000 * 3, end=16_000 * 4, transcript=Transcript("en", [said]), read_from=0,
@@ -72,8 +72,8 @@ def test_a_fragment_read_with_the_utterance_before_it_keeps_only_its_own_words()
 
 
 def test_a_fragment_keeps_the_words_after_the_known_text_where_it_was_read_again_word_for_word():
-    from earwig.actors.final_decode import Transcript
-    from earwig.actors.final_filter import kept_final
+    from earwig.decoding.transcribe import Transcript
+    from earwig.decoding.hallucinations import kept_final
 
     said = timed(" And here's some more words, words, words, words. Um, and that should be all.", 0.0, 0.3)
     again = Transcript("en", [said])
@@ -85,8 +85,8 @@ def test_a_fragment_keeps_the_words_after_the_known_text_where_it_was_read_again
 
 
 def test_a_fragment_read_again_as_its_known_text_alone_has_no_words_of_its_own():
-    from earwig.actors.final_decode import Transcript
-    from earwig.actors.final_filter import kept_final
+    from earwig.decoding.transcribe import Transcript
+    from earwig.decoding.hallucinations import kept_final
 
     again = Transcript("en", [timed(" And here's some more words, words.", 0.0, 0.4)])
     final = kept_final("mic", 16_000 * 3, 16_000 * 4, again, read_from=0, own_from=16_000,

@@ -6,7 +6,7 @@ the rules that turn probabilities into utterances are checked one by one.
 
 from __future__ import annotations
 
-from earwig.actors.mel_vad import CHUNK, Segmenter
+from earwig.audio.vad import CHUNK, Segmenter
 from earwig.config import VadConfig
 from earwig.messages import SpeechEnd, SpeechPause, SpeechResume, SpeechStart
 

@@ -16,7 +16,7 @@ Why each window reaches ``MARGIN_S`` into the silence around it (``widened``): S
 is sure of loud speech and unsure of soft speech (a second talker further from the mic, a
 trailing "uh, so"), which it scores 0.2-0.5, below its threshold. Next to speech it was
 sure of, that is most often speech too, and Whisper, which hears soft speech better, reads
-it; over true silence Whisper's own no-speech test and ``final_filter`` keep it from text.
+it; over true silence Whisper's own no-speech test and ``decoding.hallucinations`` keep it from text.
 The live final pass reads its fragments the same way (``final_context``).
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from earwig.actors.final_context import MARGIN_S
+from earwig.audio.vad import MARGIN_S
 from earwig.messages import SpeechEnd
 
 

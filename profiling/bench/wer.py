@@ -1,7 +1,7 @@
 """The kept text's quality on real human speech: word error rate on ``shared/audio/real``
 (its MANIFEST's references), the same model for every system, in the same run:
 
-- earwig file mode: ``earwig transcribe``'s engine (``supervisor/file_run``), every file
+- earwig file mode: ``earwig transcribe``'s engine (``decoding/files``), every file
   in one call;
 - earwig live: each file of a subset (long-form reading, the phone call, the disfluent
   two-talker file, short read sentences) replayed as the microphone in real time through
@@ -29,13 +29,13 @@ import msgspec
 import torch
 
 from earwig import model_store
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.config import Config, ModelsConfig, SourceConfig
 from earwig.messages import ActorFailed, Final, SpeechEnd
 from earwig.profiling.report import table
-from earwig.profiling.scoring import word_error_rate
+from earwig.profiling.harness.scoring import word_error_rate
 from earwig.shm import segments
-from earwig.supervisor.file_run import transcribe_files
+from earwig.decoding.files import transcribe_files
 from earwig.supervisor.plan import transcription_plan
 from earwig.supervisor.supervisor import Supervisor
 

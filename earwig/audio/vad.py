@@ -28,6 +28,12 @@ CHUNK = 512  # samples per Silero chunk at 16 kHz
 CONTEXT = 64  # samples of the previous chunk the model sees before each chunk
 #: Silero's hysteresis: speech ends only below ``threshold - NEG_MARGIN``.
 NEG_MARGIN = 0.15
+#: How far a fragment (``actors/final_context``), or a file's window
+#: (``decoding/file_windows``), reaches into the silence before it: Silero scores soft
+#: speech (a second talker further from the mic, a trailing "uh, so") 0.2-0.5, below its
+#: threshold, and next to speech it was sure of that is most often speech too, which
+#: Whisper hears.
+MARGIN_S = 2.0
 #: The stretch at the end of a too-long utterance in which its cut is placed.
 CUT_SEARCH_S = 5.0
 

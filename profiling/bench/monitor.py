@@ -35,7 +35,7 @@ import psutil
 
 from earwig.config import Config, SourceConfig
 from earwig.messages import AnyMessage, Final, SourceEnded, SpeechEnd
-from earwig.profiling.bench_latency import build
+from earwig.profiling.bench.latency import build
 from earwig.profiling.report import table
 
 COLUMNS, ROWS = 120, 40
@@ -129,7 +129,7 @@ def _run_on_a_terminal(mode: str, path: Path, folder: Path) -> dict:
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLORTERM": "truecolor"}
-    process = subprocess.Popen([sys.executable, "-m", "earwig.profiling.bench_monitor", mode, str(path), str(out)],
+    process = subprocess.Popen([sys.executable, "-m", "earwig.profiling.bench.monitor", mode, str(path), str(out)],
                                stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
     os.close(slave)
     drained = threading.Thread(target=_drain, args=(master,), daemon=True)

@@ -9,8 +9,8 @@ import whisper
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from earwig.actors.capture_files import read_audio
-from earwig.actors.mel_frames import (SILENCE_LOG_MEL, LogMelStream, bins_for_model, check_bins,
+from earwig.audio.files import read_audio
+from earwig.audio.log_mel import (SILENCE_LOG_MEL, LogMelStream, bins_for_model, check_bins,
                                       model_input, open_frames)
 from earwig.errors import EarwigError
 from earwig.shm import Ring, RingSpec

@@ -28,17 +28,16 @@ import numpy as np
 from whisper.audio import N_FRAMES
 
 from earwig import model_store
-from earwig.actors.capture_files import read_audio
-from earwig.actors.final_decode import Window, compile_alignment, transcribe
-from earwig.actors.final_filter import segment_finals
-from earwig.actors.mel_frames import HOP, LogMelStream, bins_for_model
-from earwig.actors.mel_vad import VoiceActivity
-from earwig.actors.model_session import PAD_FRAMES, LoadedModel
+from earwig.audio.files import read_audio
+from earwig.audio.log_mel import HOP, LogMelStream, bins_for_model
+from earwig.audio.vad import MARGIN_S, VoiceActivity
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config
+from earwig.decoding.file_windows import Span, WindowPacker, widened
+from earwig.decoding.hallucinations import segment_finals
+from earwig.decoding.model import PAD_FRAMES, LoadedModel
+from earwig.decoding.transcribe import Window, compile_alignment, transcribe
 from earwig.messages import Final, SpeechEnd
-from earwig.actors.final_context import MARGIN_S
-from earwig.supervisor.file_windows import Span, WindowPacker, widened
 
 #: Windows in one encoder and decoder batch. A decoder step on a CPU is mostly the read of
 #: the weights (base: 106 MB of output projection alone), the same for one window or many;

@@ -29,10 +29,10 @@ import psutil
 import soundfile
 import torch
 
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.actors.mel import CYCLE_S
-from earwig.actors.mel_frames import HOP, LogMelStream
-from earwig.actors.mel_vad import CHUNK, VoiceActivity
+from earwig.audio.log_mel import HOP, LogMelStream
+from earwig.audio.vad import CHUNK, VoiceActivity
 from earwig.config import SAMPLE_RATE, Config, SourceConfig, VadConfig
 from earwig.profiling.report import table
 from earwig.shm import segments

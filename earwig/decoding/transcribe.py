@@ -9,7 +9,7 @@ last timestamp when the model stopped early, conditioned on the text before it.
 What differs: the encoder reads the window plus 6 s of silence, not a 30 s window
 (``model_session.PAD_FRAMES``); it runs once for the whole batch, and its output is reused
 for every fallback and for the word alignment (whisper's ``find_alignment`` would run the
-encoder again). The greedy pass checks a draft (the preview's text, ``final_draft``),
+encoder again). The greedy pass checks a draft (the preview's text, ``decoding.draft``),
 several tokens a decoder pass, and keeps only the final model's own choices; windows with
 no draft decode in one batch (greedy or beam search). Each window is told what was said
 before it (``Window.context``), in its own language, detected when the model is
@@ -30,9 +30,9 @@ from whisper.decoding import DecodingOptions, DecodingResult
 from whisper.timing import add_word_timestamps, dtw
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
-from earwig.actors.final_draft import greedy_with_draft
-from earwig.actors.mel_frames import HOP
-from earwig.actors.model_session import LoadedModel
+from earwig.decoding.draft import greedy_with_draft
+from earwig.audio.log_mel import HOP
+from earwig.decoding.model import LoadedModel
 from earwig.config import SAMPLE_RATE
 
 #: ``transcribe``'s defaults, so the kept text equals what whisper itself would write.
@@ -85,7 +85,7 @@ class Window:
     #: What the same source said just before (``final_context``): read as preceding text,
     #: as ``transcribe()`` reads its previous windows' text.
     context: str = ""
-    #: The preview's text of the same audio, checked by greedy decoding (``final_draft``).
+    #: The preview's text of the same audio, checked by greedy decoding (``decoding.draft``).
     draft: str = ""
     #: Its language, when known beforehand ("": the model's setting, or detected).
     language: str = ""

@@ -34,11 +34,11 @@ import psutil
 import torch
 
 from earwig import model_store
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE
-from earwig.profiling import bench_latency
+from earwig.profiling.bench import latency
 from earwig.profiling.report import table
-from earwig.profiling.scoring import word_error_rate
+from earwig.profiling.harness.scoring import word_error_rate
 
 MODEL = "base"
 #: whisper_streaming's default chunk: how much new audio the streaming peer waits for.
@@ -91,9 +91,9 @@ class _CpuMeter:
         return sum(self._last.values())
 
 
-def _earwig(path: Path, utterances: list[bench_latency.Utterance]) -> Result:
+def _earwig(path: Path, utterances: list[latency.Utterance]) -> Result:
     with _CpuMeter() as cpu:
-        live = asyncio.run(bench_latency.live(path, utterances))
+        live = asyncio.run(latency.live(path, utterances))
     timed = utterances[1:]
     return Result("earwig (preview tiny.en, final base)",
                   [u.first_partial_s for u in timed if u.first_partial_s is not None],
@@ -101,7 +101,7 @@ def _earwig(path: Path, utterances: list[bench_latency.Utterance]) -> Result:
                   "includes its models' lazy loading and idle eviction")
 
 
-def _per_utterance(system: str, transcribe, utterances: list[bench_latency.Utterance]) -> Result:
+def _per_utterance(system: str, transcribe, utterances: list[latency.Utterance]) -> Result:
     transcribe(utterances[0].audio)  # warm-up, not timed
     texts, times = [], []
     started_cpu = time.process_time()
@@ -113,13 +113,13 @@ def _per_utterance(system: str, transcribe, utterances: list[bench_latency.Utter
                   "not streaming: starts at the true end of speech, no hangover")
 
 
-def _openai_whisper(utterances: list[bench_latency.Utterance]) -> Result:
+def _openai_whisper(utterances: list[latency.Utterance]) -> Result:
     model = model_store.load(MODEL)
     return _per_utterance("(a) openai-whisper transcribe()",
                           lambda audio: model.transcribe(audio, fp16=False, language="en")["text"], utterances)
 
 
-def _faster_whisper(utterances: list[bench_latency.Utterance]) -> Result:
+def _faster_whisper(utterances: list[latency.Utterance]) -> Result:
     from faster_whisper import WhisperModel
 
     logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # a line per call otherwise
@@ -132,7 +132,7 @@ def _faster_whisper(utterances: list[bench_latency.Utterance]) -> Result:
     return _per_utterance("(b) faster-whisper", transcribe, utterances)
 
 
-def _local_agreement(path: Path, utterances: list[bench_latency.Utterance]) -> Result:
+def _local_agreement(path: Path, utterances: list[latency.Utterance]) -> Result:
     """whisperlivekit's OnlineASRProcessor as its server drives it: every MIN_CHUNK_S of new
     audio (arriving in real time), one pass over the buffer; words two passes agree on are
     committed. A word shown (committed or not) is a partial; a committed one is final."""
@@ -190,7 +190,7 @@ def _p(values: list[float], q: float) -> str:
 
 def run(quick: bool = False) -> str:
     with tempfile.TemporaryDirectory() as folder:
-        path, utterances = bench_latency.build(Path(folder), 3 if quick else len(bench_latency.SENTENCES))
+        path, utterances = latency.build(Path(folder), 3 if quick else len(latency.SENTENCES))
         audio_s = len(read_audio(path)) / SAMPLE_RATE
         said = " ".join(u.said for u in utterances)
         results = [_earwig(path, utterances), _peer(_openai_whisper, utterances),

@@ -120,7 +120,7 @@ class TextField:
     of its text with its time: ``changes`` as (monotonic ns, text), ``text`` the latest."""
 
     def __init__(self, title: str) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "earwig.profiling.tk_field", title],
+        self.process = subprocess.Popen([sys.executable, "-m", "earwig.profiling.harness.tk_field", title],
                                         stdout=subprocess.PIPE, text=True)
         if self.process.stdout.readline().strip() != "ready":
             raise RuntimeError("the Tk text field did not start")

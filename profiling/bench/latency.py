@@ -30,7 +30,7 @@ import soundfile
 import torch
 
 from earwig import model_store
-from earwig.actors.capture_files import read_audio
+from earwig.audio.files import read_audio
 from earwig.compute import final_model
 from earwig.config import SAMPLE_RATE, Config, ModelsConfig, SourceConfig
 from earwig.messages import Final, ModelState, Partial, SourceEnded, SpeechEnd

@@ -1,0 +1,29 @@
+"""Runs one benchmark: ``python -m earwig.profiling.bench NAME [--quick]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from earwig.profiling.bench import dictation, latency, mel, monitor, peers, ring, session_log, wer
+
+BENCHMARKS = {"dictation": dictation, "latency": latency, "mel": mel, "monitor": monitor, "peers": peers,
+              "ring": ring, "session_log": session_log, "wer": wer}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m earwig.profiling.bench",
+                                     description="Benchmarks, each against a baseline measured in the same run.")
+    parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark to run")
+    parser.add_argument("--quick", action="store_true", help="fewer items: a smoke run, not figures")
+    parser.add_argument("--language", help="wer: the corpus language (a MANIFEST code: en, de, es, ...)")
+    args = parser.parse_args(argv)
+    if args.language and args.name != "wer":
+        parser.error("--language is for the wer benchmark")
+    options = {"language": args.language} if args.language else {}
+    print(BENCHMARKS[args.name].run(quick=args.quick, **options))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
