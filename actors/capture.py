@@ -26,8 +26,8 @@ import numpy as np
 import soxr
 
 from earwig.actors.capture_devices import NO_SERVER_FIX, Device, find_again
-from earwig.audio.files import read_audio
 from earwig.actors.runtime import Actor
+from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, Level, PauseSource, Source, SourceEnded, SourceState, Stats

@@ -31,12 +31,12 @@ import time
 
 import msgspec
 
-from earwig.decoding.transcribe import Window, compile_alignment, transcribe
-from earwig.decoding.draft import Abandoned
-from earwig.decoding.hallucinations import kept_final
 from earwig.actors.final_ledger import Batch, FinalLedger
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor
+from earwig.decoding.draft import Abandoned
+from earwig.decoding.hallucinations import kept_final
+from earwig.decoding.transcribe import Window, compile_alignment, transcribe
 from earwig.messages import (DictationStart, Final, Partial, SpeechEnd, SpeechPause, SpeechResume, SpeechStart,
                              Stamps, Stats)
 
@@ -52,20 +52,24 @@ async def main(actor: Actor) -> None:
     #: Read by the decoding thread between decoder passes: the guesses in flight are void.
     abandon = threading.Event()
 
-    def heard(decide):
+    def woken(record):
+        """The ledger records the message; the transcribing loop looks at it again."""
         def handle(message) -> None:
-            if decide(message):
-                abandon.set()
+            record(message)
             changed.set()
         return handle
 
+    def resumed(message: SpeechResume) -> None:
+        if ledger.resumed(message.source):  # the guesses in flight are void: stop decoding them
+            abandon.set()
+
     now = time.monotonic_ns
     handlers = {
-        SpeechStart: heard(lambda m: ledger.speech_started()),
-        DictationStart: heard(lambda m: ledger.speech_started()),
-        SpeechPause: heard(lambda m: ledger.paused(m.source, m.start, m.end, now())),
-        SpeechResume: heard(lambda m: ledger.resumed(m.source)),
-        SpeechEnd: heard(lambda m: ledger.ended(m.source, m.start, m.end, now())),
+        SpeechStart: woken(lambda m: ledger.speech_started()),
+        DictationStart: woken(lambda m: ledger.speech_started()),
+        SpeechPause: woken(lambda m: ledger.paused(m.source, m.start, m.end, now())),
+        SpeechResume: woken(resumed),
+        SpeechEnd: woken(lambda m: ledger.ended(m.source, m.start, m.end, now())),
         Partial: ledger.drafted,
         Final: ledger.recalled,
     }

@@ -29,9 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from earwig.decoding.hallucinations import looping
 from earwig.audio.vad import MARGIN_S
 from earwig.config import SAMPLE_RATE
+from earwig.decoding.hallucinations import looping
 from earwig.messages import Source
 
 #: Silence after which a source's earlier text no longer counts as context.

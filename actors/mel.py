@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from earwig.actors.runtime import Actor
 from earwig.audio.log_mel import HALF_WINDOW, HOP, LogMelStream
 from earwig.audio.vad import CHUNK, VoiceActivity
-from earwig.actors.runtime import Actor
 from earwig.compute import torch_device
 from earwig.config import VadConfig
 from earwig.messages import (DictationSpan, DictationStart, DictationStop, Source, SourceEnded, SpeechStart,

@@ -20,8 +20,8 @@ import torch
 from whisper.model import Whisper
 
 from earwig import model_store
-from earwig.audio.log_mel import HOP, SILENCE_LOG_MEL, bins_for_model, open_frames
 from earwig.actors.runtime import Actor
+from earwig.audio.log_mel import HOP, SILENCE_LOG_MEL, bins_for_model, open_frames
 from earwig.compute import torch_device
 from earwig.decoding.model import LoadedModel
 from earwig.errors import EarwigError

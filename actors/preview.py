@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from whisper.decoding import DecodingOptions
 
-from earwig.audio.log_mel import HOP
 from earwig.actors.model_session import ModelParams, ModelSession
-from earwig.decoding.model import LoadedModel
 from earwig.actors.preview_agreement import LocalAgreement
 from earwig.actors.runtime import Actor
+from earwig.audio.log_mel import HOP
 from earwig.config import SAMPLE_RATE
+from earwig.decoding.model import LoadedModel
 from earwig.messages import (ActorFailed, Final, Partial, Source, SpeechEnd, SpeechPause, SpeechResume,
                              SpeechStart, Stamps, Stats)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from earwig import config as config_module
 from earwig import config_flags
-from earwig.errors import EarwigError
 from earwig.config import SAMPLE_RATE
+from earwig.errors import EarwigError
 from earwig.messages import (SOURCES, ActorFailed, DictationState, Final, Level, Partial, SourceEnded,
                              SourceState, SpeechEnd, SpeechStart)
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from earwig.actors.capture import CaptureParams
-from earwig.actors.dictation import DictationParams
-from earwig.actors.capture_devices import resolve
-from earwig.actors.mel import MelParams, MelSource
 from earwig import model_store
-from earwig.audio.log_mel import HOP, bins_for_model
+from earwig.actors.capture import CaptureParams
+from earwig.actors.capture_devices import resolve
+from earwig.actors.dictation import DictationParams
+from earwig.actors.mel import MelParams, MelSource
 from earwig.actors.model_session import ModelParams
 from earwig.actors.runtime import ActorSpec, spec_for
+from earwig.audio.log_mel import HOP, bins_for_model
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config, ModelsConfig
 from earwig.errors import EarwigError

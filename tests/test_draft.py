@@ -13,8 +13,8 @@ from whisper.decoding import DecodingOptions
 
 from earwig import model_store
 from earwig.audio.files import read_audio
-from earwig.decoding.draft import DecoderCache, greedy_with_draft
 from earwig.audio.log_mel import LogMelStream, model_input
+from earwig.decoding.draft import DecoderCache, greedy_with_draft
 from earwig.decoding.model import PAD_FRAMES, _encoder, _FeaturesGiven
 
 SAID = "Please send me the report before the end of the day."

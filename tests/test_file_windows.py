@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from earwig.messages import SpeechEnd
 from earwig.decoding.file_windows import Span, WindowPacker, widened
+from earwig.messages import SpeechEnd
 
 S = 16_000
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from earwig.decoding.transcribe import Segment
 from earwig.decoding.hallucinations import hallucinated, loop_start
+from earwig.decoding.transcribe import Segment
 
 
 def segment(text: str, no_speech: float = 0.01, logprob: float = -0.3) -> Segment:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from earwig.actors.runtime import ActorSpec
+from earwig.config import Config, SourceConfig
 from earwig.messages import (DictationSpan, DictationStart, DictationStop, Final, Partial, PauseSource,
                              SourceEnded, SpeechEnd, SpeechPause, SpeechStart)
 from earwig.supervisor.plan import transcription_plan, with_dictation
 from earwig.supervisor.router import RECENT_FINALS, Router
-from earwig.config import Config, SourceConfig
 
 MEL = ActorSpec("mel", "m", listens=frozenset({SourceEnded, SpeechStart, DictationStart, DictationStop}))
 CAPTURE = ActorSpec("capture-mic", "c", listens=frozenset({PauseSource}))

@@ -17,8 +17,8 @@ from earwig.audio.files import read_audio
 from earwig.config import Config, SourceConfig
 from earwig.messages import Final, Word
 from earwig.supervisor.plan import audio_to_keep, capture_plan
-from earwig.supervisor.supervisor import Supervisor
 from earwig.supervisor.session_log import SessionLog, read, sessions_dir
+from earwig.supervisor.supervisor import Supervisor
 
 FINALS = [Final(source="mic", start=16000, end=48000, text="Hello there.", language="en",
                 words=[Word("Hello", 16000, 30000, 0.9), Word("there.", 30000, 48000, 0.8)]),

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import psutil
 
-from earwig.audio.files import read_audio
 from earwig.actors.runtime import ActorSpec
+from earwig.audio.files import read_audio
 from earwig.config import Config, SourceConfig
 from earwig.messages import ActorFailed, ActorReady, SourceEnded, SpeechStart, Stats
 from earwig.supervisor.plan import capture_plan

@@ -14,9 +14,9 @@ import msgspec
 
 from whisper.utils import compression_ratio
 
-from earwig.decoding.transcribe import COMPRESSION_RATIO_LIMIT, Segment, Transcript
 from earwig.audio.log_mel import HOP
 from earwig.config import SAMPLE_RATE
+from earwig.decoding.transcribe import COMPRESSION_RATIO_LIMIT, Segment, Transcript
 from earwig.messages import Final, Source, Stamps, Word
 
 #: Whisper's own silence rule (``transcribe``'s no_speech_threshold and logprob_threshold):

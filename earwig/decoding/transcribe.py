@@ -30,10 +30,10 @@ from whisper.decoding import DecodingOptions, DecodingResult
 from whisper.timing import add_word_timestamps, dtw
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
-from earwig.decoding.draft import greedy_with_draft
 from earwig.audio.log_mel import HOP
-from earwig.decoding.model import LoadedModel
 from earwig.config import SAMPLE_RATE
+from earwig.decoding.draft import greedy_with_draft
+from earwig.decoding.model import LoadedModel
 
 #: ``transcribe``'s defaults, so the kept text equals what whisper itself would write.
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)

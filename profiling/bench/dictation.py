@@ -26,8 +26,8 @@ import numpy as np
 from earwig import model_store
 from earwig.audio.files import read_audio
 from earwig.profiling.harness import headless
-from earwig.profiling.report import table
 from earwig.profiling.harness.scoring import word_error_rate
+from earwig.profiling.report import table
 
 SENTENCES = [
     "We will meet in the conference room after lunch on Friday.",

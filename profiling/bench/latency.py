@@ -34,6 +34,7 @@ from earwig.audio.files import read_audio
 from earwig.compute import final_model
 from earwig.config import SAMPLE_RATE, Config, ModelsConfig, SourceConfig
 from earwig.messages import Final, ModelState, Partial, SourceEnded, SpeechEnd
+from earwig.profiling.harness import SHARED_AUDIO
 from earwig.profiling.report import table
 from earwig.shm import segments
 from earwig.supervisor.plan import pcm_ring_name, preview_model, transcription_plan
@@ -47,7 +48,7 @@ SENTENCES = (("en-us", "The quick brown fox jumps over the lazy dog near the riv
              ("en-gb", "Scientists discovered a new species of frog in the rain forest."),
              ("en-us", "I would like a cup of coffee with milk and no sugar please."),
              ("en-gb", "The train to Boston leaves from platform nine at half past six."))
-JFK = Path(__file__).resolve().parents[2] / "shared" / "audio" / "jfk.flac"
+JFK = SHARED_AUDIO / "jfk.flac"
 JFK_SAID = ("And so my fellow Americans, ask not what your country can do for you, "
             "ask what you can do for your country.")
 GAP_S = 3.0

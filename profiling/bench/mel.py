@@ -29,8 +29,8 @@ import psutil
 import soundfile
 import torch
 
-from earwig.audio.files import read_audio
 from earwig.actors.mel import CYCLE_S
+from earwig.audio.files import read_audio
 from earwig.audio.log_mel import HOP, LogMelStream
 from earwig.audio.vad import CHUNK, VoiceActivity
 from earwig.config import SAMPLE_RATE, Config, SourceConfig, VadConfig

@@ -37,8 +37,8 @@ from earwig import model_store
 from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE
 from earwig.profiling.bench import latency
-from earwig.profiling.report import table
 from earwig.profiling.harness.scoring import word_error_rate
+from earwig.profiling.report import table
 
 MODEL = "base"
 #: whisper_streaming's default chunk: how much new audio the streaming peer waits for.

@@ -31,15 +31,16 @@ import torch
 from earwig import model_store
 from earwig.audio.files import read_audio
 from earwig.config import Config, ModelsConfig, SourceConfig
-from earwig.messages import ActorFailed, Final, SpeechEnd
-from earwig.profiling.report import table
-from earwig.profiling.harness.scoring import word_error_rate
-from earwig.shm import segments
 from earwig.decoding.files import transcribe_files
+from earwig.messages import ActorFailed, Final, SpeechEnd
+from earwig.profiling.harness import SHARED_AUDIO
+from earwig.profiling.harness.scoring import word_error_rate
+from earwig.profiling.report import table
+from earwig.shm import segments
 from earwig.supervisor.plan import transcription_plan
 from earwig.supervisor.supervisor import Supervisor
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "audio" / "real"
+REAL = SHARED_AUDIO / "real"
 MODEL = "base"
 #: Left out of the corpus: spoken digits whose reference spells them as sphinx4's aligner
 #: demo wants ("ten thousand one ..."), and a reference that is another ASR's output.
