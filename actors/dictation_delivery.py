@@ -60,6 +60,10 @@ class Desktop:
         """Type or paste ``text`` if ``window`` still has the focus; else hold it on the clipboard."""
         if not text:
             return Outcome()
+        if not window:
+            self.set_clipboard(text)
+            return Outcome("no window had the keyboard focus when dictation started, so the text was not "
+                           "typed: it is on the clipboard (paste it with ctrl+v)")
         if self.focused_window() != window:
             self.set_clipboard(text)
             return Outcome("the focus moved to another window, so the text was not typed: "

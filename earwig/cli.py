@@ -18,7 +18,7 @@ from earwig import config as config_module
 from earwig import config_flags
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
-from earwig.messages import (SOURCES, ActorFailed, DictationState, Final, Level, Partial, SourceEnded,
+from earwig.messages import (ActorFailed, DictationState, Final, Level, Partial, SourceEnded,
                              SourceState, SpeechEnd, SpeechStart)
 
 USER_ERROR_EXIT = 2
@@ -26,6 +26,10 @@ USER_ERROR_EXIT = 2
 
 def _config_from(args: argparse.Namespace) -> config_module.Config:
     return config_flags.apply(config_module.load(args.config), args)
+
+
+def _warn(problem: str) -> None:
+    print(f"earwig: {problem}", file=sys.stderr, flush=True)
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -78,7 +82,7 @@ class _MeterView:
             if message.fatal:
                 self.failure = message
             else:
-                print(f"earwig: {message.error}", file=sys.stderr)
+                _warn(message.error)
 
     def _event(self, text: str) -> None:
         """A line of its own above the meter line (which it first blanks on a terminal)."""
@@ -100,11 +104,11 @@ class _MeterView:
 
 async def _meter(args: argparse.Namespace) -> int:
     from earwig.shm import segments
-    from earwig.supervisor.plan import listen_plan
+    from earwig.supervisor.plan import listen_plan, with_what_can_run
     from earwig.supervisor.supervisor import Supervisor
 
     config = _config_from(args)
-    plan = listen_plan(config, segments.run_prefix())
+    plan = with_what_can_run(listen_plan(config, segments.run_prefix(), devices_optional=True), _warn)
     only_replays = all(config.source(s).replay for s in plan.sources)
     view = _MeterView(plan.sources, {s for s in plan.sources if config.source(s).replay},
                       sys.stdout.isatty())
@@ -213,7 +217,7 @@ class _DictationView:
             if message.fatal:
                 self.failure = message
             else:
-                print(f"earwig: {message.error}", file=sys.stderr, flush=True)
+                _warn(message.error)
 
     def _state(self, state: DictationState) -> None:
         self.listening = state.state == "listening"
@@ -313,8 +317,7 @@ def _transcribe(args: argparse.Namespace) -> int:
             if final.text:
                 print(_final_line(final, args.json, path), flush=True)
 
-    transcribe_files(config, args.files, show, warn=lambda problem: print(f"earwig: {problem}", file=sys.stderr,
-                                                                           flush=True))
+    transcribe_files(config, args.files, show, warn=_warn)
     return 0
 
 
@@ -327,9 +330,7 @@ async def _profile(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise EarwigError(f"cannot make the profile folder {out}: {error.strerror}", "give another with --out DIR")
-    if not args.seconds and not all(config.source(s).replay for s in SOURCES if config.source(s).enabled):
-        print("earwig profile: live devices: Ctrl-C ends the run (or give --seconds N)", file=sys.stderr)
-    recording = await profile_run.record(config, args.seconds)
+    recording = await profile_run.record(config, args.seconds, warn=_warn)
     report = profile_report.build(recording)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "trace.json").write_text(json.dumps(profile_trace.build(recording)))

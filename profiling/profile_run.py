@@ -14,6 +14,7 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from earwig import paths
@@ -22,7 +23,7 @@ from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, AnyMessage, Final, SpeechEnd, SpeechStart
 from earwig.profiling.process_usage import ProcessUsage
 from earwig.shm import segments
-from earwig.supervisor.plan import Plan, pcm_ring_name, transcription_plan
+from earwig.supervisor.plan import Plan, pcm_ring_name, transcription_plan, with_what_can_run
 from earwig.supervisor.supervisor import Supervisor
 
 SAMPLE_EVERY_S = 0.25
@@ -57,11 +58,11 @@ class Recording:
     ring_capacity: dict[str, int] = field(default_factory=dict)
 
 
-async def record(config: Config, seconds: float) -> Recording:
+async def record(config: Config, seconds: float, warn: Callable[[str], None] = lambda problem: None) -> Recording:
     """Run until ``seconds`` have passed (0: until every replay has ended and every utterance
-    has its Final), or Ctrl-C."""
+    has its Final), or Ctrl-C. A source that cannot be had is left out (``warn`` says why)."""
     prefix = segments.run_prefix()
-    plan = transcription_plan(config, prefix)
+    plan = with_what_can_run(transcription_plan(config, prefix, devices_optional=True), warn)
     recording = Recording(config, plan, started_ns=time.monotonic_ns())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -73,6 +74,8 @@ async def record(config: Config, seconds: float) -> Recording:
         recording.ring_capacity = {name: ring.spec.capacity for name, ring in supervisor.rings.items()}
         sampler = _Sampler(supervisor, [spec.name for spec in plan.actors])
         only_replays = bool(plan.sources) and all(config.source(s).replay for s in plan.sources)
+        if not seconds and not only_replays:
+            warn("profile: live devices: Ctrl-C ends the run (or give --seconds N)")
         utterances = finals = 0
         next_sample = time.monotonic()
         while not stop.is_set():

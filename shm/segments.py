@@ -15,6 +15,7 @@ every exit path it survives, and the next start removes what a killed supervisor
 
 from __future__ import annotations
 
+import mmap
 import os
 import secrets
 import sys
@@ -30,20 +31,43 @@ def run_prefix() -> str:
     return f"{PREFIX}{os.getpid()}-{secrets.token_hex(3)}-"
 
 
-def _untracked(name: str, create: bool, size: int = 0) -> shared_memory.SharedMemory:
+class _Attached:
+    """An existing POSIX segment mapped without the tracker (Python < 3.13). Registering and
+    unregistering around an attach, as ``create`` does, is not enough there: the processes of
+    a run share one tracker that keeps a set of names, so two actors attaching the same ring
+    at once (the preview and final actors at the first speech) unregister it twice, and the
+    tracker prints a traceback on the terminal."""
+
+    def __init__(self, name: str) -> None:
+        from _posixshmem import shm_open
+
+        self._name = "/" + name
+        descriptor = shm_open(self._name, os.O_RDWR, mode=0o600)
+        try:
+            self._mmap = mmap.mmap(descriptor, os.fstat(descriptor).st_size)
+        finally:
+            os.close(descriptor)
+        self.buf = memoryview(self._mmap)
+
+    def close(self) -> None:
+        self.buf.release()
+        self._mmap.close()
+
+
+def create(name: str, size: int) -> shared_memory.SharedMemory:
     if sys.version_info >= (3, 13):
-        return shared_memory.SharedMemory(name=name, create=create, size=size, track=False)
-    segment = shared_memory.SharedMemory(name=name, create=create, size=size)
+        return shared_memory.SharedMemory(name=name, create=True, size=size, track=False)
+    segment = shared_memory.SharedMemory(name=name, create=True, size=size)
     resource_tracker.unregister(segment._name, "shared_memory")  # type: ignore[attr-defined]
     return segment
 
 
-def create(name: str, size: int) -> shared_memory.SharedMemory:
-    return _untracked(name, create=True, size=size)
-
-
-def attach(name: str) -> shared_memory.SharedMemory:
-    return _untracked(name, create=False)
+def attach(name: str) -> shared_memory.SharedMemory | _Attached:
+    if sys.version_info >= (3, 13):
+        return shared_memory.SharedMemory(name=name, track=False)
+    if os.name != "posix":  # named file mappings: no tracker
+        return shared_memory.SharedMemory(name=name)
+    return _Attached(name)
 
 
 def unlink(segment: shared_memory.SharedMemory) -> None:
@@ -59,7 +83,7 @@ def unlink(segment: shared_memory.SharedMemory) -> None:
 def remove(name: str) -> bool:
     """Unlink a segment by name; False when it was already gone."""
     try:
-        segment = _untracked(name, create=False)
+        segment = attach(name)
     except FileNotFoundError:
         return False
     segment.close()

@@ -6,6 +6,7 @@ server) surfaces here, in the foreground process, as one message before any acto
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -33,6 +34,17 @@ class Plan:
     #: Enabled sources left out because their device cannot be had (only when devices are
     #: optional: the monitor shows why in the source's column and runs the others).
     unavailable: dict[Source, EarwigError] = field(default_factory=dict)
+
+
+def with_what_can_run(plan: Plan, warn: Callable[[str], None]) -> Plan:
+    """A plan built with devices optional, for a command that goes on with the sources it
+    can have (a replayed mic and no audio server for the speakers): one warning per source
+    left out, saying why; when none can run, the first one's error."""
+    if not plan.sources and plan.unavailable:
+        raise next(iter(plan.unavailable.values()))
+    for source, error in plan.unavailable.items():
+        warn(f"{source} left out: {error}")
+    return plan
 
 
 def pcm_ring_name(prefix: str, source: Source) -> str:

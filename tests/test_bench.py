@@ -63,6 +63,17 @@ def test_session_log_benchmark_prints_the_fsyncs_cost_against_plain_writes():
     assert float(synced[-3]) > float(plain[-3]) > 0  # p50: the fsync is measured, not skipped
 
 
+def test_recovery_benchmark_times_every_actor_back_after_a_kill_against_its_cold_start():
+    result = _quick_run("recovery", timeout=600)
+    rows = _cells_by_row(result.stdout)
+    for actor in ("capture-mic", "mel", "preview", "final"):
+        cold, back, worst, working = (float(cell) for cell in rows[actor][1:5])
+        assert cold > 0 and 0 < back <= worst and back <= working
+    assert rows["mel"][5].endswith("x") and rows["mel"][-3:] == ["<", "0.5", "s"]  # the goal beside it
+    for model_actor in ("preview", "final"):
+        assert float(rows[model_actor][5]) > 0 and rows[model_actor][6].endswith("x")  # the reload, apart
+
+
 def _quick_run(name: str, timeout: int) -> subprocess.CompletedProcess:
     """``bench NAME --quick``, which must succeed."""
     result = subprocess.run([sys.executable, "-m", "earwig.profiling.bench", name, "--quick"],

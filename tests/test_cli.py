@@ -57,6 +57,17 @@ def test_no_audio_server_at_all(tmp_path):
     assert_one_clear_line(result, "no audio server", "PulseAudio")
 
 
+def test_a_replay_runs_on_when_the_other_source_has_no_audio_server(speech, tmp_path):
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime), "PULSE_SERVER": f"unix:{runtime}/none"}
+    result = run(["meter", "--replay-mic", str(speech["a"])], env=env)
+    assert result.returncode == 0, result.stderr
+    warning, = result.stderr.strip().splitlines()  # one line, then the mic runs
+    assert warning.startswith("earwig: speakers left out: no audio server") and "PulseAudio" in warning
+    assert [line for line in result.stdout.splitlines() if "mic speech" in " ".join(line.split())]
+
+
 def test_missing_audio_file():
     result = run(["meter", "--replay-mic", "/nonexistent/speech.wav", "--no-speakers"])
     assert_one_clear_line(result, "/nonexistent/speech.wav not found")

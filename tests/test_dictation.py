@@ -167,6 +167,22 @@ def test_when_the_focus_moves_the_text_is_held_on_the_clipboard_and_typed_nowher
     assert word_error_rate(SAID[0], daemon.out.read_text()) <= 0.1  # and printed
 
 
+def test_with_no_window_focused_the_text_is_held_on_the_clipboard_and_the_user_told(desktop, sentences):
+    _, start_daemon = desktop
+    daemon = start_daemon()
+    # What X says when no window has the keyboard: PointerRoot (a fresh desktop, or the last
+    # focused window closed).
+    subprocess.run([sys.executable, "-c", "from Xlib import X, display; d = display.Display(); "
+                    "d.set_input_focus(X.PointerRoot, X.RevertToPointerRoot, X.CurrentTime); d.sync()"],
+                   check=True)
+    assert _run(*EARWIG, "ctl", "start").startswith("listening")
+    _say(sentences[1])
+    stopped = _run(*EARWIG, "ctl", "stop")
+    assert stopped.startswith("held: no window had the keyboard focus"), stopped
+    assert word_error_rate(SAID[1], _run("xclip", "-selection", "clipboard", "-o")) <= 0.1
+    daemon.wait_for("earwig dictate: held: no window had the keyboard focus")
+
+
 def test_earwig_ctl_drives_a_whole_dictation_without_a_hotkey(desktop, sentences):
     open_entry, start_daemon = desktop
     entry = open_entry("ctl-entry")

@@ -88,7 +88,7 @@ def test_real_pipeline_finals_partials_pause_clear_and_eviction(replays, tmp_pat
             assert rows["onset -> first Partial"][-1].isdigit(), rows
             await pilot.press("p")
             assert "final base ready" in app.status.render().plain
-            assert app.status.final_after_s is not None and 0 < app.status.final_after_s < 30
+            assert app.status.final_after_s is not None and app.status.final_after_s > 0
             lowest = list(app.spectrograms["mic"].render_line(app.spectrograms["mic"].size.height - 1))
             assert any(cell.style.bgcolor.triplet.red > 10 for cell in lowest)  # the ring's frames were drawn
             await pilot.press("c")

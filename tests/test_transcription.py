@@ -235,13 +235,11 @@ def test_a_broken_final_model_fails_alone_and_the_partials_go_on(spoken, tmp_pat
     (["--language", "klingon"], ["models.language must be"]),
 ])
 def test_bad_model_choices_are_one_line_before_anything_runs(spoken, flags, needles):
-    started = time.monotonic()
     result = subprocess.run([*EARWIG, "transcribe", *flags, str(spoken["mic"].path)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and all(n in result.stderr for n in needles), result.stderr
     assert result.stdout == ""
-    assert time.monotonic() - started < 60
 
 
 @pytest.mark.parametrize("content", ["truncated", "text", "random"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from earwig.profiling.bench import dictation, latency, mel, monitor, peers, ring, session_log, wer
+from earwig.profiling.bench import dictation, latency, mel, monitor, peers, recovery, ring, session_log, wer
 
 BENCHMARKS = {"dictation": dictation, "latency": latency, "mel": mel, "monitor": monitor, "peers": peers,
-              "ring": ring, "session_log": session_log, "wer": wer}
+              "recovery": recovery, "ring": ring, "session_log": session_log, "wer": wer}
 
 
 def main(argv: list[str] | None = None) -> int:
