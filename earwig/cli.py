@@ -32,6 +32,14 @@ def _warn(problem: str) -> None:
     print(f"earwig: {problem}", file=sys.stderr, flush=True)
 
 
+def _fatal(failure: ActorFailed) -> ActorFailed | None:
+    """The failure that ends a command's run; a failure that does not is said, and None."""
+    if failure.fatal:
+        return failure
+    _warn(failure.error)
+    return None
+
+
 def _devices(args: argparse.Namespace) -> int:
     from earwig import compute
     from earwig.actors.capture_devices import NO_SERVER_FIX, list_devices
@@ -79,10 +87,7 @@ class _MeterView:
             self._event(f"{message.source:>8} {'reconnected' if message.connected else 'disconnected'}: "
                         f"{message.detail}")
         elif isinstance(message, ActorFailed):
-            if message.fatal:
-                self.failure = message
-            else:
-                _warn(message.error)
+            self.failure = _fatal(message) or self.failure
 
     def _event(self, text: str) -> None:
         """A line of its own above the meter line (which it first blanks on a terminal)."""
@@ -214,10 +219,7 @@ class _DictationView:
             else:
                 print(f"... {text}", file=sys.stderr, flush=True)
         elif isinstance(message, ActorFailed):
-            if message.fatal:
-                self.failure = message
-            else:
-                _warn(message.error)
+            self.failure = _fatal(message) or self.failure
 
     def _state(self, state: DictationState) -> None:
         self.listening = state.state == "listening"
