@@ -26,7 +26,7 @@ from earwig.compute import torch_device
 from earwig.decoding.model import LoadedModel
 from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, ModelState, Source
-from earwig.shm import Ring
+from earwig.shm import Ring, RingReader
 
 #: How long to wait for the mel actor to publish the frames of an utterance's last samples.
 FRAMES_TIMEOUT_S = 5.0
@@ -64,6 +64,9 @@ class ModelSession:
         if params.threads:
             torch.set_num_threads(params.threads)
         self.rings: dict[Source, Ring] = {}
+        #: One waiter per ring, kept: a reader that sleeps on the futex does so in a helper
+        #: thread of its own, which a reader made per pass would start again each time.
+        self._waiters: dict[Source, RingReader] = {}
         self._open_rings(params.model)
         self.model: Whisper | None = None
         #: The model's passes (encode, detect, decode), once it is loaded.
@@ -158,6 +161,7 @@ class ModelSession:
         self.close()
         self.rings = {source: open_frames(rings, bins_for_model(model), model)
                       for source, rings in self.params.frame_rings.items()}
+        self._waiters = {source: ring.reader() for source, ring in self.rings.items()}
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -172,7 +176,7 @@ class ModelSession:
         ring = self.rings[source]
         first = start // HOP
         count = (end - start) // HOP if end is not None else ring.published - first
-        await ring.reader(start=first).wait(timeout=FRAMES_TIMEOUT_S, until=first + count)
+        await self._waiters[source].wait(timeout=FRAMES_TIMEOUT_S, until=first + count)
         count = min(count, ring.published - first)
         if count <= 0:
             return np.zeros((0, ring.spec.item_len), np.float32)
