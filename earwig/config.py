@@ -117,6 +117,9 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     niceness: Annotated[int, Meta(ge=0, le=19, description=
         "Added to the screen's nice value, not the pipeline's: on a busy machine the "
         "transcription gets the CPU first and the picture waits.")] = 10
+    column_finals: Annotated[int, Meta(ge=10, le=100_000, description=
+        "The Finals each text column keeps on screen; older ones leave the screen, never the "
+        "session log or what the save key writes.")] = 2000
 
 
 class DictationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -59,7 +59,7 @@ def test_main_screen_wide_with_a_selected_final_and_a_source_without_audio(snap_
         app: MonitorApp = pilot.app
         app.show_unavailable("speakers", EarwigError("no loopback of the speakers found",
                                                      "on Linux use PulseAudio/PipeWire"))
-        await pilot.click(".final")
+        await pilot.click("#column-mic", offset=(3, 1))  # the first Final's first row
         await pilot.press("m")
 
     assert snap_compare(MonitorApp(Config(), pipeline=False), run_before=run_before, terminal_size=(140, 40))

@@ -47,7 +47,7 @@ from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import Latencies, ProfilingPanel
 from earwig.tui.spectrogram import Spectrogram
 from earwig.tui.status import StatusBar
-from earwig.tui.transcript import FinalLine, TranscriptColumn
+from earwig.tui.transcript import TranscriptColumn
 
 if TYPE_CHECKING:
     from earwig.supervisor.plan import Plan
@@ -98,7 +98,8 @@ class MonitorApp(App):
         self.sources: list[Source] = [s for s in SOURCES if config.source(s).enabled]
         self.spectrograms = {s: Spectrogram(id=f"spectrogram-{s}") for s in self.sources}
         self.levels = {s: LevelMeter(TITLES[s]) for s in self.sources}
-        self.columns = {s: TranscriptColumn(TITLES[s], id=f"column-{s}") for s in self.sources}
+        self.columns = {s: TranscriptColumn(TITLES[s], config.monitor.column_finals, id=f"column-{s}")
+                        for s in self.sources}
         self.status = StatusBar()
         self.profiling = ProfilingPanel(classes="-shown" if config.monitor.profiling_panel else "")
         #: Every Final of the session, in arrival order: what save writes (clear only
@@ -109,7 +110,8 @@ class MonitorApp(App):
         self.disconnected: set[Source] = set()
         #: Whether this session runs dictation (``dictation.in_monitor``, and it can run).
         self.dictating = False
-        self.selected: FinalLine | None = None
+        #: The Final the user selected (click, or up/down in a column): what copy takes.
+        self.selected: Final | None = None
         self._pipeline = pipeline
         #: Set to end the pipeline (pending Finals come first); the app exits after it.
         self._stop = asyncio.Event()
@@ -294,12 +296,12 @@ class MonitorApp(App):
         self._levels.clear()
         self._partials.clear()
 
-    def on_final_line_clicked(self, event: FinalLine.Clicked) -> None:
-        if self.selected is not None:
-            self.selected.remove_class("selected")
-        self.selected = None if self.selected is event.line else event.line
-        if self.selected is not None:
-            self.selected.add_class("selected")
+    def on_transcript_column_selected(self, event: TranscriptColumn.Selected) -> None:
+        """One Final is selected on the whole screen: the other column's selection goes."""
+        self.selected = event.final
+        for column in self.columns.values():
+            if column is not event.column:
+                column.unselect()
 
     # --- actions -------------------------------------------------------------------------
 
@@ -350,7 +352,7 @@ class MonitorApp(App):
     def action_copy(self) -> None:
         """The selected Final (click one), else the newest, to the clipboard (through the
         terminal, OSC 52: it works over SSH, and in tmux with set-clipboard on)."""
-        final = self.selected.final if self.selected is not None else (self.session or [None])[-1]
+        final = self.selected if self.selected is not None else (self.session or [None])[-1]
         if final is None:
             self.notify("Nothing to copy yet", severity="warning")
             return
