@@ -70,7 +70,7 @@ async def main(actor: Actor) -> None:
 
 async def _capture(actor: Actor, ring: Ring, pause: _Pause) -> None:
     params: CaptureParams = actor.params
-    publisher = _Publisher(actor, ring, params.source)
+    publisher = _Publisher(actor, ring, params.source, fast=bool(params.replay) and not params.realtime)
     if params.replay:
         blocks = _replay_blocks(actor, ring, pause)
     else:
@@ -212,8 +212,13 @@ async def _wait_for_readers(ring: Ring, stopping: asyncio.Event) -> None:
 class _Publisher:
     """Cuts 16 kHz audio into ring items and reports levels and counters."""
 
-    def __init__(self, actor: Actor, ring: Ring, source: Source) -> None:
+    def __init__(self, actor: Actor, ring: Ring, source: Source, fast: bool = False) -> None:
         self._actor, self._source = actor, source
+        #: A replay faster than real time publishes a Level per LEVEL_WINDOW_S of wall time,
+        #: not of audio: a meter shows no more, and at a hundred times real time the Levels
+        #: alone would flood every client (a screen at a low priority most of all).
+        self._level_gap_s = LEVEL_WINDOW_S if fast else 0.0
+        self._next_level = 0.0
         self._writer = ring.writer()
         self._item_len = ring.spec.item_len
         self._pending = np.zeros(0, np.float32)
@@ -253,13 +258,18 @@ class _Publisher:
             self._level_peak = max(self._level_peak, float(peaks[offset]))
             self._level_items += 1
             if self._level_items == self._items_per_level:
-                rms = np.sqrt(self._level_sumsq / (self._level_items * self._item_len))
-                self._actor.publish(Level(
-                    source=self._source, end=(first + offset + 1) * self._item_len,
-                    rms_db=_db(rms), peak_db=_db(self._level_peak),
-                    clipped=self._level_peak >= 0.999,
-                ))
+                self._publish_level((first + offset + 1) * self._item_len)
                 self._level_sumsq, self._level_peak, self._level_items = 0.0, 0.0, 0
+
+    def _publish_level(self, end: int) -> None:
+        if self._level_gap_s:
+            now = time.monotonic()
+            if now < self._next_level:
+                return
+            self._next_level = now + self._level_gap_s
+        rms = np.sqrt(self._level_sumsq / (self._level_items * self._item_len))
+        self._actor.publish(Level(source=self._source, end=end, rms_db=_db(rms), peak_db=_db(self._level_peak),
+                                  clipped=self._level_peak >= 0.999))
 
     def _stats(self) -> None:
         self._next_stats = time.monotonic() + STATS_EVERY_S

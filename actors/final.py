@@ -45,7 +45,7 @@ LISTENS = (SpeechStart, DictationStart, SpeechPause, SpeechResume, SpeechEnd, Pa
 
 async def main(actor: Actor) -> None:
     params: ModelParams = actor.params
-    session = ModelSession(actor, params, warm_up=compile_alignment)
+    session = ModelSession(actor, params, warm_up=compile_alignment, holds=True)
     ledger = FinalLedger(params.max_window)
     #: Set by every message that may give the ledger something to do.
     changed = asyncio.Event()
@@ -65,8 +65,8 @@ async def main(actor: Actor) -> None:
 
     now = time.monotonic_ns
     handlers = {
-        SpeechStart: woken(lambda m: ledger.speech_started()),
-        DictationStart: woken(lambda m: ledger.speech_started()),
+        SpeechStart: woken(lambda m: ledger.speech_started(m.source, m.start)),
+        DictationStart: woken(lambda m: ledger.speech_started("mic", m.start)),
         SpeechPause: woken(lambda m: ledger.paused(m.source, m.start, m.end, now())),
         SpeechResume: woken(resumed),
         SpeechEnd: woken(lambda m: ledger.ended(m.source, m.start, m.end, now())),
@@ -84,6 +84,8 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
     """Until Shutdown, and then until every confirmed utterance has its Final."""
     while True:
         _publish(actor, ledger)
+        for source in session.rings:
+            session.hold(source, ledger.oldest_needed(source))
         if actor.stopping.is_set() and not ledger.owes:
             return
         if ledger.model_needed:

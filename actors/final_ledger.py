@@ -68,6 +68,8 @@ class FinalLedger:
         self._ready_ns: dict[Utterance, int] = {}
         #: The preview's latest text of each utterance not yet published, by (source, start).
         self._drafts: dict[tuple[Source, int], str] = {}
+        #: The start of each source's utterance in progress (SpeechStart, no SpeechEnd yet).
+        self._open: dict[Source, int] = {}
         self.context = SpokenContext()
         #: Speech has begun (or a dictation): the model should be loaded.
         self.model_needed = False
@@ -77,7 +79,8 @@ class FinalLedger:
 
     # --- what was heard -----------------------------------------------------------------
 
-    def speech_started(self) -> None:
+    def speech_started(self, source: Source, start: int) -> None:
+        self._open[source] = start
         self.model_needed = True
 
     def paused(self, source: Source, start: int, end: int, now_ns: int) -> None:
@@ -100,6 +103,7 @@ class FinalLedger:
     def ended(self, source: Source, start: int, end: int, now_ns: int) -> None:
         """A SpeechEnd: the utterance is owed a Final, in its turn."""
         utterance = Utterance(source, start, end)
+        self._open.pop(source, None)
         self.context.ended(source, end)
         self._ready_ns.setdefault(utterance, now_ns)
         self._speculative.pop(source, None)
@@ -122,6 +126,14 @@ class FinalLedger:
     def owes(self) -> bool:
         """An utterance has ended whose Final is not published yet."""
         return bool(self._confirmed)
+
+    def oldest_needed(self, source: Source) -> int | None:
+        """The first sample of ``source`` a Final still owed or to come may read (an
+        utterance is read with up to a window of what came before it); None: none."""
+        starts = [u.start for u in self._confirmed if u.source == source]
+        if source in self._open:
+            starts.append(self._open[source])
+        return max(0, min(starts) - self._max_window) if starts else None
 
     def next_batch(self, stopping: bool = False) -> Batch | None:
         """Confirmed utterances without a result first (oldest first); else, unless the

@@ -1,7 +1,9 @@
 """The mel actor: every source's PCM ring in; log-mel frame rings and speech events out.
 
 receive  every CYCLE_S, the PCM items each source's ring holds (read in its own reader
-         slot, so a fast replay waits for it; a restart resumes where the frames stop);
+         slot, so a fast replay waits for it; a restart resumes where the frames stop; a
+         fast replay is read only as far as the final actor's hold in the frame rings
+         allows, so the whole pipeline goes at the pace of its slowest stage);
          SourceEnded from the supervisor, so a replayed file's last frames and utterance
          are closed; DictationStart / DictationStop: the key, not silence, bounds the mic's
          utterance meanwhile; SpeechStart after a restart: the utterance that was open when
@@ -53,6 +55,10 @@ class MelSource:
     mel_rings: dict[int, str]
     #: A replayed file: its last PCM item is zero-padded, so frames wait one item.
     replay: bool = False
+    #: A replay as fast as its readers take it: the frames stay within half a ring of the
+    #: oldest frame a reader still needs (the final actor's hold), so none is overwritten
+    #: unread; this reader's PCM cursor then holds the replay back in turn.
+    paced: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,7 @@ class _SourceStream:
                                     holdback=self._item_len if source.replay else 0)
         start = self._frames.needs_sample
         self._reader = self._pcm.reader(PCM_READER_SLOT, start // self._item_len)
+        self._paced = source.paced
         self._vad = VoiceActivity(self.source, vad, start)
         self.ended_at: int | None = None
         #: Dictation's key presses and releases, applied in order once the VAD reaches them.
@@ -135,7 +142,9 @@ class _SourceStream:
         """Everything the ring holds now; the source's last frames once it has ended."""
         if self.done:
             return
-        self._process(self._reader.read())
+        room = self._room()
+        if room != 0:
+            self._process(self._reader.read(room))
         self._dictate()
         if self.ended_at is not None and self._reader.position * self._item_len >= self.ended_at:
             self._publish_frames(self._frames.finish(self.ended_at), None)
@@ -143,6 +152,15 @@ class _SourceStream:
             self.done = True
         if self.done or time.monotonic() >= self._next_stats:
             self._stats()
+
+    def _room(self) -> int | None:
+        """How many PCM items may be read now: any (None) unless paced; paced, what keeps
+        every frame ring within half a ring of its readers' oldest held frame."""
+        if not self._paced:
+            return None
+        frames = min(ring.spec.capacity // 2 - (writer.next_seq - min(ring.reader_cursors(), default=writer.next_seq))
+                     for ring, writer in zip(self._mel.values(), self._writers.values()))
+        return max(0, frames * HOP // self._item_len)
 
     # --- compute ----------------------------------------------------------------------
 

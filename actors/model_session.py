@@ -30,6 +30,9 @@ from earwig.shm import Ring, RingReader
 
 #: How long to wait for the mel actor to publish the frames of an utterance's last samples.
 FRAMES_TIMEOUT_S = 5.0
+#: The frame rings' reader slot in which the final actor holds the oldest frame it still
+#: needs; a fast replay's mel actor paces itself to it (``actors/mel``).
+HOLDING_SLOT = 0
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,11 @@ class ModelSession:
     """The model of one actor, and the frame rings it reads."""
 
     def __init__(self, actor: Actor, params: ModelParams,
-                 warm_up: Callable[[], None] = lambda: None) -> None:
+                 warm_up: Callable[[], None] = lambda: None, holds: bool = False) -> None:
         self._actor, self.params = actor, params
         self._warm_up = warm_up
+        #: Whether this actor holds what it still needs in the rings (``hold``).
+        self._slot = HOLDING_SLOT if holds else None
         self.device = torch_device(params.device)
         if params.threads:
             torch.set_num_threads(params.threads)
@@ -161,7 +166,7 @@ class ModelSession:
         self.close()
         self.rings = {source: open_frames(rings, bins_for_model(model), model)
                       for source, rings in self.params.frame_rings.items()}
-        self._waiters = {source: ring.reader() for source, ring in self.rings.items()}
+        self._waiters = {source: ring.reader(self._slot) for source, ring in self.rings.items()}
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -186,6 +191,11 @@ class ModelSession:
         gap = np.full((count - len(kept), ring.spec.item_len), SILENCE_LOG_MEL, np.float32)
         return np.concatenate((gap, kept))
 
+    def hold(self, source: Source, sample: int | None) -> None:
+        """Announce the first sample of ``source`` still needed (None: none): a fast replay
+        waits for this actor rather than let the ring overwrite it."""
+        self._waiters[source].hold(None if sample is None else sample // HOP)
+
     def captured_ns(self, source: Source, start: int, frames_read: int) -> int:
         """When the audio of the last of ``frames_read`` frames from sample ``start`` (what
         ``frames`` gave a pass) was captured: the stamp the mel actor copied from the PCM
@@ -194,5 +204,7 @@ class ModelSession:
         return int(batch.time_ns[0]) if batch is not None else 0
 
     def close(self) -> None:
+        for waiter in self._waiters.values():
+            waiter.release_slot()
         for ring in self.rings.values():
             ring.close()

@@ -432,6 +432,13 @@ class RingReader:
         if self._slot_word is not None:
             self._ring._words[self._slot_word] = self.position
 
+    def hold(self, position: int | None) -> None:
+        """Announce ``position`` as the oldest item this reader still needs, without
+        reading (None: it needs none): a reader that reads by ``Ring.get`` holds back a
+        writer that paces itself to its readers, as the final actor holds the mel actor."""
+        if self._slot_word is not None:
+            self._ring._words[self._slot_word] = -1 if position is None else position
+
     def release_slot(self) -> None:
         """Stop announcing a cursor: a replay source no longer paces itself to this reader."""
         if self._slot_word is not None:

@@ -124,7 +124,8 @@ def listen_plan(config: Config, prefix: str, devices_optional: bool = False) -> 
         rings += frame_rings.values()
         sources.append(MelSource(source, pcm_ring_name(prefix, source),
                                  {bins: ring.name for bins, ring in frame_rings.items()},
-                                 replay=bool(config.source(source).replay)))
+                                 replay=bool(config.source(source).replay),
+                                 paced=bool(config.source(source).replay) and not config.source(source).realtime))
     mel = spec_for("mel", "earwig.actors.mel", MelParams(tuple(sources), config.vad, config.device))
     return Plan(rings, [*plan.actors, mel], plan.sources, plan.unavailable)
 

@@ -112,3 +112,23 @@ def test_wer_benchmark_prints_every_system_against_transcribe_on_real_speech():
     live = subset["earwig live (real-time replay)"]  # the live subset's WER, its ratio
     assert 0 <= float(live[-2]) < 0.5 and live[-1].endswith("x"), live
     assert len(per_file["vctk_p225_002_mic1.flac"]) == 6  # name, seconds, a WER per system
+
+
+def test_soak_benchmark_keeps_the_screen_bounded_and_every_final_in_the_session_log():
+    """The soak's smoke run (three minutes of real speech per source, as fast as the pipeline
+    takes it): the same widgets throughout, no column over its bound though more Finals came,
+    every Final in the session log, nothing lost; RSS growth is reported (its goal is for the
+    hour-long run, not a smoke run)."""
+    result = _quick_run("soak", timeout=900)
+    rows = _cells_by_row(result.stdout)
+    fewest, most = rows["widgets on screen, fewest..most"][-2].split("..")
+    assert fewest == most
+    bound = int(rows["most Finals in a column"][-1])
+    assert 0 < int(rows["most Finals in a column"][-3]) <= bound
+    shown = rows["Finals shown, mic / speakers"]
+    assert int(shown[-8]) > bound and int(shown[-6]) > bound, shown  # both columns crossed it
+    logged = rows["Finals in the session log / shown"]
+    assert int(logged[-4]) == int(logged[-2]) > 0
+    assert rows["audio lost (overruns, overflows)"][-2] == "0"
+    for process in ("monitor", "supervisor", "mel", "preview", "final"):  # a signed figure for each
+        assert rows[f"RSS growth {process}, first row -> end"][-5][0] in "+-"

@@ -15,7 +15,7 @@ def final_of(utterance: Utterance, text: str) -> Final:
 
 def ledger() -> FinalLedger:
     book = FinalLedger(max_window=30 * SECOND)
-    book.speech_started()
+    book.speech_started("mic", 0)
     return book
 
 
@@ -94,7 +94,7 @@ def test_a_restarted_actor_redoes_the_unanswered_utterance_with_the_context_it_h
     """After a kill the supervisor sends the recent Finals, then the SpeechEnds still owed."""
     book = FinalLedger(max_window=30 * SECOND)
     book.recalled(Final(source="mic", start=0, end=3 * SECOND, text="And so, my fellow Americans,", language="en"))
-    book.speech_started()
+    book.speech_started("mic", 4 * SECOND)
     book.ended("mic", 4 * SECOND, 8 * SECOND, now_ns=5)
     job = book.next_batch().jobs[0]
     assert job.utterance == Utterance("mic", 4 * SECOND, 8 * SECOND)
@@ -130,3 +130,24 @@ def test_nothing_is_transcribed_before_speech_began():
     assert not book.model_needed and book.next_batch() is None
     book.ended("mic", 0, SECOND, now_ns=1)
     assert book.model_needed and book.owes
+
+
+def test_the_oldest_sample_still_needed_follows_open_and_owed_utterances():
+    """What the final actor holds in the frame rings, so a fast replay waits for it: the
+    start of its oldest utterance still open or owed, less a window read before it."""
+    book = FinalLedger(max_window=5 * SECOND)
+    assert book.oldest_needed("mic") is None  # nothing heard: nothing held
+    book.speech_started("mic", 3 * SECOND)
+    assert book.oldest_needed("mic") == 0 and book.oldest_needed("speakers") is None
+    book.ended("mic", 3 * SECOND, 6 * SECOND, now_ns=1)
+    book.speech_started("mic", 40 * SECOND)
+    assert book.oldest_needed("mic") == 0  # the first is owed still
+    first = book.next_batch().jobs[0].utterance
+    book.record(first, final_of(first, "one"), 0.0)
+    book.due()
+    assert book.oldest_needed("mic") == 35 * SECOND  # now the open one, a window before it
+    book.ended("mic", 40 * SECOND, 45 * SECOND, now_ns=2)
+    second = book.next_batch().jobs[0].utterance
+    book.record(second, final_of(second, "two"), 0.0)
+    book.due()
+    assert book.oldest_needed("mic") is None

@@ -15,7 +15,8 @@ import soundfile
 from earwig.audio.files import read_audio
 from earwig.audio.vad import CHUNK
 from earwig.config import Config, ModelsConfig, SourceConfig, VadConfig
-from earwig.messages import ActorFailed, SourceEnded, SpeechEnd, SpeechStart
+from earwig.actors.model_session import HOLDING_SLOT
+from earwig.messages import ActorFailed, SourceEnded, SpeechEnd, SpeechStart, Stats
 from earwig.supervisor.plan import listen_plan, mel_ring_name
 from earwig.supervisor.supervisor import Supervisor
 from whisper_reference import assert_equal_to_whisper
@@ -172,3 +173,41 @@ def test_a_killed_mel_actor_resumes_with_no_gap_and_no_repeat(ring_prefix, sente
     assert listened.lost == 0
     assert any(isinstance(e, ActorFailed) and e.actor == "mel" and not e.fatal for e in listened.events)
     assert_equal_to_whisper(listened.frames[80], audio, 80)
+
+
+def test_a_fast_replay_goes_no_further_than_half_a_ring_past_the_oldest_frame_held(ring_prefix, tmp_path):
+    """What the final actor does to pace a fast replay to itself: hold the oldest frame it
+    still needs. The mel actor stops half a frame ring past it (and the replay waits for the
+    mel actor), and goes on to the end once the hold is let go."""
+    audio = np.random.default_rng(7).normal(0, 0.003, 60 * RATE).astype(np.float32)
+    path = tmp_path / "minute.wav"
+    soundfile.write(path, audio, RATE, subtype="FLOAT")
+    config = Config(mic=SourceConfig(replay=str(path), realtime=False), speakers=SourceConfig(enabled=False),
+                    ring_seconds=10.0, models=ModelsConfig(preview="tiny.en", final="base"))
+    plan = listen_plan(config, ring_prefix)
+
+    async def run() -> tuple[int, int, int]:
+        async with Supervisor(plan.rings, plan.actors) as supervisor:
+            events = supervisor.subscribe()
+            ring = supervisor.rings[mel_ring_name(ring_prefix, "mic", 80)]
+            # Held before the mel process has imported anything, let alone written a frame.
+            holder = ring.reader(HOLDING_SLOT, start=0)
+            holder.hold(0)
+            half = ring.spec.capacity // 2
+            deadline = time.monotonic() + 120
+            while ring.published < half:
+                assert time.monotonic() < deadline, "the mel actor did not start"
+                await asyncio.sleep(0.01)
+            stats = 0
+            while stats < 2:  # two reports of the mel actor: many cycles went by, held
+                stats += isinstance(await asyncio.wait_for(events.get(), 120), Stats)
+            held_at = ring.published
+            holder.hold(None)
+            while not supervisor.finished("mel"):
+                assert time.monotonic() < deadline + 120, "the mel actor did not finish"
+                await asyncio.sleep(0.05)
+            return half, held_at, ring.published
+
+    half, held_at, finished_at = asyncio.run(run())
+    assert half <= held_at <= half + 1
+    assert finished_at >= len(audio) // 160 - 1  # every frame, once let go

@@ -97,6 +97,17 @@ def test_reader_slot_lets_a_restarted_reader_resume(make_ring):
     assert ring.reader_cursors() == []
 
 
+def test_a_reader_holds_the_oldest_item_it_needs_without_reading(make_ring):
+    ring = make_ring()
+    ring.writer().write(items(0, 6))
+    holder = ring.reader(slot=2, start=0)
+    holder.hold(3)
+    assert ring.reader_cursors() == [3]
+    holder.hold(None)  # it needs nothing: a paced writer no longer waits for it
+    assert ring.reader_cursors() == []
+    assert holder.read().seq == 0  # holding moved no cursor it reads with
+
+
 def test_attached_ring_shares_data_and_shape(make_ring):
     ring = make_ring(capacity=16, item_len=3, dtype="int16")
     ring.writer().write(np.array([[1, 2, 3]], np.int16))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from earwig.profiling.bench import dictation, latency, mel, monitor, peers, recovery, ring, session_log, wer
+from earwig.profiling.bench import dictation, latency, mel, monitor, peers, recovery, ring, session_log, soak, wer
 
 BENCHMARKS = {"dictation": dictation, "latency": latency, "mel": mel, "monitor": monitor, "peers": peers,
-              "recovery": recovery, "ring": ring, "session_log": session_log, "wer": wer}
+              "recovery": recovery, "ring": ring, "session_log": session_log, "soak": soak, "wer": wer}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -17,10 +17,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", choices=sorted(BENCHMARKS), help="which benchmark to run")
     parser.add_argument("--quick", action="store_true", help="fewer items: a smoke run, not figures")
     parser.add_argument("--language", help="wer: the corpus language (a MANIFEST code: en, de, es, ...)")
+    parser.add_argument("--minutes", type=float, help=f"soak: minutes of speech per source (default {soak.MINUTES})")
     args = parser.parse_args(argv)
     if args.language and args.name != "wer":
         parser.error("--language is for the wer benchmark")
+    if args.minutes is not None and (args.name != "soak" or args.minutes <= 0):
+        parser.error("--minutes is for the soak benchmark, and more than 0")
     options = {"language": args.language} if args.language else {}
+    if args.minutes is not None:
+        options["minutes"] = args.minutes
     print(BENCHMARKS[args.name].run(quick=args.quick, **options))
     return 0
 
