@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -52,10 +53,17 @@ async def main(actor: Actor) -> None:
     #: Read by the decoding thread between decoder passes: the guesses in flight are void.
     abandon = threading.Event()
 
+    def hold() -> None:
+        """Hold in the frame rings what the ledger may still read, at once: a fast replay's
+        mel actor must not run past a new utterance while a batch is being transcribed."""
+        for source in session.rings:
+            session.hold(source, ledger.oldest_needed(source))
+
     def woken(record):
         """The ledger records the message; the transcribing loop looks at it again."""
         def handle(message) -> None:
             record(message)
+            hold()
             changed.set()
         return handle
 
@@ -74,18 +82,17 @@ async def main(actor: Actor) -> None:
         Final: ledger.recalled,
     }
     try:
-        await actor.serve(handlers, _until_all_answered(actor, session, ledger, changed, abandon))
+        await actor.serve(handlers, _until_all_answered(actor, session, ledger, changed, abandon, hold))
     finally:
         session.close()
 
 
 async def _until_all_answered(actor: Actor, session: ModelSession, ledger: FinalLedger,
-                              changed: asyncio.Event, abandon: threading.Event) -> None:
+                              changed: asyncio.Event, abandon: threading.Event, hold: Callable[[], None]) -> None:
     """Until Shutdown, and then until every confirmed utterance has its Final."""
     while True:
         _publish(actor, ledger)
-        for source in session.rings:
-            session.hold(source, ledger.oldest_needed(source))
+        hold()
         if actor.stopping.is_set() and not ledger.owes:
             return
         if ledger.model_needed:

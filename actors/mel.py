@@ -32,7 +32,7 @@ from earwig.actors.runtime import Actor
 from earwig.audio.log_mel import HALF_WINDOW, HOP, LogMelStream
 from earwig.audio.vad import CHUNK, VoiceActivity
 from earwig.compute import torch_device
-from earwig.config import VadConfig
+from earwig.config import SAMPLE_RATE, VadConfig
 from earwig.messages import (DictationSpan, DictationStart, DictationStop, Source, SourceEnded, SpeechStart,
                              Stats)
 from earwig.shm import Batch, Ring
@@ -45,6 +45,10 @@ STATS_EVERY_S = 2.0
 #: 2-core VM the live actor used 7.4 % of a core at 32 ms, 4.9 % at 64 ms, 3.4 % at 100 ms
 #: (profiling/README.md). 100 ms is the preview's granularity anyway (it runs every 250 ms).
 CYCLE_S = 0.1
+#: A paced replay's most audio per cycle: twenty times real time, far faster than the models
+#: go, and slow enough that the final actor's hold on a new utterance (its SpeechStart
+#: travels through the supervisor) is in place long before the ring could lap it.
+PACED_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,7 @@ class _SourceStream:
             return None
         frames = min(ring.spec.capacity // 2 - (writer.next_seq - min(ring.reader_cursors(), default=writer.next_seq))
                      for ring, writer in zip(self._mel.values(), self._writers.values()))
-        return max(0, frames * HOP // self._item_len)
+        return max(0, min(frames * HOP, int(PACED_MAX_S * SAMPLE_RATE)) // self._item_len)
 
     # --- compute ----------------------------------------------------------------------
 

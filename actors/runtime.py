@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import multiprocessing
 import os
 import signal
 import sys
@@ -158,8 +159,19 @@ async def _serve(spec: ActorSpec, conn: Connection) -> int:
         channel.close()
 
 
-def run_actor(spec: ActorSpec, conn: Connection, log_path: str | None = None) -> None:
-    """Process entry point (spawn target)."""
+def run_actor(spec: ActorSpec, conn: Connection, log_path: str | None = None,
+              environment: dict[str, str] | None = None) -> None:
+    """Process entry point. ``environment``: the supervisor's, which a process forked from a
+    server that started earlier does not have (``supervisor/supervisor``); multiprocessing
+    itself carries the working directory and ``sys.path``."""
+    if environment is not None:
+        os.environ.clear()
+        os.environ.update(environment)
+    # A library's multiprocessing lock (numba's, in the final actor) serves this process's
+    # threads only. Under "fork" it is unlinked at once; under the fork server's own method
+    # it would be left to the resource tracker, which calls it leaked when the session ends
+    # (an actor ends with os._exit). This process starts no processes of its own.
+    multiprocessing.set_start_method("fork", force=True)
     redirect_output(log_path)
     # Ctrl-C reaches the whole process group; the supervisor decides how actors stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

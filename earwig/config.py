@@ -27,7 +27,7 @@ class SourceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     replay: Annotated[str, Meta(description=
         "Play this audio file into the source instead of capturing a device.")] = ""
     realtime: Annotated[bool, Meta(description=
-        "Replay at real-time speed (False: as fast as the slowest ring reader takes it).")] = True
+        "Replay at real-time speed (False: as fast as the pipeline's slowest stage takes it).")] = True
 
 
 class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -12,12 +12,21 @@ needed it holds no weights, and keeping its process spares the first utterance a
 An evicted actor is spawned again by the next SpeechStart (or DictationStart: the final
 model loads while the key is down); the audio spoken meanwhile waits in the rings,
 addressed by sample position.
+
+Why actors are forked from a server (multiprocessing's forkserver) that has imported
+PyTorch, whisper and the VAD already: those imports are most of an actor's start (1.2 s of
+the mel actor's 1.8 s back after a kill, ``bench recovery``), and a forked child shares the
+imported pages. The server is a fresh process that has run nothing but the imports, so the
+fork is safe; the capture and dictation actors' audio and X libraries are not preloaded (they
+open connections at import). The server keeps the environment it started with, so each
+actor is given the supervisor's own when it starts (``run_actor``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import signal
 import time
 from collections import deque
@@ -35,6 +44,11 @@ from earwig.shm import Ring, RingSpec, segments
 from earwig.supervisor.router import Router
 from earwig.supervisor.session_audio import KEEP_EVERY_S, SessionAudio
 from earwig.supervisor.session_log import SessionLog
+
+
+#: What the fork server imports once, for every actor it starts.
+PRELOADED = ["torch", "whisper", "onnxruntime", "earwig.actors.runtime", "earwig.actors.mel",
+             "earwig.actors.preview", "earwig.actors.final"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +139,8 @@ class Supervisor:
         self._watchdog_task: asyncio.Task | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
-        self._ctx = mp.get_context("spawn")
+        self._ctx = mp.get_context("forkserver")
+        self._ctx.set_forkserver_preload(PRELOADED)
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -239,7 +254,8 @@ class Supervisor:
     def _spawn(self, running: _Running) -> None:
         loop = asyncio.get_running_loop()
         ours, theirs = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(target=run_actor, args=(running.spec, theirs, self.log_path and str(self.log_path)),
+        process = self._ctx.Process(target=run_actor, args=(running.spec, theirs, self.log_path and str(self.log_path),
+                                                            dict(os.environ)),
                                     name=f"earwig-{running.spec.name}")
         process.start()
         theirs.close()

@@ -130,5 +130,7 @@ def test_soak_benchmark_keeps_the_screen_bounded_and_every_final_in_the_session_
     logged = rows["Finals in the session log / shown"]
     assert int(logged[-4]) == int(logged[-2]) > 0
     assert rows["audio lost (overruns, overflows)"][-2] == "0"
+    wer = rows["kept text WER, mic / speakers"]
+    assert float(wer[-7]) < 0.4 and float(wer[-5]) < 0.4, wer  # neither source's text was lost
     for process in ("monitor", "supervisor", "mel", "preview", "final"):  # a signed figure for each
         assert rows[f"RSS growth {process}, first row -> end"][-5][0] in "+-"

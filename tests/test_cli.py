@@ -16,6 +16,7 @@ import soxr
 
 from earwig.audio.files import read_audio
 from earwig.shm import segments
+from processes import actor_processes
 
 EARWIG = [sys.executable, "-m", "earwig"]
 
@@ -142,12 +143,6 @@ def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
 def test_bad_pipeline_flags(flags, needles, speech):
     result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers", *flags])
     assert_one_clear_line(result, *needles)
-
-
-def actor_processes(pid):
-    """The actor processes of a running earwig (not multiprocessing's resource tracker)."""
-    return [c for c in psutil.Process(pid).children()
-            if "spawn_main" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())]
 
 
 def start_meter(args):

@@ -20,6 +20,7 @@ from earwig.config import Config, MonitorConfig, SourceConfig
 from earwig.profiling.harness import headless
 from earwig.supervisor import session_log
 from earwig.tui.app import MonitorApp
+from processes import actor_processes
 from speech_text import word_error_rate
 
 EARWIG = [sys.executable, "-m", "earwig.cli"]
@@ -196,11 +197,16 @@ def test_earwig_ctl_drives_a_whole_dictation_without_a_hotkey(desktop, sentences
     assert word_error_rate(SAID[1], entry.text) <= 0.1, entry.text
     socket = Path(os.environ["XDG_RUNTIME_DIR"], "earwig", "dictation.sock")
     assert oct(socket.stat().st_mode & 0o777) == "0o600"
-    # Its one address is that socket (the rest are pipes, and clients of X and PulseAudio);
-    # nothing listens on, or talks to, the network.
+    # Its addresses are that socket and the fork server's (multiprocessing's, in a folder of
+    # its own that only this user can enter); the rest are pipes, and clients of X and
+    # PulseAudio. Nothing listens on, or talks to, the network.
     processes = [psutil.Process(daemon.process.pid), *psutil.Process(daemon.process.pid).children(recursive=True)]
     assert not [c for p in processes for c in p.net_connections(kind="inet")]
-    assert {c.laddr for p in processes for c in p.net_connections(kind="unix") if c.laddr} == {str(socket)}
+    addresses = {c.laddr for p in processes for c in p.net_connections(kind="unix") if c.laddr}
+    assert str(socket) in addresses
+    for other in addresses - {str(socket)}:
+        folder = Path(other).parent
+        assert folder.name.startswith("pymp-") and oct(folder.stat().st_mode & 0o777) == "0o700", other
 
 
 def test_a_dictation_actor_killed_mid_dictation_leaves_its_text_on_the_clipboard(desktop, sentences):
@@ -215,7 +221,7 @@ def test_a_dictation_actor_killed_mid_dictation_leaves_its_text_on_the_clipboard
     time.sleep(0.3)
     _say(sentences[0])
     socket = str(Path(os.environ["XDG_RUNTIME_DIR"], "earwig", "dictation.sock"))
-    actor, = [p for p in psutil.Process(daemon.process.pid).children()
+    actor, = [p for p in actor_processes(daemon.process.pid)
               if any(c.laddr == socket for c in p.net_connections(kind="unix"))]
     actor.kill()
     _run("xdotool", "keyup", *RELEASE)

@@ -17,6 +17,7 @@ import soundfile
 
 from earwig.audio.files import read_audio
 from earwig.shm import segments
+from processes import actor_processes
 from speech_text import spoken_file, word_error_rate
 from test_transcription import CLEAR_SAID as SAID
 from test_transcription import VOICES
@@ -131,7 +132,7 @@ def test_both_replays_reach_their_columns_then_copy_save_and_quit(terminal_facto
     # (the preview has its own 10; the replays' capture actors may have ended already).
     assert {_nice(thread.id) for thread in psutil.Process(app_pid).threads()} == {10}
     supervisor, = [c for c in psutil.Process(app_pid).children() if "resource_tracker" not in " ".join(c.cmdline())]
-    actors = [_nice(a.pid) for a in supervisor.children()]
+    actors = [_nice(a.pid) for a in actor_processes(supervisor.pid)]
     assert _nice(supervisor.pid) == 0 and 0 in actors and set(actors) <= {0, 10}, actors
     # Nothing listens on the network, and nothing is sent: no process holds an inet socket.
     processes = [psutil.Process(app_pid), *psutil.Process(app_pid).children(recursive=True)]

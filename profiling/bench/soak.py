@@ -20,7 +20,9 @@ Goals: each process's RSS grows less than 5 % from the first row after the first
 (model loads, caches and allocator arenas settle by then) to the last; the widget count never
 changes; no column holds more than ``monitor.column_finals`` Finals (200 here, so an hour
 crosses it); the session log holds every Final the screen was given. Overruns are counted,
-not a goal: a fast replay waits for its readers, so there should be none.
+not a goal: a fast replay waits for its readers, so there should be none. Each source's
+kept text is scored against what its replay says (the MANIFEST's references, Whisper's
+normalizer): a stage that lost audio anywhere in the run would show there, not in RSS.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from earwig.config import SAMPLE_RATE, Config, MonitorConfig, SourceConfig
 from earwig.messages import SOURCES, AnyMessage, Final
 from earwig.profiling.bench.monitor import Tracker
 from earwig.profiling.harness import SHARED_AUDIO
+from earwig.profiling.harness.scoring import word_error_rate
 from earwig.profiling.report import table
 
 MINUTES = 60
@@ -78,30 +81,36 @@ class Soak:
     rows: list[Row] = field(default_factory=list)
     #: Every Final with text the screen was given.
     finals: list[Final] = field(default_factory=list)
+    #: What each source's replay says.
+    said: dict[str, str] = field(default_factory=dict)
 
 
-def build_replays(folder: Path, minutes: float) -> dict[str, Path]:
-    """Each source's replay: the English recordings, a second apart, looped to ``minutes``."""
+def build_replays(folder: Path, minutes: float) -> dict[str, tuple[Path, str]]:
+    """Each source's replay, the English recordings a second apart looped to ``minutes``,
+    and what is said in it (the MANIFEST's references, in the same order)."""
     with (SHARED_AUDIO / "real" / "MANIFEST.tsv").open() as manifest:
-        names = sorted(row["file"] for row in csv.DictReader(manifest, delimiter="\t") if row["language"] == "en")
-    clips = [read_audio(SHARED_AUDIO / "real" / name) for name in names]
+        rows = sorted((row["file"], row["reference"]) for row in csv.DictReader(manifest, delimiter="\t")
+                      if row["language"] == "en")
+    clips = [read_audio(SHARED_AUDIO / "real" / name) for name, _ in rows]
     gap = np.zeros(SAMPLE_RATE, np.float32)
     replays = {}
     for number, source in enumerate(SOURCES):
         order = np.random.default_rng(number).permutation(len(clips))
-        parts, length = [gap], len(gap)
+        parts, said, length = [gap], [], len(gap)
         for index in itertools.cycle(order):
             if length >= minutes * 60 * SAMPLE_RATE:
                 break
             parts += [clips[index], gap]
+            said.append(rows[index][1])
             length += len(clips[index]) + len(gap)
-        replays[source] = folder / f"{source}.flac"
-        soundfile.write(replays[source], np.concatenate(parts), SAMPLE_RATE, subtype="PCM_16")
+        path = folder / f"{source}.flac"
+        soundfile.write(path, np.concatenate(parts), SAMPLE_RATE, subtype="PCM_16")
+        replays[source] = path, " ".join(said)
     return replays
 
 
-def _config(replays: dict[str, Path], column_finals: int) -> Config:
-    sources = {s: SourceConfig(replay=str(path), realtime=False) for s, path in replays.items()}
+def _config(replays: dict[str, tuple[Path, str]], column_finals: int) -> Config:
+    sources = {s: SourceConfig(replay=str(path), realtime=False) for s, (path, _) in replays.items()}
     return Config(**sources, monitor=MonitorConfig(column_finals=column_finals))
 
 
@@ -183,7 +192,7 @@ def measure(minutes: float, every_s: float, column_finals: int) -> Soak:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-    return Soak(minutes, column_finals, rows, finals)
+    return Soak(minutes, column_finals, rows, finals, {s: said for s, (_, said) in replays.items()})
 
 
 def growth(soak: Soak, settled_s: float) -> dict[str, float]:
@@ -209,6 +218,7 @@ def run(quick: bool = False, minutes: float | None = None) -> str:
              " / ".join(f"{row.column_finals[s]}:{row.column_rows[s]}" for s in SOURCES),
              str(row.losses), f"{row.logged}/{row.shown}") for row in soak.rows]
     grown = growth(soak, settled_s)
+    wer = {s: word_error_rate(soak.said[s], " ".join(f.text for f in soak.finals if f.source == s)) for s in SOURCES}
     last = soak.rows[-1]
     widgets = {row.widgets for row in soak.rows}
     lines = [f"soak: the monitor, headless, on {minutes} min of real speech per source "
@@ -227,6 +237,7 @@ def run(quick: bool = False, minutes: float | None = None) -> str:
         ("Finals shown, mic / speakers", " / ".join(str(sum(f.source == s for f in soak.finals)) for s in SOURCES),
          f"> {bound} crosses the bound"),
         ("Finals in the session log / shown", f"{last.logged} / {last.shown}", "all"),
+        ("kept text WER, mic / speakers", " / ".join(f"{wer[s]:.3f}" for s in SOURCES), "as in bench wer"),
         ("audio lost (overruns, overflows)", str(last.losses), "0"),
     ])
     return "\n".join(lines)
