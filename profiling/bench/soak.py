@@ -31,7 +31,6 @@ import asyncio
 import csv
 import itertools
 import json
-import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -46,7 +45,7 @@ from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE, Config, MonitorConfig, SourceConfig
 from earwig.messages import SOURCES, AnyMessage, Final
 from earwig.profiling.bench.monitor import Tracker
-from earwig.profiling.harness import SHARED_AUDIO
+from earwig.profiling.harness import SHARED_AUDIO, headless
 from earwig.profiling.harness.scoring import word_error_rate
 from earwig.profiling.report import table
 
@@ -182,16 +181,9 @@ def measure(minutes: float, every_s: float, column_finals: int) -> Soak:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         replays = build_replays(folder, minutes)
-        saved = {key: os.environ.get(key) for key in ("XDG_DATA_HOME", "XDG_STATE_HOME")}
-        os.environ.update(XDG_DATA_HOME=str(folder / "data"), XDG_STATE_HOME=str(folder / "state"))
-        try:
-            rows, finals = asyncio.run(_soak(_config(replays, column_finals), every_s, folder / "data" / "earwig" / "sessions"))
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        with headless.environment(XDG_DATA_HOME=str(folder / "data"), XDG_STATE_HOME=str(folder / "state")):
+            rows, finals = asyncio.run(_soak(_config(replays, column_finals), every_s,
+                                             folder / "data" / "earwig" / "sessions"))
     return Soak(minutes, column_finals, rows, finals, {s: said for s, (_, said) in replays.items()})
 
 

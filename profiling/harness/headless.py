@@ -29,7 +29,8 @@ PULSE_MODULES = [
 
 
 @contextmanager
-def _environment(**values: str | None) -> Iterator[None]:
+def environment(**values: str | None) -> Iterator[None]:
+    """These variables set (None: unset) for this process and what it starts, then restored."""
     saved = {key: os.environ.get(key) for key in values}
     for key, value in values.items():
         if value is None:
@@ -64,7 +65,7 @@ def x_server() -> Iterator[str]:
         server.kill()
         raise RuntimeError("Xvfb did not start")
     try:
-        with _environment(DISPLAY=f":{number}"):
+        with environment(DISPLAY=f":{number}"):
             yield f":{number}"
     finally:
         server.terminate()
@@ -92,7 +93,7 @@ def pulse_server(runtime: Path | None = None) -> Iterator[dict[str, str]]:
                     if server.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"PulseAudio did not start: {(runtime / 'pulse.log').read_text()[-2000:]}")
                     time.sleep(0.1)
-                with _environment(XDG_RUNTIME_DIR=str(runtime), PULSE_SERVER=None):
+                with environment(XDG_RUNTIME_DIR=str(runtime), PULSE_SERVER=None):
                     yield env
             finally:
                 server.terminate()
