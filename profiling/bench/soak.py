@@ -55,7 +55,7 @@ SETTLED_S = 600.0
 GOAL_GROWTH = 0.05
 COLUMN_FINALS = 200
 #: The smoke run: a few minutes of speech, a row every 20 s, a bound it crosses.
-QUICK_MINUTES, QUICK_EVERY_S, QUICK_COLUMN_FINALS = 3, 20.0, 10
+QUICK_MINUTES, QUICK_EVERY_S, QUICK_COLUMN_FINALS = 2, 20.0, 10
 #: Counters the actors report (Stats) that say audio was lost.
 LOSSES = ("input_overflows", "mic_pcm_overruns", "speakers_pcm_overruns")
 
