@@ -99,6 +99,7 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
             await session.ready_model()
         batch = ledger.next_batch(stopping=actor.stopping.is_set()) if ledger.model_needed else None
         if batch is None:
+            session.idle()
             await actor.stopping_or(changed)
             continue
         abandon.clear()

@@ -9,6 +9,7 @@ arrives meanwhile waits in the rings; it is read by sample position once the mod
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,15 @@ FRAMES_TIMEOUT_S = 5.0
 #: The frame rings' reader slot in which the final actor holds the oldest frame it still
 #: needs; a fast replay's mel actor paces itself to it (``actors/mel``).
 HOLDING_SLOT = 0
+#: glibc's ``malloc_trim``; None where the C library has none (musl, macOS).
+_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)
+
+
+def give_back_free_heap() -> None:
+    """Return the heap's free pages to the system, also those between blocks still in use
+    (glibc otherwise gives back only the top of the heap); nothing where there is no glibc."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,8 @@ class ModelSession:
         #: The model's passes (encode, detect, decode), once it is loaded.
         self.loaded: LoadedModel | None = None
         self._loading: asyncio.Task | None = None
+        #: Whether frames were read (a pass ran) since the heap was last trimmed (``idle``).
+        self._passed = False
 
     # --- the model ------------------------------------------------------------------------
 
@@ -178,6 +190,7 @@ class ModelSession:
         """Frames ``(n, bins)`` of samples ``[start, end)``, as whisper computes them for that
         audio alone (``(end - start) // HOP`` frames); ``end=None``: all published so far.
         Waits for the mel actor when the last frames are not published yet."""
+        self._passed = True
         ring = self.rings[source]
         first = start // HOP
         count = (end - start) // HOP if end is not None else ring.published - first
@@ -202,6 +215,15 @@ class ModelSession:
         ring; 0 once it has been overwritten."""
         batch = self.rings[source].get(start // HOP + max(0, frames_read - 1), 1)
         return int(batch.time_ns[0]) if batch is not None else 0
+
+    def idle(self) -> None:
+        """Call when the actor has nothing to do: once after passes ran, the heap's free pages
+        go back to the system. A pass frees tensors of every utterance's size, and glibc keeps
+        what lies between live blocks: without this, base's RSS grew by a third over 200
+        utterances of 1-15 s (with it: 769 to 802 MB). Done between passes, it costs none."""
+        if self._passed:
+            give_back_free_heap()
+        self._passed = False
 
     def close(self) -> None:
         for waiter in self._waiters.values():

@@ -6,8 +6,8 @@ receive  SpeechStart / SpeechEnd: which sources have an utterance in progress (t
          source speaks (the final model detects it), which an English-only preview model
          cannot read when it is not English: it then shows nothing, and says so once
 compute  every ``interval_s``, the utterance so far of every active source, from its mel
-         ring, in one encoder batch over the audio there is plus 6 s of silence (not a
-         padded 30 s window);
+         ring, in one encoder batch over the audio there is plus 6 s of silence, rounded up
+         to 2 s (``decoding.model.padded_length``; not a padded 30 s window);
          greedy decoding without timestamps or fallback; LocalAgreement-2 per utterance
          (``preview_agreement``), and the whole text committed once a run has read up to
          a pause
@@ -161,6 +161,8 @@ async def _preview_every_interval(actor: Actor, session: ModelSession, open_utte
         readable = {s: u for s, u in open_utterances.items() if languages.readable(s)}
         if readable:
             await _preview(actor, session, readable, open_utterances, counters)
+        else:
+            session.idle()
 
 
 def _say_unreadable(actor: Actor, language: str) -> None:

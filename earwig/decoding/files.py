@@ -25,7 +25,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from whisper.audio import N_FRAMES
 
 from earwig import model_store
 from earwig.audio.files import read_audio
@@ -35,7 +34,7 @@ from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config
 from earwig.decoding.file_windows import Span, WindowPacker, widened
 from earwig.decoding.hallucinations import segment_finals
-from earwig.decoding.model import PAD_FRAMES, LoadedModel
+from earwig.decoding.model import LoadedModel, padded_length
 from earwig.decoding.transcribe import Window, compile_alignment, transcribe
 from earwig.messages import Final, SpeechEnd
 
@@ -43,9 +42,10 @@ from earwig.messages import Final, SpeechEnd
 #: the weights (base: 106 MB of output projection alone), the same for one window or many;
 #: on the 49 English files of shared/audio/real, 8 windows a batch took 45 s, 16 took 43 s.
 BATCH = 16
-#: A window is padded with silence to the next multiple of this (5 s), plus whisper's
-#: ``PAD_FRAMES`` after the speech, so windows of one bucket batch together.
-BUCKET_FRAMES = 500
+#: A file's windows are padded with silence to the next multiple of this (5 s, coarser than
+#: the live ``BUCKET_FRAMES``), plus ``PAD_FRAMES`` after the speech, so more windows of one
+#: bucket batch together.
+FILE_BUCKET_FRAMES = 500
 
 
 @dataclass
@@ -83,10 +83,8 @@ def log_mel(audio: np.ndarray, bins: int) -> np.ndarray:
     return np.concatenate((head, stream.finish(len(audio))[bins]))
 
 
-def padded_length(frames: int) -> int:
-    """The encoder's window for ``frames`` of speech: the speech, whisper's pad of silence
-    after it, rounded up to the bucket; at most 30 s."""
-    return min(N_FRAMES, -(-(frames + PAD_FRAMES) // BUCKET_FRAMES) * BUCKET_FRAMES)
+def _file_length(frames: int) -> int:
+    return padded_length(frames, FILE_BUCKET_FRAMES)
 
 
 def transcribe_files(config: Config, paths: list[str], on_file: Callable[[str, list[Final]], None],
@@ -104,14 +102,14 @@ def transcribe_files(config: Config, paths: list[str], on_file: Callable[[str, l
         frames = log_mel(audio, bins)
         files.append(_File(path, utterance_spans(audio, frames, config, model), frames))
     pending = [(file, i) for file in files for i in range(len(file.spans))]
-    pending.sort(key=lambda item: padded_length(_frames_of(*item).shape[0]))
+    pending.sort(key=lambda item: _file_length(_frames_of(*item).shape[0]))
     reported = 0
     while pending or reported < len(files):
         batch, pending = _next_batch(pending)
         if batch:
             windows = [Window(_frames_of(file, i), language=file.spans[i].language) for file, i in batch]
             transcripts = transcribe(model, windows, config.models.beam_size,
-                                     n_frames=padded_length(len(windows[-1].frames)))
+                                     n_frames=_file_length(len(windows[-1].frames)))
             for (file, i), transcript in zip(batch, transcripts):
                 span = file.spans[i]
                 file.finals[i] = segment_finals("mic", span.start, span.end, transcript)
@@ -130,6 +128,6 @@ def _next_batch(pending: list[tuple[_File, int]]) -> tuple[list[tuple[_File, int
     """Up to ``BATCH`` windows of the shortest bucket left (the list is sorted by bucket)."""
     if not pending:
         return [], pending
-    bucket = padded_length(len(_frames_of(*pending[0])))
-    same = [item for item in pending[:BATCH] if padded_length(len(_frames_of(*item))) == bucket]
+    bucket = _file_length(len(_frames_of(*pending[0])))
+    same = [item for item in pending[:BATCH] if _file_length(len(_frames_of(*item))) == bucket]
     return same, pending[len(same):]

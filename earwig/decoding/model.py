@@ -28,6 +28,13 @@ from earwig.audio.log_mel import SILENCE_LOG_MEL, model_input
 #: against ``transcribe``, 3 s 1.8, 6 s none; with 1 s, tiny.en's committed preview text
 #: agreed with the Final on less than half the words of some sentences.
 PAD_FRAMES = 600
+#: The encoder's window is the speech, ``PAD_FRAMES``, and then silence up to the next
+#: multiple of this (2 s): PyTorch and glibc keep buffers and kernels per tensor shape, so a
+#: window of any length would grow the model actors' memory with every new utterance length
+#: (base, 200 utterances of 1-15 s: +340 MB at any length, +26 MB bucketed, and still
+#: growing without buckets). It also makes an utterance's text independent of the other
+#: windows in its batch: it is read at its own length.
+BUCKET_FRAMES = 200
 #: The seed of every sampled decoding (temperature fallback): one fixed value, so a pass
 #: over the same audio always samples the same tokens.
 SAMPLING_SEED = 0
@@ -56,17 +63,17 @@ class LoadedModel:
         """One pass over a second of silence: first calls pick kernels and grow memory pools,
         which the first utterance would otherwise wait for."""
         silence = np.full((100, self.whisper.dims.n_mels), SILENCE_LOG_MEL, np.float32)
-        features = self.encode([silence], pad_frames=0)
+        features = self.encode([silence], n_frames=len(silence))
         self.decode(features, DecodingOptions(language=self.language or "en", without_timestamps=True,
                                               sample_len=4))
 
-    def encode(self, windows: list[np.ndarray], pad_frames: int = PAD_FRAMES,
-               n_frames: int | None = None) -> torch.Tensor:
-        """Audio features of each utterance's frames followed by ``pad_frames`` of silence
-        (or padded to ``n_frames``), not padded to 30 s as ``transcribe`` does
-        (whisper.cpp's ``audio_ctx``): the encoder's cost shrinks with the window."""
+    def encode(self, windows: list[np.ndarray], n_frames: int | None = None) -> torch.Tensor:
+        """Audio features of each utterance's frames followed by silence up to ``n_frames``
+        (by default the longest window's ``padded_length``), not padded to 30 s as
+        ``transcribe`` does (whisper.cpp's ``audio_ctx``): the encoder's cost shrinks with
+        the window."""
         if n_frames is None:
-            n_frames = min(N_FRAMES, -(-(max(map(len, windows)) + pad_frames) // 2) * 2)
+            n_frames = padded_length(max(map(len, windows)))
         mel = np.stack([model_input(frames, n_frames) for frames in windows])
         with torch.inference_mode():
             return _encoder(self.whisper, torch.from_numpy(mel).to(self.device, self._dtype()))
@@ -106,6 +113,12 @@ class LoadedModel:
 
     def _dtype(self) -> torch.dtype:
         return next(self.whisper.parameters()).dtype
+
+
+def padded_length(frames: int, bucket: int = BUCKET_FRAMES) -> int:
+    """The encoder's window for ``frames`` of speech: the speech, ``PAD_FRAMES`` of silence
+    after it, rounded up to a multiple of ``bucket``; at most 30 s."""
+    return min(N_FRAMES, -(-(frames + PAD_FRAMES) // bucket) * bucket)
 
 
 def _encoder(model: Whisper, mel: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,9 @@ so its decoding choices are kept: temperature fallback on repetitive or improbab
 the no-speech skip, segments split at timestamp tokens, and a continuation window from the
 last timestamp when the model stopped early, conditioned on the text before it.
 
-What differs: the encoder reads the window plus 6 s of silence, not a 30 s window
-(``model_session.PAD_FRAMES``); it runs once for the whole batch, and its output is reused
+What differs: the encoder reads the window plus 6 s of silence, rounded up to 2 s, not a
+30 s window (``model.padded_length``); it runs once for the windows of one such length, so a
+window's text does not depend on its batch-mates, and its output is reused
 for every fallback and for the word alignment (whisper's ``find_alignment`` would run the
 encoder again). The greedy pass checks a draft (the preview's text, ``decoding.draft``),
 several tokens a decoder pass, and keeps only the final model's own choices; windows with
@@ -33,7 +34,7 @@ from whisper.tokenizer import Tokenizer, get_tokenizer
 from earwig.audio.log_mel import HOP
 from earwig.config import SAMPLE_RATE
 from earwig.decoding.draft import greedy_with_draft
-from earwig.decoding.model import LoadedModel
+from earwig.decoding.model import LoadedModel, padded_length
 
 #: ``transcribe``'s defaults, so the kept text equals what whisper itself would write.
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -96,8 +97,22 @@ def transcribe(model: LoadedModel, windows: list[Window], beam_size: int = 1,
     """Each window's segments with word times, in its own language (detected per window
     when the model is multilingual and none is set). ``beam_size`` 1 decodes greedily,
     checking the drafts; more is whisper's beam search. Raises ``Abandoned`` at the first
-    decoder pass after ``abandoned()`` turns true. ``n_frames``: the encoder's window, when
-    not the longest utterance plus ``PAD_FRAMES``."""
+    decoder pass after ``abandoned()`` turns true. ``n_frames``: the encoder's window for
+    all of them; by default each window's own ``padded_length``."""
+    if n_frames is not None:
+        return _read(model, windows, n_frames, beam_size, abandoned)
+    lengths = [padded_length(len(window.frames)) for window in windows]
+    transcripts: list[Transcript | None] = [None] * len(windows)
+    for length in dict.fromkeys(lengths):
+        group = [i for i, own in enumerate(lengths) if own == length]
+        for i, transcript in zip(group, _read(model, [windows[i] for i in group], length, beam_size, abandoned)):
+            transcripts[i] = transcript
+    return transcripts
+
+
+def _read(model: LoadedModel, windows: list[Window], n_frames: int, beam_size: int,
+          abandoned: Callable[[], bool]) -> list[Transcript]:
+    """``transcribe`` with one encoder window for all the windows."""
     features = model.encode([window.frames for window in windows], n_frames=n_frames)
     languages = [window.language or model.language for window in windows]
     unknown = [i for i, language in enumerate(languages) if language is None]
