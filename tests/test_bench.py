@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_ring_benchmark_prints_ratios_against_the_queue():
     result = _quick_run("ring", timeout=300)
@@ -72,6 +74,18 @@ def test_recovery_benchmark_times_every_actor_back_after_a_kill_against_its_cold
     assert rows["mel"][5].endswith("x") and rows["mel"][-3:] == ["<", "0.5", "s"]  # the goal beside it
     for model_actor in ("preview", "final"):
         assert float(rows[model_actor][5]) > 0 and rows[model_actor][6].endswith("x")  # the reload, apart
+
+
+def test_model_memory_benchmark_prints_each_way_against_neither():
+    result = _quick_run("model_memory", timeout=600)
+    rows = _cells_by_row(result.stdout)
+    ways = [label for label in rows if "heap" in label]
+    assert len(ways) == 4 and rows[ways[0]][-2] == "1.00x"
+    for way in ways:
+        early, last, growth, percent, pass_s, ratio, _ = rows[way][-7:]
+        assert float(early) > 0 and float(last) > 0 and percent == "%"
+        assert float(growth) == pytest.approx(100 * (float(last) - float(early)) / float(early), abs=0.5)
+        assert float(pass_s) > 0 and ratio.endswith("x")
 
 
 def _quick_run(name: str, timeout: int) -> subprocess.CompletedProcess:

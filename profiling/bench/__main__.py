@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from earwig.profiling.bench import dictation, latency, mel, monitor, peers, recovery, ring, session_log, soak, wer
+from earwig.profiling.bench import (dictation, latency, mel, model_memory, monitor, peers, recovery, ring, session_log,
+                                    soak, wer)
 
-BENCHMARKS = {"dictation": dictation, "latency": latency, "mel": mel, "monitor": monitor, "peers": peers,
+BENCHMARKS = {"dictation": dictation, "latency": latency, "mel": mel, "model_memory": model_memory, "monitor": monitor, "peers": peers,
               "recovery": recovery, "ring": ring, "session_log": session_log, "soak": soak, "wer": wer}
 
 
