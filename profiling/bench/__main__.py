@@ -8,8 +8,8 @@ import sys
 from earwig.profiling.bench import (dictation, latency, mel, model_memory, monitor, peers, recovery, ring, session_log,
                                     soak, wer)
 
-BENCHMARKS = {"dictation": dictation, "latency": latency, "mel": mel, "model_memory": model_memory, "monitor": monitor, "peers": peers,
-              "recovery": recovery, "ring": ring, "session_log": session_log, "soak": soak, "wer": wer}
+BENCHMARKS = {"dictation": dictation, "latency": latency, "mel": mel, "model_memory": model_memory, "monitor": monitor,
+              "peers": peers, "recovery": recovery, "ring": ring, "session_log": session_log, "soak": soak, "wer": wer}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,14 +15,14 @@ import random
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
 
+from earwig.profiling.harness import SHARED_AUDIO
 from earwig.profiling.report import table
 
-REAL = Path(__file__).resolve().parents[3] / "shared" / "audio" / "real"
+REAL = SHARED_AUDIO / "real"
 #: (label, encoder windows rounded up to 2 s, heap given back after each pass)
 WAYS = [("any length, heap kept (neither)", False, False),
         ("2 s windows, heap kept", True, False),
@@ -73,6 +73,8 @@ def _measure(model_name: str, count: int, buckets: bool, give_back: bool) -> dic
     from earwig import model_store
     from earwig.actors.model_session import give_back_free_heap
     from earwig.audio.log_mel import bins_for_model
+    from whisper.audio import N_FRAMES
+
     from earwig.decoding.model import PAD_FRAMES, LoadedModel
     from earwig.decoding.transcribe import Window, compile_alignment, transcribe
 
@@ -80,7 +82,7 @@ def _measure(model_name: str, count: int, buckets: bool, give_back: bool) -> dic
     compile_alignment()
     found = {"rss_mb": [], "pass_s": [], "give_back_s": []}
     for frames in _utterances(bins_for_model(model_name), count):
-        any_length = None if buckets else min(3000, -(-(len(frames) + PAD_FRAMES) // 2) * 2)
+        any_length = None if buckets else min(N_FRAMES, -(-(len(frames) + PAD_FRAMES) // 2) * 2)
         started = time.perf_counter()
         transcribe(model, [Window(frames)], n_frames=any_length)
         found["pass_s"].append(time.perf_counter() - started)
