@@ -224,8 +224,11 @@ def test_a_broken_final_model_fails_alone_and_the_partials_go_on(spoken, tmp_pat
     assert str(broken) in failed[0].error and "saved by openai-whisper" in failed[0].fix
     assert any(isinstance(m, ActorFailed) and m.actor == "final" and m.fatal for m in seen)
     assert supervisor.restarts("final") == 0  # it said why; restarting would repeat it
-    partial_utterances = {m.start for m in seen if isinstance(m, Partial) and m.committed}
-    assert len(partial_utterances) >= 2  # the preview went on after the final model failed
+    # The preview went on after the final model failed (at the first utterance): any Partial
+    # counts, not only committed text, which needs two passes of a preview niced below the
+    # rest and so depends on how busy the machine is.
+    partial_utterances = {m.start for m in seen if isinstance(m, Partial)}
+    assert len(partial_utterances) >= 2
     assert not [m for m in seen if isinstance(m, Final)]
 
 
