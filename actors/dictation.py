@@ -202,7 +202,8 @@ class Dictator:
         if current.cancel:
             self._settle(DictationState(state="ready", detail="cancelled"))
             return
-        text = replaced(" ".join(f.text for f in sorted(current.finals, key=lambda f: f.start) if f.text),
+        said = [f for f in sorted(current.finals, key=lambda f: f.start) if f.text and not f.echo]  # echo: the speakers'
+        text = replaced(" ".join(f.text for f in said),
                         self._settings.replacements)
         if not text.strip():
             self._settle(DictationState(state="delivered", detail="no speech was heard: nothing to type"))

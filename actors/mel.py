@@ -10,10 +10,11 @@ receive  every CYCLE_S, the PCM items each source's ring holds (read in its own 
          the last mel process died, which this one carries on
 compute  log-mel frames for every bin count the models need (one shared STFT per hop,
          ``audio.log_mel.LogMelStream``), and Silero VAD per source (``audio.vad``)
+         (the mic cleaned of the speakers' echo first, ``actors/mel_echo``, when on)
 publish  one frame per ring item in ``mel{bins}-{source}`` (item ``t`` is the frame centred
          on sample ``160 t``, stamped with the capture time of its last sample);
          SpeechStart / SpeechEnd with sample positions; DictationSpan once a dictation's
-         utterance is closed; Stats
+         utterance is closed; Stats; EchoState of the mic's echo canceller
 
 Why one process for both: they read the same samples at the same pace, and the STFT is
 shared by every bin count, so one reader per source does all of it.
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from earwig.actors.mel_echo import MicEchoStage
 from earwig.actors.runtime import Actor
 from earwig.audio.log_mel import HALF_WINDOW, HOP, LogMelStream
 from earwig.audio.vad import CHUNK, VoiceActivity
@@ -63,6 +65,9 @@ class MelSource:
     #: oldest frame a reader still needs (the final actor's hold), so none is overwritten
     #: unread; this reader's PCM cursor then holds the replay back in turn.
     paced: bool = False
+    #: The speakers' PCM ring, whose sound is taken out of this source (the mic's echo
+    #: cancellation, ``actors/mel_echo``); empty: none.
+    echo_reference: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,7 @@ class _SourceStream:
         start = self._frames.needs_sample
         self._reader = self._pcm.reader(PCM_READER_SLOT, start // self._item_len)
         self._paced = source.paced
+        self._echo = MicEchoStage(source.echo_reference, self._pcm) if source.echo_reference else None
         self._vad = VoiceActivity(self.source, vad, start)
         self.ended_at: int | None = None
         #: Dictation's key presses and releases, applied in order once the VAD reaches them.
@@ -160,6 +166,8 @@ class _SourceStream:
     def _room(self) -> int | None:
         """How many PCM items may be read now: any (None) unless paced; paced, what keeps
         every frame ring within half a ring of its readers' oldest held frame."""
+        if self._echo is not None:
+            return self._echo.readable(self._reader.position, self._reader.available())
         if not self._paced:
             return None
         frames = min(ring.spec.capacity // 2 - (writer.next_seq - min(ring.reader_cursors(), default=writer.next_seq))
@@ -178,6 +186,8 @@ class _SourceStream:
         head = self._frames.needs_sample - at  # a resumed stream starts inside an item
         if head > 0:
             samples, at = samples[head:], at + head
+        if self._echo is not None:
+            samples = self._echo.clean(samples, at, batch, talking=self._vad.segmenter.active)
         started = time.thread_time()
         self._publish_frames(self._frames.push(samples), batch)
         frames_done = time.thread_time()
@@ -243,10 +253,15 @@ class _SourceStream:
             f"{self.source}_pcm_overruns": float(self._reader.overruns),
             f"{self.source}_frames_cpu_s": self._frames_cpu_s,
             f"{self.source}_vad_cpu_s": self._vad_cpu_s,
+            **({f"{self.source}_echo_cpu_s": self._echo.cpu_s} if self._echo else {}),
             "cpu_s": time.process_time(),
         }))
+        if self._echo is not None:
+            self._actor.publish(self._echo.state())
 
     def close(self) -> None:
+        if self._echo is not None:
+            self._echo.close()
         self._reader.release_slot()
         for ring in (self._pcm, *self._mel.values()):
             ring.close()

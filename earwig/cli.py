@@ -266,7 +266,7 @@ def _export(args: argparse.Namespace) -> int:
         if not path.exists():
             raise EarwigError(f"no session {args.session!r}", "`earwig export --list` names them")
     try:
-        finals = [f for f in read(path) if f.text and (args.source is None or f.source == args.source)]
+        finals = [f for f in read(path) if f.text and not f.echo and (args.source is None or f.source == args.source)]
     except (ValueError, KeyError, UnicodeDecodeError) as error:
         raise EarwigError(f"{path} is not an earwig session log ({error})", "give a file from `earwig export --list`") from None
     started = datetime.strptime(path.stem.rsplit("-", 1)[0], "%Y%m%d-%H%M%S")

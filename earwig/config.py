@@ -122,6 +122,15 @@ class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "session log or what the save key writes.")] = 2000
 
 
+class EchoConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The speakers heard by the microphone (laptop speakers, no headphones)."""
+
+    cancel: Annotated[Literal["auto", "on", "off"], Meta(description=
+        "Take what the speakers play out of the mic (WebRTC AEC3, the speakers' capture as "
+        "the reference): auto when both sources are live devices; on also for two "
+        "real-time replays; off never.")] = "auto"
+
+
 class DictationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Hotkey dictation (`earwig dictate`): speak, and the text lands in the focused window."""
 
@@ -161,6 +170,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "start/end is frame n of the file), to hear a Final again.")] = False
     vad: VadConfig = msgspec.field(default_factory=VadConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
+    echo: EchoConfig = msgspec.field(default_factory=EchoConfig)
     monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)
     dictation: DictationConfig = msgspec.field(default_factory=DictationConfig)
 

@@ -183,6 +183,9 @@ class Final(Message):
     language: str
     words: list[Word] = []
     stamps: Stamps | None = None
+    #: A mic Final that repeats what the speakers said over the same time (their sound in
+    #: the microphone): kept in the session log, never shown, typed or exported.
+    echo: bool = False
 
 
 class ModelState(Message):
@@ -197,6 +200,18 @@ class ModelState(Message):
     load_s: float = 0.0
     error: str = ""
     fix: str = ""
+
+
+class EchoState(Message):
+    """The mic's echo canceller: whether the mic hears the speakers (``heard``), how late
+    (``delay_ms``, capture clocks aligned), and the echo return loss enhancement it reaches
+    while they play (``erle_db``). ``speakers_offset``: a speakers position minus the mic
+    position of the same instant, in samples (how the two sources' times line up)."""
+
+    heard: bool
+    delay_ms: float | None = None
+    erle_db: float | None = None
+    speakers_offset: int = 0
 
 
 class Stats(Message):
@@ -262,7 +277,7 @@ class DictationState(Message):
 AnyMessage = Union[
     PauseSource, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SourceState, SpeechStart,
     SpeechPause, SpeechResume, SpeechEnd,
-    Partial, Final, ModelState, Stats,
+    Partial, Final, ModelState, EchoState, Stats,
     DictationCommand, DictationStart, DictationStop, DictationSpan, DictationState,
 ]
 

@@ -68,7 +68,8 @@ async def record(config: Config, seconds: float, warn: Callable[[str], None] = l
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("profile.log")) as supervisor:
+    async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("profile.log"),
+                          echo_filter=plan.echo.on) as supervisor:
         messages = supervisor.subscribe()
         pcm = {source: supervisor.rings[pcm_ring_name(prefix, source)] for source in plan.sources}
         recording.ring_capacity = {name: ring.spec.capacity for name, ring in supervisor.rings.items()}

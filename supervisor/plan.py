@@ -7,7 +7,7 @@ server) surfaces here, in the foreground process, as one message before any acto
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import msgspec
 
@@ -18,12 +18,21 @@ from earwig.actors.dictation import DictationParams
 from earwig.actors.mel import MelParams, MelSource
 from earwig.actors.model_session import ModelParams
 from earwig.actors.runtime import ActorSpec, spec_for
+from earwig.audio.echo import FRAME
 from earwig.audio.log_mel import HOP, bins_for_model
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config, ModelsConfig
 from earwig.errors import EarwigError
 from earwig.messages import SOURCES, Source
 from earwig.shm import RingSpec
+
+
+@dataclass(frozen=True)
+class EchoDecision:
+    """Whether the mic's echo is cancelled; ``problem``: why not, where it was asked for."""
+
+    on: bool
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class Plan:
     #: Enabled sources left out because their device cannot be had (only when devices are
     #: optional: the monitor shows why in the source's column and runs the others).
     unavailable: dict[Source, EarwigError] = field(default_factory=dict)
+    echo: EchoDecision = EchoDecision(on=False)
 
 
 def with_what_can_run(plan: Plan, warn: Callable[[str], None]) -> Plan:
@@ -44,7 +54,41 @@ def with_what_can_run(plan: Plan, warn: Callable[[str], None]) -> Plan:
         raise next(iter(plan.unavailable.values()))
     for source, error in plan.unavailable.items():
         warn(f"{source} left out: {error}")
+    if plan.echo.problem:
+        warn(plan.echo.problem)
     return plan
+
+
+def echo_cancelled(config: Config, sources: list[Source]) -> EchoDecision:
+    """Echo cancellation needs the speakers' signal beside the mic's, on one clock, in
+    the same room: two live devices, or (asked for) two replays at real-time pace. Where it
+    was asked for (on, or auto with live devices) and cannot be, ``problem`` says why; the
+    run goes on without it."""
+    mode = config.echo.cancel
+    if mode == "off":
+        return EchoDecision(on=False)
+    replays = [bool(config.source(source).replay) for source in SOURCES]
+
+    def cannot(why: str, fix: str) -> EchoDecision:
+        return EchoDecision(on=False, problem=f"echo.cancel = {mode}, but {why}: echo is not cancelled ({fix})")
+
+    if "mic" not in sources or "speakers" not in sources:
+        missing = "the speakers are" if "mic" in sources else "the mic is"
+        return cannot(f"{missing} not captured", "it needs both sources") if mode == "on" else EchoDecision(on=False)
+    if replays[0] != replays[1]:
+        if mode == "auto":
+            return EchoDecision(on=False)
+        return cannot("one source is a replay and the other a live device (they share no room)",
+                      "replay both, or capture both")
+    if replays[0] and mode == "auto":
+        return EchoDecision(on=False)
+    if replays[0] and not (config.mic.realtime and config.speakers.realtime):
+        return cannot("a replay as fast as the pipeline goes has no clock to align the speakers by",
+                      "replay both in real time")
+    if config.block_samples % FRAME:
+        return cannot(f"block_samples = {config.block_samples} is not a multiple of {FRAME} (10 ms)",
+                      f"set block_samples to a multiple of {FRAME}")
+    return EchoDecision(on=True)
 
 
 def pcm_ring_name(prefix: str, source: Source) -> str:
@@ -117,6 +161,7 @@ def listen_plan(config: Config, prefix: str, devices_optional: bool = False) -> 
     if not plan.sources:
         return plan
     rings, sources = list(plan.rings), []
+    echo = echo_cancelled(config, plan.sources)
     for source in plan.sources:
         frame_rings = {bins: RingSpec(mel_ring_name(prefix, source, bins),
                                       ring_capacity(config.ring_seconds, HOP), bins)
@@ -125,9 +170,11 @@ def listen_plan(config: Config, prefix: str, devices_optional: bool = False) -> 
         sources.append(MelSource(source, pcm_ring_name(prefix, source),
                                  {bins: ring.name for bins, ring in frame_rings.items()},
                                  replay=bool(config.source(source).replay),
-                                 paced=bool(config.source(source).replay) and not config.source(source).realtime))
+                                 paced=bool(config.source(source).replay) and not config.source(source).realtime,
+                                 echo_reference=pcm_ring_name(prefix, "speakers") if echo.on and source == "mic"
+                                 else ""))
     mel = spec_for("mel", "earwig.actors.mel", MelParams(tuple(sources), config.vad, config.device))
-    return Plan(rings, [*plan.actors, mel], plan.sources, plan.unavailable)
+    return replace(plan, rings=rings, actors=[*plan.actors, mel], echo=echo)
 
 
 #: The preview's CPU threads: one, so a preview still running when the final pass starts
@@ -168,7 +215,7 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
         actors.append(spec_for(role, f"earwig.actors.{role}", params, idle_evict_s=models.idle_evict_s,
                                niceness=PREVIEW_NICENESS if role == "preview" else 0,
                                answers_speech=role == "final", shutdown_step=int(role == "final")))
-    return Plan(plan.rings, actors, plan.sources, plan.unavailable)
+    return replace(plan, actors=actors)
 
 
 def check_model(model: str, models: ModelsConfig, role: str = "final") -> None:
@@ -197,4 +244,4 @@ def with_dictation(plan: Plan, config: Config, prefix: str, socket: str, desktop
     """``plan`` (which transcribes the mic) plus the dictation actor."""
     dictation = spec_for("dictation", "earwig.actors.dictation",
                          DictationParams(config.dictation, pcm_ring_name(prefix, "mic"), socket, desktop))
-    return Plan(plan.rings, [*plan.actors, dictation], plan.sources, plan.unavailable)
+    return replace(plan, actors=[*plan.actors, dictation])

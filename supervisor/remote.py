@@ -43,24 +43,25 @@ SUPERVISOR = "supervisor"
 
 
 def serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keep_log: bool,
-          keep_audio: dict[Source, str], conn: Connection) -> None:
+          keep_audio: dict[Source, str], echo_filter: bool, conn: Connection) -> None:
     """Process entry point (spawn target): run a Supervisor until the client says Shutdown
     or goes away. Ctrl-C and a closed terminal reach the client, which decides.
     ``keep_log``: write the session log (``session_log``); ``keep_audio``: and these PCM
-    rings beside it (``session_audio``)."""
+    rings beside it (``session_audio``); ``echo_filter``: the Supervisor's."""
     redirect_output(log_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    run_loop(_serve(rings, actors, log_path, keep_log, keep_audio, conn))
+    run_loop(_serve(rings, actors, log_path, keep_log, keep_audio, echo_filter, conn))
 
 
 async def _serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keep_log: bool,
-                 keep_audio: dict[Source, str], conn: Connection) -> None:
+                 keep_audio: dict[Source, str], echo_filter: bool, conn: Connection) -> None:
     channel = Channel(conn)
     sender = _Sender(conn)
     try:
         async with Supervisor(rings, actors, log_path=log_path and Path(log_path),
-                              session_log=SessionLog() if keep_log else None, keep_audio=keep_audio) as supervisor:
+                              session_log=SessionLog() if keep_log else None, keep_audio=keep_audio,
+                              echo_filter=echo_filter) as supervisor:
             published = supervisor.subscribe()
             sender.put(ActorReady(actor=SUPERVISOR, pid=os.getpid()))
             forwarding = asyncio.create_task(_forward(published, sender))
@@ -120,10 +121,11 @@ class RemoteSupervisor:
 
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec], log_path: Path | None = None,
                  policy: RestartPolicy = RestartPolicy(), keep_log: bool = False,
-                 keep_audio: dict[Source, str] | None = None) -> None:
+                 keep_audio: dict[Source, str] | None = None, echo_filter: bool = False) -> None:
         """``keep_log``: the supervisor writes the session log (``session_log``), and with
-        ``keep_audio`` these PCM rings beside it (``session_audio``)."""
-        self._keep_log, self._keep_audio = keep_log, keep_audio or {}
+        ``keep_audio`` these PCM rings beside it (``session_audio``); ``echo_filter``: it
+        marks the mic's echo Finals (``Supervisor``)."""
+        self._keep_log, self._keep_audio, self._echo_filter = keep_log, keep_audio or {}, echo_filter
         self._ring_specs = rings
         self._actors = actors
         self._log_path = log_path
@@ -138,7 +140,7 @@ class RemoteSupervisor:
         ours, theirs = context.Pipe(duplex=True)
         self._process = context.Process(
             target=serve, args=(self._ring_specs, self._actors, self._log_path and str(self._log_path),
-                                self._keep_log, self._keep_audio, theirs),
+                                self._keep_log, self._keep_audio, self._echo_filter, theirs),
             name=f"earwig-{SUPERVISOR}")
         self._process.start()
         theirs.close()

@@ -7,7 +7,8 @@ and the command line, so logging here covers them all, and before any of them.
 Where: ``$XDG_DATA_HOME/earwig/sessions/<started>-<pid>.jsonl``, mode 0600 in a 0700
 folder. A line: ``{"source", "start", "end", "wall", "text", "words": [{"word", "start",
 "end", "probability"}], "model"}``, positions in samples since the source started, ``wall``
-the local time the Final was written (ISO 8601).
+the local time the Final was written (ISO 8601); ``"echo": true`` on a mic Final that
+repeats the speakers (``echo_filter``), which nothing shows or exports.
 
 A folder that cannot be written (read-only, full) does not stop the session: the log says
 so once (``problem``), and the Finals still reach the screen, which keeps them in memory.
@@ -49,6 +50,8 @@ class SessionLog:
                   "wall": datetime.now().isoformat(timespec="milliseconds"), "text": final.text,
                   "words": [{"word": w.text, "start": w.start, "end": w.end, "probability": w.probability}
                             for w in final.words], "model": model}
+        if final.echo:
+            record["echo"] = True
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
         try:
             written = os.write(self._descriptor, line)
@@ -82,5 +85,5 @@ def read(path: Path) -> list[Final]:
         finals.append(Final(source=record["source"], start=record["start"], end=record["end"],
                             text=record["text"], language="",
                             words=[Word(w["word"], w["start"], w["end"], w["probability"])
-                                   for w in record["words"]]))
+                                   for w in record["words"]], echo=record.get("echo", False)))
     return finals

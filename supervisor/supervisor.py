@@ -43,6 +43,7 @@ from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Final, Heartbe
 from earwig.shm import Ring, RingSpec, segments
 from earwig.supervisor.router import Router
 from earwig.supervisor.session_audio import KEEP_EVERY_S, SessionAudio
+from earwig.supervisor.echo_filter import EchoFilter
 from earwig.supervisor.session_log import SessionLog
 
 
@@ -120,10 +121,13 @@ class Supervisor:
 
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec],
                  policy: RestartPolicy = RestartPolicy(), log_path: Path | None = None,
-                 session_log: SessionLog | None = None, keep_audio: dict[Source, str] | None = None) -> None:
+                 session_log: SessionLog | None = None, keep_audio: dict[Source, str] | None = None,
+                 echo_filter: bool = False) -> None:
         """``log_path``: where the actors' output goes (default: the terminal).
         ``session_log``: where every Final is written before it is published.
-        ``keep_audio``: the PCM ring of each source whose audio is kept beside the log."""
+        ``keep_audio``: the PCM ring of each source whose audio is kept beside the log.
+        ``echo_filter``: mark the mic's Finals that repeat the speakers' (``echo_filter``),
+        where the mic's echo is cancelled."""
         self._ring_specs = rings
         self.log_path = log_path
         self.session_log = session_log
@@ -134,6 +138,7 @@ class Supervisor:
         self.stale_removed: list[str] = []
         self._subscribers: list[asyncio.Queue[AnyMessage]] = []
         self.router = Router(actors)
+        self._echo_filter = EchoFilter() if echo_filter else None
         self.router.last_activity = time.monotonic()
         self._warned_log = False
         self._watchdog_task: asyncio.Task | None = None
@@ -176,6 +181,9 @@ class Supervisor:
             await self._shut_down([r for r in self._actors.values() if r.spec.shutdown_step == step])
         for task in self._tasks:
             task.cancel()
+        if self._echo_filter is not None:  # mic Finals still waiting for a speakers Final
+            answerer = next((r for r in self._actors.values() if self.router.answers(r.spec.name)), None)
+            self._pass_on(self._echo_filter.flush(), answerer)
         for running in self._actors.values():
             if running.process is not None:
                 if running.process.is_alive():
@@ -312,23 +320,26 @@ class Supervisor:
             if isinstance(message, (Partial, Final)) and message.stamps is not None:
                 message = msgspec.structs.replace(message, stamps=msgspec.structs.replace(
                     message.stamps, received_ns=time.monotonic_ns()))
-            if isinstance(message, Final) and self.router.answers(running.spec.name) \
-                    and not self._keep(message, running):
+            if isinstance(message, Final) and self.router.answers(running.spec.name):
+                if self.router.answered(message):
+                    self._pass_on(self._echo_filter.heard(message) if self._echo_filter else [message], running)
                 continue
+            if self._echo_filter is not None:
+                self._echo_filter.heard(message)  # when the speakers talk, how the clocks line up
             self._publish(message)
             self._forward(message, running)
         channel.close()
         if channel is running.channel:
             running.drained = True
 
-    def _keep(self, final: Final, running: _Running) -> bool:
-        """Write a Final to the session log, first; False for a second answer to the same
-        utterance (a restarted final actor redid one whose Final had already come)."""
-        if not self.router.answered(final):
-            return False
-        if self.session_log is not None and not self.session_log.append(final, running.model):
-            self._warn_session_log()
-        return True
+    def _pass_on(self, finals: list[Final], running: _Running | None) -> None:
+        """Kept Finals (the first answer to each utterance): into the session log first,
+        then to every subscriber and listener."""
+        for final in finals:
+            if self.session_log is not None and not self.session_log.append(final, running.model if running else ""):
+                self._warn_session_log()
+            self._publish(final)
+            self._forward(final, running)
 
     def _warn_session_log(self) -> None:
         problem = self.session_log.problem if self.session_log else None

@@ -27,6 +27,8 @@ EXAMPLES = [
             words=[m.Word("Ask", 0, 4000, 0.9), m.Word("not.", 4000, 8000, 0.8)]),
     m.ModelState(role="final", model="base", state="ready", device="cpu", memory_bytes=10),
     m.ModelState(role="preview", model="nope", state="failed", error="unknown model", fix="use tiny"),
+    m.Final(source="mic", start=0, end=16000, text="Ask not.", language="en", echo=True),
+    m.EchoState(heard=True, delay_ms=40.5, erle_db=31.0, speakers_offset=-24000),
     m.Stats(actor="capture-mic", counters={"items_written": 5.0}),
     m.DictationCommand(action="toggle"),
     m.DictationStart(start=16000), m.DictationStop(start=16000, end=96000, cancel=False),

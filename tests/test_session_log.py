@@ -23,7 +23,9 @@ from earwig.supervisor.supervisor import Supervisor
 FINALS = [Final(source="mic", start=16000, end=48000, text="Hello there.", language="en",
                 words=[Word("Hello", 16000, 30000, 0.9), Word("there.", 30000, 48000, 0.8)]),
           Final(source="speakers", start=8000, end=40000, text="Good morning.", language="en"),
-          Final(source="mic", start=96000, end=150000, text="How are you?", language="en")]
+          Final(source="mic", start=96000, end=150000, text="How are you?", language="en"),
+          # The speakers heard in the mic: logged with its mark, never exported.
+          Final(source="mic", start=12000, end=44000, text="Good morning.", language="en", echo=True)]
 
 
 def _logged() -> Path:
@@ -40,9 +42,10 @@ def test_every_final_is_on_disk_private_and_read_back_even_after_a_cut_last_line
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["text"] for r in records] == [f.text for f in FINALS] and records[0]["model"] == "base"
     assert records[0]["words"][0] == {"word": "Hello", "start": 16000, "end": 30000, "probability": 0.9}
+    assert [r.get("echo", False) for r in records] == [False, False, False, True]
     with path.open("a") as file:
         file.write('{"source": "mic", "start": 2000')  # the power went mid-write
-    assert [f.text for f in read(path)] == [f.text for f in FINALS]
+    assert [(f.text, f.echo) for f in read(path)] == [(f.text, f.echo) for f in FINALS]
 
 
 def test_a_data_dir_that_cannot_be_written_is_reported_and_loses_nothing_shown(tmp_path):
@@ -72,7 +75,7 @@ def test_export_writes_both_sources_interleaved_by_time_or_one(form, tmp_path):
         assert json.loads(run.stdout)[1]["words"][0] == {"word": "Hello", "start": 1.0, "end": 1.875}
     only = subprocess.run([sys.executable, "-m", "earwig.cli", "export", "--format", form, "--source", "mic",
                            "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
-    assert only.returncode == 0 and "Good morning." not in (tmp_path / "out").read_text()
+    assert only.returncode == 0 and "Good morning." not in (tmp_path / "out").read_text()  # nor its echo
     assert oct((tmp_path / "out").stat().st_mode & 0o777) == "0o600"
 
 

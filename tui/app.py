@@ -41,7 +41,7 @@ from earwig.config import Config
 from earwig.errors import EarwigError
 from earwig.export import TITLES
 from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, DictationCommand, DictationState,
-                             Final, Level, Message, ModelState, Partial, PauseSource, Shutdown, Source,
+                             EchoState, Final, Level, Message, ModelState, Partial, PauseSource, Shutdown, Source,
                              SourceEnded, SourceState, SpeechStart, Stats)
 from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import Latencies, ProfilingPanel
@@ -163,6 +163,10 @@ class MonitorApp(App):
         plan = self._with_dictation(transcription_plan(self.config, prefix, devices_optional=True), prefix)
         for source, error in plan.unavailable.items():
             self.show_unavailable(source, error)
+        if plan.echo.problem:
+            self.notify(plan.echo.problem, severity="warning", timeout=10)
+        elif plan.echo.on:
+            self.status.echo = "echo cancel on"
         if not plan.sources:  # nothing to run; the screen still says why, until q
             await self._stop.wait()
             self.pipeline_done.set()
@@ -171,7 +175,8 @@ class MonitorApp(App):
         bins = bins_for_model(final_model(self.config.models.final))
         try:
             async with RemoteSupervisor(plan.rings, plan.actors, paths.fresh_log("actors.log"), keep_log=True,
-                                        keep_audio=audio_to_keep(self.config, plan, prefix)) as supervisor:
+                                        keep_audio=audio_to_keep(self.config, plan, prefix),
+                                        echo_filter=plan.echo.on) as supervisor:
                 lower_priority(self.config.monitor.niceness)
                 self._pids[SUPERVISOR] = supervisor.pid
                 mel = {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader() for s in plan.sources}
@@ -238,6 +243,8 @@ class MonitorApp(App):
             self.latencies.speech_started(message, self._captured_ns(message.source,
                                                                      self.config.vad.onset(message.start)))
         elif isinstance(message, Final):
+            if message.echo:
+                return  # the speakers heard in the mic: in the session log, not on screen
             if message.text:
                 self.session.append(message)
             self._partials.pop(message.source, None)
@@ -251,6 +258,8 @@ class MonitorApp(App):
                 self._levels[message.source] = message
         elif isinstance(message, ModelState):
             self.status.show_model(message)
+        elif isinstance(message, EchoState):
+            self.status.show_echo(message)
         elif isinstance(message, SourceState):
             self.show_connection(message)
         elif isinstance(message, SourceEnded):

@@ -1,5 +1,6 @@
 """The status bar: each model's state (evicted / loading / ready / failed, device, memory),
-the last end-of-speech -> Final latency, and the dictation state. It wraps onto a second
+the last end-of-speech -> Final latency, the dictation state, and the echo canceller's
+return loss and delay where it runs. It wraps onto a second
 line in a narrow terminal rather than cut the latency off."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from earwig.messages import ModelState
+from earwig.messages import EchoState, ModelState
 
 _STATE_COLOURS = {"ready": "green", "loading": "yellow", "evicted": "dim", "failed": "bold red"}
 
@@ -24,6 +25,8 @@ class StatusBar(Static):
     #: Seconds from the end of the speech (its capture) to the Final, for the last Final.
     final_after_s: reactive[float | None] = reactive(None)
     dictation: reactive[str] = reactive("off")
+    #: The echo canceller, where it runs (empty: it does not).
+    echo: reactive[str] = reactive("")
 
     def __init__(self) -> None:
         super().__init__("")
@@ -39,6 +42,18 @@ class StatusBar(Static):
     def watch_dictation(self) -> None:
         self.refresh_text()
 
+    def watch_echo(self) -> None:
+        self.refresh_text()
+
+    def show_echo(self, state: EchoState) -> None:
+        """The return loss it reaches (as a loss: -30 dB) and how late the echo is."""
+        if not state.heard:
+            self.echo = "echo cancel on, none heard"
+        elif state.erle_db is None:
+            self.echo = f"echo cancel at {state.delay_ms:.0f} ms"
+        else:
+            self.echo = f"echo cancel {-state.erle_db:.0f} dB at {state.delay_ms:.0f} ms"
+
     def refresh_text(self) -> None:
         parts = []
         for role in ("preview", "final"):
@@ -52,6 +67,8 @@ class StatusBar(Static):
         latency = "-" if self.final_after_s is None else f"{self.final_after_s:.2f} s"
         parts.append(f"speech end → Final {latency}")
         parts.append(f"dictation {self.dictation}")
+        if self.echo:
+            parts.append(self.echo)
         self.update(" │ ".join(parts))
 
     def on_mount(self) -> None:

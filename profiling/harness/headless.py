@@ -116,6 +116,41 @@ def unplugged(source: str = "fakemic") -> Iterator[None]:
         pactl("load-module", *next(m for m in PULSE_MODULES if f"source_name={source} " in m).split())
 
 
+@contextmanager
+def bleed(latency_ms: int, volume: float) -> Iterator[None]:
+    """What the speakers play reaches the fake microphone, ``latency_ms`` later at
+    ``volume`` (1.0: as loud as played), as laptop speakers reach their microphone: a
+    PulseAudio loopback from ``sysout.monitor`` into ``micfeed``, until the block ends."""
+    def pactl(*args: str) -> str:
+        return subprocess.run(["pactl", *args], check=True, capture_output=True, text=True).stdout
+
+    module = pactl("load-module", "module-loopback", "source=sysout.monitor", "sink=micfeed",
+                   f"latency_msec={latency_ms}", "source_dont_move=true", "sink_dont_move=true").strip()
+    try:
+        deadline = time.monotonic() + 5
+        while not (inputs := [line.split()[0] for line in pactl("list", "short", "sink-inputs").splitlines()
+                              if "module-loopback" in line]):
+            if time.monotonic() > deadline:
+                raise RuntimeError("PulseAudio's loopback has no sink input")
+            time.sleep(0.05)
+        pactl("set-sink-input-volume", inputs[-1], f"{round(volume * 65536)}")
+        yield
+    finally:
+        pactl("unload-module", module)
+
+
+async def talk_over(speakers: Path, talker: Path, after_s: float) -> None:
+    """``speakers`` played on the speakers and, ``after_s`` into it, ``talker`` into the fake
+    microphone; returns when both have played."""
+    import asyncio
+
+    played = await asyncio.create_subprocess_exec("paplay", "--device=sysout", str(speakers))
+    await asyncio.sleep(after_s)
+    talked = await asyncio.create_subprocess_exec("paplay", "--device=micfeed", str(talker))
+    if await played.wait() or await talked.wait():
+        raise RuntimeError("paplay could not play into the headless PulseAudio")
+
+
 class TextField:
     """A Tk window titled ``title`` holding one text field (``tk_field``), and every change
     of its text with its time: ``changes`` as (monotonic ns, text), ``text`` the latest."""

@@ -1,0 +1,261 @@
+"""Echo cancellation: what the speakers play, taken out of what the microphone hears.
+
+Three parts, each small and pure (no rings, no processes), composed by ``MicEcho``:
+
+- ``RingClock`` puts a ring's sample positions on the monotonic clock. The two capture
+  streams start at different moments (an idle PulseAudio monitor delivers its first block
+  0.8-2 s late), so sample ``n`` of the mic and sample ``n`` of the speakers are not the
+  same instant; their items' capture stamps say which are.
+- ``EchoPath`` says whether the mic hears the speakers at all, and how late (GCC-PHAT at
+  8 kHz over the last two seconds). Until it hears an echo, the mic goes through untouched:
+  with headphones, cancellation must not make the mic worse, and AEC3 fed a mic with no
+  echo in it still shapes it (its comfort noise became words in a test).
+- ``EchoCanceller`` is WebRTC's AEC3 through LiveKit's maintained binding (a binary wheel):
+  an adaptive filter with its own fine delay tracking, residual echo suppression, double
+  talk detection. Why not speexdsp's canceller: no delay estimation, no maintained binding.
+  Only the echo canceller runs (no noise suppression, gain control or high-pass): Whisper
+  reads the mic as captured, minus the speakers.
+
+The far end is fed to AEC3 shifted so the echo it has to find is ``TARGET_DELAY_S`` late:
+AEC3 follows a few hundred milliseconds by itself, the path's estimate covers the rest
+(an echo up to ``MAX_LAG_S`` late, or early, as a loopback with less buffering than the
+speakers' capture makes it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from earwig.config import SAMPLE_RATE
+
+#: AEC3 works on 10 ms frames.
+FRAME = SAMPLE_RATE // 100
+#: The path is judged on this much audio, this often, at 8 kHz.
+PATH_WINDOW_S = 2.0
+PATH_EVERY_S = 0.5
+#: How far late (or early) an echo is looked for, past the clocks' alignment.
+MAX_LAG_S = 0.8
+#: A GCC-PHAT peak this many standard deviations above the correlation's spread is an
+#: echo. Real speech through a room: 20-60 at -20 dB echo, 12-25 in double talk; unrelated
+#: speech on both sides stays under 7.
+PEAK_SIGMAS = 10.0
+#: Two estimates this close in a row make a path (one could be a chance peak).
+AGREE_S = 0.01
+#: Speakers playing this long with no echo found: the path is given up (headphones put
+#: on, the volume turned down), so the mic goes through untouched again.
+UNHEARD_S = 10.0
+#: The far end counts as playing above this RMS (dBFS) over a path window.
+FAR_ACTIVE_DB = -50.0
+#: The delay left for AEC3 to find: positive, so the far end always comes first.
+TARGET_DELAY_S = 0.02
+#: The path's estimate moves the far end only by more than this.
+RESHIFT_S = 0.015
+#: The return loss: the median of the last ERLE_WINDOWS windows of ERLE_WINDOW_S each, of
+#: the speakers playing and no one talking into the mic (the median: a window the VAD
+#: had not yet called speech does not pull the figure down).
+ERLE_WINDOW_S = 0.5
+ERLE_WINDOWS = 20
+#: A ring's clock is the earliest arrival seen over this much recent time (items arrive
+#: late by their buffering, never early; a short window follows the device's clock drift).
+CLOCK_WINDOW_S = 10.0
+
+
+def _db(power: float) -> float:
+    return float(10 * np.log10(max(power, 1e-20)))
+
+
+class RingClock:
+    """When sample 0 of a ring was captured, from its items' stamps.
+
+    A stamp is when a block arrived, which is at least its last sample's capture time; the
+    earliest ``stamp - end / SAMPLE_RATE`` over a recent window is the best estimate."""
+
+    def __init__(self) -> None:
+        self._lows: deque[tuple[int, float]] = deque()  # (stamp, its estimate), oldest first
+        self._best: deque[tuple[int, float]] = deque()  # the window's minima, increasing
+
+    def observe(self, first_item: int, stamps_ns: np.ndarray, item_len: int) -> None:
+        """Items ``first_item..`` and their stamps (0: none, as a replay's padding has)."""
+        stamped = np.flatnonzero(stamps_ns > 0)
+        if not len(stamped):
+            return
+        ends_s = (first_item + stamped + 1) * item_len / SAMPLE_RATE
+        origins = stamps_ns[stamped] / 1e9 - ends_s
+        low = int(np.argmin(origins))
+        stamp, origin = int(stamps_ns[stamped[-1]]), float(origins[low])
+        while self._best and self._best[-1][1] >= origin:
+            self._best.pop()
+        self._best.append((stamp, origin))
+        while self._best[0][0] < stamp - CLOCK_WINDOW_S * 1e9:
+            self._best.popleft()
+
+    @property
+    def origin_s(self) -> float | None:
+        """The monotonic time (s) of sample 0, or None before any stamped item."""
+        return self._best[0][1] if self._best else None
+
+
+def far_offset(mic: RingClock, far: RingClock) -> int | None:
+    """The far end's position minus the mic's for the same instant, in samples."""
+    if mic.origin_s is None or far.origin_s is None:
+        return None
+    return round((mic.origin_s - far.origin_s) * SAMPLE_RATE)
+
+
+def gcc_phat_lag(mic: np.ndarray, far: np.ndarray, max_lag: int) -> tuple[int, float]:
+    """The lag (samples; positive: the mic hears the far end that late) of the strongest
+    phase-transform correlation within ``max_lag``, and its height in standard deviations."""
+    n = 1 << int(np.ceil(np.log2(len(mic) + len(far))))
+    cross = np.fft.rfft(mic, n) * np.conj(np.fft.rfft(far, n))
+    cross /= np.maximum(np.abs(cross), 1e-12)
+    correlation = np.fft.irfft(cross, n)
+    lags = np.concatenate((correlation[:max_lag + 1], correlation[n - max_lag:]))
+    peak = int(np.argmax(lags))
+    sigmas = float((lags[peak] - lags.mean()) / max(lags.std(), 1e-12))
+    return (peak if peak <= max_lag else peak - len(lags)), sigmas
+
+
+@dataclass(frozen=True)
+class PathEstimate:
+    heard: bool
+    #: How late the echo is in what the canceller is fed (s), once heard.
+    delay_s: float | None = None
+
+
+class EchoPath:
+    """Whether the mic hears the far end as it is fed, and how late: a decision per window."""
+
+    RATE = SAMPLE_RATE // 2
+
+    def __init__(self) -> None:
+        self._size = int(PATH_WINDOW_S * self.RATE)
+        self._mic = np.zeros(self._size, np.float32)
+        self._far = np.zeros(self._size, np.float32)
+        self._filled = 0
+        self._since_check = 0
+        self._candidate: float | None = None
+        self._unheard_s = 0.0
+        self.estimate = PathEstimate(heard=False)
+
+    def reset(self) -> None:
+        """The far end was moved: what is buffered no longer lines up."""
+        self._filled = self._since_check = 0
+
+    def push(self, mic: np.ndarray, far: np.ndarray) -> PathEstimate:
+        """Equal lengths of 16 kHz mic and far end (even: whole frames)."""
+        mic8, far8 = _halve(mic), _halve(far)
+        k = len(mic8)
+        self._mic = np.concatenate((self._mic[k:], mic8))
+        self._far = np.concatenate((self._far[k:], far8))
+        self._filled = min(self._size, self._filled + k)
+        self._since_check += k
+        if self._filled == self._size and self._since_check >= PATH_EVERY_S * self.RATE:
+            self._since_check = 0
+            self._judge()
+        return self.estimate
+
+    def _judge(self) -> None:
+        if _db(float(np.mean(self._far ** 2))) < FAR_ACTIVE_DB:
+            return  # nothing played: nothing to learn
+        lag, sigmas = gcc_phat_lag(self._mic, self._far, int(MAX_LAG_S * self.RATE))
+        if sigmas < PEAK_SIGMAS:
+            self._candidate = None
+            self._unheard_s += PATH_EVERY_S
+            if self.estimate.heard and self._unheard_s >= UNHEARD_S:
+                self.estimate = PathEstimate(heard=False)
+            return
+        delay = lag / self.RATE
+        self._unheard_s = 0.0
+        if self._candidate is not None and abs(delay - self._candidate) <= AGREE_S:
+            self.estimate = PathEstimate(heard=True, delay_s=(delay + self._candidate) / 2)
+        self._candidate = delay
+
+
+def _halve(audio: np.ndarray) -> np.ndarray:
+    """16 kHz to 8 kHz, averaging pairs: enough low-pass for a correlation's peak."""
+    return audio.reshape(-1, 2).mean(axis=1).astype(np.float32)
+
+
+class EchoCanceller:
+    """AEC3 on whole 10 ms frames of mic and far end (float32 at 16 kHz, aligned)."""
+
+    def __init__(self) -> None:
+        from livekit import rtc  # its native library loads only where echo is cancelled
+
+        self._rtc = rtc
+        self._apm = rtc.AudioProcessingModule(echo_cancellation=True)
+
+    def process(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
+        out = np.empty_like(mic)
+        for at in range(0, len(mic), FRAME):
+            reverse = self._frame(far[at:at + FRAME])
+            self._apm.process_reverse_stream(reverse)
+            near = self._frame(mic[at:at + FRAME])
+            self._apm.process_stream(near)
+            out[at:at + FRAME] = np.frombuffer(near.data, np.int16) / 32768.0
+        return out
+
+    def _frame(self, audio: np.ndarray):
+        pcm = (np.clip(audio, -1.0, 32767 / 32768) * 32768).astype(np.int16)
+        return self._rtc.AudioFrame(pcm.tobytes(), SAMPLE_RATE, 1, FRAME)
+
+
+@dataclass(frozen=True)
+class EchoReport:
+    """What the status bar and the session log say of the canceller."""
+
+    heard: bool
+    delay_ms: float | None
+    #: Echo return loss enhancement while the speakers played (dB; None before any).
+    erle_db: float | None
+
+
+class MicEcho:
+    """The mic's echo stage: the path decides, the canceller cleans, the far end's shift
+    follows the path; the return loss is measured on what was cleaned."""
+
+    def __init__(self) -> None:
+        self._canceller = EchoCanceller()
+        self._path = EchoPath()
+        #: Samples the far end is read earlier than the mic's instant (negative: later).
+        self.shift = 0
+        self._in = self._out = 0.0
+        self._measured = 0
+        self._erles: deque[float] = deque(maxlen=ERLE_WINDOWS)
+
+    def clean(self, mic: np.ndarray, far: np.ndarray, talking: bool = False) -> np.ndarray:
+        """Whole frames of mic and the far end read at ``shift``: the mic to transcribe.
+        ``talking``: the mic's VAD hears speech in it (the return loss is measured where
+        the speakers play and no one talks into the mic, as ERLE is defined)."""
+        cleaned = self._canceller.process(mic, far)
+        estimate = self._path.push(mic, far)
+        if not estimate.heard:
+            return mic
+        if abs(estimate.delay_s - TARGET_DELAY_S) > RESHIFT_S:
+            self.shift += round((estimate.delay_s - TARGET_DELAY_S) * SAMPLE_RATE)
+            self._path.reset()
+            self._path.estimate = PathEstimate(heard=True, delay_s=TARGET_DELAY_S)
+        if not talking:
+            self._measure(mic, far, cleaned)
+        return cleaned
+
+    def _measure(self, mic: np.ndarray, far: np.ndarray, cleaned: np.ndarray) -> None:
+        if _db(float(np.mean(far ** 2))) < FAR_ACTIVE_DB:
+            return
+        self._in += float(np.sum(mic.astype(np.float64) ** 2))
+        self._out += float(np.sum(cleaned.astype(np.float64) ** 2))
+        self._measured += len(mic)
+        if self._measured >= ERLE_WINDOW_S * SAMPLE_RATE:
+            self._erles.append(_db(self._in) - _db(self._out))
+            self._in = self._out = 0.0
+            self._measured = 0
+
+    @property
+    def report(self) -> EchoReport:
+        estimate = self._path.estimate
+        delay = None if not estimate.heard else (self.shift / SAMPLE_RATE + estimate.delay_s) * 1000
+        erle = float(np.median(self._erles)) if self._erles else None
+        return EchoReport(heard=estimate.heard, delay_ms=delay, erle_db=erle)

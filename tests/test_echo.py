@@ -1,0 +1,215 @@
+"""The mic's echo canceller on real speech: what the speakers play is taken out of the mic,
+the talker is kept, a mic with no echo is left as it was, and the two sources' clocks are
+lined up by their capture stamps."""
+
+import asyncio
+
+import numpy as np
+import pytest
+import soundfile
+
+from earwig.audio.echo import FRAME, PATH_EVERY_S, UNHEARD_S, MicEcho, RingClock, far_offset, gcc_phat_lag
+from earwig.audio.files import read_audio
+from earwig.config import SAMPLE_RATE, Config, EchoConfig, SourceConfig
+from earwig.messages import EchoState, SpeechEnd, SpeechStart, Stats
+from earwig.profiling.harness import SHARED_AUDIO, headless
+from earwig.supervisor.plan import echo_cancelled, listen_plan, pcm_ring_name
+from earwig.supervisor.supervisor import Supervisor
+
+REAL_AUDIO = SHARED_AUDIO / "real"
+
+FAR_FILES = ("librispeech_test-clean_1089-134686-0000.flac", "librispeech_dev-clean_1272-128104-0000.wav",
+             "librispeech_dev-clean_2086-149220-0033.wav", "librispeech_test-clean_1221-135766-0002.wav")
+TALKER = "ljspeech_LJ001-0001.wav"
+BLOCK = 10 * FRAME
+
+
+@pytest.fixture(scope="module")
+def far() -> np.ndarray:
+    """About 40 s of read speech: what the speakers play."""
+    return np.concatenate([read_audio(REAL_AUDIO / name) for name in FAR_FILES])
+
+
+@pytest.fixture(scope="module")
+def talker() -> np.ndarray:
+    return read_audio(REAL_AUDIO / TALKER)
+
+
+def room(far: np.ndarray, delay_s: float, gain: float = 0.3) -> np.ndarray:
+    """The speakers heard ``delay_s`` later (negative: earlier, as a loopback with less
+    buffering than the speakers' capture hears them) through a room's decaying reflections."""
+    response = np.zeros(2400, np.float32)
+    response[0] = gain
+    response += np.random.default_rng(0).standard_normal(2400).astype(np.float32) * np.exp(-np.arange(2400) / 400) * gain * 0.3
+    echo = np.convolve(far, response)[:len(far)].astype(np.float32)
+    shift = int(abs(delay_s) * SAMPLE_RATE)
+    if delay_s >= 0:
+        return np.concatenate((np.zeros(shift, np.float32), echo[:len(far) - shift]))
+    return np.concatenate((echo[shift:], np.zeros(shift, np.float32)))
+
+
+def cancel(mic: np.ndarray, far: np.ndarray, talking_from: int | None = None) -> tuple[np.ndarray, MicEcho]:
+    """The mic through MicEcho block by block, the far end read at its shift as the mel
+    actor reads it; from ``talking_from`` on the VAD hears the talker (as the mel actor's
+    does)."""
+    echo, out = MicEcho(), []
+    for at in range(0, len(mic) // BLOCK * BLOCK, BLOCK):
+        wanted = np.arange(at - echo.shift, at - echo.shift + BLOCK)
+        block = np.where((wanted >= 0) & (wanted < len(far)), far[np.clip(wanted, 0, len(far) - 1)], 0).astype(np.float32)
+        talking = talking_from is not None and at >= talking_from
+        out.append(echo.clean(mic[at:at + BLOCK], block, talking))
+    return np.concatenate(out), echo
+
+
+def power_db(audio: np.ndarray) -> float:
+    return float(10 * np.log10(np.mean(audio.astype(np.float64) ** 2)))
+
+
+@pytest.mark.parametrize("delay_s", [0.02, 0.08, 0.2, -0.3])
+def test_the_speakers_are_taken_out_of_the_mic_and_the_talker_is_kept(far, talker, delay_s):
+    """Echo alone for the first half, the talker over it after: > 25 dB less echo once the
+    path is found, the talker within 4 dB of their own level (AEC3's suppressor takes
+    3.1-3.2 dB in double talk as loud as this: the echo about as loud as the talker; it
+    would take 10 dB and more from a talker it erased), the delay found."""
+    half = len(far) // 2
+    mic = room(far, delay_s)
+    mic[half:half + len(talker)] += talker[:len(far) - half]
+    cleaned, echo = cancel(mic, far, talking_from=half)
+    settled = slice(len(far) // 4, half)
+    assert power_db(mic[settled]) - power_db(cleaned[settled]) > 25
+    talking = slice(half, half + min(len(talker), len(cleaned) - half))
+    assert abs(power_db(cleaned[talking]) - power_db(talker[:talking.stop - half])) < 4
+    report = echo.report
+    assert report.heard and report.delay_ms == pytest.approx(delay_s * 1000, abs=5)
+    assert report.erle_db > 20
+
+
+def test_a_mic_that_does_not_hear_the_speakers_is_left_untouched(far, talker):
+    """Headphones: the speakers play, the mic hears only its talker, again and again."""
+    mic = np.tile(talker, 4)[:len(far)] * 0.5
+    cleaned, echo = cancel(mic, far)
+    assert np.array_equal(cleaned, mic[:len(cleaned)])
+    assert not echo.report.heard
+
+
+def test_the_path_is_given_up_once_the_speakers_play_unheard(far):
+    """Echo, then the same speakers with none (headphones put on): the mic goes through
+    untouched again after UNHEARD_S, and is silence-clean before."""
+    mic = room(far, 0.08)
+    quiet_from = len(far) // 3
+    mic[quiet_from:] = np.random.default_rng(2).standard_normal(len(far) - quiet_from).astype(np.float32) * 1e-3
+    cleaned, echo = cancel(mic, far)
+    assert not echo.report.heard
+    given_up_by = quiet_from + int((UNHEARD_S + 3 * PATH_EVERY_S + 2) * SAMPLE_RATE)
+    assert np.array_equal(cleaned[given_up_by:], mic[given_up_by:len(cleaned)])
+
+
+def test_unrelated_speech_makes_no_correlation_peak(far, talker):
+    lag, sigmas = gcc_phat_lag(talker[:32000:2], far[:32000:2], 3200)
+    assert sigmas < 7
+    lag, sigmas = gcc_phat_lag(room(far, 0.05)[:32000:2], far[:32000:2], 3200)
+    assert sigmas > 10 and lag == pytest.approx(0.05 * 8000, abs=2)
+
+
+def test_ring_clocks_line_the_sources_up_by_their_stamps():
+    """Blocks arrive late by their buffering (0-40 ms, never early); the speakers began
+    1.5 s after the mic: speakers position = mic position - 1.5 s at the same instant."""
+    rng = np.random.default_rng(3)
+    mic, speakers = RingClock(), RingClock()
+    for clock, began_s in ((mic, 100.0), (speakers, 101.5)):
+        for block in range(200):
+            items = np.arange(block * 4, block * 4 + 4)
+            arrived = began_s + (items[-1] + 1) * FRAME / SAMPLE_RATE + rng.uniform(0, 0.04)
+            clock.observe(int(items[0]), np.full(4, int(arrived * 1e9)), FRAME)
+    assert far_offset(mic, speakers) == pytest.approx(-1.5 * SAMPLE_RATE, abs=0.002 * SAMPLE_RATE)
+    assert far_offset(mic, RingClock()) is None
+
+
+@pytest.mark.parametrize("mic, speakers, cancel, on, problem", [
+    ("", "", "auto", True, ""),
+    ("", "", "off", False, ""),
+    ("a.wav", "b.wav", "auto", False, ""),
+    ("a.wav", "b.wav", "on", True, ""),
+    ("a.wav", "", "auto", False, ""),
+    ("a.wav", "", "on", False, "share no room"),
+    ("a.wav", "b.wav!fast", "on", False, "in real time"),
+])
+def test_where_echo_is_cancelled(mic, speakers, cancel, on, problem):
+    config = Config(mic=SourceConfig(replay=mic), speakers=SourceConfig(replay=speakers.split("!")[0],
+                                                                          realtime="!fast" not in speakers),
+                    echo=EchoConfig(cancel=cancel))
+    decision = echo_cancelled(config, ["mic", "speakers"])
+    assert decision.on == on and (problem in decision.problem if problem else decision.problem == "")
+
+
+def test_echo_cancelling_asked_for_without_the_speakers_says_why():
+    config = Config(echo=EchoConfig(cancel="on"))
+    assert "the speakers are not captured" in echo_cancelled(config, ["mic"]).problem
+    assert echo_cancelled(Config(), ["mic"]).problem == ""  # auto: nothing was asked
+    blocks = echo_cancelled(Config(block_samples=100), ["mic", "speakers"])
+    assert not blocks.on and "multiple of 160" in blocks.problem
+
+
+# --- live: PulseAudio's loopback from the speakers into the fake microphone ---------------
+
+SPEAKERS_FILES = FAR_FILES[:2]
+TALKER_AFTER_S = 9.0
+
+
+async def listen_with_bleed(prefix: str, folder, cancel: str) -> tuple[list[tuple[float, float]], EchoState | None, float]:
+    """Real capture and the mel actor's VAD while the speakers play ~16 s of read speech and
+    a talker joins after TALKER_AFTER_S: the mic's speech spans (s from the speakers' start),
+    the last EchoState, and the canceller's CPU seconds per second of audio."""
+    speakers = folder / "speakers.wav"
+    soundfile.write(speakers, np.concatenate([read_audio(REAL_AUDIO / name) for name in SPEAKERS_FILES]), SAMPLE_RATE)
+    config = Config(mic=SourceConfig(device="fakemic"), speakers=SourceConfig(device="sysout.monitor"),
+                    echo=EchoConfig(cancel=cancel))
+    plan = listen_plan(config, prefix)
+    async with Supervisor(plan.rings, plan.actors) as supervisor:
+        events = supervisor.subscribe()
+        mic = supervisor.rings[pcm_ring_name(prefix, "mic")]
+        while supervisor.pid("mel") is None or not mic.published:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)
+        began = mic.published * mic.spec.item_len
+        await headless.talk_over(speakers, REAL_AUDIO / TALKER, TALKER_AFTER_S)
+        ended = mic.published * mic.spec.item_len
+        await asyncio.sleep(3.0)  # the VAD's hangover, a Stats period
+    spans, state, cpu_s, opened = [], None, 0.0, None
+    while not events.empty():
+        message = events.get_nowait()
+        if isinstance(message, SpeechStart) and message.source == "mic":
+            opened = message.start
+        elif isinstance(message, SpeechEnd) and message.source == "mic":
+            spans.append(((message.start - began) / SAMPLE_RATE, (message.end - began) / SAMPLE_RATE))
+        elif isinstance(message, EchoState):
+            state = message
+        elif isinstance(message, Stats) and "mic_echo_cpu_s" in message.counters:
+            cpu_s = message.counters["mic_echo_cpu_s"]
+    assert opened is not None
+    return spans, state, cpu_s / ((ended - began) / SAMPLE_RATE)
+
+
+def speech_within(spans: list[tuple[float, float]], start: float, end: float) -> float:
+    return sum(max(0.0, min(b, end) - max(a, start)) for a, b in spans)
+
+
+def test_through_pulseaudio_the_mic_stops_hearing_the_speakers_and_still_hears_its_talker(pulse, ring_prefix, tmp_path):
+    """A loopback 20 ms late at half volume: once the path is found (in its first 2.5 s of
+    audio) the VAD hears no mic speech while only the speakers play, and the talker's
+    ~9.7 s over them and after; the return loss is measured; the cost is a few % of a core."""
+    with headless.bleed(latency_ms=20, volume=0.5):
+        spans, state, cpu = asyncio.run(listen_with_bleed(ring_prefix, tmp_path, "auto"))
+    assert speech_within(spans, 4.0, TALKER_AFTER_S) < 0.3, spans
+    assert speech_within(spans, TALKER_AFTER_S, TALKER_AFTER_S + 9.6) > 7.0, spans
+    assert state is not None and state.heard and 0 < state.delay_ms < 300 and state.erle_db > 20, state
+    assert cpu < 0.1
+
+
+def test_through_pulseaudio_without_cancelling_the_mic_hears_the_speakers(pulse, ring_prefix, tmp_path):
+    """The same loopback (200 ms late, full volume) with echo.cancel = off: what the test
+    above takes out is there to take (and no EchoState: no canceller runs)."""
+    with headless.bleed(latency_ms=200, volume=1.0):
+        spans, state, _ = asyncio.run(listen_with_bleed(ring_prefix, tmp_path, "off"))
+    assert speech_within(spans, 1.0, TALKER_AFTER_S) > 5.0, spans
+    assert state is None
