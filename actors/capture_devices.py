@@ -143,3 +143,18 @@ def _default(source: Source, devices: list[Device]) -> Device:
     if not inputs:
         raise EarwigError("no microphone found", "connect one, or pick a device with --mic NAME")
     return inputs[0]
+
+
+def echo_between(mic: Device, speakers: Device) -> str:
+    """Whether ``mic`` can hear what ``speakers`` loops back, in words for `earwig devices`:
+    only a room's speakers reach its microphone, so the names tell (PulseAudio's tunnels to
+    another machine and Bluetooth headsets by their driver's prefix)."""
+    pair = f"the microphone ({mic.name}) and the speakers ({speakers.name})"
+    if "tunnel" in mic.name or "tunnel" in speakers.name:
+        return (f"{pair}: one is on another machine (a network tunnel), so the mic does not hear these "
+                "speakers; echo.cancel = auto runs the canceller, which waits for an echo that does not come")
+    if mic.name.startswith("bluez_") and speakers.name.startswith("bluez_"):
+        return (f"{pair} are one Bluetooth headset's, which cancels its own echo; earwig's canceller "
+                "stays out of the way until it hears one")
+    return (f"{pair} are this machine's: without headphones the mic hears the speakers, and "
+            "echo.cancel = auto takes them out of it (README, 'Echo')")

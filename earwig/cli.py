@@ -42,7 +42,7 @@ def _fatal(failure: ActorFailed) -> ActorFailed | None:
 
 def _devices(args: argparse.Namespace) -> int:
     from earwig import compute
-    from earwig.actors.capture_devices import NO_SERVER_FIX, list_devices
+    from earwig.actors.capture_devices import NO_SERVER_FIX, echo_between, list_devices, resolve
 
     devices = list_devices()
     for title, loopback in (("Microphones and other inputs", False),
@@ -57,6 +57,10 @@ def _devices(args: argparse.Namespace) -> int:
     if not devices:
         print(f"No audio server or input device: {NO_SERVER_FIX}.")
     print("  * = used when no --mic/--speakers is given")
+    try:
+        print(f"Echo: {echo_between(resolve('mic', ''), resolve('speakers', ''))}")
+    except EarwigError:
+        pass  # no default pair: nothing to say of one
     print(f"Compute device: {compute.describe()}")
     return 0
 
@@ -430,7 +434,7 @@ _FILE_OMITS = frozenset({"keep_audio", "ring_seconds", "block_samples", "models.
 COMMANDS = (
     Command("devices", _devices, "list microphones, speaker loopbacks and the compute device"),
     Command("meter", _meter, "capture the sources and show their live levels", arguments=_meter_arguments,
-            sections=frozenset({"", "mic", "speakers", "vad"}), omit=_SESSION_KEYS),
+            sections=frozenset({"", "mic", "speakers", "vad", "echo"}), omit=_SESSION_KEYS),
     Command("monitor", _monitor, "the live screen: spectrograms, levels, mic and speakers text side by side "
             "(also: `earwig` alone)", sections=None),
     Command("transcribe", _transcribe, "transcribe audio files, as fast as this machine goes",

@@ -14,6 +14,7 @@ import pytest
 import soundfile
 import soxr
 
+from earwig.actors.capture_devices import Device, echo_between
 from earwig.audio.files import read_audio
 from earwig.shm import segments
 from processes import actor_processes
@@ -43,6 +44,25 @@ def test_devices_lists_the_fake_microphone_and_the_speaker_loopback(pulse):
     assert "fakemic" in mics and "FakeMic" in mics
     assert "sysout.monitor" in loopbacks
     assert "Compute device: CPU" in result.stdout
+    assert "Echo: the microphone (fakemic) and the speakers (sysout.monitor) are this machine's" in result.stdout
+
+
+def test_devices_says_which_pairs_can_hear_each_other():
+    mic, speakers = Device("alsa_input.pci", "Mic", 48000, 1), Device("alsa_output.pci.monitor", "Out", 48000, 2)
+    assert "are this machine's: without headphones the mic hears the speakers" in echo_between(mic, speakers)
+    tunnel = Device("tunnel.desk.local.alsa_output.monitor", "Remote", 48000, 2)
+    assert "another machine (a network tunnel)" in echo_between(mic, tunnel)
+    headset = (Device("bluez_input.00_11", "Headset", 16000, 1), Device("bluez_output.00_11.monitor", "Headset", 48000, 2))
+    assert "one Bluetooth headset's" in echo_between(*headset)
+
+
+def test_echo_cancelling_asked_for_with_no_speakers_is_one_warning_and_the_mic_runs(speech):
+    result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers", "--echo-cancel", "on"])
+    assert result.returncode == 0, result.stderr
+    warning, = result.stderr.strip().splitlines()
+    assert warning == ("earwig: echo.cancel = on, but the speakers are not captured: echo is not cancelled "
+                       "(it needs both sources)")
+    assert [line for line in result.stdout.splitlines() if "mic speech" in " ".join(line.split())]
 
 
 def test_unknown_device_name(pulse):

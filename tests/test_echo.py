@@ -12,11 +12,9 @@ from earwig.audio.echo import FRAME, PATH_EVERY_S, UNHEARD_S, MicEcho, RingClock
 from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE, Config, EchoConfig, SourceConfig
 from earwig.messages import EchoState, SpeechEnd, SpeechStart, Stats
-from earwig.profiling.harness import SHARED_AUDIO, headless
+from earwig.profiling.harness import REAL_AUDIO, headless
 from earwig.supervisor.plan import echo_cancelled, listen_plan, pcm_ring_name
 from earwig.supervisor.supervisor import Supervisor
-
-REAL_AUDIO = SHARED_AUDIO / "real"
 
 FAR_FILES = ("librispeech_test-clean_1089-134686-0000.flac", "librispeech_dev-clean_1272-128104-0000.wav",
              "librispeech_dev-clean_2086-149220-0033.wav", "librispeech_test-clean_1221-135766-0002.wav")

@@ -4,7 +4,6 @@ language in its own words, and one clear line for what cannot work."""
 
 from __future__ import annotations
 
-import csv
 import json
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from earwig.profiling.harness import manifest_references
 from earwig.profiling.harness.scoring import word_error_rate, words
 
 EARWIG = [sys.executable, "-m", "earwig"]
@@ -24,8 +24,7 @@ CUT_OFF = REAL / "librispeech_train-clean-100_298-126790-0000.flac"
 
 
 def reference(path: Path) -> str:
-    with open(REAL / "MANIFEST.tsv", newline="") as manifest:
-        return next(row["reference"] for row in csv.DictReader(manifest, delimiter="\t") if row["file"] == path.name)
+    return manifest_references()[path.name]
 
 
 def transcribe(*args: str | Path, timeout: float = 600) -> dict[str, list[dict]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import time
 
@@ -13,11 +14,14 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+import soundfile
 from rich.console import Console
 
-from earwig.config import Config, SourceConfig
+from earwig.audio.files import read_audio
+from earwig.config import SAMPLE_RATE, Config, SourceConfig
 from earwig.messages import Final, Level, ModelState, Partial
-from earwig.profiling.harness import headless
+from earwig.profiling.harness import REAL_AUDIO, headless, manifest_references
+from earwig.profiling.harness.scoring import bleed
 from earwig.shm import segments
 from earwig.supervisor import session_log
 from earwig.tui.app import MonitorApp
@@ -175,3 +179,59 @@ def test_an_unplugged_microphone_shows_disconnected_keeps_its_text_and_comes_bac
         logged, = session_log.sessions_dir().glob("*.jsonl")
         assert [f.text for f in session_log.read(logged)] == said
     asyncio.run(run())
+
+
+ECHO_SPEAKERS = ("librispeech_test-clean_1089-134686-0000.flac", "librispeech_dev-clean_1272-128104-0000.wav")
+ECHO_TALKER = "ljspeech_LJ001-0001.wav"
+
+
+def test_what_the_speakers_play_into_the_mic_stays_out_of_the_mic_column(pulse, tmp_path):
+    """Laptop speakers and no headphones: a loopback 80 ms late at full volume from the
+    speakers into the mic, ~16 s of LibriSpeech on the speakers and an LJ Speech talker over
+    them from 8 s on. The speakers column has their text; the Mic column has the talker's
+    and almost none of the speakers'; the session log has every Final (any echo Final
+    marked); the status bar shows the return loss and the delay."""
+    references = manifest_references()
+    played = " ".join(references[name] for name in ECHO_SPEAKERS)
+    speakers = tmp_path / "speakers.wav"
+    soundfile.write(speakers, np.concatenate([read_audio(REAL_AUDIO / name) for name in ECHO_SPEAKERS]), SAMPLE_RATE)
+    config = Config(mic=SourceConfig(device="fakemic"), speakers=SourceConfig(device="sysout.monitor"),
+                    dictation=msgspec.structs.replace(Config().dictation, in_monitor=False),
+                    monitor=msgspec.structs.replace(Config().monitor, niceness=0))
+
+    async def run() -> tuple[str, dict[str, str]]:
+        app = MonitorApp(config)
+        events: dict[str, int] = {}
+        played_all = asyncio.Event()
+        real_handle = app.handle
+
+        def counting(message) -> None:
+            kind = type(message).__name__
+            if kind in ("SpeechStart", "SpeechEnd", "Final"):
+                events[kind] = events.get(kind, 0) + 1
+                if kind == "SpeechEnd" and message.source == "mic" and played_all.is_set():
+                    events["mic ends after playback"] = 1
+            real_handle(message)
+
+        app.handle = counting
+        async with app.run_test(size=(160, 30)) as pilot:
+            await _until(pilot, lambda: " dB" in app.levels["mic"].render().plain
+                         and " dB" in app.levels["speakers"].render().plain, timeout=60)
+            with headless.bleed(latency_ms=80, volume=1.0):
+                await headless.talk_over(speakers, REAL_AUDIO / ECHO_TALKER, 8.0)
+                played_all.set()
+                await _until(pilot, lambda: events.get("mic ends after playback")
+                             and events.get("SpeechStart") == events.get("SpeechEnd") == events.get("Final"))
+            status = app.status.render().plain
+            await pilot.press("q")
+            await asyncio.wait_for(app.pipeline_done.wait(), 60)
+        return status, {source: " ".join(f.text for f in column.finals) for source, column in app.columns.items()}
+
+    status, app_text = asyncio.run(run())
+    assert word_error_rate(played, app_text["speakers"]) < 0.3, app_text
+    assert bleed(played, app_text["mic"]) <= 0.1 and word_error_rate(references[ECHO_TALKER], app_text["mic"]) <= 0.25, app_text
+    logged, = session_log.sessions_dir().glob("*.jsonl")
+    kept = session_log.read(logged)
+    assert " ".join(f.text for f in kept if f.source == "mic" and not f.echo) == app_text["mic"]
+    assert " ".join(f.text for f in kept if f.source == "speakers") == app_text["speakers"]
+    assert re.search(r"echo cancel -\d+ dB at \d+ ms", status), status
