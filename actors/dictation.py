@@ -26,7 +26,7 @@ from pathlib import Path
 from earwig.actors import dictation_control
 from earwig.actors.dictation_delivery import Desktop, Outcome
 from earwig.actors.dictation_keys import Hotkey
-from earwig.actors.dictation_text import joined, replaced
+from earwig.actors.dictation_text import dictated, joined
 from earwig.actors.runtime import Actor
 from earwig.config import DictationConfig
 from earwig.errors import EarwigError
@@ -202,9 +202,7 @@ class Dictator:
         if current.cancel:
             self._settle(DictationState(state="ready", detail="cancelled"))
             return
-        said = [f for f in sorted(current.finals, key=lambda f: f.start) if f.text and not f.echo]  # echo: the speakers'
-        text = replaced(" ".join(f.text for f in said),
-                        self._settings.replacements)
+        text = dictated(current.finals, self._settings.replacements)
         if not text.strip():
             self._settle(DictationState(state="delivered", detail="no speech was heard: nothing to type"))
             return

@@ -1,4 +1,5 @@
-"""What dictated text becomes before it is delivered: spoken phrases replaced ("new line"
+"""What dictated text becomes before it is delivered: the utterances' Finals in order (not
+the speakers' echo), spoken phrases replaced ("new line"
 becomes a line break), and successive dictations joined as one text.
 
 Why joining matters: Whisper writes each utterance as a sentence of its own, capitalised and
@@ -9,9 +10,19 @@ with no space before it. Dictating a sentence in two breaths into the same field
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+
+from earwig.messages import Final
 
 #: Punctuation after which the next dictation starts a sentence of its own.
 SENTENCE_ENDS = (".", "!", "?", "\n")
+
+
+def dictated(finals: Iterable[Final], replacements: dict[str, str]) -> str:
+    """The text of a dictation's Finals in the order they were said, with the spoken phrases
+    replaced. A Final marked ``echo`` is the speakers heard by the mic: never typed."""
+    said = sorted((f for f in finals if f.text and not f.echo), key=lambda f: f.start)
+    return replaced(" ".join(f.text for f in said), replacements)
 
 
 def replaced(text: str, replacements: dict[str, str]) -> str:

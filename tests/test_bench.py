@@ -151,13 +151,10 @@ def test_soak_benchmark_keeps_the_screen_bounded_and_every_final_in_the_session_
 
 
 def test_echo_benchmark_prints_bleed_wer_and_return_loss_against_no_loopback():
-    """Its smoke run: no loopback, and a loopback 80 ms late with cancellation on, both
-    through PulseAudio and the live pipeline (the cells counted from the right: a case's
-    label has spaces)."""
+    """Its smoke run: a loopback 80 ms late with cancellation on, through PulseAudio and
+    the live pipeline (the cells counted from the right: a case's label has spaces)."""
     result = _quick_run("echo", timeout=600)
-    rows = _cells_by_row(result.stdout)
-    none, on = rows["no loopback (headphones)"], rows["80 ms, cancellation on"]
-    assert none[-3:-1] == ["-", "-"]  # no echo heard, so no return loss and no delay
-    bleed, wer, versus = float(on[-8]), float(on[-7]), on[-6]
-    assert bleed <= 0.05 and wer < 0.3 and versus[0] in "+-", on  # the speakers' words stayed out
+    on = _cells_by_row(result.stdout)["80 ms, cancellation on"]
+    bleed, wer, double_talk_wer = float(on[-8]), float(on[-7]), float(on[-5])
+    assert bleed <= 0.05 and wer < 0.3 and double_talk_wer < 0.4, on  # the speakers' words stayed out
     assert float(on[-3]) > 20 and 50 < float(on[-2]) < 400 and 0 < float(on[-1]) < 10, on  # ERLE, delay, CPU

@@ -137,16 +137,18 @@ def test_hold_the_hotkey_speak_and_the_text_is_typed_into_the_focused_field(desk
 def test_toggle_mode_with_paste_restores_the_clipboard(desktop, sentences):
     open_entry, start_daemon = desktop
     entry = open_entry("toggle-entry")
-    start_daemon("--dictation-mode", "toggle", "--dictation-delivery", "paste")
+    daemon = start_daemon("--dictation-mode", "toggle", "--dictation-delivery", "paste")
     subprocess.run(["xclip", "-selection", "clipboard", "-i"], input=b"what was copied before",
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     entry.focus()
     _run("xdotool", "key", HOTKEY)  # press and release: dictation starts...
-    time.sleep(0.3)
+    daemon.wait_for("earwig dictate: listening")  # the press was taken before anything is said
     _say(sentences[2])
     time.sleep(0.3)
     _run("xdotool", "key", HOTKEY)  # ...and the second press stops it
-    _until(lambda: entry.text.endswith("summer."), what="the pasted text")
+    daemon.wait_for("earwig dictate: delivered")
+    pasted = _until(lambda: daemon.out.read_text().strip(), what="the text it says it pasted")
+    _until(lambda: entry.text == pasted, what="the pasted text in the field")
     assert word_error_rate(SAID[2], entry.text) <= 0.1, entry.text
     _until(lambda: _run("xclip", "-selection", "clipboard", "-o") == "what was copied before",
            timeout=5, what="the clipboard's old text back")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from earwig.actors.dictation_text import joined, replaced
+from earwig.actors.dictation_text import dictated, joined, replaced
+from earwig.messages import Final
 
 REPLACEMENTS = {"new line": "\n", "new paragraph": "\n\n", "full stop": "."}
 
@@ -21,3 +22,11 @@ def test_a_following_dictation_continues_the_text():
     assert joined("NASA called.", "Guess who") == " NASA called."  # so does an acronym
     assert joined("Next line.", "First line.\n") == "Next line."  # no space after a line break
     assert joined("Fresh start.", None) == "Fresh start."
+
+
+def test_a_dictation_is_its_finals_in_order_and_never_the_speakers_echo():
+    finals = [Final(source="mic", start=32000, end=48000, text="New line. Bye.", language="en"),
+              Final(source="mic", start=0, end=30000, text="Hello.", language="en"),
+              Final(source="mic", start=10000, end=40000, text="Next slide, please.", language="en", echo=True),
+              Final(source="mic", start=50000, end=52000, text="", language="en")]
+    assert dictated(finals, REPLACEMENTS) == "Hello.\nBye."

@@ -112,7 +112,7 @@ def run(quick: bool = False) -> str:
     references = manifest_references()
     played = " ".join(references[name] for name in SPEAKERS)
     double_said, alone_said = (references[name] for name in TALKER)
-    cases = [Case("no loopback (headphones)", None, "auto")]
+    cases = [] if quick else [Case("no loopback (headphones)", None, "auto")]
     for delay in (80,) if quick else DELAYS_MS:
         cases += [] if quick else [Case(f"{delay} ms, cancellation off", delay, "off")]
         cases.append(Case(f"{delay} ms, cancellation on", delay, "on"))
@@ -130,9 +130,10 @@ def run(quick: bool = False) -> str:
         text = " ".join(final.text for final in case.mic)
         double = " ".join(final.text for final in case.mic if final.start < cut)
         wer = word_error_rate(f"{double_said} {alone_said}", text)
-        baseline = wer if baseline is None else baseline
+        baseline = wer if case.delay_ms is None else baseline
         state = case.state
-        rows.append((case.label, f"{bleed(played, text):.3f}", f"{wer:.3f}", f"{wer - baseline:+.3f}",
+        rows.append((case.label, f"{bleed(played, text):.3f}", f"{wer:.3f}",
+                     "-" if baseline is None else f"{wer - baseline:+.3f}",
                      f"{word_error_rate(double_said, double):.3f}", str(case.echo_marked),
                      "-" if state is None or state.erle_db is None else f"{state.erle_db:.1f}",
                      "-" if state is None or not state.heard else f"{state.delay_ms:.0f}",

@@ -180,7 +180,7 @@ def _p(values: list[float], q: float) -> float:
 
 def run(quick: bool = False) -> str:
     with tempfile.TemporaryDirectory() as folder:
-        path, utterances = build(Path(folder), 3 if quick else len(SENTENCES))
+        path, utterances = build(Path(folder), 2 if quick else len(SENTENCES))
         measured = asyncio.run(live(path, utterances))
     timed = utterances[1:]  # the first one waited for the models to load
     onset = [u.first_partial_s for u in timed if u.first_partial_s is not None]
