@@ -16,10 +16,9 @@ Three parts, each small and pure (no rings, no processes), composed by ``MicEcho
   Only the echo canceller runs (no noise suppression, gain control or high-pass): Whisper
   reads the mic as captured, minus the speakers.
 
-The far end is fed to AEC3 shifted so the echo it has to find is ``TARGET_DELAY_S`` late:
-AEC3 follows a few hundred milliseconds by itself, the path's estimate covers the rest
-(an echo up to ``MAX_LAG_S`` late, or early, as a loopback with less buffering than the
-speakers' capture makes it).
+AEC3 follows an echo up to ``AEC3_DELAYS_S`` late by itself; the far end is moved (to
+leave ``TARGET_DELAY_S``) only for a path outside that (an echo up to ``MAX_LAG_S`` late,
+or early, as a loopback with less buffering than the speakers' capture makes it).
 """
 
 from __future__ import annotations
@@ -49,10 +48,13 @@ AGREE_S = 0.01
 UNHEARD_S = 10.0
 #: The far end counts as playing above this RMS (dBFS) over a path window.
 FAR_ACTIVE_DB = -50.0
-#: The delay left for AEC3 to find: positive, so the far end always comes first.
-TARGET_DELAY_S = 0.02
-#: The path's estimate moves the far end only by more than this.
-RESHIFT_S = 0.015
+#: Echo delays AEC3 follows by itself, with its own delay estimator. The far end is moved
+#: only for a path outside them: each move makes AEC3 find the echo anew (the mic's echo
+#: leaks through meanwhile), and a loopback's delay drifts by tens of milliseconds as its
+#: buffers settle, which AEC3 follows and a move would only chase.
+AEC3_DELAYS_S = (0.0, 0.25)
+#: The delay left for AEC3 to find after a move: positive, so the far end always comes first.
+TARGET_DELAY_S = 0.05
 #: The return loss: the median of the last ERLE_WINDOWS windows of ERLE_WINDOW_S each, of
 #: the speakers playing and no one talking into the mic (the median: a window the VAD
 #: had not yet called speech does not pull the figure down).
@@ -234,7 +236,7 @@ class MicEcho:
         estimate = self._path.push(mic, far)
         if not estimate.heard:
             return mic
-        if abs(estimate.delay_s - TARGET_DELAY_S) > RESHIFT_S:
+        if not AEC3_DELAYS_S[0] <= estimate.delay_s <= AEC3_DELAYS_S[1]:
             self.shift += round((estimate.delay_s - TARGET_DELAY_S) * SAMPLE_RATE)
             self._path.reset()
             self._path.estimate = PathEstimate(heard=True, delay_s=TARGET_DELAY_S)
