@@ -53,8 +53,8 @@ EVERY_S = 600.0
 SETTLED_S = 600.0
 GOAL_GROWTH = 0.05
 COLUMN_FINALS = 200
-#: The smoke run: a few minutes of speech, a row every 20 s, a bound it crosses.
-QUICK_MINUTES, QUICK_EVERY_S, QUICK_COLUMN_FINALS = 2, 20.0, 10
+#: The smoke run: a minute of speech per source, a row every 10 s, a bound it crosses.
+QUICK_MINUTES, QUICK_EVERY_S, QUICK_COLUMN_FINALS = 1, 10.0, 4
 #: Counters the actors report (Stats) that say audio was lost.
 LOSSES = ("input_overflows", "mic_pcm_overruns", "speakers_pcm_overruns")
 
