@@ -251,6 +251,9 @@ class _SourceStream:
             f"{self.source}_frames": float(self._frames.next_frame),
             f"{self.source}_vad_chunks": float(self._vad.chunks),
             f"{self.source}_pcm_overruns": float(self._reader.overruns),
+            # A replay read to its end: later than its SourceEnded (capture wrote it all),
+            # which a fast replay sends while much of it is still unread.
+            f"{self.source}_read_to_end": float(self.done),
             f"{self.source}_frames_cpu_s": self._frames_cpu_s,
             f"{self.source}_vad_cpu_s": self._vad_cpu_s,
             **({f"{self.source}_echo_cpu_s": self._echo.cpu_s} if self._echo else {}),

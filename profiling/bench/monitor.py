@@ -34,7 +34,7 @@ import numpy as np
 import psutil
 
 from earwig.config import Config, SourceConfig
-from earwig.messages import AnyMessage, Final, SourceEnded, SpeechEnd
+from earwig.messages import SOURCES, AnyMessage, Final, SpeechEnd, Stats
 from earwig.profiling.bench.latency import build
 from earwig.profiling.report import table
 
@@ -42,7 +42,8 @@ COLUMNS, ROWS = 120, 40
 
 
 class Tracker:
-    """Counts what the run waits for and times each Final, the same way in both modes."""
+    """Counts what the run waits for and times each Final, the same way in both modes. A
+    source has ended once the mel actor has read it to its end (its Stats say so)."""
 
     def __init__(self, sources: int, captured_ns) -> None:
         self.sources = sources
@@ -62,8 +63,8 @@ class Tracker:
                 if message.source in self.firsts:
                     self.latency_s.append((time.monotonic_ns() - captured) / 1e9)
                 self.firsts.add(message.source)
-        elif isinstance(message, SourceEnded):
-            self.ended.add(message.source)
+        elif isinstance(message, Stats):
+            self.ended.update(s for s in SOURCES if message.counters.get(f"{s}_read_to_end"))
 
     @property
     def done(self) -> bool:

@@ -9,12 +9,13 @@ stage (``realtime = false``: capture waits for the mel actor, which waits for th
 frame the final actor still holds), so the run is as long as the machine needs, not the
 audio, and no audio is overwritten unread.
 
-Every ``every`` of wall time (10 minutes; a smoke run: every 20 s) a row: the RSS of every
-process (the screen's, the supervisor's, each actor's), the widgets on the screen and the
-Finals and rows the text columns hold, the ring overruns and input overflows the actors
+A first row once every actor is up (a short run's capture and mel actors can end before
+the first timed one), then every ``every`` of wall time (10 minutes; a smoke run: every
+10 s) a row: the RSS of every process (the screen's, the supervisor's, each actor's), the
+widgets on the screen and the Finals and rows the text columns hold, the ring overruns and input overflows the actors
 counted, and the Finals with text in the session log against those the screen was given
 (the log also keeps empty Finals, the screen does not show them). A last row
-when the replays have ended and every utterance has its Final.
+when the mel actor has read both replays to their end and every utterance has its Final.
 
 Goals: each process's RSS grows less than 5 % from the first row after the first ten minutes
 (model loads, caches and allocator arenas settle by then) to the last; the widget count never
@@ -42,11 +43,12 @@ import soundfile
 
 from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE, Config, MonitorConfig, SourceConfig
-from earwig.messages import SOURCES, AnyMessage, Final
+from earwig.messages import SOURCES, ActorReady, AnyMessage, Final
 from earwig.profiling.bench.monitor import Tracker
 from earwig.profiling.harness import SHARED_AUDIO, headless
 from earwig.profiling.harness.scoring import word_error_rate
 from earwig.profiling.report import table
+from earwig.supervisor.plan import transcription_plan
 
 MINUTES = 60
 EVERY_S = 600.0
@@ -133,6 +135,7 @@ async def _soak(config: Config, every_s: float, sessions: Path) -> tuple[list[Ro
     from earwig.tui.app import MonitorApp
 
     app = MonitorApp(config)
+    actors = {spec.name for spec in transcription_plan(config, "soak").actors}
     tracker = Tracker(len(SOURCES), lambda source, sample: None)
     heard = {source: 0 for source in SOURCES}
     shown = app.handle
@@ -155,6 +158,8 @@ async def _soak(config: Config, every_s: float, sessions: Path) -> tuple[list[Ro
         if isinstance(message, Final):
             heard[message.source] = max(heard[message.source], message.end)
         shown(message)
+        if isinstance(message, ActorReady) and not rows and actors <= set(app._pids):
+            sample()  # every process is up: a short run's capture and mel may end before a timed row
         if tracker.done and not app._stop.is_set():
             sample()
             app.end_pipeline()
