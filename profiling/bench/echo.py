@@ -2,8 +2,8 @@
 against a mic that does not hear them (headphones), in the same run.
 
 A headless PulseAudio (``harness.headless``) with a loopback from the speaker sink into the
-fake microphone (``headless.bleed``: 20, 80 and 200 ms late, at 70 % volume), as laptop
-speakers reach their microphone. The speakers play ~16 s of read speech (LibriSpeech); a
+fake microphone (``headless.bleed``: 20, 80 and 200 ms late, at 70 % volume, and 80 ms at
+full volume: the echo as loud as the talker), as laptop speakers reach their microphone. The speakers play ~16 s of read speech (LibriSpeech); a
 talker (LJ Speech) speaks into the mic over the speakers from 6 s on (double talk), and
 again alone after they stop. Everything through the whole live pipeline (capture, mel +
 VAD + canceller, preview, final; the text-level echo net on where cancellation is), as
@@ -54,6 +54,7 @@ class Case:
     label: str
     delay_ms: int | None
     cancel: str
+    volume: float = VOLUME
     mic: list[Final] = field(default_factory=list)
     echo_marked: int = 0
     state: EchoState | None = None
@@ -116,13 +117,14 @@ def run(quick: bool = False) -> str:
     for delay in (80,) if quick else DELAYS_MS:
         cases += [] if quick else [Case(f"{delay} ms, cancellation off", delay, "off")]
         cases.append(Case(f"{delay} ms, cancellation on", delay, "on"))
+    cases += [] if quick else [Case("80 ms at 100 % volume, cancellation on", 80, "on", volume=1.0)]
     with tempfile.TemporaryDirectory() as folder, headless.pulse_server():
         speakers, talker, speakers_s = _build(Path(folder))
         for case in cases:
             if case.delay_ms is None:
                 asyncio.run(_listen(case, speakers, talker))
             else:
-                with headless.bleed(case.delay_ms, VOLUME):
+                with headless.bleed(case.delay_ms, case.volume):
                     asyncio.run(_listen(case, speakers, talker))
     rows, baseline = [], None
     for case in cases:
@@ -139,7 +141,7 @@ def run(quick: bool = False) -> str:
                      "-" if state is None or not state.heard else f"{state.delay_ms:.0f}",
                      "-" if state is None else f"{100 * case.cpu_per_s:.1f}"))
     lines = [f"echo: the speakers ({speakers_s:.0f} s of LibriSpeech) into the fake mic through a PulseAudio "
-             f"loopback at {VOLUME:.0%} volume, a talker (LJ Speech) over them from {TALKER_AFTER_S:.0f} s and alone "
+             f"loopback at {VOLUME:.0%} volume (unless the case says), a talker (LJ Speech) over them from {TALKER_AFTER_S:.0f} s and alone "
              f"from {ALONE_AT_S:.1f} s; the whole live pipeline per case"]
     lines += table(("case", "bleed", "mic WER", "vs none", "double-talk WER", "echo Finals", "ERLE dB",
                     "delay ms", "CPU % core"), rows)
