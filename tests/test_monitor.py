@@ -193,7 +193,7 @@ def test_what_the_speakers_play_into_the_mic_stays_out_of_the_mic_column(pulse, 
     marked); the status bar shows the return loss and the delay.
 
     The talker speaks over echo as loud as they are, where AEC3's suppressor takes words
-    from them: their WER was 0.26-0.33 in half the runs here, under 0.25 in the others; with
+    from them: their WER was 0.26-0.33 in four of nine runs, under 0.25 in the others; with
     the echo not cancelled it is above 1.0 (the speakers' words in their place)."""
     references = manifest_references()
     played = " ".join(references[name] for name in ECHO_SPEAKERS)
