@@ -189,6 +189,15 @@ def to_whisper_checkpoint(variables: dict[str, np.ndarray], alignment_heads: lis
     }
 
 
+def model_bin_path(directory: Path) -> Path:
+    """The directory's ``model.bin``; an error naming the directory where it has none (an
+    empty folder, any other folder given as a model)."""
+    path = directory / "model.bin"
+    if not path.is_file():
+        raise EarwigError(f"{directory} has no model.bin", "point at a CTranslate2 / faster-whisper model directory")
+    return path
+
+
 def convert_directory(directory: Path, model_bin: bytes | None = None) -> dict:
     """A CTranslate2 Whisper directory (``model.bin`` + ``config.json``) as a checkpoint.
 
@@ -197,10 +206,7 @@ def convert_directory(directory: Path, model_bin: bytes | None = None) -> dict:
     """
     config_path = directory / "config.json"
     if model_bin is None:
-        bin_path = directory / "model.bin"
-        if not bin_path.is_file():
-            raise EarwigError(f"{directory} has no model.bin", "point at a CTranslate2 / faster-whisper model directory")
-        model_bin = bin_path.read_bytes()
+        model_bin = model_bin_path(directory).read_bytes()
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     try:
         variables = read_model_bin(model_bin, directory / "model.bin")

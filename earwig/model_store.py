@@ -34,7 +34,7 @@ from tqdm import tqdm
 from whisper.model import ModelDimensions, Whisper
 
 from earwig import paths
-from earwig.ct2_import import convert_directory
+from earwig.ct2_import import convert_directory, model_bin_path
 from earwig.errors import EarwigError
 
 
@@ -102,7 +102,11 @@ def checkpoint_path(model: str, fetch: bool = True) -> Path | None:
                               "a model name from `earwig models`")
         return given
     if given.is_dir():
-        return import_directory(given, given.name) if fetch else None
+        if fetch:
+            return import_directory(given, given.name)
+        if not (earwig_cache() / f"{given.name}.pt").is_file():
+            model_bin_path(given)  # a folder that is no model: the error importing it would give
+        return None
     cached = earwig_cache() / f"{model}.pt"
     if cached.is_file():
         return cached

@@ -193,10 +193,10 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
     The models' names and languages are checked here (no weights are loaded: that waits
     for the first speech), so a typo is one line before anything starts.
     """
-    plan = listen_plan(config, prefix, devices_optional)
     models = config.models
-    for role in roles:
+    for role in roles:  # settings first: a bad model is named whether or not a device is there
         check_model(preview_model(models) if role == "preview" else final_model(models.final), models, role)
+    plan = listen_plan(config, prefix, devices_optional)
     if not plan.sources:
         return plan
     frame_rings = {source: {bins: mel_ring_name(prefix, source, bins) for bins in mel_bins(config)}

@@ -165,6 +165,25 @@ def test_bad_pipeline_flags(flags, needles, speech):
     assert_one_clear_line(result, *needles)
 
 
+@pytest.mark.parametrize("command", ["monitor", "dictate"])
+@pytest.mark.parametrize("flag, model, needles", [
+    ("--models-preview", "empty-folder", ("empty-folder has no model.bin", "CTranslate2")),
+    ("--models-final", "text.pt", ("text.pt is not a Whisper checkpoint",)),
+    ("--models-final", "random.pt", ("random.pt is not a Whisper checkpoint",)),
+])
+def test_a_model_that_is_no_model_is_one_line_before_anything_starts(tmp_path, command, flag, model, needles):
+    """The monitor and dictation check both models' files as transcribe does, before a
+    screen, a ring or an actor (dictation first says that there is no X display: none here)."""
+    (tmp_path / "empty-folder").mkdir()
+    (tmp_path / "text.pt").write_text("root:x:0:0:root:/root:/bin/bash\n")
+    (tmp_path / "random.pt").write_bytes(np.random.default_rng(0).bytes(4096))
+    result = run([command, flag, str(tmp_path / model)], env={**os.environ, "DISPLAY": ""})
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout, result
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("earwig: ") and all(needle in last for needle in needles), result.stderr
+    assert len(result.stderr.strip().splitlines()) == (1 if command == "monitor" else 2), result.stderr
+
+
 def start_meter(args):
     process = subprocess.Popen(EARWIG + ["meter"] + args, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
