@@ -3,11 +3,11 @@ against a mic that does not hear them (headphones), in the same run.
 
 A headless PulseAudio (``harness.headless``) with a loopback from the speaker sink into the
 fake microphone (``headless.bleed``: 20, 80 and 200 ms late, at 70 % volume, and 80 ms at
-full volume: the echo as loud as the talker), as laptop speakers reach their microphone. The speakers play ~16 s of read speech (LibriSpeech); a
-talker (LJ Speech) speaks into the mic over the speakers from 6 s on (double talk), and
-again alone after they stop. Everything through the whole live pipeline (capture, mel +
-VAD + canceller, preview, final; the text-level echo net on where cancellation is), as
-``earwig monitor`` runs it.
+full volume: the echo as loud as the talker), as laptop speakers reach their microphone.
+The speakers play ~16 s of read speech (LibriSpeech); a talker (LJ Speech) speaks into the
+mic over the speakers from 6 s on (double talk), and again alone after they stop.
+Everything through the whole live pipeline (capture, mel + VAD + canceller, preview,
+final; the text-level echo net on where cancellation is), as ``earwig monitor`` runs it.
 
 Figures per case:
 - bleed: the share of the speakers' words (the reference) found, in order and in runs of
@@ -141,8 +141,8 @@ def run(quick: bool = False) -> str:
                      "-" if state is None or not state.heard else f"{state.delay_ms:.0f}",
                      "-" if state is None else f"{100 * case.cpu_per_s:.1f}"))
     lines = [f"echo: the speakers ({speakers_s:.0f} s of LibriSpeech) into the fake mic through a PulseAudio "
-             f"loopback at {VOLUME:.0%} volume (unless the case says), a talker (LJ Speech) over them from {TALKER_AFTER_S:.0f} s and alone "
-             f"from {ALONE_AT_S:.1f} s; the whole live pipeline per case"]
+             f"loopback at {VOLUME:.0%} volume (unless the case says), a talker (LJ Speech) over them from "
+             f"{TALKER_AFTER_S:.0f} s and alone from {ALONE_AT_S:.1f} s; the whole live pipeline per case"]
     lines += table(("case", "bleed", "mic WER", "vs none", "double-talk WER", "echo Finals", "ERLE dB",
                     "delay ms", "CPU % core"), rows)
     lines.append("goals: bleed <= 0.05 with cancellation, mic WER within +0.02 of no loopback, CPU <= 3 % of a core")

@@ -12,10 +12,11 @@ audio, and no audio is overwritten unread.
 A first row once every actor is up (a short run's capture and mel actors can end before
 the first timed one), then every ``every`` of wall time (10 minutes; a smoke run: every
 10 s) a row: the RSS of every process (the screen's, the supervisor's, each actor's), the
-widgets on the screen and the Finals and rows the text columns hold, the ring overruns and input overflows the actors
-counted, and the Finals with text in the session log against those the screen was given
-(the log also keeps empty Finals, the screen does not show them). A last row
-when the mel actor has read both replays to their end and every utterance has its Final.
+widgets on the screen and the Finals and rows the text columns hold, the ring overruns and
+input overflows the actors counted, and the Finals with text in the session log against
+those the screen was given (the log also keeps empty Finals, the screen does not show
+them). A last row when the mel actor has read both replays to their end and every
+utterance has its Final.
 
 Goals: each process's RSS grows less than 5 % from the first row after the first ten minutes
 (model loads, caches and allocator arenas settle by then) to the last; the widget count never
