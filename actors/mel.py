@@ -186,12 +186,14 @@ class _SourceStream:
         head = self._frames.needs_sample - at  # a resumed stream starts inside an item
         if head > 0:
             samples, at = samples[head:], at + head
+        heard = samples
         if self._echo is not None:
-            samples = self._echo.clean(samples, at, batch, talking=self._vad.segmenter.active)
+            clean = self._echo.clean(samples, at, batch, talking=self._vad.segmenter.active)
+            samples, heard = clean.frames, clean.vad
         started = time.thread_time()
         self._publish_frames(self._frames.push(samples), batch)
         frames_done = time.thread_time()
-        self._publish_events(self._vad.push(samples, at))
+        self._publish_events(self._vad.push(heard, at))
         self._frames_cpu_s += frames_done - started
         self._vad_cpu_s += time.thread_time() - frames_done
 

@@ -8,8 +8,9 @@ mic as it was), and only the mel actor's frames and speech events need the clean
 receive  the mic's items (the mel actor's reader) and the speakers' items at the same
          instants (random access in their PCM ring: ``Ring.get``), lined up by their
          capture stamps; the mic waits for the speakers' ring at most ``FAR_WAIT_S``
-compute  ``audio.echo.MicEcho``: the path, the canceller, the return loss
-publish  the cleaned samples to the mel actor; ``EchoState`` with its Stats
+compute  ``audio.echo.MicEcho``: the path, the two cancellers, the return loss
+publish  the cleaned samples to the mel actor (AEC3's for its VAD, the linear filter's for
+         its frames); ``EchoState`` with its Stats
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 
 import numpy as np
 
-from earwig.audio.echo import FRAME, MicEcho, RingClock, far_offset
+from earwig.audio.echo import FRAME, CleanMic, MicEcho, RingClock, far_offset
 from earwig.messages import EchoState
 from earwig.shm import Batch, Ring
 
@@ -57,14 +58,14 @@ class MicEchoStage:
             return available
         return max(0, ready)
 
-    def clean(self, samples: np.ndarray, at: int, batch: Batch, talking: bool) -> np.ndarray:
-        """The mic's ``samples`` from position ``at`` (read in ``batch``) without the echo;
-        untouched until the speakers have a clock, or where a restart left part of a frame.
-        ``talking``: the VAD is in an utterance of the mic's."""
+    def clean(self, samples: np.ndarray, at: int, batch: Batch, talking: bool) -> CleanMic:
+        """The mic's ``samples`` from position ``at`` (read in ``batch``) without the echo,
+        for the VAD and for the frames; untouched until the speakers have a clock, or where a
+        restart left part of a frame. ``talking``: the VAD is in an utterance of the mic's."""
         self._mic_clock.observe(batch.seq, batch.time_ns, self._item_len)
         offset = self._offset()
         if offset is None or at % FRAME or len(samples) % FRAME:
-            return samples
+            return CleanMic(vad=samples, frames=samples)
         started = time.thread_time()
         far = self._read_far(at + offset - self._echo.shift, len(samples))
         cleaned = self._echo.clean(samples, far, talking)
@@ -74,7 +75,7 @@ class MicEchoStage:
     def state(self) -> EchoState:
         report = self._echo.report
         return EchoState(heard=report.heard, delay_ms=report.delay_ms, erle_db=report.erle_db,
-                         speakers_offset=self._offset() or 0)
+                         linear_erle_db=report.linear_erle_db, speakers_offset=self._offset() or 0)
 
     def close(self) -> None:
         self._far.close()

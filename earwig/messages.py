@@ -204,13 +204,15 @@ class ModelState(Message):
 
 class EchoState(Message):
     """The mic's echo canceller: whether the mic hears the speakers (``heard``), how late
-    (``delay_ms``, capture clocks aligned), and the echo return loss enhancement it reaches
-    while they play (``erle_db``). ``speakers_offset``: a speakers position minus the mic
-    position of the same instant, in samples (how the two sources' times line up)."""
+    (``delay_ms``, capture clocks aligned), and the echo return loss enhancement reached
+    while they play: AEC3's in what the VAD hears (``erle_db``), the linear filter's in
+    what Whisper reads (``linear_erle_db``). ``speakers_offset``: a speakers position minus
+    the mic position of the same instant, in samples (how the two sources' times line up)."""
 
     heard: bool
     delay_ms: float | None = None
     erle_db: float | None = None
+    linear_erle_db: float | None = None
     speakers_offset: int = 0
 
 

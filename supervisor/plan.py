@@ -18,6 +18,7 @@ from earwig.actors.dictation import DictationParams
 from earwig.actors.mel import MelParams, MelSource
 from earwig.actors.model_session import ModelParams
 from earwig.actors.runtime import ActorSpec, spec_for
+from earwig.audio import linear_echo
 from earwig.audio.echo import FRAME
 from earwig.audio.log_mel import HOP, bins_for_model
 from earwig.compute import final_model, torch_device
@@ -88,6 +89,9 @@ def echo_cancelled(config: Config, sources: list[Source]) -> EchoDecision:
     if config.block_samples % FRAME:
         return cannot(f"block_samples = {config.block_samples} is not a multiple of {FRAME} (10 ms)",
                       f"set block_samples to a multiple of {FRAME}")
+    if linear_echo.library_missing():
+        return cannot("the speexdsp library is not installed",
+                      "install it: apt install libspeexdsp1, dnf install speexdsp or brew install speexdsp")
     return EchoDecision(on=True)
 
 

@@ -155,6 +155,7 @@ def test_echo_benchmark_prints_bleed_wer_and_return_loss_against_no_loopback():
     the live pipeline (the cells counted from the right: a case's label has spaces)."""
     result = _quick_run("echo", timeout=600)
     on = _cells_by_row(result.stdout)["80 ms, cancellation on"]
-    bleed, wer, double_talk_wer = float(on[-8]), float(on[-7]), float(on[-5])
+    bleed, wer, double_talk_wer = float(on[-9]), float(on[-8]), float(on[-6])
     assert bleed <= 0.05 and wer < 0.3 and double_talk_wer < 0.4, on  # the speakers' words stayed out
-    assert float(on[-3]) > 20 and 50 < float(on[-2]) < 400 and 0 < float(on[-1]) < 10, on  # ERLE, delay, CPU
+    assert float(on[-4]) > 20 and float(on[-3]) > 3, on  # ERLE of what the VAD hears, of what Whisper reads
+    assert 50 < float(on[-2]) < 400 and 0 < float(on[-1]) < 10, on  # delay, CPU

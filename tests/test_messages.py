@@ -28,7 +28,7 @@ EXAMPLES = [
     m.ModelState(role="final", model="base", state="ready", device="cpu", memory_bytes=10),
     m.ModelState(role="preview", model="nope", state="failed", error="unknown model", fix="use tiny"),
     m.Final(source="mic", start=0, end=16000, text="Ask not.", language="en", echo=True),
-    m.EchoState(heard=True, delay_ms=40.5, erle_db=31.0, speakers_offset=-24000),
+    m.EchoState(heard=True, delay_ms=40.5, erle_db=31.0, linear_erle_db=18.5, speakers_offset=-24000),
     m.Stats(actor="capture-mic", counters={"items_written": 5.0}),
     m.DictationCommand(action="toggle"),
     m.DictationStart(start=16000), m.DictationStop(start=16000, end=96000, cancel=False),

@@ -192,9 +192,10 @@ def test_what_the_speakers_play_into_the_mic_stays_out_of_the_mic_column(pulse, 
     and almost none of the speakers'; the session log has every Final (any echo Final
     marked); the status bar shows the return loss and the delay.
 
-    The talker speaks over echo as loud as they are, where AEC3's suppressor takes words
-    from them: their WER was 0.26-0.33 in four of nine runs, under 0.25 in the others; with
-    the echo not cancelled it is above 1.0 (the speakers' words in their place)."""
+    The talker speaks over echo as loud as they are: their WER was 0.00-0.04 in three runs
+    (the text read from the linear filter's output); 0.26-0.33 in four of nine when it was
+    read from AEC3's, whose suppressor took words; above 1.0 with the echo not cancelled
+    (the speakers' words in their place)."""
     references = manifest_references()
     played = " ".join(references[name] for name in ECHO_SPEAKERS)
     speakers = tmp_path / "speakers.wav"
@@ -233,7 +234,7 @@ def test_what_the_speakers_play_into_the_mic_stays_out_of_the_mic_column(pulse, 
 
     status, app_text = asyncio.run(run())
     assert word_error_rate(played, app_text["speakers"]) < 0.3, app_text
-    assert bleed(played, app_text["mic"]) <= 0.1 and word_error_rate(references[ECHO_TALKER], app_text["mic"]) <= 0.45, app_text
+    assert bleed(played, app_text["mic"]) <= 0.1 and word_error_rate(references[ECHO_TALKER], app_text["mic"]) <= 0.25, app_text
     logged, = session_log.sessions_dir().glob("*.jsonl")
     kept = session_log.read(logged)
     assert " ".join(f.text for f in kept if f.source == "mic" and not f.echo) == app_text["mic"]

@@ -1,6 +1,6 @@
 """Echo cancellation: what the speakers play, taken out of what the microphone hears.
 
-Three parts, each small and pure (no rings, no processes), composed by ``MicEcho``:
+Four parts, each small and pure (no rings, no processes), composed by ``MicEcho``:
 
 - ``RingClock`` puts a ring's sample positions on the monotonic clock. The two capture
   streams start at different moments (an idle PulseAudio monitor delivers its first block
@@ -12,9 +12,12 @@ Three parts, each small and pure (no rings, no processes), composed by ``MicEcho
   echo in it still shapes it (its comfort noise became words in a test).
 - ``EchoCanceller`` is WebRTC's AEC3 through LiveKit's maintained binding (a binary wheel):
   an adaptive filter with its own fine delay tracking, residual echo suppression, double
-  talk detection. Why not speexdsp's canceller: no delay estimation, no maintained binding.
-  Only the echo canceller runs (no noise suppression, gain control or high-pass): Whisper
-  reads the mic as captured, minus the speakers.
+  talk detection. Only the echo canceller runs (no noise suppression, gain control or
+  high-pass). Its output is what the VAD hears: the suppressor leaves no echo to open an
+  utterance.
+- ``linear_echo.LinearCanceller`` is speexdsp's adaptive filter alone, delayed by the
+  path's estimate: its output is what Whisper reads, the mic as captured minus the
+  speakers, the talker whole where AEC3's suppressor would take words in double talk.
 
 AEC3 follows an echo up to ``AEC3_DELAYS_S`` late by itself; the far end is moved (to
 leave ``TARGET_DELAY_S``) only for a path outside that (an echo up to ``MAX_LAG_S`` late,
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from earwig.audio.linear_echo import LinearCanceller
 from earwig.config import SAMPLE_RATE
 
 #: AEC3 works on 10 ms frames.
@@ -211,53 +215,80 @@ class EchoReport:
 
     heard: bool
     delay_ms: float | None
-    #: Echo return loss enhancement while the speakers played (dB; None before any).
+    #: Echo return loss enhancement while the speakers played (dB; None before any): AEC3's,
+    #: in what the VAD hears, and the linear filter's, in what Whisper reads.
     erle_db: float | None
+    linear_erle_db: float | None
 
 
-class MicEcho:
-    """The mic's echo stage: the path decides, the canceller cleans, the far end's shift
-    follows the path; the return loss is measured on what was cleaned."""
+@dataclass(frozen=True)
+class CleanMic:
+    """The mic without the speakers, twice: ``vad`` through AEC3, whose suppressor leaves
+    no echo for the VAD to mistake for speech; ``frames`` through the linear filter, which
+    leaves the talker whole for Whisper. The same samples as the mic where no echo is heard."""
+
+    vad: np.ndarray
+    frames: np.ndarray
+
+
+class _ReturnLoss:
+    """ERLE over windows where the speakers play and no one talks into the mic, as ERLE is
+    defined: the median of the last ``ERLE_WINDOWS`` (a window the VAD had not yet called
+    speech does not pull the figure down)."""
 
     def __init__(self) -> None:
-        self._canceller = EchoCanceller()
-        self._path = EchoPath()
-        #: Samples the far end is read earlier than the mic's instant (negative: later).
-        self.shift = 0
         self._in = self._out = 0.0
         self._measured = 0
-        self._erles: deque[float] = deque(maxlen=ERLE_WINDOWS)
+        self._windows: deque[float] = deque(maxlen=ERLE_WINDOWS)
 
-    def clean(self, mic: np.ndarray, far: np.ndarray, talking: bool = False) -> np.ndarray:
-        """Whole frames of mic and the far end read at ``shift``: the mic to transcribe.
-        ``talking``: the mic's VAD hears speech in it (the return loss is measured where
-        the speakers play and no one talks into the mic, as ERLE is defined)."""
-        cleaned = self._canceller.process(mic, far)
-        estimate = self._path.push(mic, far)
-        if not estimate.heard:
-            return mic
-        if not AEC3_DELAYS_S[0] <= estimate.delay_s <= AEC3_DELAYS_S[1]:
-            self.shift += round((estimate.delay_s - TARGET_DELAY_S) * SAMPLE_RATE)
-            self._path.reset()
-            self._path.estimate = PathEstimate(heard=True, delay_s=TARGET_DELAY_S)
-        if not talking:
-            self._measure(mic, far, cleaned)
-        return cleaned
-
-    def _measure(self, mic: np.ndarray, far: np.ndarray, cleaned: np.ndarray) -> None:
-        if _db(float(np.mean(far ** 2))) < FAR_ACTIVE_DB:
-            return
+    def add(self, mic: np.ndarray, cleaned: np.ndarray) -> None:
         self._in += float(np.sum(mic.astype(np.float64) ** 2))
         self._out += float(np.sum(cleaned.astype(np.float64) ** 2))
         self._measured += len(mic)
         if self._measured >= ERLE_WINDOW_S * SAMPLE_RATE:
-            self._erles.append(_db(self._in) - _db(self._out))
+            self._windows.append(_db(self._in) - _db(self._out))
             self._in = self._out = 0.0
             self._measured = 0
+
+    @property
+    def db(self) -> float | None:
+        return float(np.median(self._windows)) if self._windows else None
+
+
+class MicEcho:
+    """The mic's echo stage: the path decides, the cancellers clean, the far end's shift
+    and the linear filter's delay follow the path; the return loss is measured on what was
+    cleaned."""
+
+    def __init__(self) -> None:
+        self._canceller = EchoCanceller()
+        self._linear = LinearCanceller()
+        self._path = EchoPath()
+        #: Samples the far end is read earlier than the mic's instant (negative: later).
+        self.shift = 0
+        self._loss, self._linear_loss = _ReturnLoss(), _ReturnLoss()
+
+    def clean(self, mic: np.ndarray, far: np.ndarray, talking: bool = False) -> CleanMic:
+        """Whole frames of mic and the far end read at ``shift``. ``talking``: the mic's
+        VAD hears speech in it (the return loss is measured where it does not)."""
+        suppressed = self._canceller.process(mic, far)
+        linear = self._linear.process(mic, far)
+        estimate = self._path.push(mic, far)
+        if not estimate.heard:
+            return CleanMic(vad=mic, frames=mic)
+        if not AEC3_DELAYS_S[0] <= estimate.delay_s <= AEC3_DELAYS_S[1]:
+            self.shift += round((estimate.delay_s - TARGET_DELAY_S) * SAMPLE_RATE)
+            self._path.reset()
+            self._path.estimate = PathEstimate(heard=True, delay_s=TARGET_DELAY_S)
+        self._linear.follow(self._path.estimate.delay_s)
+        if not talking and _db(float(np.mean(far ** 2))) >= FAR_ACTIVE_DB:
+            self._loss.add(mic, suppressed)
+            self._linear_loss.add(mic, linear)
+        return CleanMic(vad=suppressed, frames=linear)
 
     @property
     def report(self) -> EchoReport:
         estimate = self._path.estimate
         delay = None if not estimate.heard else (self.shift / SAMPLE_RATE + estimate.delay_s) * 1000
-        erle = float(np.median(self._erles)) if self._erles else None
-        return EchoReport(heard=estimate.heard, delay_ms=delay, erle_db=erle)
+        return EchoReport(heard=estimate.heard, delay_ms=delay, erle_db=self._loss.db,
+                          linear_erle_db=self._linear_loss.db)

@@ -14,7 +14,8 @@ Figures per case:
   three or more, in the mic's kept text (the Finals the Mic column shows);
 - mic WER over the talker's two sentences, and over the double-talk one alone;
 - echo Finals the net marked; ERLE (dB, while the speakers play and no one talks into the
-  mic); the delay found; the canceller's CPU per second of audio.
+  mic) of what the VAD hears (AEC3) and of what Whisper reads (the linear filter); the
+  delay found; the cancellers' CPU per second of audio.
 Goals: bleed <= 0.05, mic WER within +0.02 of no loopback, CPU <= 3 % of a core.
 """
 
@@ -109,6 +110,10 @@ async def _listen(case: Case, speakers: Path, talker: Path) -> None:
         case.mic = [final for final in case.mic if final.end > began]
 
 
+def _db(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 def run(quick: bool = False) -> str:
     references = manifest_references()
     played = " ".join(references[name] for name in SPEAKERS)
@@ -137,13 +142,14 @@ def run(quick: bool = False) -> str:
         rows.append((case.label, f"{bleed(played, text):.3f}", f"{wer:.3f}",
                      "-" if baseline is None else f"{wer - baseline:+.3f}",
                      f"{word_error_rate(double_said, double):.3f}", str(case.echo_marked),
-                     "-" if state is None or state.erle_db is None else f"{state.erle_db:.1f}",
+                     _db(state and state.erle_db), _db(state and state.linear_erle_db),
                      "-" if state is None or not state.heard else f"{state.delay_ms:.0f}",
                      "-" if state is None else f"{100 * case.cpu_per_s:.1f}"))
     lines = [f"echo: the speakers ({speakers_s:.0f} s of LibriSpeech) into the fake mic through a PulseAudio "
              f"loopback at {VOLUME:.0%} volume (unless the case says), a talker (LJ Speech) over them from "
              f"{TALKER_AFTER_S:.0f} s and alone from {ALONE_AT_S:.1f} s; the whole live pipeline per case"]
-    lines += table(("case", "bleed", "mic WER", "vs none", "double-talk WER", "echo Finals", "ERLE dB",
+    lines += table(("case", "bleed", "mic WER", "vs none", "double-talk WER", "echo Finals", "ERLE dB VAD",
+                    "ERLE dB text",
                     "delay ms", "CPU % core"), rows)
     lines.append("goals: bleed <= 0.05 with cancellation, mic WER within +0.02 of no loopback, CPU <= 3 % of a core")
     return "\n".join(lines)
