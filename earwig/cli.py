@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -16,6 +15,8 @@ from typing import Any
 
 from earwig import config as config_module
 from earwig import config_flags
+from earwig.cli_sessions import (export_arguments, export_session, play_arguments, play_line, search_arguments,
+                                 search_sessions)
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
 from earwig.messages import (ActorFailed, DictationState, Final, Level, Partial, SourceEnded,
@@ -169,7 +170,7 @@ async def _dictate(args: argparse.Namespace) -> int:
     from earwig.actors import dictation_control
     from earwig.actors.dictation_keys import NO_DISPLAY_FIX, display_problem, parse
     from earwig.shm import segments
-    from earwig.supervisor.plan import audio_to_keep, dictation_plan
+    from earwig.supervisor.plan import dictation_plan, session_audio_rings
     from earwig.supervisor.session_log import SessionLog
     from earwig.supervisor.supervisor import Supervisor
 
@@ -185,8 +186,9 @@ async def _dictate(args: argparse.Namespace) -> int:
     prefix = segments.run_prefix()
     plan = dictation_plan(config, prefix, str(path), desktop=problem is None)
     view = _DictationView(sys.stderr.isatty())
+    kept_audio = session_audio_rings(plan, prefix) if config.keep_audio else None
     async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("dictate.log"),
-                          session_log=SessionLog(), keep_audio=audio_to_keep(config, plan, prefix)) as supervisor:
+                          session_log=SessionLog(), keep_audio=kept_audio) as supervisor:
         events = supervisor.subscribe()
         done = asyncio.Event()
 
@@ -246,45 +248,6 @@ def _ctl(args: argparse.Namespace) -> int:
     print(state.state + (f": {state.detail}" if state.detail else ""))
     if state.text:
         print(state.text)
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-
-    from earwig import export
-    from earwig.supervisor.session_log import read, sessions_dir
-
-    logs = sorted(sessions_dir().glob("*.jsonl"))
-    if args.list:
-        for path in logs:
-            print(f"{path.stem}  {sum(1 for _ in path.open(encoding='utf-8'))} Finals  {path}")
-        return 0
-    if args.session in (None, "last"):
-        if not logs:
-            raise EarwigError(f"no session has been logged yet (in {sessions_dir()})",
-                              "run `earwig` or `earwig dictate` first")
-        path = logs[-1]
-    else:
-        path = Path(args.session).expanduser()
-        path = path if path.exists() else sessions_dir() / f"{args.session}.jsonl"
-        if not path.exists():
-            raise EarwigError(f"no session {args.session!r}", "`earwig export --list` names them")
-    try:
-        finals = [f for f in read(path) if f.text and not f.echo and (args.source is None or f.source == args.source)]
-    except (ValueError, KeyError, UnicodeDecodeError) as error:
-        raise EarwigError(f"{path} is not an earwig session log ({error})", "give a file from `earwig export --list`") from None
-    started = datetime.strptime(path.stem.rsplit("-", 1)[0], "%Y%m%d-%H%M%S")
-    text = {"txt": lambda: export.as_text(finals, started), "srt": lambda: export.as_subtitles(finals, False),
-            "vtt": lambda: export.as_subtitles(finals, True), "json": lambda: export.as_json(finals) + "\n"}[args.format]()
-    if args.output:
-        try:
-            descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-                file.write(text)
-        except OSError as error:
-            raise EarwigError(f"cannot write {args.output}: {error.strerror}", "choose a writable path") from None
-    else:
-        sys.stdout.write(text)
     return 0
 
 
@@ -403,16 +366,6 @@ def _ctl_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop", "toggle", "cancel", "status"])
 
 
-def _export_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("session", nargs="?", help='a session name from --list, a log file, or "last" '
-                        "(the default)")
-    parser.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt")
-    parser.add_argument("--source", choices=["mic", "speakers"], help="one source only (default: both, "
-                        "interleaved by time)")
-    parser.add_argument("--output", "-o", type=Path, help="write here (mode 0600) instead of stdout")
-    parser.add_argument("--list", action="store_true", help="list the logged sessions")
-
-
 def _profile_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=0.0,
                         help="stop after this many seconds (default: when the replays end; live: Ctrl-C)")
@@ -450,9 +403,16 @@ COMMANDS = (
     Command("ctl", _ctl, "drive a running `earwig dictate`: start, stop, toggle, cancel, status",
             "Sends one command over the control socket in $XDG_RUNTIME_DIR; bind these to keys where there "
             "are no global hotkeys (Wayland). stop waits for the text and prints it.", arguments=_ctl_arguments),
-    Command("export", _export, "a logged session's transcript as text, subtitles or JSON",
+    Command("export", export_session, "a logged session's transcript as text, subtitles or JSON",
             "Every Final of a session is logged (fsync'd before it is shown) in $XDG_DATA_HOME/earwig/sessions; "
-            "this writes one out.", arguments=_export_arguments),
+            "this writes one out.", arguments=export_arguments),
+    Command("search", search_sessions, "find a line said in any logged session, with the command that plays it",
+            "Searches the text of every session log in $XDG_DATA_HOME/earwig/sessions: a line matches when it "
+            "says each WORD (any order; case, punctuation and accents aside). Exit status 1 when none does.",
+            arguments=search_arguments),
+    Command("play", play_line, "play a logged line's audio again (sessions run with --keep-audio)",
+            "Plays, through the default output, the samples a line was transcribed from, out of the session's "
+            "kept audio. `earwig search` prints the command for each line it finds.", arguments=play_arguments),
     Command("profile", _profile, "run the pipeline and report where every millisecond goes",
             "Runs the real pipeline on live devices or on --replay-mic/--replay-speakers FILE (in real time), "
             "then prints per-stage latency, real-time factors, mel and VAD cost, ring fill, and CPU and memory "

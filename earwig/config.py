@@ -167,7 +167,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "\"cuda:N\".")] = "auto"
     keep_audio: Annotated[bool, Meta(description=
         "Keep each source's audio as FLAC beside the session log (sample n of a Final's "
-        "start/end is frame n of the file), to hear a Final again.")] = False
+        "start/end is frame n of the file) after the session ends, to hear a line again with "
+        "`earwig play`. The monitor keeps it while its session runs either way.")] = False
     vad: VadConfig = msgspec.field(default_factory=VadConfig)
     models: ModelsConfig = msgspec.field(default_factory=ModelsConfig)
     echo: EchoConfig = msgspec.field(default_factory=EchoConfig)

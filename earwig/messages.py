@@ -36,6 +36,16 @@ class PauseSource(Message):
     paused: bool
 
 
+class PlayedBack(Message):
+    """The user played a line's audio again (the monitor's ``enter``) through the default
+    output: ``source`` may hear it between its positions ``start`` and ``end``, and a Final
+    of that source within them is earwig's own playback (marked ``echo``), not new speech."""
+
+    source: Source
+    start: int
+    end: int
+
+
 class Shutdown(Message):
     """Finish what is in flight, release resources, exit."""
 
@@ -183,8 +193,9 @@ class Final(Message):
     language: str
     words: list[Word] = []
     stamps: Stamps | None = None
-    #: A mic Final that repeats what the speakers said over the same time (their sound in
-    #: the microphone): kept in the session log, never shown, typed or exported.
+    #: Sound earwig knows came from elsewhere: a mic Final that repeats what the speakers
+    #: said over the same time (their sound in the microphone), or a speakers Final of a
+    #: line earwig itself played back. Kept in the session log, never shown, typed or exported.
     echo: bool = False
 
 
@@ -277,7 +288,7 @@ class DictationState(Message):
 
 
 AnyMessage = Union[
-    PauseSource, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SourceState, SpeechStart,
+    PauseSource, PlayedBack, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SourceState, SpeechStart,
     SpeechPause, SpeechResume, SpeechEnd,
     Partial, Final, ModelState, EchoState, Stats,
     DictationCommand, DictationStart, DictationStop, DictationSpan, DictationState,

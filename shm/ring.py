@@ -211,6 +211,15 @@ class Ring:
             if batch is not None or seq == before:
                 return batch
 
+    def samples(self, start: int, end: int) -> np.ndarray | None:
+        """Samples ``start..end`` of a one-channel ring, if it holds every one of them now."""
+        item_len = self.spec.item_len
+        first = start // item_len
+        batch = self.get(first, (end - 1) // item_len + 1 - first) if end > start else None
+        if batch is None or batch.seq != first or batch.end * item_len < end:
+            return None
+        return batch.data.reshape(-1)[start - first * item_len:end - first * item_len]
+
     def stamp_ns(self, position: int) -> int | None:
         """When the item holding sample/frame ``position`` was written (its writer's stamp),
         or None while it is not written yet or after it was overwritten."""

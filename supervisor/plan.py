@@ -99,9 +99,9 @@ def pcm_ring_name(prefix: str, source: Source) -> str:
     return f"{prefix}pcm-{source}"
 
 
-def audio_to_keep(config: Config, plan: Plan, prefix: str) -> dict[Source, str]:
-    """The PCM ring of each source the plan captures, when the config keeps the audio."""
-    return {source: pcm_ring_name(prefix, source) for source in plan.sources} if config.keep_audio else {}
+def session_audio_rings(plan: Plan, prefix: str) -> dict[Source, str]:
+    """The PCM ring of each source the plan captures: the session's audio."""
+    return {source: pcm_ring_name(prefix, source) for source in plan.sources}
 
 
 def mel_ring_name(prefix: str, source: Source, bins: int) -> str:

@@ -24,6 +24,7 @@ import os
 import queue
 import signal
 import threading
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -42,26 +43,37 @@ SUPERVISOR = "supervisor"
 # --- the supervisor's process ----------------------------------------------------------------
 
 
-def serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keep_log: bool,
-          keep_audio: dict[Source, str], echo_filter: bool, conn: Connection) -> None:
+@dataclass(frozen=True)
+class Keeping:
+    """What the supervisor keeps of the session: the session log (``log``: its path), the
+    PCM rings of ``audio`` beside it (``session_audio``), after the session too where
+    ``audio_after_session``; ``echo_filter``: it marks the mic's echo Finals (``Supervisor``)."""
+
+    log: Path | None = None
+    audio: dict[Source, str] = field(default_factory=dict)
+    audio_after_session: bool = True
+    echo_filter: bool = False
+
+
+def serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keeping: Keeping,
+          conn: Connection) -> None:
     """Process entry point (spawn target): run a Supervisor until the client says Shutdown
-    or goes away. Ctrl-C and a closed terminal reach the client, which decides.
-    ``keep_log``: write the session log (``session_log``); ``keep_audio``: and these PCM
-    rings beside it (``session_audio``); ``echo_filter``: the Supervisor's."""
+    or goes away. Ctrl-C and a closed terminal reach the client, which decides."""
     redirect_output(log_path)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    run_loop(_serve(rings, actors, log_path, keep_log, keep_audio, echo_filter, conn))
+    run_loop(_serve(rings, actors, log_path, keeping, conn))
 
 
-async def _serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keep_log: bool,
-                 keep_audio: dict[Source, str], echo_filter: bool, conn: Connection) -> None:
+async def _serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keeping: Keeping,
+                 conn: Connection) -> None:
     channel = Channel(conn)
     sender = _Sender(conn)
     try:
         async with Supervisor(rings, actors, log_path=log_path and Path(log_path),
-                              session_log=SessionLog() if keep_log else None, keep_audio=keep_audio,
-                              echo_filter=echo_filter) as supervisor:
+                              session_log=keeping.log and SessionLog(path=keeping.log), keep_audio=keeping.audio,
+                              audio_after_session=keeping.audio_after_session,
+                              echo_filter=keeping.echo_filter) as supervisor:
             published = supervisor.subscribe()
             sender.put(ActorReady(actor=SUPERVISOR, pid=os.getpid()))
             forwarding = asyncio.create_task(_forward(published, sender))
@@ -120,12 +132,8 @@ class RemoteSupervisor:
     it. Leaving the block waits for the process and removes any ring it left."""
 
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec], log_path: Path | None = None,
-                 policy: RestartPolicy = RestartPolicy(), keep_log: bool = False,
-                 keep_audio: dict[Source, str] | None = None, echo_filter: bool = False) -> None:
-        """``keep_log``: the supervisor writes the session log (``session_log``), and with
-        ``keep_audio`` these PCM rings beside it (``session_audio``); ``echo_filter``: it
-        marks the mic's echo Finals (``Supervisor``)."""
-        self._keep_log, self._keep_audio, self._echo_filter = keep_log, keep_audio or {}, echo_filter
+                 policy: RestartPolicy = RestartPolicy(), keeping: Keeping = Keeping()) -> None:
+        self._keeping = keeping
         self._ring_specs = rings
         self._actors = actors
         self._log_path = log_path
@@ -140,7 +148,7 @@ class RemoteSupervisor:
         ours, theirs = context.Pipe(duplex=True)
         self._process = context.Process(
             target=serve, args=(self._ring_specs, self._actors, self._log_path and str(self._log_path),
-                                self._keep_log, self._keep_audio, self._echo_filter, theirs),
+                                self._keeping, theirs),
             name=f"earwig-{SUPERVISOR}")
         self._process.start()
         theirs.close()

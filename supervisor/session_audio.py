@@ -1,5 +1,6 @@
-"""The session's audio (``--keep-audio``): each source's ring, as the capture actors wrote
-it, into a FLAC file beside the session log, so a Final can be heard again later.
+"""The session's audio: each source's ring, as the capture actors wrote it, into a FLAC file
+beside the session log, so a Final can be heard again: while the monitor's session runs
+(deleted at its end), and after it with ``--keep-audio``.
 
 Why the rings' own positions: frame ``n`` of ``<session>-<source>.flac`` is sample ``n`` of
 the source, the unit of every ``start``/``end`` in the session log, so a Final's audio is
@@ -21,14 +22,18 @@ import soundfile
 from earwig.config import SAMPLE_RATE
 from earwig.messages import Source
 from earwig.shm import Ring, RingReader
+from earwig.supervisor.session_log import audio_path
 
 KEEP_EVERY_S = 0.5
 
 
 class SessionAudio:
-    def __init__(self, session_log: Path, rings: dict[Source, str]) -> None:
-        """``rings``: the PCM ring of each source to keep."""
-        self.paths = {source: session_log.with_name(f"{session_log.stem}-{source}.flac") for source in rings}
+    def __init__(self, session_log: Path, rings: dict[Source, str], kept_after: bool = True) -> None:
+        """``rings``: the PCM ring of each source to keep; ``kept_after``: the files stay
+        once the session ends (else they are there while it runs, so that any line on
+        screen can be played again, and deleted at its end)."""
+        self.paths = {source: audio_path(session_log, source) for source in rings}
+        self._kept_after = kept_after
         self._ring_names = rings
         self._readers: dict[Source, RingReader] = {}
         self._files: dict[Source, soundfile.SoundFile] = {}
@@ -71,6 +76,9 @@ class SessionAudio:
                 self._failed(error)
         self._files.clear()
         self._readers.clear()
+        if not self._kept_after:
+            for path in self.paths.values():
+                path.unlink(missing_ok=True)
 
     def _failed(self, error: Exception) -> None:
         self.problem = f"cannot keep the session's audio in {next(iter(self.paths.values())).parent}: " \

@@ -18,21 +18,28 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from earwig import paths
-from earwig.messages import Final, Word
+from earwig.errors import EarwigError
+from earwig.messages import Final, Source, Word
 
 
 def sessions_dir() -> Path:
     return paths.data_dir() / "sessions"
 
 
+def new_session_path(folder: Path | None = None, started: datetime | None = None) -> Path:
+    """A new session's log: named by when it started and by the process that starts it."""
+    return (folder or sessions_dir()) / f"{started or datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.jsonl"
+
+
 class SessionLog:
-    def __init__(self, folder: Path | None = None, started: datetime | None = None) -> None:
-        started = started or datetime.now()
-        self.path = (folder or sessions_dir()) / f"{started:%Y%m%d-%H%M%S}-{os.getpid()}.jsonl"
+    def __init__(self, folder: Path | None = None, started: datetime | None = None, path: Path | None = None) -> None:
+        """``path``: the log's own (a client named it); else a new one in ``folder``."""
+        self.path = path or new_session_path(folder, started)
         #: Why the log cannot be written, once it could not; None while it works.
         self.problem: str | None = None
         self._descriptor: int | None = None
@@ -70,10 +77,23 @@ class SessionLog:
             self._descriptor = None
 
 
+@dataclass(frozen=True)
+class Logged:
+    """A Final as the log keeps it, with when it was written."""
+
+    final: Final
+    wall: datetime
+
+
 def read(path: Path) -> list[Final]:
-    """A session log's Finals, in the order they were written. A last line cut short (the
+    """A session log's Finals, in the order they were written."""
+    return [logged.final for logged in read_logged(path)]
+
+
+def read_logged(path: Path) -> list[Logged]:
+    """A session log's records, in the order they were written. A last line cut short (the
     machine lost power mid-write) is left out; every line before it was on disk."""
-    finals = []
+    records = []
     lines = path.read_text(encoding="utf-8").splitlines()
     for index, line in enumerate(lines):
         try:
@@ -82,8 +102,34 @@ def read(path: Path) -> list[Final]:
             if index == len(lines) - 1:
                 break
             raise ValueError(f"{path}, line {index + 1}: not a session log record") from None
-        finals.append(Final(source=record["source"], start=record["start"], end=record["end"],
-                            text=record["text"], language="",
-                            words=[Word(w["word"], w["start"], w["end"], w["probability"])
-                                   for w in record["words"]], echo=record.get("echo", False)))
-    return finals
+        final = Final(source=record["source"], start=record["start"], end=record["end"],
+                      text=record["text"], language="",
+                      words=[Word(w["word"], w["start"], w["end"], w["probability"]) for w in record["words"]],
+                      echo=record.get("echo", False))
+        records.append(Logged(final, datetime.fromisoformat(record["wall"])))
+    return records
+
+
+def logged_sessions() -> list[Path]:
+    """Every session's log, oldest first; one clear error where there is none."""
+    logs = sorted(sessions_dir().glob("*.jsonl"))
+    if not logs:
+        raise EarwigError(f"no session has been logged yet (in {sessions_dir()})", "run `earwig` or `earwig dictate` first")
+    return logs
+
+
+def find_session(name: str | None) -> Path:
+    """A session's log by its name (``earwig export --list``), a path, or None / "last" for
+    the latest; one clear error where there is none."""
+    if name in (None, "last"):
+        return logged_sessions()[-1]
+    path = Path(name).expanduser()
+    path = path if path.exists() else sessions_dir() / f"{name}.jsonl"
+    if not path.exists():
+        raise EarwigError(f"no session {name!r}", "`earwig export --list` names them")
+    return path
+
+
+def audio_path(log: Path, source: Source) -> Path:
+    """Where a session's audio of ``source`` is kept: beside its log."""
+    return log.with_name(f"{log.stem}-{source}.flac")

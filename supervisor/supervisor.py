@@ -39,11 +39,12 @@ import msgspec
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
 from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Final, Heartbeat, Message, ModelState, Partial,
-                             Shutdown, Source)
+                             PlayedBack, Shutdown, Source)
 from earwig.shm import Ring, RingSpec, segments
 from earwig.supervisor.router import Router
 from earwig.supervisor.session_audio import KEEP_EVERY_S, SessionAudio
 from earwig.supervisor.echo_filter import EchoFilter
+from earwig.supervisor.played_back import PlayedBackSpans
 from earwig.supervisor.session_log import SessionLog
 
 
@@ -122,16 +123,18 @@ class Supervisor:
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec],
                  policy: RestartPolicy = RestartPolicy(), log_path: Path | None = None,
                  session_log: SessionLog | None = None, keep_audio: dict[Source, str] | None = None,
-                 echo_filter: bool = False) -> None:
+                 audio_after_session: bool = True, echo_filter: bool = False) -> None:
         """``log_path``: where the actors' output goes (default: the terminal).
         ``session_log``: where every Final is written before it is published.
-        ``keep_audio``: the PCM ring of each source whose audio is kept beside the log.
+        ``keep_audio``: the PCM ring of each source whose audio is kept beside the log
+        while the session runs; ``audio_after_session``: and after it ends.
         ``echo_filter``: mark the mic's Finals that repeat the speakers' (``echo_filter``),
         where the mic's echo is cancelled."""
         self._ring_specs = rings
         self.log_path = log_path
         self.session_log = session_log
-        self.session_audio = SessionAudio(session_log.path, keep_audio) if session_log and keep_audio else None
+        self.session_audio = (SessionAudio(session_log.path, keep_audio, audio_after_session)
+                              if session_log and keep_audio else None)
         self._actors = {spec.name: _Running(spec) for spec in actors}
         self.policy = policy
         self.rings: dict[str, Ring] = {}
@@ -139,6 +142,7 @@ class Supervisor:
         self._subscribers: list[asyncio.Queue[AnyMessage]] = []
         self.router = Router(actors)
         self._echo_filter = EchoFilter() if echo_filter else None
+        self._played_back = PlayedBackSpans()
         self.router.last_activity = time.monotonic()
         self._warned_log = False
         self._watchdog_task: asyncio.Task | None = None
@@ -235,7 +239,10 @@ class Supervisor:
 
     def tell(self, message: Message) -> None:
         """A message from the user (the UI) to every actor that listens for its type; a
-        pause is remembered and told again to an actor that restarts."""
+        pause is remembered and told again to an actor that restarts. A line played back
+        is the supervisor's own to know: its Finals are marked on their way out."""
+        if isinstance(message, PlayedBack):
+            self._played_back.played(message)
         self._publish(message)
         self._forward(message, sender=None)
 
@@ -335,7 +342,7 @@ class Supervisor:
     def _pass_on(self, finals: list[Final], running: _Running | None) -> None:
         """Kept Finals (the first answer to each utterance): into the session log first,
         then to every subscriber and listener."""
-        for final in finals:
+        for final in map(self._played_back.mark, finals):
             if self.session_log is not None and not self.session_log.append(final, running.model if running else ""):
                 self._warn_session_log()
             self._publish(final)

@@ -150,6 +150,14 @@ def test_soak_benchmark_keeps_the_screen_bounded_and_every_final_in_the_session_
         assert rows[f"RSS growth {process}, first row -> end"][-5][0] in "+-"
 
 
+def test_play_benchmark_prints_enter_to_first_sample_out_against_portaudios_floor():
+    """Its smoke run: jfk.flac through the monitor, each line played once with enter."""
+    rows = _cells_by_row(_quick_run("play", timeout=600).stdout)
+    ring, floor = rows["enter, line in the ring"], rows["Player.play() alone (PortAudio's floor)"]
+    assert int(ring[-4]) >= 1 and int(floor[-4]) == int(ring[-4]), rows  # every line played, both ways
+    assert float(ring[-3]) > 0 and float(floor[-3]) > 0 and ring[-1].endswith("x"), rows
+
+
 def test_echo_benchmark_prints_bleed_wer_and_return_loss_against_no_loopback():
     """Its smoke run: a loopback 80 ms late with cancellation on, through PulseAudio and
     the live pipeline (the cells counted from the right: a case's label has spaces)."""

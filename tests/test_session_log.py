@@ -16,7 +16,7 @@ import soundfile
 from earwig.audio.files import read_audio
 from earwig.config import Config, SourceConfig
 from earwig.messages import Final, Word
-from earwig.supervisor.plan import audio_to_keep, capture_plan
+from earwig.supervisor.plan import capture_plan, session_audio_rings
 from earwig.supervisor.session_log import SessionLog, read, sessions_dir
 from earwig.supervisor.supervisor import Supervisor
 
@@ -95,7 +95,7 @@ def test_kept_audio_lines_up_with_the_logs_sample_positions(ring_prefix, speech,
 
     async def run() -> None:
         async with Supervisor(plan.rings, plan.actors, session_log=log,
-                              keep_audio=audio_to_keep(config, plan, ring_prefix)) as supervisor:
+                              keep_audio=session_audio_rings(plan, ring_prefix)) as supervisor:
             while not all(supervisor.finished(a.name) for a in plan.actors):
                 await asyncio.sleep(0.1)
     asyncio.run(run())

@@ -30,18 +30,20 @@ from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import psutil
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
-from earwig import export, paths
-from earwig.config import Config
+from earwig import export, paths, playback
+from earwig.config import SAMPLE_RATE, Config
 from earwig.errors import EarwigError
 from earwig.export import TITLES
 from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, DictationCommand, DictationState,
-                             EchoState, Final, Level, Message, ModelState, Partial, PauseSource, Shutdown, Source,
+                             EchoState, Final, Level, Message, ModelState, Partial, PauseSource, PlayedBack,
+                             Shutdown, Source,
                              SourceEnded, SourceState, SpeechStart, Stats)
 from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import Latencies, ProfilingPanel
@@ -55,6 +57,9 @@ if TYPE_CHECKING:
 
 #: How often the profiling panel samples the processes.
 PROFILING_EVERY_S = 1.0
+#: A line played back is heard by the speakers' loopback within this much more than its
+#: length: the output's and the loopback's buffering, the VAD's hangover.
+PLAYBACK_HEARD_WITHIN_S = 1.5
 
 
 def lower_priority(niceness: int) -> None:
@@ -83,6 +88,7 @@ class MonitorApp(App):
     """
     BINDINGS = [Binding("m", "pause('mic')", "Pause mic"), Binding("s", "pause('speakers')", "Pause spk"),
                 Binding("v", "view", "View"),
+                Binding("enter", "play", "Play"),
                 Binding("c", "clear", "Clear"), Binding("y", "copy", "Copy"), Binding("w", "save", "Save"),
                 Binding("p", "profiling", "Profiling"), Binding("d", "dictation", "Dictation"),
                 Binding("q", "quit", "Quit")]
@@ -118,6 +124,15 @@ class MonitorApp(App):
         self.pipeline_done = asyncio.Event()
         #: When a source's sample was captured (monotonic ns), from its PCM ring's stamps.
         self._captured_ns: Callable[[Source, int], int | None] = lambda source, sample: None
+        #: A source's samples ``start..end`` while its PCM ring holds them; and how many it
+        #: has taken so far (None without a pipeline).
+        self._ring_samples: Callable[[Source, int, int], np.ndarray | None] = lambda source, start, end: None
+        self._ring_taken: Callable[[Source], int | None] = lambda source: None
+        #: The session log (and the session's audio beside it), once the pipeline runs.
+        self.session_log: Path | None = None
+        #: Plays a line again (``enter``); made when the pipeline starts (PortAudio starts
+        #: with it, not on the first key).
+        self._player: playback.Player | None = None
         #: Tells the supervisor what the user asked for (a pause, the end); a no-op without
         #: a pipeline.
         self._tell: Callable[[Message], None] = lambda message: None
@@ -156,8 +171,9 @@ class MonitorApp(App):
         from earwig.audio.log_mel import bins_for_model
         from earwig.compute import final_model
         from earwig.shm import segments
-        from earwig.supervisor.plan import audio_to_keep, mel_ring_name, pcm_ring_name, transcription_plan
-        from earwig.supervisor.remote import SUPERVISOR, RemoteSupervisor
+        from earwig.supervisor.plan import mel_ring_name, pcm_ring_name, session_audio_rings, transcription_plan
+        from earwig.supervisor.remote import SUPERVISOR, Keeping, RemoteSupervisor
+        from earwig.supervisor.session_log import new_session_path
 
         prefix = segments.run_prefix()
         plan = self._with_dictation(transcription_plan(self.config, prefix, devices_optional=True), prefix)
@@ -174,9 +190,11 @@ class MonitorApp(App):
             return
         bins = bins_for_model(final_model(self.config.models.final))
         try:
-            async with RemoteSupervisor(plan.rings, plan.actors, paths.fresh_log("actors.log"), keep_log=True,
-                                        keep_audio=audio_to_keep(self.config, plan, prefix),
-                                        echo_filter=plan.echo.on) as supervisor:
+            self.session_log = new_session_path()
+            keeping = Keeping(log=self.session_log, audio=session_audio_rings(plan, prefix),
+                              audio_after_session=self.config.keep_audio, echo_filter=plan.echo.on)
+            async with RemoteSupervisor(plan.rings, plan.actors, paths.fresh_log("actors.log"),
+                                        keeping=keeping) as supervisor:
                 lower_priority(self.config.monitor.niceness)
                 self._pids[SUPERVISOR] = supervisor.pid
                 mel = {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader() for s in plan.sources}
@@ -189,12 +207,17 @@ class MonitorApp(App):
                             self.spectrograms[source].push(batch.data)
 
                 self._captured_ns = lambda source, sample: pcm[source].stamp_ns(sample)
+                self._ring_samples = lambda source, start, end: pcm[source].samples(start, end)
+                self._ring_taken = lambda source: pcm[source].published * pcm[source].spec.item_len
+                self._player = playback.Player()
                 self._read_frames = read_frames
                 try:
                     await self._follow(supervisor)
                 finally:  # nothing may still point into the rings when they are closed
                     self._read_frames = lambda: None
                     self._captured_ns = lambda source, sample: None
+                    self._ring_samples = lambda source, start, end: None
+                    self._ring_taken = lambda source: None
                     self._tell = lambda message: None
                     mel.clear()
                     pcm.clear()
@@ -351,6 +374,32 @@ class MonitorApp(App):
         for source, column in self.columns.items():
             column.display = source in following
         self.notify("Showing " + " and ".join(TITLES[s] for s in following), timeout=2)
+
+    def action_play(self) -> None:
+        """Play the selected line's audio again, as it was captured: from its ring while the
+        ring holds it, else from the session's audio. The speakers' loopback hears it: their
+        Finals over that span are marked as the playback (``PlayedBack``), not shown."""
+        final = self.selected
+        if final is None:
+            self.notify("Select a line first (click it, or up/down in its column), then enter",
+                        severity="warning", timeout=4)
+            return
+        audio = self._ring_samples(final.source, final.start, final.end)
+        try:
+            if self._player is None or self.session_log is None:
+                raise EarwigError("nothing can be played", "lines play while the pipeline runs")
+            if audio is None:
+                audio = playback.line_audio(self.session_log, final)
+            self._player.play(audio)
+        except EarwigError as error:
+            self.notify(str(error), severity="warning", timeout=8)
+            return
+        if "speakers" in self.sources and not self.config.speakers.replay:
+            taken = self._ring_taken("speakers")
+            if taken is not None:
+                self._tell(PlayedBack(source="speakers", start=taken,
+                                      end=taken + len(audio) + int(PLAYBACK_HEARD_WITHIN_S * SAMPLE_RATE)))
+        self.notify(f"Playing {len(audio) / SAMPLE_RATE:.1f} s: {final.text}", timeout=3)
 
     def action_clear(self) -> None:
         """Empty the columns; the session transcript (what save writes) keeps everything."""

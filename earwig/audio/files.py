@@ -63,7 +63,7 @@ def read_audio(path: str | Path, warn: Callable[[str], None] = lambda problem: N
     as far as it decodes, and ``warn`` is told how much is missing."""
     path = require_file(path)
     try:
-        with _decoder_noise_dropped(), soundfile.SoundFile(path) as file:
+        with native_stderr_dropped(), soundfile.SoundFile(path) as file:
             rate, promised = file.samplerate, file.frames
             audio = _decodable_part(file)
     except (soundfile.LibsndfileError, RuntimeError) as error:
@@ -96,8 +96,10 @@ def _decodable_part(file: soundfile.SoundFile) -> np.ndarray:
 
 
 @contextmanager
-def _decoder_noise_dropped() -> Iterator[None]:
-    """What C decoders write to standard error (file descriptor 2) meanwhile goes nowhere."""
+def native_stderr_dropped() -> Iterator[None]:
+    """What C libraries write to standard error (file descriptor 2) meanwhile goes nowhere:
+    a decoder's warnings, PortAudio's probing of ALSA devices, under a screen that owns the
+    terminal."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:

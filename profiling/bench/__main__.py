@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from earwig.profiling.bench import (dictation, echo, latency, mel, model_memory, monitor, peers, recovery, ring,
-                                    session_log, soak, wer)
+from earwig.profiling.bench import (dictation, echo, latency, mel, model_memory, monitor, peers, play, recovery,
+                                    ring, session_log, soak, wer)
 
 BENCHMARKS = {"dictation": dictation, "echo": echo, "latency": latency, "mel": mel, "model_memory": model_memory,
-              "monitor": monitor, "peers": peers, "recovery": recovery, "ring": ring, "session_log": session_log,
-              "soak": soak, "wer": wer}
+              "monitor": monitor, "peers": peers, "play": play, "recovery": recovery, "ring": ring,
+              "session_log": session_log, "soak": soak, "wer": wer}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 PULSE_MODULES = [
     "module-native-protocol-unix",
     "module-null-sink sink_name=sysout rate=48000 sink_properties=device.description=SystemOut",
@@ -149,6 +151,71 @@ async def talk_over(speakers: Path, talker: Path, after_s: float) -> None:
     talked = await asyncio.create_subprocess_exec("paplay", "--device=micfeed", str(talker))
     if await played.wait() or await talked.wait():
         raise RuntimeError("paplay could not play into the headless PulseAudio")
+
+
+class SpeakersRecorder:
+    """What the speakers play, recorded from their monitor (``parec``, 16 kHz mono float32)
+    by a thread that stamps each block as it arrives: the tests compare what was played,
+    the play benchmark times when its first sample came out. Counted in samples taken, so
+    a slow start or a long output buffer never cuts a recording short."""
+
+    RATE = 16000
+    BLOCK = 160
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(["parec", "--device=sysout.monitor", f"--rate={self.RATE}",
+                                          "--channels=1", "--format=float32le", "--latency-msec=10"],
+                                         stdout=subprocess.PIPE)
+        self._blocks: list[tuple[int, bytes]] = []  # (arrival, monotonic ns; the block)
+        self._taken = threading.Condition()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        self.wait_for(self.RATE // 10)  # recording for real before anything plays
+
+    def _read(self) -> None:
+        while block := self._process.stdout.read(self.BLOCK * 4):
+            with self._taken:
+                self._blocks.append((time.monotonic_ns(), block))
+                self._taken.notify_all()
+
+    @property
+    def samples(self) -> int:
+        return sum(len(block) for _, block in self._blocks) // 4
+
+    def wait_for(self, samples: int) -> None:
+        """Until ``samples`` more are taken (the monitor streams silence when nothing
+        plays, so they always come), or parec has ended."""
+        with self._taken:
+            wanted = self.samples + samples
+            self._taken.wait_for(lambda: self.samples >= wanted or not self._thread.is_alive(), timeout=60)
+
+    def audio(self) -> np.ndarray:
+        return np.frombuffer(b"".join(block for _, block in self._blocks), np.float32)
+
+    def first_sound_ns(self, after_ns: int, threshold: float = 1e-3) -> int | None:
+        """When the first sample louder than ``threshold`` of a block that came after
+        ``after_ns`` left the speakers: its block's arrival less the samples behind it."""
+        for arrived, block in self._blocks:
+            loud = np.flatnonzero(np.abs(np.frombuffer(block, np.float32)) > threshold)
+            if arrived > after_ns and len(loud):
+                return arrived - int((len(block) // 4 - loud[0]) * 1e9 / self.RATE)
+        return None
+
+    def close(self, after_s: float = 1.0) -> None:
+        """Record ``after_s`` more (what the output still held), then stop."""
+        self.wait_for(int(after_s * self.RATE))
+        self._process.terminate()
+        self._process.wait(10)
+        self._thread.join(10)
+
+
+@contextmanager
+def speakers_recorded() -> Iterator[SpeakersRecorder]:
+    recorder = SpeakersRecorder()
+    try:
+        yield recorder
+    finally:
+        recorder.close()
 
 
 class TextField:

@@ -1,0 +1,134 @@
+"""The commands on logged sessions: export a transcript, search every session's text, play
+a line's audio again. They read what the supervisor wrote (``supervisor/session_log.py``,
+``supervisor/session_audio.py``) and start nothing."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from earwig import export, playback, session_search
+from earwig.config import SAMPLE_RATE
+from earwig.errors import EarwigError
+from earwig.messages import Final
+from earwig.supervisor.session_log import find_session, logged_sessions, read, sessions_dir
+
+
+def export_session(args: argparse.Namespace) -> int:
+    if args.list:
+        for path in sorted(sessions_dir().glob("*.jsonl")):
+            print(f"{path.stem}  {sum(1 for _ in path.open(encoding='utf-8'))} Finals  {path}")
+        return 0
+    path = find_session(args.session)
+    finals = _shown_finals(path, args.source)
+    started = datetime.strptime(path.stem.rsplit("-", 1)[0], "%Y%m%d-%H%M%S")
+    text = {"txt": lambda: export.as_text(finals, started), "srt": lambda: export.as_subtitles(finals, False),
+            "vtt": lambda: export.as_subtitles(finals, True), "json": lambda: export.as_json(finals) + "\n"}[args.format]()
+    if args.output:
+        try:
+            descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+                file.write(text)
+        except OSError as error:
+            raise EarwigError(f"cannot write {args.output}: {error.strerror}", "choose a writable path") from None
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _shown_finals(log: Path, source: str | None) -> list[Final]:
+    """The lines the monitor showed (not echo, not empty), of one source or both."""
+    try:
+        return [f for f in read(log) if f.text and not f.echo and (source is None or f.source == source)]
+    except (ValueError, KeyError, UnicodeDecodeError) as error:
+        raise EarwigError(f"{log} is not an earwig session log ({error})", "give a session from `earwig export --list`") from None
+
+
+def search_sessions(args: argparse.Namespace) -> int:
+    since = _date(args.since) if args.since else None
+    if not session_search.words_of(" ".join(args.words)):
+        raise EarwigError(f"nothing to search for in {' '.join(args.words)!r}", "give words: earwig search WORDS")
+    logs = logged_sessions()
+    try:
+        hits = session_search.search(logs, " ".join(args.words), since)
+    except (ValueError, KeyError, UnicodeDecodeError) as error:
+        raise EarwigError(f"a session log cannot be read ({error})", f"move it out of {sessions_dir()}") from None
+    for hit in hits:
+        print(f"{hit.session}  {hit.wall:%Y-%m-%d %H:%M:%S}  {export.TITLES[hit.final.source]:<8}  "
+              f"{export.clock(hit.final.start)}  {hit.final.text}")
+        print(f"    {hit.play_command()}")
+    if not hits:
+        print(f"no line of {len(logs)} session(s){' since ' + args.since if args.since else ''} says "
+              f"{' '.join(args.words)!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _date(text: str) -> datetime:
+    """An ISO date or time, or today / yesterday (from their midnight)."""
+    midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    named = {"today": midnight, "yesterday": midnight - timedelta(days=1)}
+    if text.lower() in named:
+        return named[text.lower()]
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise EarwigError(f"--since {text!r} is not a date",
+                          "give one as 2026-12-01, '2026-12-01 14:30', today or yesterday") from None
+
+
+def play_line(args: argparse.Namespace) -> int:
+    log = find_session(args.session)
+    at = _seconds(args.start)
+    finals = _shown_finals(log, args.source)
+    position = round(at * SAMPLE_RATE)
+    around = [f for f in finals if f.start - SAMPLE_RATE // 20 <= position < f.end]
+    if not around:
+        raise EarwigError(f"no line of session {log.stem} is at {args.start}",
+                          "`earwig search WORDS` prints each line's play command")
+    final = min(around, key=lambda f: abs(f.start - position))
+    print(f"[{final.source}] {final.text}")
+    player = playback.Player()
+    player.play(playback.line_audio(log, final))
+    player.done.wait()
+    player.stop()
+    return 0
+
+
+def _seconds(text: str) -> float:
+    """Seconds, or minutes:seconds (as the transcript prints times)."""
+    try:
+        minutes, _, seconds = text.rpartition(":")
+        value = float(seconds) + 60 * int(minutes or 0)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise EarwigError(f"START {text!r} is not a time", "give seconds (83.4) or minutes:seconds (1:23.4)")
+    return value
+
+
+def export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("session", nargs="?", help='a session name from --list, a log file, or "last" '
+                        "(the default)")
+    parser.add_argument("--format", choices=["txt", "srt", "vtt", "json"], default="txt")
+    parser.add_argument("--source", choices=["mic", "speakers"], help="one source only (default: both, "
+                        "interleaved by time)")
+    parser.add_argument("--output", "-o", type=Path, help="write here (mode 0600) instead of stdout")
+    parser.add_argument("--list", action="store_true", help="list the logged sessions")
+
+
+def search_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("words", nargs="+", metavar="WORD", help="words the line says, in any order "
+                        "(case and punctuation aside)")
+    parser.add_argument("--since", help="only lines from this date or time on (2026-12-01, '2026-12-01 14:30', "
+                        "today, yesterday)")
+
+
+def play_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("session", help='a session name (`earwig export --list`), a log file, or "last"')
+    parser.add_argument("start", metavar="START", help="where the line starts: seconds (83.4) or minutes:seconds")
+    parser.add_argument("--source", choices=["mic", "speakers"], help="the line's source (default: the line "
+                        "at START in either)")

@@ -1,0 +1,55 @@
+"""Finding a line said in any session: every session log's kept text, searched for words.
+
+A line matches when each word asked for is one of its words, in any order, letters and
+digits alone compared (case, punctuation and accents aside: "Don't" finds "dont", "café"
+finds "cafe"), as a user remembers a phrase but not its exact wording. Echo Finals (the
+speakers heard by the mic) are not lines: nothing shows them.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from earwig.config import SAMPLE_RATE
+from earwig.messages import Final
+from earwig.supervisor.session_log import read_logged
+
+
+@dataclass(frozen=True)
+class Hit:
+    session: str
+    wall: datetime
+    final: Final
+
+    @property
+    def start_s(self) -> float:
+        return self.final.start / SAMPLE_RATE
+
+    def play_command(self) -> str:
+        """The command that plays the line again."""
+        return f"earwig play {self.session} {self.start_s:.2f} --source {self.final.source}"
+
+
+def words_of(text: str) -> list[str]:
+    folded = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    return re.findall(r"\w+", plain.replace("'", "").replace("\u2019", ""))
+
+
+def search(logs: Iterable[Path], query: str, since: datetime | None = None) -> list[Hit]:
+    """Each matching line of these logs, oldest first; ``since``: lines written from then on."""
+    wanted = set(words_of(query))
+    hits = []
+    for log in logs:
+        for logged in read_logged(log):
+            final = logged.final
+            if final.echo or (since is not None and logged.wall < since):
+                continue
+            if wanted <= set(words_of(final.text)):
+                hits.append(Hit(log.stem, logged.wall, final))
+    return sorted(hits, key=lambda hit: hit.wall)

@@ -1,0 +1,126 @@
+"""Finding a line in earlier sessions (`earwig search`) and hearing it again (`earwig play`):
+the search over session logs line by line, its bad input, and a real session transcribed
+by the pipeline, searched, and its line played through PulseAudio and recorded back."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from datetime import datetime, timedelta
+
+import soundfile
+
+from earwig import cli
+from earwig.config import SAMPLE_RATE, Config, SourceConfig
+from earwig.messages import Final, SourceEnded, SpeechEnd
+from earwig.profiling.harness import headless
+from earwig.session_search import search, words_of
+from earwig.supervisor.plan import session_audio_rings, transcription_plan
+from earwig.supervisor.session_log import SessionLog, audio_path, read
+from earwig.supervisor.supervisor import Supervisor
+from test_capture_pulse import best_correlation
+
+
+def _final(text: str, source: str = "mic", start: int = 16000, echo: bool = False) -> Final:
+    return Final(source=source, start=start, end=start + 32000, text=text, language="en", echo=echo)
+
+
+def _session(started: datetime, *finals: Final) -> SessionLog:
+    log = SessionLog(started=started)
+    for final in finals:
+        assert log.append(final, "base")
+    log.close()
+    return log
+
+
+def test_a_line_matches_when_it_says_every_word_in_any_order_case_punctuation_and_accents_aside():
+    assert words_of("Don't  forget, the CAFÉ!") == ["dont", "forget", "the", "cafe"]
+    earlier = _session(datetime(2026, 11, 30, 9, 0), _final("Don't forget the café order."),
+                       _final("The café is closed.", "speakers", 80000),
+                       _final("Forget the cafe.", echo=True))  # the speakers in the mic: not a line
+    later = _session(datetime(2026, 12, 1, 9, 0), _final("Order at the cafe, and don't forget."))
+    logs = [earlier.path, later.path]
+    hits = search(logs, "cafe dont forget")
+    assert [(hit.session, hit.final.text) for hit in hits] == [
+        (earlier.path.stem, "Don't forget the café order."), (later.path.stem, "Order at the cafe, and don't forget.")]
+    assert [hit.final.source for hit in search(logs, "closed")] == ["speakers"]
+    assert search(logs, "cafe forget dog") == []
+    assert hits[0].play_command() == f"earwig play {earlier.path.stem} 1.00 --source mic"
+
+
+def test_since_keeps_the_lines_written_from_then_on():
+    """``wall`` is when each line was written: the sessions here are written now, so a date
+    tomorrow finds nothing and one an hour ago finds them."""
+    log = _session(datetime(2026, 11, 30, 9, 0), _final("Water the plants."))
+    assert len(search([log.path], "plants", datetime.now() - timedelta(hours=1))) == 1
+    assert search([log.path], "plants", datetime.now() + timedelta(days=1)) == []
+
+
+def test_search_and_play_bad_input_is_one_line_each(capsys):
+    def run(*argv: str) -> tuple[int, str]:
+        code = cli.main(list(argv))
+        return code, capsys.readouterr().err.strip()
+
+    code, said = run("search", "plants")
+    assert code == 2 and said.startswith("earwig: no session has been logged yet") and len(said.splitlines()) == 1
+    log = _session(datetime(2026, 11, 30, 9, 0), _final("Water the plants."))
+    for argv, problem in [(("search", "plants", "--since", "last tuesday"), "is not a date"),
+                          (("search", "..."), "nothing to search for"),
+                          (("play", "nope", "1"), "no session 'nope'"),
+                          (("play", log.path.stem, "soon"), "is not a time"),
+                          (("play", log.path.stem, "9:00"), "no line of session"),
+                          (("play", log.path.stem, "1.5"), "the audio of this line is gone")]:
+        code, said = run(*argv)
+        assert code == 2 and said.startswith("earwig: ") and problem in said and len(said.splitlines()) == 1, (argv, said)
+    code, said = run("search", "rain")
+    assert code == 1 and "says 'rain'" in said
+    assert run("search", "PLANTS", "--since", "today")[0] == 0
+
+
+def _transcribe_session(wav, prefix: str) -> SessionLog:
+    """The real pipeline (capture, mel + VAD, preview, final) over a replayed file, with the
+    session log and the session's audio kept, until every utterance has its Final."""
+    config = Config(mic=SourceConfig(replay=str(wav), realtime=False), speakers=SourceConfig(enabled=False),
+                    keep_audio=True)
+    plan = transcription_plan(config, prefix)
+    log = SessionLog()
+
+    async def run() -> None:
+        async with Supervisor(plan.rings, plan.actors, session_log=log,
+                              keep_audio=session_audio_rings(plan, prefix)) as supervisor:
+            events = supervisor.subscribe()
+            ended, ends, finals = False, 0, 0
+            while not (ended and supervisor.finished("mel") and finals >= ends):
+                try:
+                    message = await asyncio.wait_for(events.get(), 1.0)
+                except asyncio.TimeoutError:
+                    continue  # the mel actor's exit is seen by polling, not by a message
+                ended |= isinstance(message, SourceEnded)
+                ends += isinstance(message, SpeechEnd)
+                finals += isinstance(message, Final)
+    asyncio.run(run())
+    return log
+
+
+def test_a_line_said_in_an_earlier_session_is_found_and_played_back_as_it_was_said(pulse, speech, ring_prefix):
+    """Session one transcribes espeak-ng's "...water the plants..." for real; `earwig search
+    plants` finds the line and prints the command that plays it; that command plays the
+    line's samples through the default output (PulseAudio's speakers), recorded back from
+    their monitor: correlation > 0.9 with the kept audio of the line."""
+    log = _transcribe_session(speech["b"], ring_prefix)
+    line, = [final for final in read(log.path) if "plants" in final.text.lower()]
+    found = subprocess.run([sys.executable, "-m", "earwig", "search", "PLANTS", "morning"],
+                           capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    listed, command = found.stdout.splitlines()
+    assert log.path.stem in listed and line.text in listed
+    assert command.strip() == f"earwig play {log.path.stem} {line.start / SAMPLE_RATE:.2f} --source mic"
+
+    with headless.speakers_recorded() as recorder:
+        played = subprocess.run([sys.executable, "-m", "earwig", *command.split()[1:]],
+                                capture_output=True, text=True, timeout=60)
+    assert played.returncode == 0, played.stderr
+    kept, _ = soundfile.read(audio_path(log.path, "mic"), start=line.start, stop=line.end, dtype="float32")
+    assert best_correlation(recorder.audio(), kept) > 0.9
+
