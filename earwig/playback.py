@@ -69,13 +69,25 @@ class Player:
         self._audio, self._at = audio.astype(np.float32), 0
         self.done.clear()
         try:
-            self._stream = sd.OutputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32", latency=OUTPUT_LATENCY_S,
-                                           callback=self._fill, finished_callback=self.done.set)
-            self._stream.start()
-        except (sd.PortAudioError, ValueError) as error:
-            self._stream = None
-            raise EarwigError(f"cannot play through the default audio output: {error}",
-                              "connect speakers or headphones, or start PulseAudio / PipeWire") from None
+            self._start()
+        except (sd.PortAudioError, ValueError):
+            # PortAudio lists devices once, when it starts: an output (or an audio server)
+            # that came after it is seen only once it is started again.
+            with native_stderr_dropped():
+                sd._terminate()
+                sd._initialize()
+            try:
+                self._start()
+            except (sd.PortAudioError, ValueError) as error:
+                self._stream = None
+                raise EarwigError(f"cannot play through the default audio output: {error}",
+                                  "connect speakers or headphones, or start PulseAudio / PipeWire") from None
+
+    def _start(self) -> None:
+        self._stream = self._sounddevice.OutputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32",
+                                                      latency=OUTPUT_LATENCY_S, callback=self._fill,
+                                                      finished_callback=self.done.set)
+        self._stream.start()
 
     def stop(self) -> None:
         if self._stream is not None:

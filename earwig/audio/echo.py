@@ -272,15 +272,16 @@ class MicEcho:
         """Whole frames of mic and the far end read at ``shift``. ``talking``: the mic's
         VAD hears speech in it (the return loss is measured where it does not)."""
         suppressed = self._canceller.process(mic, far)
-        linear = self._linear.process(mic, far)
         estimate = self._path.push(mic, far)
-        if not estimate.heard:
+        if not estimate.heard:  # AEC3 converges meanwhile; the linear filter starts when heard
+            self._linear.remember(far)
             return CleanMic(vad=mic, frames=mic)
         if not AEC3_DELAYS_S[0] <= estimate.delay_s <= AEC3_DELAYS_S[1]:
             self.shift += round((estimate.delay_s - TARGET_DELAY_S) * SAMPLE_RATE)
             self._path.reset()
             self._path.estimate = PathEstimate(heard=True, delay_s=TARGET_DELAY_S)
         self._linear.follow(self._path.estimate.delay_s)
+        linear = self._linear.process(mic, far)
         if not talking and _db(float(np.mean(far ** 2))) >= FAR_ACTIVE_DB:
             self._loss.add(mic, suppressed)
             self._linear_loss.add(mic, linear)

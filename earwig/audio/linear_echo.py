@@ -91,17 +91,25 @@ class LinearCanceller:
             self.lag = int(np.clip(wanted, 0, len(self._far)))
             self._lib.speex_echo_state_reset(self._state)
 
+    def remember(self, far: np.ndarray) -> None:
+        """The far end goes by with nothing to filter (no echo heard): kept for the delay."""
+        self._delayed(far)
+
     def process(self, mic: np.ndarray, far: np.ndarray) -> np.ndarray:
         near = _pcm16(mic)
-        played = np.concatenate((self._far, _pcm16(far)))
-        start = len(self._far) - self.lag
-        delayed = np.ascontiguousarray(played[start:start + len(near)])
-        self._far = played[-len(self._far):]
+        delayed = self._delayed(far)
         out = np.empty_like(near)
         for at in range(0, len(near), FRAME):
             self._lib.speex_echo_cancellation(self._state, near[at:].ctypes.data,
                                               delayed[at:].ctypes.data, out[at:].ctypes.data)
         return out.astype(np.float32) / 32768.0
+
+    def _delayed(self, far: np.ndarray) -> np.ndarray:
+        """``far`` as 16-bit samples ``lag`` late, the history moved on by it."""
+        played = np.concatenate((self._far, _pcm16(far)))
+        start = len(self._far) - self.lag
+        self._far = played[-len(self._far):]
+        return np.ascontiguousarray(played[start:start + len(far)])
 
     def __del__(self) -> None:
         if getattr(self, "_state", None):
