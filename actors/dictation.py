@@ -10,7 +10,9 @@ compute  a dictation is the mic's audio between the key's press and its release:
          into the same window before (``dictation_text``), are the text
 publish  DictationStart / DictationStop (the mel actor and the final model act on them),
          DictationState (the screen, ``earwig ctl``, the command's output); the text into
-         the focused window (``dictation_delivery``), never into one that took focus meanwhile
+         the focused window (``dictation_delivery``), never into one that took focus meanwhile;
+         Retry for each Final of held text (``earwig ctl retry``): the revised text is held
+         on the clipboard instead
 
 Where the sample positions come from: the mic's PCM ring. The key's press and release are
 the ring's write position at that moment, the same clock the VAD and the models count in.
@@ -27,11 +29,12 @@ from earwig.actors import dictation_control
 from earwig.actors.dictation_delivery import Desktop, Outcome
 from earwig.actors.dictation_keys import Hotkey
 from earwig.actors.dictation_text import dictated, joined
+from earwig.actors.final_context import said_before
 from earwig.actors.runtime import Actor
 from earwig.config import DictationConfig
 from earwig.errors import EarwigError
 from earwig.messages import (DictationAction, DictationCommand, DictationSpan, DictationStart, DictationState,
-                             DictationStop, Final)
+                             DictationStop, Final, Retry)
 from earwig.shm import Ring
 
 
@@ -111,6 +114,10 @@ class Dictator:
         self._outcome: asyncio.Future[DictationState] | None = None
         #: False while the user turned the hotkey off (the monitor's d key).
         self._enabled = True
+        #: The Finals of the text held last (not typed: focus moved), which ``retry`` reads again.
+        self._held: list[Final] = []
+        #: A retry in flight: each held Final's span, and its revision once it came.
+        self._retrying: dict[tuple[int, int], Final | None] = {}
 
     def close(self) -> None:
         self._pcm.close()
@@ -147,6 +154,8 @@ class Dictator:
             return await asyncio.wait_for(asyncio.shield(outcome), dictation_control.STOP_WAIT_S)
         elif action == "cancel" and listening:
             self.end(cancel=True)
+        elif action == "retry":
+            return await self.retry()
         elif action in ("enable", "disable"):
             self._enabled = action == "enable"
             self.publish_state("ready" if self._enabled else "off",
@@ -183,7 +192,42 @@ class Dictator:
         elif isinstance(message, DictationStop) and current is not None and current.start == message.start:
             current.cancel = message.cancel  # the user's own stop came before the crash
 
+    async def retry(self) -> DictationState:
+        """Read the held text's audio again (beam search, ``models.retry``); the new text is
+        held on the clipboard, and answered. Only held text: typed text is in its window."""
+        if not self._held:
+            return DictationState(state="failed", detail="no held text to retry: only text that was not typed "
+                                                         "(focus moved) is held")
+        if any(self._pcm.samples(f.start, f.end) is None for f in self._held):
+            return DictationState(state="failed", detail="the held text's audio has left the mic's ring "
+                                                         "(ring_seconds): it can no longer be retried")
+        self._retrying = {(f.start, f.end): None for f in self._held}
+        self._outcome = asyncio.get_running_loop().create_future()
+        for final in self._held:
+            self._actor.publish(Retry(source="mic", start=final.start, end=final.end,
+                                      prompt=said_before(self._held, final)))
+        self.publish_state("transcribing", "retrying the held text")
+        return await asyncio.wait_for(asyncio.shield(self._outcome), dictation_control.STOP_WAIT_S)
+
+    def _revised(self, final: Final) -> None:
+        if (final.start, final.end) not in self._retrying:
+            return
+        self._retrying[final.start, final.end] = final
+        if any(revision is None for revision in self._retrying.values()):
+            return
+        self._held = [revision for revision in self._retrying.values() if revision is not None]
+        self._retrying = {}
+        text = dictated(self._held, self._settings.replacements)
+        if self._desktop is not None:
+            self._desktop.set_clipboard(text)
+        self._settle(DictationState(state="held", text=text, detail="retried: the new text is on the clipboard "
+                                                                   "(paste it with ctrl+v)"
+                                    if self._desktop is not None else "retried"))
+
     def heard(self, final: Final) -> None:
+        if final.revised:
+            self._revised(final)
+            return
         current = self._current
         if current is not None and final.end > current.start and (current.end is None or final.start < current.end):
             current.finals.append(final)
@@ -208,11 +252,11 @@ class Dictator:
             return
         if self._last and self._last[0] == current.window and time.monotonic() - self._last[2] < self._settings.join_within_s:
             text = joined(text, self._last[1])
-        asyncio.get_running_loop().create_task(self._deliver(text, current.window))
+        asyncio.get_running_loop().create_task(self._deliver(text, current.window, current.finals))
 
     # --- publish ----------------------------------------------------------------------
 
-    async def _deliver(self, text: str, window: int | None) -> None:
+    async def _deliver(self, text: str, window: int | None, finals: list[Final]) -> None:
         if self._desktop is None:
             outcome = Outcome("no X display: the text is printed, not typed")
         elif window is None:
@@ -228,6 +272,7 @@ class Dictator:
             self._last = (window, text, time.monotonic())
             self._settle(DictationState(state="delivered", text=text))
         else:
+            self._held = finals
             self._settle(DictationState(state="held", detail=outcome.held, text=text))
 
     def _settle(self, state: DictationState) -> None:

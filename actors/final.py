@@ -4,13 +4,15 @@ receive  SpeechStart or DictationStart (the first one loads the model), SpeechPa
          VAD's hangover began: transcribe early, speculatively), SpeechResume (it was only a
          pause: drop the guess), SpeechEnd (the utterance is confirmed), Partial (the preview's text:
          the draft the decoder checks, ``decoding.draft``), Final (after a restart, the
-         supervisor's copies of what this actor published before: its context)
+         supervisor's copies of what this actor published before: its context), Retry
+         (the user asked for a line again: it waits for the live text, ``final_retry``)
 compute  ``decoding.transcribe`` over every pending utterance of both sources at once
          (one encoder batch), each read with what its source said before it (the text as
          a prompt; a fragment also with the audio before it: ``final_context``), then the
          hallucination filter (``decoding.hallucinations``)
 publish  exactly one Final per SpeechEnd, in order (empty text when nothing survived the
-         filter, so a listener can retire the utterance's partial text); ModelState; Stats
+         filter, so a listener can retire the utterance's partial text); a revised Final per
+         Retry, or an ActorFailed saying why the line cannot be read again; ModelState; Stats
 
 What is owed, what to transcribe next and which Finals are due is decided by
 ``final_ledger.FinalLedger`` from the messages alone; this module loads the model, reads
@@ -33,15 +35,18 @@ from collections.abc import Callable
 import msgspec
 
 from earwig.actors.final_ledger import Batch, FinalLedger
+from earwig.actors.final_retry import line_samples, retried
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor
 from earwig.decoding.draft import Abandoned
 from earwig.decoding.hallucinations import kept_final
 from earwig.decoding.transcribe import Window, compile_alignment, transcribe
-from earwig.messages import (DictationStart, Final, Partial, SpeechEnd, SpeechPause, SpeechResume, SpeechStart,
-                             Stamps, Stats)
+from earwig.errors import EarwigError
+from earwig.export import clock
+from earwig.messages import (ActorFailed, DictationStart, Final, Partial, Retry, SpeechEnd, SpeechPause, SpeechResume,
+                             SpeechStart, Stamps, Stats)
 
-LISTENS = (SpeechStart, DictationStart, SpeechPause, SpeechResume, SpeechEnd, Partial, Final)
+LISTENS = (SpeechStart, DictationStart, SpeechPause, SpeechResume, SpeechEnd, Partial, Final, Retry)
 
 
 async def main(actor: Actor) -> None:
@@ -80,6 +85,7 @@ async def main(actor: Actor) -> None:
         SpeechEnd: woken(lambda m: ledger.ended(m.source, m.start, m.end, now())),
         Partial: ledger.drafted,
         Final: ledger.recalled,
+        Retry: woken(ledger.retry_asked),
     }
     try:
         await actor.serve(handlers, _until_all_answered(actor, session, ledger, changed, abandon, hold))
@@ -98,6 +104,10 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
         if ledger.model_needed:
             await session.ready_model()
         batch = ledger.next_batch(stopping=actor.stopping.is_set()) if ledger.model_needed else None
+        retry = ledger.next_retry(stopping=actor.stopping.is_set()) if batch is None else None
+        if retry is not None:
+            _publish_retry(actor, retry, await _retry(session, retry))
+            continue
         if batch is None:
             session.idle()
             await actor.stopping_or(changed)
@@ -134,7 +144,25 @@ async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, 
         ledger.counters["tokens"] += transcript.decoded_tokens
 
 
+async def _retry(session: ModelSession, retry: Retry) -> Final | EarwigError:
+    """The line's revised Final, or why it cannot be read again."""
+    try:
+        read_from, samples = line_samples(retry, session.params.pcm_rings.get(retry.source))
+        model = await session.retry_model()
+    except EarwigError as error:
+        return error
+    return await asyncio.to_thread(retried, model, retry, read_from, samples)
+
+
 # --- publish ------------------------------------------------------------------------------
+
+
+def _publish_retry(actor: Actor, retry: Retry, outcome: Final | EarwigError) -> None:
+    if isinstance(outcome, EarwigError):
+        actor.publish(ActorFailed(actor=actor.name, fatal=False, fix=outcome.fix,
+                                  error=f"cannot retry the {retry.source} line at {clock(retry.start)}: {outcome.problem}"))
+    else:
+        actor.publish(outcome)
 
 
 def _publish(actor: Actor, ledger: FinalLedger) -> None:

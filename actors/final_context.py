@@ -27,12 +27,13 @@ file's windows are (``file_windows``): soft speech before a loud word is speech 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from earwig.audio.vad import MARGIN_S
 from earwig.config import SAMPLE_RATE
 from earwig.decoding.hallucinations import looping
-from earwig.messages import Source
+from earwig.messages import Final, Source
 
 #: Silence after which a source's earlier text no longer counts as context.
 RESET_AFTER_S = 30.0
@@ -132,3 +133,18 @@ class SpokenContext:
             return Reading(joined[0].start, joined[-1].end, " ".join(s.text for s in joined))
         since = max(floor, start - int(MARGIN_S * SAMPLE_RATE))
         return Reading(since, since)
+
+
+def said_before(finals: Iterable[Final], line: Final) -> str:
+    """What ``line``'s source said before it, as its live reading was told (its last
+    ``KEEP_WORDS`` words, back to a silence of ``RESET_AFTER_S``): the context a line read
+    again (a retry) is prompted with, however long ago it was said."""
+    words: list[str] = []
+    after = line.start
+    for final in sorted((f for f in finals if f.source == line.source and f.end <= line.start and not f.echo),
+                        key=lambda f: f.start, reverse=True):
+        if after - final.end > RESET_AFTER_S * SAMPLE_RATE or len(words) >= KEEP_WORDS:
+            break
+        words[:0] = final.text.split()
+        after = final.start
+    return " ".join(words[-KEEP_WORDS:])

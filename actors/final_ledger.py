@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from earwig.actors.final_context import Reading, SpokenContext
-from earwig.messages import Final, Partial, Source
+from earwig.messages import Final, Partial, Retry, Source
 
 #: Utterances transcribed in one encoder batch at most (both sources, and a backlog).
 MAX_BATCH = 4
@@ -73,6 +73,8 @@ class FinalLedger:
         self.context = SpokenContext()
         #: Speech has begun (or a dictation): the model should be loaded.
         self.model_needed = False
+        #: Lines the user asked to be transcribed again, by span, oldest request first.
+        self._retries: dict[tuple[Source, int, int], Retry] = {}
         #: The actor's Stats: these decisions', and the decoder's work the actor adds.
         self.counters = {"finals": 0.0, "speculative_used": 0.0, "speculative_abandoned": 0.0,
                          "transcribe_s": 0.0, "decoder_passes": 0.0, "tokens": 0.0}
@@ -120,6 +122,12 @@ class FinalLedger:
         """A Final this actor published before it restarted: context for what comes next."""
         self.context.record(final.source, final.text, final.language, final.start, final.end)
 
+    def retry_asked(self, retry: Retry) -> None:
+        """The user asked for a line again; asked twice, it is read once (the later
+        request's context counts)."""
+        self._retries.pop((retry.source, retry.start, retry.end), None)
+        self._retries[retry.source, retry.start, retry.end] = retry
+
     # --- what to do ---------------------------------------------------------------------
 
     @property
@@ -147,6 +155,16 @@ class FinalLedger:
         if not utterances:
             return None
         return Batch(tuple(self._job(u) for u in utterances), speculative)
+
+    def next_retry(self, stopping: bool = False) -> Retry | None:
+        """A line to read again, once no utterance waits for its Final or its guess: the live
+        text is what keeps up with the talk, a user who asked for one line can wait a pass.
+        None while stopping: a retry asked as the session ends is not waited for."""
+        if stopping or not self._retries or any(u not in self._results for u in self._confirmed) \
+                or self._speculative:
+            return None
+        key = next(iter(self._retries))
+        return self._retries.pop(key)
 
     def _job(self, utterance: Utterance) -> Job:
         reading = self.context.reading(utterance.source, utterance.start, utterance.end, self._max_window)

@@ -12,7 +12,7 @@ import asyncio
 import ctypes
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -64,6 +64,10 @@ class ModelParams:
     #: The longest window the final pass reads, in samples (``vad.max_utterance_s``): a
     #: fragment joined with the utterance before it stays within it.
     max_window: int = 25 * 16_000
+    #: The model a line is transcribed again with (``models.retry``); "" for this model.
+    retry_model: str = ""
+    #: ``{source: PCM ring name}``: a retried line's audio, while the ring holds it.
+    pcm_rings: dict[Source, str] = field(default_factory=dict)
 
 
 class ModelSession:
@@ -87,6 +91,10 @@ class ModelSession:
         #: The model's passes (encode, detect, decode), once it is loaded.
         self.loaded: LoadedModel | None = None
         self._loading: asyncio.Task | None = None
+        #: The retry model where it is not this one ("": this one, or it could not be had),
+        #: and once a retry loaded it, its passes.
+        self._retry_wanted = params.retry_model if params.retry_model != params.model else ""
+        self._retry: LoadedModel | None = None
         #: Whether frames were read (a pass ran) since the heap was last trimmed (``idle``).
         self._passed = False
 
@@ -128,6 +136,34 @@ class ModelSession:
             return loaded
         raise did_not_fit
 
+    async def retry_model(self) -> LoadedModel:
+        """The model a retry reads with: ``retry_model``, loaded (once, in a thread) beside
+        this actor's own on the first retry; this actor's own where they are the same, or
+        where the retry model cannot be had (said once, in an ActorFailed that is not fatal)."""
+        wanted = self._retry_wanted
+        if self._retry is not None or not wanted:
+            return self._retry or await self._own_loaded()
+        self._state("loading", wanted, self.device, role="retry")
+        started = time.monotonic()
+        try:
+            whisper = await asyncio.to_thread(model_store.load, wanted, self.device)
+        except (EarwigError, torch.OutOfMemoryError) as error:
+            problem, fix = (error.problem, error.fix) if isinstance(error, EarwigError) else (str(error), "")
+            self._state("failed", wanted, self.device, role="retry", error=problem, fix=fix)
+            self._actor.publish(ActorFailed(actor=self._actor.name, fatal=False,
+                                            error=f"retry model {wanted}: {problem}; retrying with {self.params.model}",
+                                            fix=fix or "set models.retry to a model `earwig models` lists"))
+            self._retry_wanted = ""
+            return await self._own_loaded()
+        self._retry = LoadedModel(whisper, self.device, self.params.language, self.params.task,
+                                  self.params.initial_prompt)
+        self._state("ready", wanted, self.device, role="retry", load_s=time.monotonic() - started)
+        return self._retry
+
+    async def _own_loaded(self) -> LoadedModel:
+        await self.ready_model()
+        return self.loaded
+
     def _choices(self) -> Iterator[tuple[str, torch.device]]:
         """The configured model and device; when that does not fit, smaller models whose mel
         frames the mel actor computes (largest first, same device), then on the CPU."""
@@ -167,8 +203,8 @@ class ModelSession:
             return torch.cuda.memory_allocated(device)
         return psutil.Process().memory_info().rss
 
-    def _state(self, state: str, model: str, device: torch.device, **details) -> None:
-        self._actor.publish(ModelState(role=self.params.role, model=model, state=state,
+    def _state(self, state: str, model: str, device: torch.device, role: str = "", **details) -> None:
+        self._actor.publish(ModelState(role=role or self.params.role, model=model, state=state,
                                        device=str(device), **details))
 
     def _open_rings(self, model: str) -> None:

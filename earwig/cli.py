@@ -363,7 +363,9 @@ def _transcribe_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _ctl_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["start", "stop", "toggle", "cancel", "status"])
+    parser.add_argument("action", choices=["start", "stop", "toggle", "cancel", "status", "retry"],
+                        help="retry: transcribe the held text (not typed: focus moved) again, more carefully, "
+                             "and hold the new text on the clipboard")
 
 
 def _profile_arguments(parser: argparse.ArgumentParser) -> None:
@@ -400,9 +402,10 @@ COMMANDS = (
             "focused window", "Hold dictation.hotkey (default <ctrl>+<alt>+<space>) and speak; on release the "
             "final model's text is typed where the focus was. `earwig ctl` drives it without a hotkey. Each "
             "dictation's text is also printed.", sections=frozenset({"", "mic", "vad", "models", "dictation"})),
-    Command("ctl", _ctl, "drive a running `earwig dictate`: start, stop, toggle, cancel, status",
+    Command("ctl", _ctl, "drive a running `earwig dictate`: start, stop, toggle, cancel, status, retry",
             "Sends one command over the control socket in $XDG_RUNTIME_DIR; bind these to keys where there "
-            "are no global hotkeys (Wayland). stop waits for the text and prints it.", arguments=_ctl_arguments),
+            "are no global hotkeys (Wayland). stop waits for the text and prints it; retry reads held text "
+            "again and prints the new text.", arguments=_ctl_arguments),
     Command("export", export_session, "a logged session's transcript as text, subtitles or JSON",
             "Every Final of a session is logged (fsync'd before it is shown) in $XDG_DATA_HOME/earwig/sessions; "
             "this writes one out.", arguments=export_arguments),

@@ -73,6 +73,10 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "is not English and this is left at \"tiny.en\").")] = "tiny.en"
     final: Annotated[str, Meta(description=
         "The model that writes the kept text; \"auto\": large-v3-turbo on CUDA, base on CPU.")] = "auto"
+    retry: Annotated[str, Meta(description=
+        "The model that transcribes a line again when you ask (the monitor's r key, "
+        "`earwig ctl retry`), with beam search; \"auto\": the next larger model this machine "
+        "has, else the final model.")] = "auto"
     language: Annotated[str, Meta(description=
         "A language code (\"en\", \"de\", ...) or \"auto\" to detect it per utterance.")] = "en"
     task: Annotated[str, Meta(description=

@@ -46,6 +46,21 @@ class PlayedBack(Message):
     end: int
 
 
+class Retry(Message):
+    """The user asked for a line (a Final of ``source`` over ``[start, end)``) to be
+    transcribed again, more carefully: beam search, ``prompt`` (the text said before it) as
+    its context, and ``models.retry``. The final actor answers with a Final marked
+    ``revised``, or an ActorFailed that says why it cannot (the line's audio is gone).
+    ``audio``: the file that holds the source's audio by sample position (the session's
+    kept audio), read when the ring no longer holds the line; "" for none."""
+
+    source: Source
+    start: int
+    end: int
+    prompt: str = ""
+    audio: str = ""
+
+
 class Shutdown(Message):
     """Finish what is in flight, release resources, exit."""
 
@@ -197,13 +212,18 @@ class Final(Message):
     #: said over the same time (their sound in the microphone), or a speakers Final of a
     #: line earwig itself played back. Kept in the session log, never shown, typed or exported.
     echo: bool = False
+    #: A retry's text (``Retry``), which replaces the earlier text of the same span: the
+    #: session log appends it as a revision, the screen and ``earwig export`` show it.
+    revised: bool = False
 
 
 class ModelState(Message):
     """Where a model actor's model stands. ``memory_bytes``: what loading it cost (GPU memory
     on CUDA, resident memory on the CPU). ``failed`` carries the error and its fix."""
 
-    role: Literal["preview", "final"]
+    #: "retry": the final actor's second model, loaded for a retry where ``models.retry``
+    #: is not the final model.
+    role: Literal["preview", "final", "retry"]
     model: str
     state: Literal["evicted", "loading", "ready", "failed"]
     device: str = ""
@@ -238,7 +258,8 @@ class Stats(Message):
 
 
 #: ``disable`` / ``enable``: the hotkey is ignored meanwhile (the monitor's d key).
-DictationAction = Literal["start", "stop", "toggle", "cancel", "status", "enable", "disable"]
+#: ``retry``: transcribe the held text again (``Retry``) and hold the new text instead.
+DictationAction = Literal["start", "stop", "toggle", "cancel", "status", "enable", "disable", "retry"]
 
 
 class DictationCommand(Message):
@@ -288,7 +309,7 @@ class DictationState(Message):
 
 
 AnyMessage = Union[
-    PauseSource, PlayedBack, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SourceState, SpeechStart,
+    PauseSource, PlayedBack, Retry, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SourceState, SpeechStart,
     SpeechPause, SpeechResume, SpeechEnd,
     Partial, Final, ModelState, EchoState, Stats,
     DictationCommand, DictationStart, DictationStop, DictationSpan, DictationState,

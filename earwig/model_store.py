@@ -289,6 +289,16 @@ def smaller_models(model: str, english_only_ok: bool) -> list[str]:
     return sorted(smaller, key=_size, reverse=True)
 
 
+def next_larger_model(model: str, english_only_ok: bool) -> str | None:
+    """The smallest model larger than ``model`` that this machine has or can make offline
+    (a retry's default: more careful, and still about as quick as a line is long); None
+    where there is none."""
+    size = _size(model)
+    larger = [row.name for row in available()
+              if row.ready and _size(row.name) > size and (english_only_ok or not row.name.endswith(".en"))]
+    return min(larger, key=_size, default=None)
+
+
 # --- list ----------------------------------------------------------------------------------
 
 

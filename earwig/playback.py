@@ -1,5 +1,5 @@
-"""Hearing a line again: a Final's own samples, from the session's kept audio, played
-through the default output.
+"""Hearing a line again: a Final's own samples, from the session's kept audio (which a
+retry reads too), played through the default output.
 
 Why the kept audio and the Final's sample span: frame ``n`` of a session's
 ``<session>-<source>.flac`` is sample ``n`` of that source, the unit of every Final's
@@ -22,20 +22,23 @@ from earwig.supervisor.session_log import audio_path
 
 
 def line_audio(log: Path, final: Final) -> np.ndarray:
-    """The samples of ``final`` from its session's kept audio; one clear error where the
-    audio is gone (not kept, deleted, or shorter than the line)."""
-    path = audio_path(log, final.source)
+    """The samples of ``final`` from its session's kept audio."""
+    return kept_samples(audio_path(log, final.source), final.start, final.end)
+
+
+def kept_samples(path: Path, start: int, end: int) -> np.ndarray:
+    """Samples ``[start, end)`` of a session's kept audio; one clear error where the audio
+    is gone (not kept, deleted, or shorter than the line)."""
     if not path.exists():
-        raise EarwigError(f"the audio of this line is gone: session {log.stem} kept no {final.source} audio "
-                          f"({path} does not exist)",
+        raise EarwigError(f"the audio of this line is gone: {path} does not exist",
                           "only a session run with --keep-audio keeps its audio after it ends")
     try:
-        audio, rate = soundfile.read(path, start=final.start, stop=final.end, dtype="float32", always_2d=False)
+        audio, rate = soundfile.read(path, start=start, stop=end, dtype="float32", always_2d=False)
     except (OSError, soundfile.LibsndfileError) as error:
         raise EarwigError(f"cannot read the session's audio {path}: {error}",
                           "the file is damaged; the text is still in the session log") from None
     if rate != SAMPLE_RATE or not len(audio):
-        raise EarwigError(f"the audio of this line is gone: {path} ends before {final.start / SAMPLE_RATE:.2f} s",
+        raise EarwigError(f"the audio of this line is gone: {path} ends before {start / SAMPLE_RATE:.2f} s",
                           "the file was cut short; the text is still in the session log")
     return audio
 

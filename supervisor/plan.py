@@ -152,6 +152,16 @@ def preview_model(models: ModelsConfig) -> str:
     return models.preview
 
 
+def retry_model(models: ModelsConfig) -> str:
+    """The model a line is read again with: ``models.retry``; "auto": the next larger model
+    this machine has that reads the language (any, for English), else the final model."""
+    final = final_model(models.final)
+    if models.retry != "auto":
+        return models.retry
+    english = models.language == "en" and models.task == "transcribe"
+    return model_store.next_larger_model(final, english) or final
+
+
 def mel_bins(config: Config) -> list[int]:
     """The bin counts the configured models read: one frame ring per count and source."""
     models = (preview_model(config.models), final_model(config.models.final))
@@ -200,6 +210,8 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
     models = config.models
     for role in roles:  # settings first: a bad model is named whether or not a device is there
         check_model(preview_model(models) if role == "preview" else final_model(models.final), models, role)
+    if "final" in roles:
+        check_model(retry_model(models), models, "retry")
     plan = listen_plan(config, prefix, devices_optional)
     if not plan.sources:
         return plan
@@ -213,7 +225,9 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
                              initial_prompt=models.initial_prompt,
                              interval_s=models.preview_interval_ms / 1000,
                              threads=PREVIEW_THREADS if role == "preview" else 0,
-                             max_window=int(config.vad.max_utterance_s * SAMPLE_RATE))
+                             max_window=int(config.vad.max_utterance_s * SAMPLE_RATE),
+                             retry_model=retry_model(models) if role == "final" else "",
+                             pcm_rings={source: pcm_ring_name(prefix, source) for source in plan.sources})
         # The final actor answers every SpeechEnd, and stops last: after the mel actor has
         # closed the utterance in progress.
         actors.append(spec_for(role, f"earwig.actors.{role}", params, idle_evict_s=models.idle_evict_s,
@@ -226,7 +240,7 @@ def check_model(model: str, models: ModelsConfig, role: str = "final") -> None:
     """The model can be had, and can do what the config asks (a preview model may read
     English only: its partial text is then shown for English speech only)."""
     model_store.checkpoint_path(model, fetch=False)
-    english_only = model.endswith(".en") and role == "final"
+    english_only = model.endswith(".en") and role != "preview"
     if english_only and models.language != "en":
         raise EarwigError(f"model {model} reads English only, but models.language is {models.language!r}",
                           f'use the multilingual {model[:-3]}, or set models.language = "en"')

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from earwig.actors.runtime import ActorSpec
-from earwig.messages import (AnyMessage, DictationSpan, DictationStart, DictationStop, Final, PauseSource,
+from earwig.messages import (AnyMessage, DictationSpan, DictationStart, DictationStop, Final, PauseSource, Retry,
                              SourceEnded, SpeechEnd, SpeechStart)
 
 #: Finals per source re-sent to a restarted final actor: more than its context holds
@@ -44,9 +44,11 @@ LASTING: dict[type, Lasting] = {
 #: While one of these is lasting, someone is speaking (or holds the dictation key): no
 #: model is evicted.
 SPEAKING = (SpeechStart, DictationStart)
-#: Speech and dictation events: each one counts as activity for idle eviction, and those
-#: of ``SPEAKING`` wake an evicted model actor that listens to them.
-ACTIVITY = (SpeechStart, SpeechEnd, DictationStart, DictationSpan)
+#: What brings an evicted model actor that listens to it back: speech or dictation began,
+#: or the user asked for a line again (the model loads for it, its state on screen).
+WAKING = (*SPEAKING, Retry)
+#: Speech and dictation events and retries: each one counts as activity for idle eviction.
+ACTIVITY = (SpeechStart, SpeechEnd, DictationStart, DictationSpan, Retry)
 
 
 def _source(message: AnyMessage) -> str:
@@ -91,8 +93,11 @@ class Router:
 
     def answered(self, final: Final) -> bool:
         """A Final of the actor that answers speech: True for the first answer to its
-        SpeechEnd (the supervisor logs and publishes it), False for a second one (a
-        restarted final actor redid an utterance whose Final had already come)."""
+        SpeechEnd and for a retry's revision (the supervisor logs and publishes them), False
+        for a second answer (a restarted final actor redid an utterance whose Final had
+        already come)."""
+        if final.revised:
+            return True
         if self._unanswered.pop((final.source, final.start, final.end), None) is None:
             return False
         self._recent.setdefault(final.source, deque(maxlen=RECENT_FINALS)).append(final)
@@ -119,5 +124,5 @@ class Router:
 
     @staticmethod
     def wakes(message: AnyMessage) -> bool:
-        """Whether ``message`` brings an evicted listener back (speech or dictation began)."""
-        return isinstance(message, SPEAKING)
+        """Whether ``message`` brings an evicted listener back."""
+        return isinstance(message, WAKING)

@@ -8,7 +8,10 @@ Where: ``$XDG_DATA_HOME/earwig/sessions/<started>-<pid>.jsonl``, mode 0600 in a 
 folder. A line: ``{"source", "start", "end", "wall", "text", "words": [{"word", "start",
 "end", "probability"}], "model"}``, positions in samples since the source started, ``wall``
 the local time the Final was written (ISO 8601); ``"echo": true`` on a mic Final that
-repeats the speakers (``echo_filter``), which nothing shows or exports.
+repeats the speakers (``echo_filter``), which nothing shows or exports; ``"revised": true`` on
+a line read again (the monitor's retry, ``earwig ctl retry``). A revision is appended, never
+written over the line: a reader takes the latest record of each span, in the place of the
+first (``read_logged``).
 
 A folder that cannot be written (read-only, full) does not stop the session: the log says
 so once (``problem``), and the Finals still reach the screen, which keeps them in memory.
@@ -21,6 +24,8 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+import msgspec
 
 from earwig import paths
 from earwig.errors import EarwigError
@@ -59,6 +64,8 @@ class SessionLog:
                             for w in final.words], "model": model}
         if final.echo:
             record["echo"] = True
+        if final.revised:
+            record["revised"] = True
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode()
         try:
             written = os.write(self._descriptor, line)
@@ -91,9 +98,12 @@ def read(path: Path) -> list[Final]:
 
 
 def read_logged(path: Path) -> list[Logged]:
-    """A session log's records, in the order they were written. A last line cut short (the
-    machine lost power mid-write) is left out; every line before it was on disk."""
-    records = []
+    """A session log's lines, in the order they were first written, each as its latest
+    revision says (with the time of the first: when it was said). A last line cut short
+    (the machine lost power mid-write) is left out; every line before it was on disk."""
+    records: list[Logged] = []
+    #: Where each span's line is in ``records``: a revision takes its place.
+    places: dict[tuple[str, int, int], int] = {}
     lines = path.read_text(encoding="utf-8").splitlines()
     for index, line in enumerate(lines):
         try:
@@ -105,7 +115,13 @@ def read_logged(path: Path) -> list[Logged]:
         final = Final(source=record["source"], start=record["start"], end=record["end"],
                       text=record["text"], language="",
                       words=[Word(w["word"], w["start"], w["end"], w["probability"]) for w in record["words"]],
-                      echo=record.get("echo", False))
+                      echo=record.get("echo", False), revised=record.get("revised", False))
+        span = (final.source, final.start, final.end)
+        if final.revised and span in places:
+            first = records[places[span]]
+            records[places[span]] = Logged(msgspec.structs.replace(final, echo=first.final.echo), first.wall)
+            continue
+        places[span] = len(records)
         records.append(Logged(final, datetime.fromisoformat(record["wall"])))
     return records
 

@@ -115,6 +115,8 @@ class _Running:
     #: The model a model actor loaded ("" none yet: no memory to free by evicting). Not
     #: always the configured one: one that does not fit falls back to a smaller one.
     model: str = ""
+    #: The final actor's retry model, where a retry loaded one of its own ("": its model).
+    retry_model: str = ""
 
 
 class Supervisor:
@@ -277,7 +279,7 @@ class Supervisor:
         running.process, running.channel = process, Channel(ours)
         running.last_seen = running.last_output = time.monotonic()
         running.evicted = running.drained = running.ready = False
-        running.model = ""
+        running.model = running.retry_model = ""
         running.exited = asyncio.Event()
         loop.add_reader(process.sentinel, self._on_exit, running, process)
         self._watch(self._receive(running, running.channel))
@@ -320,7 +322,10 @@ class Supervisor:
             running.last_seen = time.monotonic()
             running.ready = running.ready or isinstance(message, ActorReady)
             if isinstance(message, ModelState) and message.state == "ready":
-                running.model = message.model
+                if message.role == "retry":
+                    running.retry_model = message.model
+                else:
+                    running.model = message.model
             if isinstance(message, Heartbeat):
                 continue
             running.last_output = running.last_seen
@@ -329,7 +334,8 @@ class Supervisor:
                     message.stamps, received_ns=time.monotonic_ns()))
             if isinstance(message, Final) and self.router.answers(running.spec.name):
                 if self.router.answered(message):
-                    self._pass_on(self._echo_filter.heard(message) if self._echo_filter else [message], running)
+                    paired = self._echo_filter is not None and not message.revised
+                    self._pass_on(self._echo_filter.heard(message) if paired else [message], running)
                 continue
             if self._echo_filter is not None:
                 self._echo_filter.heard(message)  # when the speakers talk, how the clocks line up
@@ -340,10 +346,11 @@ class Supervisor:
             running.drained = True
 
     def _pass_on(self, finals: list[Final], running: _Running | None) -> None:
-        """Kept Finals (the first answer to each utterance): into the session log first,
+        """Kept Finals (the first answer to each utterance, a retry's revision): into the session log first,
         then to every subscriber and listener."""
         for final in map(self._played_back.mark, finals):
-            if self.session_log is not None and not self.session_log.append(final, running.model if running else ""):
+            model = "" if running is None else (final.revised and running.retry_model) or running.model
+            if self.session_log is not None and not self.session_log.append(final, model):
                 self._warn_session_log()
             self._publish(final)
             self._forward(final, running)

@@ -11,8 +11,7 @@ import torch
 
 from earwig import model_store
 from earwig.audio.files import read_audio
-from earwig.audio.log_mel import bins_for_model
-from earwig.decoding.files import log_mel
+from earwig.audio.log_mel import bins_for_model, log_mel
 from earwig.decoding.model import BUCKET_FRAMES, PAD_FRAMES, LoadedModel, padded_length
 from earwig.decoding.transcribe import Window, transcribe
 

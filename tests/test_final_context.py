@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from earwig.actors.final_context import KEEP_WORDS, RESET_AFTER_S, Reading, SpokenContext
+from earwig.actors.final_context import KEEP_WORDS, RESET_AFTER_S, Reading, SpokenContext, said_before
 from earwig.audio.vad import MARGIN_S
+from earwig.messages import Final
 
 S = 16_000
 
@@ -101,3 +102,15 @@ def test_no_reading_reaches_into_an_utterance_whose_final_is_still_to_come():
     context.ended("mic", 4 * S)
     context.ended("mic", 6 * S)  # "Um": ended, its Final not here yet
     assert context.reading("mic", 6 * S + S // 2, 7 * S, 25 * S) == Reading(6 * S, 6 * S)
+
+
+def test_a_retried_line_is_prompted_with_what_its_source_said_before_it_back_to_a_long_silence():
+    def line(source: str, start_s: float, text: str) -> Final:
+        return Final(source=source, start=int(start_s * S), end=int((start_s + 2) * S), text=text,
+                     language="en")
+
+    finals = [line("mic", 0, "Long ago."), line("mic", 100, "First we met."), line("speakers", 104, "Hi."),
+              line("mic", 104, "Then we talked."), line("mic", 108, "The line."), line("mic", 112, "After it.")]
+    assert said_before(finals, finals[4]) == "First we met. Then we talked."
+    many = [line("mic", 3 * i, " ".join(["word"] * 50)) for i in range(10)]
+    assert len(said_before(many, many[-1]).split()) == KEEP_WORDS

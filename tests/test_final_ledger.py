@@ -4,7 +4,7 @@ Finals are published in, a restart's redo, and what the decoder is told."""
 from __future__ import annotations
 
 from earwig.actors.final_ledger import FinalLedger, Utterance
-from earwig.messages import Final, Partial
+from earwig.messages import Final, Partial, Retry
 
 SECOND = 16000
 
@@ -151,3 +151,17 @@ def test_the_oldest_sample_still_needed_follows_open_and_owed_utterances():
     book.record(second, final_of(second, "two"), 0.0)
     book.due()
     assert book.oldest_needed("mic") is None
+
+
+def test_a_retry_waits_for_the_live_text_and_is_read_once_however_often_asked():
+    book = ledger()
+    book.ended("mic", 0, 3 * SECOND, now_ns=10)
+    book.retry_asked(Retry(source="mic", start=SECOND * 60, end=SECOND * 63, prompt="old"))
+    book.retry_asked(Retry(source="mic", start=SECOND * 60, end=SECOND * 63, prompt="newer"))
+    assert book.next_retry() is None  # an utterance waits for its Final: it goes first
+    batch = book.next_batch()
+    book.record(batch.jobs[0].utterance, final_of(batch.jobs[0].utterance, "live"), 0.0)
+    assert book.next_retry(stopping=True) is None  # asked as the session ends: not waited for
+    retry = book.next_retry()
+    assert (retry.start, retry.prompt) == (SECOND * 60, "newer")
+    assert book.next_retry() is None

@@ -10,7 +10,7 @@ from earwig import messages as m
 from earwig.channel import Channel
 
 EXAMPLES = [
-    m.PauseSource(source="mic", paused=True), m.PlayedBack(source="speakers", start=16000, end=64000), m.Shutdown(),
+    m.PauseSource(source="mic", paused=True), m.PlayedBack(source="speakers", start=16000, end=64000), m.Retry(source="mic", start=16000, end=48000, prompt="Before it.", audio="/tmp/s-mic.flac"), m.Shutdown(),
     m.Heartbeat(actor="capture-mic", sent_ns=123),
     m.ActorReady(actor="capture-mic", pid=42),
     m.ActorFailed(actor="capture-mic", error="boom", fix="do this", fatal=False),

@@ -4,9 +4,12 @@ driven by hand."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 
 from pathlib import Path
@@ -284,3 +287,84 @@ def test_enter_plays_the_selected_line_which_the_speakers_column_does_not_transc
     logged = session_log.read(app.session_log)
     assert [final.echo for final in logged if final.source == "speakers"] == [True]
     assert not session_log.audio_path(app.session_log, "mic").exists()  # no --keep-audio: gone at the end
+
+
+RETRIED = "librispeech_test-clean_1221-135766-0001.wav"
+
+
+def test_a_line_found_with_slash_and_retried_after_eviction_is_replaced_logged_and_exported(tmp_path):
+    """The real pipeline on real speech with tiny.en as the final model, so that a retry
+    reads with base (the next larger model installed). Once the models are evicted: `/`
+    finds a line by a word of it, `r` retries it: the evicted final actor starts again and
+    loads base (its state on screen), the line takes base's text with the revision mark, the session log appends the
+    revision by base, and `earwig export` writes the revised text."""
+    config = Config(mic=SourceConfig(replay=str(REAL_AUDIO / RETRIED)), speakers=SourceConfig(enabled=False),
+                    models=msgspec.structs.replace(Config().models, final="tiny.en", idle_evict_s=3.0),
+                    dictation=msgspec.structs.replace(Config().dictation, in_monitor=False),
+                    monitor=msgspec.structs.replace(Config().monitor, niceness=0))
+
+    async def run() -> tuple[MonitorApp, Final, Final, list[ModelState]]:
+        app = MonitorApp(config)
+        states: list[ModelState] = []
+        real_handle = app.handle
+        app.handle = lambda message: (isinstance(message, ModelState) and states.append(message),
+                                      real_handle(message))
+        async with app.run_test(size=(120, 30)) as pilot:
+            await _until(pilot, lambda: any(s.role == "final" and s.state == "evicted" for s in states))
+            lines = list(app.columns["mic"].finals)
+            line = lines[len(lines) // 2]
+            word = max(line.text.split(), key=len).strip(".,;:!?")
+            await pilot.press("slash", *word, "enter")
+            assert app.selected is not None and word.lower() in app.selected.text.lower()
+            await pilot.press("escape")
+            assert not app.search.has_class("-shown")
+            app.selected = None
+            app.columns["mic"].show_line(line)
+            await pilot.pause()
+            assert app.selected == line
+            evicted_at = len(states)
+            await pilot.press("r")
+            await _until(pilot, lambda: any(f.revised for f in app.session))
+            revised = next(f for f in app.session if f.revised)
+            assert [f for f in app.columns["mic"].finals if f.revised] == [revised]
+            await pilot.press("q")
+            await asyncio.wait_for(app.pipeline_done.wait(), 60)
+        return app, line, revised, states[evicted_at:]
+
+    app, line, revised, states = asyncio.run(run())
+    assert ("retry", "base", "loading") in [(s.role, s.model, s.state) for s in states]  # woken, loaded, shown
+    assert (revised.start, revised.end) == (line.start, line.end) and revised.text
+    records = [json.loads(row) for row in app.session_log.read_text().splitlines()]
+    assert (records[-1]["revised"], records[-1]["model"], records[-1]["text"]) == (True, "base", revised.text)
+    assert sum(r["start"] == line.start for r in records) == 2  # the first text stays in the log
+    exported = subprocess.run([sys.executable, "-m", "earwig.cli", "export", app.session_log.stem],
+                              capture_output=True, text=True, timeout=60)
+    assert exported.returncode == 0 and revised.text in exported.stdout
+    if revised.text != line.text:
+        assert line.text not in exported.stdout
+
+
+def test_slash_finds_the_newest_line_with_the_words_then_older_ones_and_says_when_none_has_them():
+    lines = [Final(source=source, start=start * SAMPLE_RATE, end=(start + 2) * SAMPLE_RATE, text=text, language="en")
+             for source, start, text in (("mic", 1, "The train to Berlin leaves at nine."),
+                                         ("speakers", 4, "Which train? The Berlin one?"),
+                                         ("mic", 8, "No, the bus."), ("mic", 12, "Yes: the Berlin train."))]
+
+    async def run() -> None:
+        app = MonitorApp(Config(), pipeline=False)
+        async with app.run_test(size=(120, 30)) as pilot:
+            for line in lines:
+                app.handle(line)
+            await pilot.press("r")  # keys for the screen go nowhere else while the search is hidden
+            assert not app.search.value
+            await pilot.press("slash", *"train berlin", "enter")
+            assert app.selected == lines[3] and app.columns["mic"].selected_final == lines[3]
+            await pilot.press("enter")
+            assert app.selected == lines[1] and app.columns["mic"].selected_final is None
+            await pilot.press("enter", "enter")  # the oldest, then the newest again
+            assert app.selected == lines[3]
+            await pilot.press("ctrl+a", "ctrl+k", *"tram", "enter")
+            assert app.selected == lines[3]  # nothing found: the selection stays
+            await pilot.press("escape")
+            assert not app.search.has_class("-shown") and app.focused is app.columns["mic"]
+    asyncio.run(run())

@@ -3,11 +3,12 @@ actor is told again (in order), the final actor's redo and a second answer dropp
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from earwig.actors.runtime import ActorSpec
 from earwig.config import Config, SourceConfig
-from earwig.messages import (DictationSpan, DictationStart, DictationStop, Final, Partial, PauseSource,
+from earwig.messages import (DictationSpan, DictationStart, DictationStop, Final, Partial, PauseSource, Retry,
                              SourceEnded, SpeechEnd, SpeechPause, SpeechStart)
 from earwig.supervisor.plan import transcription_plan, with_dictation
 from earwig.supervisor.router import RECENT_FINALS, Router
@@ -17,6 +18,7 @@ CAPTURE = ActorSpec("capture-mic", "c", listens=frozenset({PauseSource}))
 FINAL = ActorSpec("final", "f", listens=frozenset({SpeechStart, SpeechPause, SpeechEnd, Partial}),
                   answers_speech=True)
 PREVIEW = ActorSpec("preview", "p", listens=frozenset({SpeechStart, SpeechEnd, Final}))
+RETRYING_FINAL = ActorSpec("final", "f", listens=frozenset({SpeechStart, SpeechEnd, Retry}), answers_speech=True)
 
 
 def router() -> Router:
@@ -111,3 +113,15 @@ def test_the_plan_subscribes_every_actor_to_the_types_its_module_declares(tmp_pa
     assert routes.heard(SpeechEnd(source="mic", start=0, end=5), sender="mel") == ["preview", "final"]
     assert routes.heard(Final(source="mic", start=0, end=5, text="", language="en"), sender="final") == ["preview", "dictation"]
     assert [spec.name for spec in plan.actors if spec.shutdown_step] == ["final"]
+
+
+def test_a_retry_wakes_the_evicted_final_actor_and_its_revision_is_no_second_answer():
+    book = Router([MEL, RETRYING_FINAL])
+    retry = Retry(source="mic", start=0, end=16000)
+    assert book.wakes(retry) and book.heard(retry, sender="monitor", now=42.0) == ["final"]
+    assert book.last_activity == 42.0  # it counts as use: the model is not evicted under it
+    book.heard(SpeechEnd(source="mic", start=0, end=16000), sender="mel")
+    first = Final(source="mic", start=0, end=16000, text="a", language="en")
+    assert book.answered(first) and not book.answered(first)
+    assert book.answered(msgspec.structs.replace(first, text="A.", revised=True))  # logged and shown too
+    assert book.told_again("final") == [first]  # a restart's context is what was said live

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 import soundfile
@@ -106,3 +107,19 @@ def test_kept_audio_lines_up_with_the_logs_sample_positions(ring_prefix, speech,
         said = read_audio(played)
         assert rate == 16000 and len(said) <= len(audio) < len(said) + 160  # the last item is padded
         assert np.abs(audio[:len(said)] - said).max() < 1e-4  # 16-bit FLAC: within a step
+
+
+def test_a_revision_is_appended_and_read_in_the_place_of_its_line_and_export_uses_it(tmp_path):
+    path = _logged()
+    before = path.read_text()
+    log = SessionLog(path=path)
+    revised = msgspec.structs.replace(FINALS[0], text="Hello, their.", revised=True)
+    assert log.append(revised, "small")
+    log.close()
+    assert path.read_text().startswith(before)  # appended: nothing written over
+    last = json.loads(path.read_text().splitlines()[-1])
+    assert last["revised"] is True and last["model"] == "small"
+    assert [f.text for f in read(path)] == ["Hello, their.", "Good morning.", "How are you?", "Good morning."]
+    out = tmp_path / "out.txt"
+    subprocess.run([sys.executable, "-m", "earwig.cli", "export", path.stem, "-o", str(out)], check=True, timeout=60)
+    assert "Hello, their." in out.read_text() and "Hello there." not in out.read_text()

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
+import msgspec
 from textual.app import App
 
 from earwig.messages import Final, Partial
-from earwig.tui.transcript import TranscriptColumn
+from earwig.tui.transcript import REVISED, TranscriptColumn
 
 SECOND = 16_000
 
@@ -170,4 +171,25 @@ def test_a_reader_scrolled_back_keeps_their_line_when_the_oldest_finals_leave():
             await pilot.pause()
             assert app.column.finals[0].text == "line 11"
             assert screen_text(app.column)[0] == "00:20 line 20"
+    asyncio.run(run())
+
+
+def test_a_revised_line_takes_its_place_with_a_mark_and_a_search_can_select_a_line():
+    async def run() -> None:
+        app = ColumnApp()
+        async with app.run_test(size=(40, 12)) as pilot:
+            for number in (1, 2, 3):
+                app.column.add_final(final(number, f"line {number}"))
+            await pilot.pause()
+            assert app.column.show_line(app.column.finals[1])
+            await pilot.pause()
+            assert app.column.selected_final.text == "line 2" and app.selections[-1].text == "line 2"
+            revised = msgspec.structs.replace(final(2, "line two, read again and long enough to wrap"), revised=True)
+            assert app.column.revise(revised)
+            await pilot.pause()
+            assert [f.text for f in app.column.finals][1] == revised.text
+            rows = screen_text(app.column)
+            assert rows[1].startswith(f"00:02 {REVISED}line two") and rows[3] == "00:03 line 3"  # wrapped: rows moved
+            assert not app.column.revise(final(9, "never shown"))
+            assert not app.column.show_line(final(9, "never shown"))
     asyncio.run(run())

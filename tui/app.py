@@ -35,16 +35,17 @@ import psutil
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
-from earwig import export, paths, playback
+from earwig import export, paths, playback, session_search
 from earwig.config import SAMPLE_RATE, Config
 from earwig.errors import EarwigError
 from earwig.export import TITLES
 from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, DictationCommand, DictationState,
                              EchoState, Final, Level, Message, ModelState, Partial, PauseSource, PlayedBack,
-                             Shutdown, Source,
+                             Retry, Shutdown, Source,
                              SourceEnded, SourceState, SpeechStart, Stats)
+from earwig.supervisor.session_log import audio_path
 from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import Latencies, ProfilingPanel
 from earwig.tui.spectrogram import Spectrogram
@@ -85,10 +86,13 @@ class MonitorApp(App):
     #columns { height: 1fr; }
     ProfilingPanel { display: none; }
     ProfilingPanel.-shown { display: block; }
+    #search { display: none; dock: bottom; }
+    #search.-shown { display: block; }
     """
     BINDINGS = [Binding("m", "pause('mic')", "Pause mic"), Binding("s", "pause('speakers')", "Pause spk"),
                 Binding("v", "view", "View"),
-                Binding("enter", "play", "Play"),
+                Binding("enter", "play", "Play"), Binding("r", "retry", "Retry"),
+                Binding("slash", "search", "Find"), Binding("escape", "close_search", show=False),
                 Binding("c", "clear", "Clear"), Binding("y", "copy", "Copy"), Binding("w", "save", "Save"),
                 Binding("p", "profiling", "Profiling"), Binding("d", "dictation", "Dictation"),
                 Binding("q", "quit", "Quit")]
@@ -107,6 +111,11 @@ class MonitorApp(App):
         self.columns = {s: TranscriptColumn(TITLES[s], config.monitor.column_finals, id=f"column-{s}")
                         for s in self.sources}
         self.status = StatusBar()
+        #: ``/``: words to find in the session's text; enter finds the next older line.
+        self.search = Input(placeholder="Find words in this session (enter: next, escape: close)", id="search",
+                            disabled=True)  # hidden: it must not take the focus (and the keys)
+        #: The line a search found last: the next enter searches on from there.
+        self._found: Final | None = None
         self.profiling = ProfilingPanel(classes="-shown" if config.monitor.profiling_panel else "")
         #: Every Final of the session, in arrival order: what save writes (clear only
         #: empties the screen).
@@ -130,6 +139,8 @@ class MonitorApp(App):
         self._ring_taken: Callable[[Source], int | None] = lambda source: None
         #: The session log (and the session's audio beside it), once the pipeline runs.
         self.session_log: Path | None = None
+        #: The model a retry reads with, once the pipeline runs.
+        self.retry_model = ""
         #: Plays a line again (``enter``); made when the pipeline starts (PortAudio starts
         #: with it, not on the first key).
         self._player: playback.Player | None = None
@@ -157,6 +168,7 @@ class MonitorApp(App):
         with Horizontal(id="columns"):
             yield from self.columns.values()
         yield self.status
+        yield self.search
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -171,7 +183,8 @@ class MonitorApp(App):
         from earwig.audio.log_mel import bins_for_model
         from earwig.compute import final_model
         from earwig.shm import segments
-        from earwig.supervisor.plan import mel_ring_name, pcm_ring_name, session_audio_rings, transcription_plan
+        from earwig.supervisor.plan import (mel_ring_name, pcm_ring_name, retry_model, session_audio_rings,
+                                            transcription_plan)
         from earwig.supervisor.remote import SUPERVISOR, Keeping, RemoteSupervisor
         from earwig.supervisor.session_log import new_session_path
 
@@ -189,6 +202,7 @@ class MonitorApp(App):
             self.exit()
             return
         bins = bins_for_model(final_model(self.config.models.final))
+        self.retry_model = retry_model(self.config.models)
         try:
             self.session_log = new_session_path()
             keeping = Keeping(log=self.session_log, audio=session_audio_rings(plan, prefix),
@@ -268,6 +282,9 @@ class MonitorApp(App):
         elif isinstance(message, Final):
             if message.echo:
                 return  # the speakers heard in the mic: in the session log, not on screen
+            if message.revised:
+                self.show_revision(message)
+                return
             if message.text:
                 self.session.append(message)
             self._partials.pop(message.source, None)
@@ -299,6 +316,19 @@ class MonitorApp(App):
         elif isinstance(message, ActorFailed):
             self.notify(f"{message.error}" + (f" ({message.fix})" if message.fix else ""),
                         severity="error" if message.fatal else "warning", timeout=10)
+
+    def show_revision(self, final: Final) -> None:
+        """A retry's text takes its line's place: in the session (what save writes), in its
+        column, and as the selection."""
+        before = next((f for f in self.session if (f.source, f.start, f.end) == (final.source, final.start, final.end)),
+                      None)
+        self.session = [final if f is before else f for f in self.session]
+        self.columns[final.source].revise(final)
+        if self.selected is not None and self.selected is before:
+            self.selected = final
+        same = before is not None and before.text == final.text
+        self.notify(f"Retried {export.clock(final.start)}: " + ("the same text" if same else final.text or "(no speech)"),
+                    timeout=6)
 
     def show_connection(self, state: SourceState) -> None:
         """A device that went away keeps its column (what it said stays); the meter says
@@ -343,6 +373,8 @@ class MonitorApp(App):
             return parameters[0] in self.sources
         if action == "dictation":
             return self.dictating
+        if action == "close_search":
+            return self.search.has_class("-shown")
         return True
 
     async def action_quit(self) -> None:
@@ -400,6 +432,65 @@ class MonitorApp(App):
                 self._tell(PlayedBack(source="speakers", start=taken,
                                       end=taken + len(audio) + int(PLAYBACK_HEARD_WITHIN_S * SAMPLE_RATE)))
         self.notify(f"Playing {len(audio) / SAMPLE_RATE:.1f} s: {final.text}", timeout=3)
+
+    def action_retry(self) -> None:
+        """Transcribe the selected line again, more carefully (``actors/final_retry``): its
+        text on screen is replaced when the new one comes."""
+        from earwig.actors.final_context import said_before  # with the decoder: not for the screen's start
+
+        final = self.selected
+        if final is None:
+            self.notify("Select a line first (click it, or up/down in its column), then r",
+                        severity="warning", timeout=4)
+            return
+        if self.session_log is None:
+            self.notify("Lines are retried while the pipeline runs", severity="warning", timeout=4)
+            return
+        kept = self._ring_samples(final.source, final.start, final.end) is not None
+        audio = str(audio_path(self.session_log, final.source))
+        self._tell(Retry(source=final.source, start=final.start, end=final.end,
+                         prompt=said_before(self.session, final), audio=audio))
+        state = self.status.models.get("retry" if "retry" in self.status.models else "final")
+        ready = state is not None and state.state == "ready" and state.model == self.retry_model
+        loading = "" if ready else f"; {self.retry_model} loads first"
+        self.notify(f"Retrying {export.clock(final.start)} with {self.retry_model}, beam search"
+                    + ("" if kept else ", from the session's audio") + loading, timeout=4)
+
+    def action_search(self) -> None:
+        self.search.disabled = False
+        self.search.add_class("-shown")
+        self.search.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        """The newest line with every word asked for, older than the last one found (from
+        the newest again once none is left); selected and scrolled to."""
+        query = event.value
+        if not session_search.words_of(query):
+            return
+        found = sorted((f for f in self.session if session_search.matches(f, query)), key=lambda f: (f.start, f.source))
+        if not found:
+            self.notify(f"No line of this session has {query!r}", severity="warning", timeout=4)
+            return
+        older = [f for f in found if self._found is None or f.start < self._found.start or
+                 (f.start == self._found.start and f.source < self._found.source)]
+        line = (older or found)[-1]
+        self._found = line
+        if not self.columns[line.source].show_line(line):
+            self.notify(f"{export.clock(line.start)}: {line.text} (cleared from the screen; "
+                        "the saved transcript has it)", timeout=6)
+            return
+        self.notify(f"{found.index(line) + 1} of {len(found)} lines have it: enter for the next, "
+                    "escape to close", timeout=4)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._found = None
+
+    def action_close_search(self) -> None:
+        self.search.remove_class("-shown")
+        self.search.disabled = True
+        self.search.value = ""
+        column = self.columns[self.selected.source] if self.selected is not None else None
+        (column or next(iter(self.columns.values()))).focus()
 
     def action_clear(self) -> None:
         """Empty the columns; the session transcript (what save writes) keeps everything."""

@@ -56,8 +56,10 @@ class StatusBar(Static):
 
     def refresh_text(self) -> None:
         parts = []
-        for role in ("preview", "final"):
+        for role in ("preview", "final", "retry"):
             state = self.models.get(role)
+            if state is None and role == "retry":
+                continue  # shown once a retry loads a model of its own
             if state is None:
                 parts.append(f"{role} [dim]not loaded[/]")
                 continue

@@ -11,7 +11,8 @@ the session (the monitor's transcript and the session log keep all of them).
 The Partial is the last rows, rewrapped on each update: it changes four times a second while
 the speaker talks; the Finals above it only grow. The column follows the newest text unless
 the user scrolled back to read, and stays where they left it until they scroll down again.
-A click on a Final, or up/down while the column has the focus, selects it (for the copy key).
+A click on a Final, or up/down while the column has the focus, selects it (for the copy,
+play and retry keys). A line read again (a retry) takes its new text, marked ``REVISED``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from textual.strip import Strip
 
 from earwig.export import clock
 from earwig.messages import Final, Partial
+
+#: Before a line's text once a retry has revised it.
+REVISED = "↻ "
+
 
 class TranscriptColumn(ScrollView, can_focus=True):
     """``add_final`` and ``show_partial`` with a source's messages; ``clear`` empties it;
@@ -43,9 +48,10 @@ class TranscriptColumn(ScrollView, can_focus=True):
     TranscriptColumn > .transcript--selected { background: $accent 40%; }
     TranscriptColumn > .transcript--problem { color: $error; }
     TranscriptColumn > .transcript--tentative { text-style: dim italic; }
+    TranscriptColumn > .transcript--revised { color: $accent; }
     """
     COMPONENT_CLASSES = {"transcript--clock", "transcript--selected", "transcript--problem",
-                         "transcript--tentative"}
+                         "transcript--tentative", "transcript--revised"}
     BINDINGS = [Binding("up", "select(-1)", "Previous line", show=False),
                 Binding("down", "select(1)", "Next line", show=False)]
 
@@ -113,6 +119,32 @@ class TranscriptColumn(ScrollView, can_focus=True):
         self._follows = True
         self._changed()
 
+    def revise(self, final: Final) -> bool:
+        """A retry's text for a line on screen (the same span): it takes the line's place;
+        False where the line is no longer on screen."""
+        index = self._index_of(final)
+        if index is None:
+            return False
+        self.finals[index] = final
+        self._rewrap(index)
+        self.refresh()
+        return True
+
+    def show_line(self, final: Final) -> bool:
+        """Select a line on screen and scroll to it (a search found it); False where it has
+        left the screen."""
+        index = self._index_of(final)
+        if index is None:
+            return False
+        self._select(index)
+        self.post_message(self.Selected(self, self.selected_final))
+        self._scroll_to_selected()
+        return True
+
+    def _index_of(self, final: Final) -> int | None:
+        return next((i for i, shown in enumerate(self.finals)
+                     if (shown.start, shown.end) == (final.start, final.end)), None)
+
     @property
     def selected_final(self) -> Final | None:
         return None if self.selected is None else self.finals[self.selected]
@@ -139,6 +171,9 @@ class TranscriptColumn(ScrollView, can_focus=True):
         index = len(self.finals) - 1 if self.selected is None else self.selected + step
         self._select(max(0, min(len(self.finals) - 1, index)))
         self.post_message(self.Selected(self, self.selected_final))
+        self._scroll_to_selected()
+
+    def _scroll_to_selected(self) -> None:
         start = len(self._problem_rows) + self._starts[self.selected]
         self.scroll_to_region(Region(0, start, 1, len(self._wrapped[self.selected])),
                               animate=False, immediate=True)
@@ -199,7 +234,8 @@ class TranscriptColumn(ScrollView, can_focus=True):
     def _wrap_final(self, index: int) -> list[Strip]:
         final = self.finals[index]
         selected = index == self.selected
-        text = Text.assemble((f"{clock(final.start)} ", self._style("clock")), final.text,
+        text = Text.assemble((f"{clock(final.start)} ", self._style("clock")),
+                             (REVISED if final.revised else "", self._style("revised")), final.text,
                              style=self._style("selected") if selected else "")
         return self._wrap(text, fill=selected)
 
@@ -238,11 +274,19 @@ class TranscriptColumn(ScrollView, can_focus=True):
     def _select(self, index: int | None) -> None:
         before, self.selected = self.selected, index
         for changed in {before, index} - {None}:
-            rows = len(self._wrapped[changed])
-            self._wrapped[changed] = self._wrap_final(changed)
-            start = self._starts[changed]
-            self._rows[start:start + rows] = [(changed, strip) for strip in self._wrapped[changed]]
+            self._rewrap(changed)
         self.refresh()
+
+    def _rewrap(self, index: int) -> None:
+        """Wrap one Final again (selected, unselected, revised); the rows after it move
+        where its row count changed."""
+        rows = len(self._wrapped[index])
+        self._wrapped[index] = self._wrap_final(index)
+        start = self._starts[index]
+        self._rows[start:start + rows] = [(index, strip) for strip in self._wrapped[index]]
+        if len(self._wrapped[index]) != rows:
+            self._rebuild_rows()
+            self._changed()
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)

@@ -170,6 +170,14 @@ class LogMelStream:
         return {n: np.zeros((0, n), np.float32) for n in self.bins}
 
 
+def log_mel(audio: np.ndarray, bins: int) -> np.ndarray:
+    """The frames of ``audio`` alone (a file, a line read again), as the mel actor would
+    publish them for the same audio."""
+    stream = LogMelStream([bins])
+    head = stream.push(audio)[bins]
+    return np.concatenate((head, stream.finish(len(audio))[bins]))
+
+
 def open_frames(rings: Mapping[int, str], bins: int, model: str) -> Ring:
     """Attach the frame ring a model reads, or say why the running mel actor cannot feed it."""
     computed = "/".join(map(str, sorted(rings))) or "no"

@@ -28,7 +28,7 @@ import numpy as np
 
 from earwig import model_store
 from earwig.audio.files import read_audio
-from earwig.audio.log_mel import HOP, LogMelStream, bins_for_model
+from earwig.audio.log_mel import HOP, bins_for_model, log_mel
 from earwig.audio.vad import MARGIN_S, VoiceActivity
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config
@@ -74,13 +74,6 @@ def utterance_spans(audio: np.ndarray, frames: np.ndarray, config: Config, model
     packer = WindowPacker(int(config.vad.max_utterance_s * SAMPLE_RATE))
     spans = [span for end, language in zip(ends, languages) for span in packer.push(end, language)]
     return widened(spans + packer.finish(), int(MARGIN_S * SAMPLE_RATE), len(audio))
-
-
-def log_mel(audio: np.ndarray, bins: int) -> np.ndarray:
-    """The file's frames, as the mel actor would publish them for the same audio."""
-    stream = LogMelStream([bins])
-    head = stream.push(audio)[bins]
-    return np.concatenate((head, stream.finish(len(audio))[bins]))
 
 
 def _file_length(frames: int) -> int:

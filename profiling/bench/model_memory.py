@@ -55,7 +55,7 @@ def _one_way(model: str, count: int, buckets: bool, give_back: bool) -> dict:
 
 def _utterances(bins: int, count: int):
     from earwig.audio.files import read_audio
-    from earwig.decoding.files import log_mel
+    from earwig.audio.log_mel import log_mel
 
     files = sorted(REAL.glob("librispeech*"))[:10]
     frames = np.concatenate([log_mel(read_audio(path), bins) for path in files])
