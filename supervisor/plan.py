@@ -211,7 +211,10 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
     for role in roles:  # settings first: a bad model is named whether or not a device is there
         check_model(preview_model(models) if role == "preview" else final_model(models.final), models, role)
     if "final" in roles:
-        check_model(retry_model(models), models, "retry")
+        try:
+            check_model(retry_model(models), models, "retry")
+        except EarwigError as error:
+            raise EarwigError(f"models.retry: {error.problem}", error.fix) from None
     plan = listen_plan(config, prefix, devices_optional)
     if not plan.sources:
         return plan

@@ -167,3 +167,14 @@ def test_echo_benchmark_prints_bleed_wer_and_return_loss_against_no_loopback():
     assert bleed <= 0.05 and wer < 0.3 and double_talk_wer < 0.4, on  # the speakers' words stayed out
     assert float(on[-4]) > 20 and float(on[-3]) > 3, on  # ERLE of what the VAD hears, of what Whisper reads
     assert 50 < float(on[-2]) < 400 and 0 < float(on[-1]) < 10, on  # delay, CPU
+
+
+def test_retry_benchmark_prints_work_per_second_and_wer_against_the_live_pass():
+    """Its smoke run: two lines, each pair of models (cells counted from the right: a pass's
+    label has spaces, and the live rows have no WER difference)."""
+    rows = _cells_by_row(_quick_run("retry", timeout=600).stdout)
+    for live in ("base", "tiny.en"):
+        said, again = rows[f"live {live} greedy"], rows[f"retry of {live} by base beam 5"]
+        assert float(said[-3]) > 0 and said[-2] == "1.00x" and 0 <= float(said[-1]) < 0.5, rows
+        assert float(again[-4]) > 0 and again[-3].endswith("x") and 0 <= float(again[-2]) < 0.5, rows
+        assert again[-1][0] in "+-", rows

@@ -170,6 +170,7 @@ def test_bad_pipeline_flags(flags, needles, speech):
     ("--models-preview", "empty-folder", ("empty-folder has no model.bin", "CTranslate2")),
     ("--models-final", "text.pt", ("text.pt is not a Whisper checkpoint",)),
     ("--models-final", "random.pt", ("random.pt is not a Whisper checkpoint",)),
+    ("--models-retry", "text.pt", ("models.retry: ", "text.pt is not a Whisper checkpoint")),
 ])
 def test_a_model_that_is_no_model_is_one_line_before_anything_starts(tmp_path, command, flag, model, needles):
     """The monitor and dictation check both models' files as transcribe does, before a

@@ -5,6 +5,7 @@ into a real Tk text field, and ``earwig ctl`` over the control socket."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -170,9 +171,11 @@ def test_when_the_focus_moves_the_text_is_held_on_the_clipboard_and_typed_nowher
     assert word_error_rate(SAID[0], daemon.out.read_text()) <= 0.1  # and printed
 
 
-def test_with_no_window_focused_the_text_is_held_on_the_clipboard_and_the_user_told(desktop, sentences):
+def test_with_no_window_focused_the_text_is_held_on_the_clipboard_and_ctl_retry_reads_it_again(desktop, sentences):
     _, start_daemon = desktop
     daemon = start_daemon()
+    nothing = subprocess.run([*EARWIG, "ctl", "retry"], capture_output=True, text=True, timeout=60)
+    assert nothing.returncode == 2 and "no held text to retry" in nothing.stderr, nothing.stderr
     # What X says when no window has the keyboard: PointerRoot (a fresh desktop, or the last
     # focused window closed).
     subprocess.run([sys.executable, "-c", "from Xlib import X, display; d = display.Display(); "
@@ -184,6 +187,16 @@ def test_with_no_window_focused_the_text_is_held_on_the_clipboard_and_the_user_t
     assert stopped.startswith("held: no window had the keyboard focus"), stopped
     assert word_error_rate(SAID[1], _run("xclip", "-selection", "clipboard", "-o")) <= 0.1
     daemon.wait_for("earwig dictate: held: no window had the keyboard focus")
+    # xclip stays as the clipboard's owner: no pipe of ours may be left open in it.
+    subprocess.run(["xclip", "-selection", "clipboard", "-i", "/dev/null"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    retried = _run(*EARWIG, "ctl", "retry")  # read again with beam search; held again
+    assert retried.startswith("held: retried: the new text is on the clipboard"), retried
+    assert word_error_rate(SAID[1], retried.split("\n", 1)[1]) <= 0.1, retried
+    assert _run("xclip", "-selection", "clipboard", "-o").strip() == retried.split("\n", 1)[1].strip()
+    log = sorted((Path(os.environ["XDG_DATA_HOME"]) / "earwig" / "sessions").glob("*.jsonl"))[-1]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r.get("revised", False) for r in records][-1] and records[-1]["start"] == records[-2]["start"]
 
 
 def test_earwig_ctl_drives_a_whole_dictation_without_a_hotkey(desktop, sentences):
