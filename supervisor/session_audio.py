@@ -9,6 +9,11 @@ never should: it reads twice a second) is written as silence, so positions still
 
 Why in the supervisor: it holds the rings for the whole session, so what a restarted
 capture actor wrote is kept without a gap, and the files close after the last Final.
+
+Audio meant to go at the session's end has a marker beside it (``<session>.audio-until-end``)
+while the session runs: a supervisor killed before its end (SIGKILL, the power) leaves the
+marker too, and the next session deletes that audio (``remove_abandoned``) once the
+process named in it is gone. Nobody's words stay on disk because earwig was killed.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import psutil
 import soundfile
 
 from earwig.config import SAMPLE_RATE
@@ -25,6 +31,24 @@ from earwig.shm import Ring, RingReader
 from earwig.supervisor.session_log import audio_path
 
 KEEP_EVERY_S = 0.5
+#: The suffix of the marker that says a session's audio goes when the session ends.
+UNTIL_END = ".audio-until-end"
+
+
+def remove_abandoned(folder: Path) -> list[Path]:
+    """Delete the audio of sessions that meant to delete it at their end and were killed
+    first (their process, named in the session's name, is gone); the files deleted."""
+    removed = []
+    for marker in folder.glob(f"*{UNTIL_END}"):
+        session = marker.name.removesuffix(UNTIL_END)
+        pid = session.rsplit("-", 1)[-1]
+        if pid.isdigit() and psutil.pid_exists(int(pid)):
+            continue
+        for path in folder.glob(f"{session}-*.flac"):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        marker.unlink(missing_ok=True)
+    return removed
 
 
 class SessionAudio:
@@ -34,6 +58,7 @@ class SessionAudio:
         screen can be played again, and deleted at its end)."""
         self.paths = {source: audio_path(session_log, source) for source in rings}
         self._kept_after = kept_after
+        self._marker = session_log.with_name(session_log.stem + UNTIL_END)
         self._ring_names = rings
         self._readers: dict[Source, RingReader] = {}
         self._files: dict[Source, soundfile.SoundFile] = {}
@@ -43,9 +68,12 @@ class SessionAudio:
     def start(self, rings: dict[str, Ring]) -> None:
         """Read the rings from their first sample on (0600 files, like the log)."""
         try:
+            self._marker.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            remove_abandoned(self._marker.parent)
+            if not self._kept_after:
+                self._marker.touch(0o600)
             for source, name in self._ring_names.items():
                 path = self.paths[source]
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 stream = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
                 self._files[source] = soundfile.SoundFile(stream, "w", SAMPLE_RATE, 1, "PCM_16", format="FLAC")
                 self._readers[source] = rings[name].reader(start=0)
@@ -79,6 +107,7 @@ class SessionAudio:
         if not self._kept_after:
             for path in self.paths.values():
                 path.unlink(missing_ok=True)
+            self._marker.unlink(missing_ok=True)
 
     def _failed(self, error: Exception) -> None:
         self.problem = f"cannot keep the session's audio in {next(iter(self.paths.values())).parent}: " \

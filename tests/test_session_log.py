@@ -18,6 +18,7 @@ from earwig.audio.files import read_audio
 from earwig.config import Config, SourceConfig
 from earwig.messages import Final, Word
 from earwig.supervisor.plan import capture_plan, session_audio_rings
+from earwig.supervisor.session_audio import UNTIL_END, SessionAudio
 from earwig.supervisor.session_log import SessionLog, read, sessions_dir
 from earwig.supervisor.supervisor import Supervisor
 
@@ -123,3 +124,27 @@ def test_a_revision_is_appended_and_read_in_the_place_of_its_line_and_export_use
     out = tmp_path / "out.txt"
     subprocess.run([sys.executable, "-m", "earwig.cli", "export", path.stem, "-o", str(out)], check=True, timeout=60)
     assert "Hello, their." in out.read_text() and "Hello there." not in out.read_text()
+
+
+def test_audio_a_killed_session_meant_to_delete_is_deleted_by_the_next_session(tmp_path):
+    """A marker says the audio goes at the session's end; the session was killed first (its
+    process is gone): the next session deletes it. A live session's, and kept audio, stay."""
+    folder = sessions_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    killed, running, kept = (f"20261203-070000-{gone.pid}", f"20261203-070100-{os.getpid()}",
+                             f"20261203-070200-{gone.pid + 1}")
+    for session in (killed, running, kept):
+        for source in ("mic", "speakers"):
+            (folder / f"{session}-{source}.flac").write_bytes(b"fLaC")
+    for session in (killed, running):
+        (folder / f"{session}{UNTIL_END}").touch()
+    audio = SessionAudio(folder / f"20261203-080000-{os.getpid()}.jsonl", {}, kept_after=False)
+    audio.start({})
+    assert (folder / f"20261203-080000-{os.getpid()}{UNTIL_END}").exists()  # its own, while it runs
+    assert sorted(p.name for p in folder.glob("*.flac")) == sorted(
+        f"{session}-{source}.flac" for session in (running, kept) for source in ("mic", "speakers"))
+    assert not (folder / f"{killed}{UNTIL_END}").exists() and (folder / f"{running}{UNTIL_END}").exists()
+    audio.close()
+    assert not (folder / f"20261203-080000-{os.getpid()}{UNTIL_END}").exists()
