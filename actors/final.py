@@ -106,7 +106,11 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
         batch = ledger.next_batch(stopping=actor.stopping.is_set()) if ledger.model_needed else None
         retry = ledger.next_retry(stopping=actor.stopping.is_set()) if batch is None else None
         if retry is not None:
-            _publish_retry(actor, retry, await _retry(session, retry))
+            started_ns = time.monotonic_ns()
+            outcome = await _retry(session, retry)
+            ledger.counters["retries"] += 1
+            ledger.counters["retry_s"] += (time.monotonic_ns() - started_ns) / 1e9
+            _publish_retry(actor, retry, outcome, ledger)
             continue
         if batch is None:
             session.idle()
@@ -147,22 +151,23 @@ async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, 
 async def _retry(session: ModelSession, retry: Retry) -> Final | EarwigError:
     """The line's revised Final, or why it cannot be read again."""
     try:
-        read_from, samples = line_samples(retry, session.params.pcm_rings.get(retry.source))
+        samples = line_samples(retry, session.params.pcm_rings.get(retry.source))
         model = await session.retry_model()
     except EarwigError as error:
         return error
-    return await asyncio.to_thread(retried, model, retry, read_from, samples)
+    return await asyncio.to_thread(retried, model, retry, samples)
 
 
 # --- publish ------------------------------------------------------------------------------
 
 
-def _publish_retry(actor: Actor, retry: Retry, outcome: Final | EarwigError) -> None:
+def _publish_retry(actor: Actor, retry: Retry, outcome: Final | EarwigError, ledger: FinalLedger) -> None:
     if isinstance(outcome, EarwigError):
         actor.publish(ActorFailed(actor=actor.name, fatal=False, fix=outcome.fix,
                                   error=f"cannot retry the {retry.source} line at {clock(retry.start)}: {outcome.problem}"))
     else:
         actor.publish(outcome)
+    actor.publish(Stats(actor=actor.name, counters=dict(ledger.counters)))
 
 
 def _publish(actor: Actor, ledger: FinalLedger) -> None:

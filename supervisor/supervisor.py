@@ -296,6 +296,8 @@ class Supervisor:
         name = running.spec.name
         if exit.action == "evicted":
             self._publish(ModelState(role=name, model=getattr(running.spec.params, "model", ""), state="evicted"))
+            if running.retry_model:  # its second model went with it
+                self._publish(ModelState(role="retry", model=running.retry_model, state="evicted"))
             if running.missed:
                 self._wake(running)
         elif exit.action == "failed":  # it said why in an ActorFailed

@@ -10,7 +10,7 @@ import soundfile
 import torch
 
 from earwig import model_store
-from earwig.actors.final_retry import READ_BEFORE_S, line_samples, retried
+from earwig.actors.final_retry import line_samples, retried
 from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE
 from earwig.decoding.model import LoadedModel
@@ -36,10 +36,9 @@ def session_audio(tmp_path_factory):
 
 def test_a_line_is_read_again_from_the_kept_audio_by_beam_search_and_keeps_its_span(session_audio):
     path, audio, retry = session_audio
-    read_from, samples = line_samples(retry, pcm_ring=None)
-    assert read_from == START - int(READ_BEFORE_S * SAMPLE_RATE)
-    assert np.abs(samples - audio[read_from:retry.end]).max() < 1e-4  # 16-bit FLAC
-    final = retried(LoadedModel(model_store.load("base"), torch.device("cpu")), retry, read_from, samples)
+    samples = line_samples(retry, pcm_ring=None)
+    assert np.abs(samples - audio[retry.start:retry.end]).max() < 1e-4  # 16-bit FLAC
+    final = retried(LoadedModel(model_store.load("base"), torch.device("cpu")), retry, samples)
     assert final.revised and (final.source, final.start, final.end) == ("mic", retry.start, retry.end)
     assert word_error_rate(manifest_references()[LINE], final.text) <= 0.1, final.text
     assert final.words and all(retry.start <= (w.start + w.end) // 2 < retry.end for w in final.words)
@@ -50,11 +49,11 @@ def test_the_ring_is_read_while_it_holds_the_line_and_the_file_after(session_aud
     ring = Ring.create(RingSpec(f"{ring_prefix}pcm", 2048, 160))
     try:
         ring.writer().write(np.where(audio[:len(audio) // 160 * 160] != 0, 0.5, 0.25).reshape(-1, 160))
-        read_from, samples = line_samples(retry, ring.spec.name)  # the ring's, not the file's
-        assert read_from == START - int(READ_BEFORE_S * SAMPLE_RATE) and set(np.unique(samples)) <= {0.25, 0.5}
+        samples = line_samples(retry, ring.spec.name)  # the ring's, not the file's
+        assert len(samples) == retry.end - retry.start and set(np.unique(samples)) <= {0.25, 0.5}
         ring.writer().write(np.zeros((2048, 160), np.float32))  # the line leaves the ring
-        read_from, samples = line_samples(retry, ring.spec.name)
-        assert np.abs(samples - audio[read_from:retry.end]).max() < 1e-4
+        samples = line_samples(retry, ring.spec.name)
+        assert np.abs(samples - audio[retry.start:retry.end]).max() < 1e-4
     finally:
         ring.close()
         ring.unlink()

@@ -327,6 +327,8 @@ def test_a_line_found_with_slash_and_retried_after_eviction_is_replaced_logged_a
             await _until(pilot, lambda: any(f.revised for f in app.session))
             revised = next(f for f in app.session if f.revised)
             assert [f for f in app.columns["mic"].finals if f.revised] == [revised]
+            assert "retry base ready" in app.status.render().plain
+            await _until(pilot, lambda: "retry base evicted" in app.status.render().plain)  # idle again: both go
             await pilot.press("q")
             await asyncio.wait_for(app.pipeline_done.wait(), 60)
         return app, line, revised, states[evicted_at:]

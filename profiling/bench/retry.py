@@ -6,9 +6,8 @@ The lines: the English recordings of ``shared/audio/real`` short enough to be on
 utterance (``vad.max_utterance_s``), each a line of its own with no text before it (so no
 prompt). The live pass: ``transcribe`` greedy over the frames the mel actor would have
 published (they are in the ring when the Final is due; not timed). The retry:
-``actors.final_retry`` as the final actor runs it: the line and the 2 s before it read
-from the session's kept audio (a 16-bit FLAC), its frames computed, beam search 5, words
-before the line dropped. Two pairs: base live and base again (the CPU's final model, with
+``actors.final_retry`` as the final actor runs it: the line read from the session's kept
+audio (a 16-bit FLAC), its frames computed, beam search 5. Two pairs: base live and base again (the CPU's final model, with
 no larger model installed: ``models.retry`` "auto" is then the final model itself), and
 tiny.en live with base for the retry (the next larger model installed). Each model reads one
 line first, untimed (first calls pick kernels). Goal: a retry of a sentence is done before
@@ -26,7 +25,7 @@ import numpy as np
 import soundfile
 
 from earwig import model_store
-from earwig.actors.final_retry import READ_BEFORE_S, line_samples, retried
+from earwig.actors.final_retry import line_samples, retried
 from earwig.audio.files import read_audio
 from earwig.audio.log_mel import log_mel
 from earwig.compute import torch_device
@@ -55,8 +54,8 @@ def _lines(quick: bool) -> list[tuple[str, str]]:
 
 
 def _kept(folder: Path, name: str, said: np.ndarray) -> Retry:
-    """The line as a session keeps it: after the audio before it (here silence)."""
-    before = int(READ_BEFORE_S * SAMPLE_RATE)
+    """The line as a session keeps it: after the audio before it (here 2 s of silence)."""
+    before = 2 * SAMPLE_RATE
     path = folder / f"{Path(name).stem}-mic.flac"
     soundfile.write(path, np.concatenate((np.zeros(before, np.float32), said)), SAMPLE_RATE, subtype="PCM_16")
     return Retry(source="mic", start=before, end=before + len(said), audio=str(path))
@@ -74,7 +73,7 @@ def _measure(lines: list[tuple[str, str]], folder: Path) -> list[tuple]:
         live, retry_model = models[live_name], models[retry_name]
         first = lines[0][0]
         transcribe(live, [Window(log_mel(audio[first], live.whisper.dims.n_mels))])  # untimed: warm
-        retried(retry_model, kept[first], *line_samples(kept[first], None))
+        retried(retry_model, kept[first], line_samples(kept[first], None))
         live_s = retry_s = 0.0
         live_texts, retry_texts = [], []
         for name, _ in lines:
@@ -84,7 +83,7 @@ def _measure(lines: list[tuple[str, str]], folder: Path) -> list[tuple]:
             live_s += time.perf_counter() - started
             live_texts.append(kept_final("mic", 0, len(audio[name]), transcript).text)
             started = time.perf_counter()
-            final = retried(retry_model, kept[name], *line_samples(kept[name], None))
+            final = retried(retry_model, kept[name], line_samples(kept[name], None))
             retry_s += time.perf_counter() - started
             retry_texts.append(final.text)
         references = [reference for _, reference in lines]
