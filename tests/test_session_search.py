@@ -5,10 +5,12 @@ by the pipeline, searched, and its line played through PulseAudio and recorded b
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
 
+import numpy as np
 import soundfile
 
 from earwig import cli
@@ -124,3 +126,17 @@ def test_a_line_said_in_an_earlier_session_is_found_and_played_back_as_it_was_sa
     kept, _ = soundfile.read(audio_path(log.path, "mic"), start=line.start, stop=line.end, dtype="float32")
     assert best_correlation(recorder.audio(), kept) > 0.9
 
+
+
+def test_play_with_no_audio_output_is_one_clear_line():
+    """No audio server to play through (none answers where PULSE_SERVER points, and the
+    machine has no sound card): exit 2, the problem and the fix in one line."""
+    log = _session(datetime(2026, 11, 30, 9, 0), _final("Water the plants."))
+    noise = np.random.default_rng(0).normal(0, 0.1, 64000).astype(np.float32)
+    soundfile.write(audio_path(log.path, "mic"), noise, 16000, subtype="PCM_16", format="FLAC")
+    played = subprocess.run([sys.executable, "-m", "earwig.cli", "play", log.path.stem, "1"], capture_output=True,
+                            text=True, timeout=60, env={**os.environ, "PULSE_SERVER": "unix:/nonexistent"})
+    assert played.returncode == 2 and "Traceback" not in played.stderr, played.stderr
+    said = played.stderr.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("earwig: cannot play through the default audio output"), said
+    assert "connect speakers or headphones" in said[0]
