@@ -392,7 +392,7 @@ class Supervisor:
 
     def _idle(self, running: _Running, now: float) -> bool:
         limit = running.spec.idle_evict_s
-        return (limit is not None and running.model != "" and self.router.quiet
+        return (limit is not None and bool(running.model or running.retry_model) and self.router.quiet
                 and now - max(self.router.last_activity, running.last_output) > limit)
 
     def _evict_check_s(self) -> float:
