@@ -215,14 +215,13 @@ class Dictator:
         self._retrying[final.start, final.end] = final
         if any(revision is None for revision in self._retrying.values()):
             return
-        self._held = [revision for revision in self._retrying.values() if revision is not None]
-        self._retrying = {}
+        self._held, self._retrying = list(self._retrying.values()), {}
         text = dictated(self._held, self._settings.replacements)
+        detail = "retried"
         if self._desktop is not None:
             self._desktop.set_clipboard(text)
-        self._settle(DictationState(state="held", text=text, detail="retried: the new text is on the clipboard "
-                                                                   "(paste it with ctrl+v)"
-                                    if self._desktop is not None else "retried"))
+            detail += ": the new text is on the clipboard (paste it with ctrl+v)"
+        self._settle(DictationState(state="held", text=text, detail=detail))
 
     def heard(self, final: Final) -> None:
         if final.revised:

@@ -283,20 +283,18 @@ def smaller_models(model: str, english_only_ok: bool) -> list[str]:
     """Models smaller than ``model`` that this machine has or can make offline, largest
     first: what to fall back on when ``model`` does not fit. ``english_only_ok``: the
     ".en" models may stand in (the text is English)."""
-    size = _size(model)
-    smaller = [row.name for row in available()
-               if row.ready and _size(row.name) < size and (english_only_ok or not row.name.endswith(".en"))]
-    return sorted(smaller, key=_size, reverse=True)
+    return sorted((m for m in _offline_models(english_only_ok) if _size(m) < _size(model)), key=_size, reverse=True)
 
 
 def next_larger_model(model: str, english_only_ok: bool) -> str | None:
     """The smallest model larger than ``model`` that this machine has or can make offline
     (a retry's default: more careful, and still about as quick as a line is long); None
     where there is none."""
-    size = _size(model)
-    larger = [row.name for row in available()
-              if row.ready and _size(row.name) > size and (english_only_ok or not row.name.endswith(".en"))]
-    return min(larger, key=_size, default=None)
+    return min((m for m in _offline_models(english_only_ok) if _size(m) > _size(model)), key=_size, default=None)
+
+
+def _offline_models(english_only_ok: bool) -> list[str]:
+    return [row.name for row in available() if row.ready and (english_only_ok or not row.name.endswith(".en"))]
 
 
 # --- list ----------------------------------------------------------------------------------

@@ -41,16 +41,18 @@ def words_of(text: str) -> list[str]:
     return re.findall(r"\w+", plain.replace("'", "").replace("\u2019", ""))
 
 
-def matches(final: Final, query: str) -> bool:
-    """Whether a line is one the user looks for with ``query`` (the monitor's ``/`` too)."""
-    return not final.echo and set(words_of(query)) <= set(words_of(final.text))
+def matches(final: Final, wanted: set[str]) -> bool:
+    """Whether a line is one the user looks for with the words ``wanted`` (``words_of`` the
+    query; the monitor's ``/`` too)."""
+    return not final.echo and wanted <= set(words_of(final.text))
 
 
 def search(logs: Iterable[Path], query: str, since: datetime | None = None) -> list[Hit]:
     """Each matching line of these logs, oldest first; ``since``: lines written from then on."""
+    wanted = set(words_of(query))
     hits = []
     for log in logs:
         for logged in read_logged(log):
-            if (since is None or logged.wall >= since) and matches(logged.final, query):
+            if (since is None or logged.wall >= since) and matches(logged.final, wanted):
                 hits.append(Hit(log.stem, logged.wall, logged.final))
     return sorted(hits, key=lambda hit: hit.wall)

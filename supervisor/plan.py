@@ -230,7 +230,8 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
                              threads=PREVIEW_THREADS if role == "preview" else 0,
                              max_window=int(config.vad.max_utterance_s * SAMPLE_RATE),
                              retry_model=retry_model(models) if role == "final" else "",
-                             pcm_rings={source: pcm_ring_name(prefix, source) for source in plan.sources})
+                             pcm_rings={source: pcm_ring_name(prefix, source) for source in plan.sources}
+                             if role == "final" else {})
         # The final actor answers every SpeechEnd, and stops last: after the mel actor has
         # closed the utterance in progress.
         actors.append(spec_for(role, f"earwig.actors.{role}", params, idle_evict_s=models.idle_evict_s,

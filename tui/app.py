@@ -465,9 +465,10 @@ class MonitorApp(App):
         """The newest line with every word asked for, older than the last one found (from
         the newest again once none is left); selected and scrolled to."""
         query = event.value
-        if not session_search.words_of(query):
+        wanted = set(session_search.words_of(query))
+        if not wanted:
             return
-        found = sorted((f for f in self.session if session_search.matches(f, query)), key=lambda f: (f.start, f.source))
+        found = sorted((f for f in self.session if session_search.matches(f, wanted)), key=lambda f: (f.start, f.source))
         if not found:
             self.notify(f"No line of this session has {query!r}", severity="warning", timeout=4)
             return
