@@ -1,7 +1,9 @@
-"""Fixtures shared by the test suite: real services (PulseAudio), real speech, leak checks."""
+"""Fixtures shared by the test suite: real services (PulseAudio), real speech, leak checks;
+and the tiers every test is marked with (tests/README.md), which are checked, not trusted."""
 
 from __future__ import annotations
 
+import _posixsubprocess
 import os
 import shutil
 import subprocess
@@ -12,6 +14,84 @@ import pytest
 from earwig.profiling.harness import headless
 from earwig.shm import segments
 
+
+
+#: Every test carries exactly one tier: the heaviest thing it needs. ``scripts/test --fast``
+#: runs the pure ones; ``-m model``, ``-m pipeline`` ... select the others.
+TIERS = {
+    "pure": "runs in the test's own process alone: no child process, audio server, display or model weights",
+    "model": "reads real Whisper or Silero weights in the test's own process; starts no process",
+    "pipeline": "starts real processes: actors under a supervisor, the earwig CLI, a process sharing a ring",
+    "service": "needs a service its fixture starts: PulseAudio, Xvfb, tmux",
+    "bench": "a benchmark's smoke run (python -m earwig.profiling.bench NAME --quick)",
+}
+#: What a service test's fixtures are called; a test that asks for one is a service test.
+SERVICE_FIXTURES = {"pulse", "desktop", "terminal_factory"}
+#: Programs a pure or model test may run, none of them the code under test: espeak-ng makes
+#: its speech, ldconfig is how ctypes finds a shared library (libspeexdsp, PortAudio), and
+#: multiprocessing's resource tracker comes with any shared memory (a ring in the test's process).
+ALLOWED_PROGRAMS = {"espeak-ng", "ldconfig"}
+RESOURCE_TRACKER = b"multiprocessing.resource_tracker"
+
+
+def pytest_configure(config):
+    for name, meaning in TIERS.items():
+        config.addinivalue_line("markers", f"{name}: {meaning}")
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test without exactly one tier, or a test of a service not marked so, is refused
+    before anything runs: the fast path must not pick up a slow test by accident."""
+    wrong = []
+    for item in items:
+        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        if len(tiers) != 1:
+            wrong.append(f"{item.nodeid}: {len(tiers)} tiers {tiers}, want one of {sorted(TIERS)}")
+        elif SERVICE_FIXTURES & set(item.fixturenames) and tiers != ["service"]:
+            wrong.append(f"{item.nodeid}: uses {sorted(SERVICE_FIXTURES & set(item.fixturenames))}, "
+                         f"so its tier is service, not {tiers[0]}")
+    if wrong:
+        raise pytest.UsageError("tests/README.md, tiers:\n" + "\n".join(wrong))
+
+
+class TierBroken(pytest.fail.Exception):
+    """Raised where a pure or model test does what its tier rules out. A BaseException, as
+    pytest's failures are, so that no ``except Exception`` in the code under test hides it."""
+
+
+@pytest.fixture(autouse=True)
+def tier_kept(request, monkeypatch):
+    """A pure test that starts a process, reads model weights or opens an audio stream, or a
+    model test that starts a process, fails here and names what it did."""
+    tier = next((mark.name for mark in request.node.iter_markers() if mark.name in TIERS), None)
+    if tier not in ("pure", "model"):
+        yield
+        return
+
+    def refuse(what: str):
+        raise TierBroken(f"a {tier} test {what}: mark it {'model, ' if tier == 'pure' else ''}pipeline "
+                         "or service (tests/README.md)", pytrace=False)
+
+    import onnxruntime
+    import sounddevice
+    import torch
+
+    def fork_exec(args, *rest):
+        program = os.path.basename(os.fsdecode(args[0])) if args else "?"
+        if program not in ALLOWED_PROGRAMS and not any(RESOURCE_TRACKER in os.fsencode(arg) for arg in args):
+            refuse(f"started a process ({program})")
+        return real_fork_exec(args, *rest)
+
+    real_fork_exec = _posixsubprocess.fork_exec
+    monkeypatch.setattr(_posixsubprocess, "fork_exec", fork_exec)  # multiprocessing's spawn
+    monkeypatch.setattr(subprocess, "_fork_exec", fork_exec)  # subprocess and asyncio's
+    monkeypatch.setattr(subprocess, "_USE_POSIX_SPAWN", False)
+    monkeypatch.setattr(os, "fork", lambda: refuse("forked"))
+    if tier == "pure":
+        monkeypatch.setattr(torch, "load", lambda *a, **k: refuse("read model weights (torch.load)"))
+        monkeypatch.setattr(onnxruntime, "InferenceSession", lambda *a, **k: refuse("read model weights (onnx)"))
+        monkeypatch.setattr(sounddevice._StreamBase, "__init__", lambda *a, **k: refuse("opened an audio stream"))
+    yield
 
 
 @pytest.fixture(autouse=True)

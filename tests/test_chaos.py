@@ -21,6 +21,8 @@ from earwig.supervisor.session_log import SessionLog, read
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 from speech_text import spoken_file, word_error_rate
 
+pytestmark = pytest.mark.pipeline
+
 SAID = {
     "mic": ["We will meet in the conference room after lunch on Friday.",
             "Our flight was delayed by two hours because of the storm.",

@@ -37,6 +37,7 @@ def assert_one_clear_line(result, *needles):
         assert needle in lines[0]
 
 
+@pytest.mark.service
 def test_devices_lists_the_fake_microphone_and_the_speaker_loopback(pulse):
     result = run(["devices"], env=pulse)
     assert result.returncode == 0, result.stderr
@@ -47,6 +48,7 @@ def test_devices_lists_the_fake_microphone_and_the_speaker_loopback(pulse):
     assert "Echo: the microphone (fakemic) and the speakers (sysout.monitor) are this machine's" in result.stdout
 
 
+@pytest.mark.pure
 def test_devices_says_which_pairs_can_hear_each_other():
     mic, speakers = Device("alsa_input.pci", "Mic", 48000, 1), Device("alsa_output.pci.monitor", "Out", 48000, 2)
     assert "are this machine's: without headphones the mic hears the speakers" in echo_between(mic, speakers)
@@ -56,6 +58,7 @@ def test_devices_says_which_pairs_can_hear_each_other():
     assert "one Bluetooth headset's" in echo_between(*headset)
 
 
+@pytest.mark.pipeline
 def test_echo_cancelling_asked_for_with_no_speakers_is_one_warning_and_the_mic_runs(speech):
     result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers", "--echo-cancel", "on"])
     assert result.returncode == 0, result.stderr
@@ -65,11 +68,13 @@ def test_echo_cancelling_asked_for_with_no_speakers_is_one_warning_and_the_mic_r
     assert [line for line in result.stdout.splitlines() if "mic speech" in " ".join(line.split())]
 
 
+@pytest.mark.service
 def test_unknown_device_name(pulse):
     result = run(["meter", "--mic", "no-such-mic", "--no-speakers"], env=pulse)
     assert_one_clear_line(result, "unknown mic device 'no-such-mic'", "earwig devices")
 
 
+@pytest.mark.pipeline
 def test_no_audio_server_at_all(tmp_path):
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
@@ -78,6 +83,7 @@ def test_no_audio_server_at_all(tmp_path):
     assert_one_clear_line(result, "no audio server", "PulseAudio")
 
 
+@pytest.mark.pipeline
 def test_a_replay_runs_on_when_the_other_source_has_no_audio_server(speech, tmp_path):
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
@@ -89,11 +95,13 @@ def test_a_replay_runs_on_when_the_other_source_has_no_audio_server(speech, tmp_
     assert [line for line in result.stdout.splitlines() if "mic speech" in " ".join(line.split())]
 
 
+@pytest.mark.pipeline
 def test_missing_audio_file():
     result = run(["meter", "--replay-mic", "/nonexistent/speech.wav", "--no-speakers"])
     assert_one_clear_line(result, "/nonexistent/speech.wav not found")
 
 
+@pytest.mark.pipeline
 def test_corrupt_audio_file(tmp_path):
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x10\x00\x00WAVEfmt " + os.urandom(200))
@@ -101,6 +109,7 @@ def test_corrupt_audio_file(tmp_path):
     assert_one_clear_line(result, "cannot decode audio file", str(corrupt))
 
 
+@pytest.mark.pipeline
 def test_any_sample_rate_and_channel_count_from_8_khz_up_is_heard(speech, tmp_path):
     surround = tmp_path / "surround.flac"  # 44.1 kHz, six channels: the voice in two of them
     voice = soxr.resample(read_audio(speech["a"]), 16000, 44100)
@@ -112,6 +121,7 @@ def test_any_sample_rate_and_channel_count_from_8_khz_up_is_heard(speech, tmp_pa
     assert sum(" speech " in line for line in result.stdout.splitlines()) == 1
 
 
+@pytest.mark.pipeline
 def test_a_sample_rate_too_low_for_speech(speech, tmp_path):
     low = tmp_path / "low.wav"
     soundfile.write(low, read_audio(speech["a"])[::4], 4000)
@@ -119,6 +129,7 @@ def test_a_sample_rate_too_low_for_speech(speech, tmp_path):
     assert_one_clear_line(result, f"audio file {low} is sampled at 4000 Hz, too low", "8000 Hz or more")
 
 
+@pytest.mark.pipeline
 def test_a_file_cut_short_is_transcribed_as_far_as_it_goes_with_a_warning(speech, tmp_path):
     whole = tmp_path / "whole.flac"
     soundfile.write(whole, read_audio(speech["a"]), 16000)
@@ -132,6 +143,7 @@ def test_a_file_cut_short_is_transcribed_as_far_as_it_goes_with_a_warning(speech
     assert said.lower().startswith("the quick brown fox"), said  # what was there was transcribed
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("text, needles", [
     ('[mic]\ndevise = "fakemic"\n', ("devise", "$.mic")),  # a key that does not exist
     ("[vad]\nmax_utterance_s = 40\n", ("vad.max_utterance_s", "between 10 and 29")),  # out of range
@@ -143,6 +155,7 @@ def test_a_bad_config_names_the_key(tmp_path, text, needles):
     assert_one_clear_line(result, *needles)
 
 
+@pytest.mark.pipeline
 def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
     result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers"])
     assert result.returncode == 0, result.stderr
@@ -154,6 +167,7 @@ def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
     assert source == "mic" and unit == "s" and 0.0 <= float(start) < 0.5 and float(end) > 3.0
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("flags, needles", [
     (["--vad-threshold", "3"], ("--vad-threshold 3", "between 0.15 and 1")),
     (["--vad-min-silence-ms", "half"], ("--vad-min-silence-ms half", "Expected `int`", "vad.min_silence_ms")),
@@ -165,6 +179,7 @@ def test_bad_pipeline_flags(flags, needles, speech):
     assert_one_clear_line(result, *needles)
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("command", ["monitor", "dictate"])
 @pytest.mark.parametrize("flag, model, needles", [
     ("--models-preview", "empty-folder", ("empty-folder has no model.bin", "CTranslate2")),
@@ -198,6 +213,7 @@ def start_meter(args):
     return process, prefix
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_ends_the_run_with_nothing_left_behind(long_speech, signum):
     process, prefix = start_meter(["--replay-mic", str(long_speech), "--replay-speakers", str(long_speech)])
@@ -209,6 +225,7 @@ def test_a_signal_ends_the_run_with_nothing_left_behind(long_speech, signum):
     assert psutil.wait_procs(actors, timeout=5)[1] == []
 
 
+@pytest.mark.pipeline
 def test_kill_9_of_the_supervisor_leaves_no_orphan_and_the_next_start_cleans_up(long_speech):
     process, prefix = start_meter(["--replay-mic", str(long_speech), "--no-speakers"])
     actors = actor_processes(process.pid)

@@ -9,6 +9,8 @@ from earwig.cli import build_parser, _config_from
 from earwig.config import Config
 from earwig.errors import EarwigError
 
+pytestmark = pytest.mark.pure
+
 
 def parse(*argv: str):
     return build_parser().parse_args(["monitor", *argv])

@@ -24,6 +24,8 @@ from earwig.tui.app import MonitorApp
 from processes import actor_processes
 from speech_text import word_error_rate
 
+pytestmark = pytest.mark.service
+
 EARWIG = [sys.executable, "-m", "earwig.cli"]
 SAID = ["We will meet in the conference room after lunch on Friday.",
         "Our flight was delayed by two hours because of the storm.",

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from earwig.actors.dictation_text import dictated, joined, replaced
 from earwig.messages import Final
+
+pytestmark = pytest.mark.pure
 
 REPLACEMENTS = {"new line": "\n", "new paragraph": "\n\n", "full stop": "."}
 

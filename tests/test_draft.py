@@ -17,6 +17,8 @@ from earwig.audio.log_mel import LogMelStream, model_input
 from earwig.decoding.draft import DecoderCache, greedy_with_draft
 from earwig.decoding.model import PAD_FRAMES, _encoder, _FeaturesGiven
 
+pytestmark = pytest.mark.model
+
 SAID = "Please send me the report before the end of the day."
 
 

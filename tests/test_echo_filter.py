@@ -2,9 +2,13 @@
 their time is marked, one that waits for an open speakers utterance is held, a talker who
 says something else (or the same later) is not marked."""
 
+import pytest
+
 from earwig.config import SAMPLE_RATE
 from earwig.messages import EchoState, Final, SpeechEnd, SpeechStart
 from earwig.supervisor.echo_filter import EchoFilter
+
+pytestmark = pytest.mark.pure
 
 SAID = "ask not what your country can do for you ask what you can do for your country"
 

@@ -30,6 +30,7 @@ def frames():
     return {name: log_mel(read_audio(REAL / name), bins_for_model("base")) for name in (LONG, SHORT)}
 
 
+@pytest.mark.pure
 def test_every_length_of_speech_gets_one_of_a_few_windows_with_the_silence_after_it():
     lengths = {frames: padded_length(frames) for frames in range(1, 3001)}
     assert len(set(lengths.values())) <= 3000 // BUCKET_FRAMES
@@ -39,6 +40,7 @@ def test_every_length_of_speech_gets_one_of_a_few_windows_with_the_silence_after
         assert window < frames + PAD_FRAMES + BUCKET_FRAMES
 
 
+@pytest.mark.model
 def test_utterances_of_thirty_lengths_run_the_encoder_at_a_few_shapes(base, frames):
     speech = frames[LONG]
     shapes = []
@@ -57,6 +59,7 @@ def _read(transcript):
             for s in transcript.segments]
 
 
+@pytest.mark.model
 def test_an_utterance_reads_the_same_alone_and_beside_a_longer_one(base, frames):
     short, long = Window(frames[SHORT]), Window(frames[LONG])
     assert padded_length(len(short.frames)) < padded_length(len(long.frames))

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from earwig.decoding.file_windows import Span, WindowPacker, widened
 from earwig.messages import SpeechEnd
+
+pytestmark = pytest.mark.pure
 
 S = 16_000
 

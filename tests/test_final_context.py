@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from earwig.actors.final_context import KEEP_WORDS, RESET_AFTER_S, Reading, SpokenContext, said_before
 from earwig.audio.vad import MARGIN_S
 from earwig.messages import Final
+
+pytestmark = pytest.mark.pure
 
 S = 16_000
 

@@ -3,8 +3,12 @@ Finals are published in, a restart's redo, and what the decoder is told."""
 
 from __future__ import annotations
 
+import pytest
+
 from earwig.actors.final_ledger import FinalLedger, Utterance
 from earwig.messages import Final, Partial, Retry
+
+pytestmark = pytest.mark.pure
 
 SECOND = 16000
 

@@ -20,6 +20,8 @@ from earwig.profiling.harness import REAL_AUDIO, manifest_references
 from earwig.profiling.harness.scoring import word_error_rate
 from earwig.shm import Ring, RingSpec
 
+pytestmark = pytest.mark.model
+
 #: 10.4 s of LibriSpeech, said after 3 s of silence in the session's audio.
 LINE = "librispeech_test-clean_1089-134686-0000.flac"
 START = 3 * SAMPLE_RATE

@@ -5,6 +5,8 @@ import pytest
 from earwig.decoding.hallucinations import hallucinated, loop_start
 from earwig.decoding.transcribe import Segment
 
+pytestmark = pytest.mark.pure
+
 
 def segment(text: str, no_speech: float = 0.01, logprob: float = -0.3) -> Segment:
     return Segment(text, 0.0, 1.0, avg_logprob=logprob, no_speech_prob=no_speech, compression_ratio=1.2)

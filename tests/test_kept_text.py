@@ -16,6 +16,8 @@ import soundfile
 from earwig.profiling.harness import manifest_references
 from earwig.profiling.harness.scoring import word_error_rate, words
 
+pytestmark = pytest.mark.pipeline
+
 EARWIG = [sys.executable, "-m", "earwig"]
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
 REAL = AUDIO / "real"

@@ -16,6 +16,8 @@ from earwig.errors import EarwigError
 from earwig.shm import Ring, RingSpec
 from whisper_reference import TOLERANCE, assert_equal_to_whisper, unclamped_reference
 
+pytestmark = pytest.mark.pure
+
 def stream_in_blocks(stream: LogMelStream, audio: np.ndarray, sizes: list[int], bins: int) -> np.ndarray:
     out, at, i = [], 0, 0
     while at < len(audio):

@@ -21,6 +21,8 @@ from earwig.supervisor.plan import listen_plan, mel_ring_name
 from earwig.supervisor.supervisor import Supervisor
 from whisper_reference import assert_equal_to_whisper
 
+pytestmark = pytest.mark.pipeline
+
 RATE = 16000
 BOUNDARY_TOLERANCE = int(0.150 * RATE)
 

@@ -9,6 +9,8 @@ import uvloop
 from earwig import messages as m
 from earwig.channel import Channel
 
+pytestmark = pytest.mark.pure
+
 EXAMPLES = [
     m.PauseSource(source="mic", paused=True), m.PlayedBack(source="speakers", start=16000, end=64000), m.Retry(source="mic", start=16000, end=48000, prompt="Before it.", audio="/tmp/s-mic.flac"), m.Shutdown(),
     m.Heartbeat(actor="capture-mic", sent_ns=123),

@@ -70,6 +70,7 @@ def too_little_memory_for_base(device: str, monkeypatch):
     yield
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("device", DEVICES)
 def test_a_model_that_does_not_fit_falls_back_to_a_smaller_one_and_says_so(frame_rings, monkeypatch, device):
     with too_little_memory_for_base(device, monkeypatch):
@@ -97,6 +98,7 @@ print(before - psutil.Process().memory_info().rss)
 """
 
 
+@pytest.mark.pipeline
 def test_the_heap_between_blocks_in_use_goes_back_to_the_system():
     """What a model actor does between passes: the tensors of a pass are freed among blocks
     still in use, and glibc alone would keep those pages (the RSS of a long session grew)."""

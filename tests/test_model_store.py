@@ -47,6 +47,7 @@ SAID = ("The quick brown fox jumps over the lazy dog near the river bank. "
 MAX_WER = 0.35
 
 
+@pytest.mark.model
 @pytest.mark.parametrize("model", ["tiny.en", "base"])
 def test_bundled_weights_convert_once_and_transcribe_real_speech(model_cache, speech, model):
     network = model_store.load(model)
@@ -60,6 +61,7 @@ def test_bundled_weights_convert_once_and_transcribe_real_speech(model_cache, sp
     assert timed and all(w["end"] >= w["start"] for w in timed)
 
 
+@pytest.mark.model
 def test_a_second_load_uses_the_cache(model_cache):
     model_store.load("tiny.en")
     path = model_store.checkpoint_path("tiny.en")
@@ -68,6 +70,7 @@ def test_a_second_load_uses_the_cache(model_cache):
     assert path.stat().st_mtime_ns == before
 
 
+@pytest.mark.model
 def test_import_of_a_faster_whisper_directory(model_cache, tiny_directory, speech):
     result = subprocess.run(EARWIG + ["models", "import", str(tiny_directory), "--name", "my-tiny"],
                             capture_output=True, text=True, timeout=120)
@@ -80,6 +83,7 @@ def test_import_of_a_faster_whisper_directory(model_cache, tiny_directory, speec
     assert word_error_rate(SAID.split(". ")[1], text) <= MAX_WER, text
 
 
+@pytest.mark.pure
 def test_unknown_model_name(model_cache):
     with pytest.raises(EarwigError) as caught:
         model_store.load("tiny.fr")
@@ -87,6 +91,7 @@ def test_unknown_model_name(model_cache):
     assert "tiny.en" in caught.value.fix and "earwig models" in caught.value.fix
 
 
+@pytest.mark.model
 def test_a_truncated_model_bin_is_a_clear_error(tmp_path, tiny_directory):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_directory, broken)
@@ -97,6 +102,7 @@ def test_a_truncated_model_bin_is_a_clear_error(tmp_path, tiny_directory):
     assert "truncated" in caught.value.problem and str(broken) in caught.value.problem
 
 
+@pytest.mark.pure
 def test_a_ctranslate2_model_of_another_architecture_is_refused(tmp_path):
     other = tmp_path / "opus-mt"
     other.mkdir()
@@ -107,6 +113,7 @@ def test_a_ctranslate2_model_of_another_architecture_is_refused(tmp_path):
     assert "TransformerSpec, not a Whisper model" in caught.value.problem
 
 
+@pytest.mark.model
 def test_a_damaged_checkpoint_names_the_model_and_the_fix(model_cache, tmp_path):
     """One in the store's cache is to be deleted (earwig makes it again); one of the user's
     is refused before it is read, as not a checkpoint at all."""
@@ -126,6 +133,7 @@ def test_a_damaged_checkpoint_names_the_model_and_the_fix(model_cache, tmp_path)
     assert "delete" not in caught.value.fix
 
 
+@pytest.mark.model
 def test_bundled_weights_that_fail_their_checksum_are_refused(model_cache, monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing converted yet
     pinned = model_store.BUNDLED["tiny.en"]

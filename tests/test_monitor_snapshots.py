@@ -8,12 +8,15 @@ intended change; the report of a failed run shows old and new side by side.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from earwig.config import Config
 from earwig.errors import EarwigError
 from earwig.messages import Final, Level, ModelState, Partial
 from earwig.tui.app import MonitorApp
 from earwig.tui.spectrogram import FRAMES_PER_COLUMN
+
+pytestmark = pytest.mark.pure
 
 SECOND = 16_000
 

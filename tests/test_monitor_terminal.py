@@ -22,6 +22,8 @@ from speech_text import spoken_file, word_error_rate
 from test_transcription import CLEAR_SAID as SAID
 from test_transcription import VOICES
 
+pytestmark = pytest.mark.service
+
 EARWIG = [sys.executable, "-m", "earwig.cli"]
 COLUMNS, ROWS = 120, 32
 

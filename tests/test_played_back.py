@@ -1,7 +1,11 @@
 """Which Finals are the user's own playback heard again (``PlayedBackSpans``), message by message."""
 
+import pytest
+
 from earwig.messages import Final, PlayedBack
 from earwig.supervisor.played_back import PlayedBackSpans
+
+pytestmark = pytest.mark.pure
 
 
 def _final(source: str, start_s: float, end_s: float) -> Final:

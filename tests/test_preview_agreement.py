@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from earwig.actors.preview_agreement import LocalAgreement
+
+pytestmark = pytest.mark.pure
 
 
 def test_words_commit_once_two_runs_agree_on_them():

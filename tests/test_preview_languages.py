@@ -1,7 +1,11 @@
 """Which sources an English-only preview model can read, Final by Final."""
 
+import pytest
+
 from earwig.actors.preview import ReadableLanguages
 from earwig.messages import Final
+
+pytestmark = pytest.mark.pure
 
 
 def final(source: str, language: str, text: str = "words") -> Final:

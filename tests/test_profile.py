@@ -17,6 +17,8 @@ import soundfile
 from earwig.audio.files import read_audio
 from earwig.profiling.profile_report import STAGES, STAMPS
 
+pytestmark = pytest.mark.pipeline
+
 EARWIG = [sys.executable, "-m", "earwig"]
 
 

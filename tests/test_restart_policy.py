@@ -2,8 +2,12 @@
 
 from collections import deque
 
+import pytest
+
 from earwig.actors.runtime import FATAL_EXIT
 from earwig.supervisor.supervisor import RestartPolicy
+
+pytestmark = pytest.mark.pure
 
 
 def test_a_crash_is_restarted_with_a_doubling_backoff_until_it_crashes_too_often():

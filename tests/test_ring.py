@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from earwig.shm import Ring, RingSpec, segments
 
+pytestmark = pytest.mark.pure
+
 
 @pytest.fixture
 def make_ring(ring_prefix):

@@ -13,6 +13,8 @@ from earwig.messages import (DictationSpan, DictationStart, DictationStop, Final
 from earwig.supervisor.plan import transcription_plan, with_dictation
 from earwig.supervisor.router import RECENT_FINALS, Router
 
+pytestmark = pytest.mark.pure
+
 MEL = ActorSpec("mel", "m", listens=frozenset({SourceEnded, SpeechStart, DictationStart, DictationStop}))
 CAPTURE = ActorSpec("capture-mic", "c", listens=frozenset({PauseSource}))
 FINAL = ActorSpec("final", "f", listens=frozenset({SpeechStart, SpeechPause, SpeechEnd, Partial}),

@@ -10,6 +10,8 @@ import pytest
 from earwig.actors.runtime import Actor, ActorSpec
 from earwig.messages import SpeechEnd, SpeechStart
 
+pytestmark = pytest.mark.pure
+
 
 def actor_listening_to(*kinds) -> Actor:
     return Actor(ActorSpec("a", "m", listens=frozenset(kinds)), channel=None)

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from earwig.shm import segments
+
+pytestmark = pytest.mark.pipeline
 
 
 def test_four_processes_attaching_one_ring_at_once_print_nothing():

@@ -22,6 +22,8 @@ from earwig.supervisor.session_audio import UNTIL_END, SessionAudio
 from earwig.supervisor.session_log import SessionLog, read, sessions_dir
 from earwig.supervisor.supervisor import Supervisor
 
+pytestmark = pytest.mark.pipeline
+
 FINALS = [Final(source="mic", start=16000, end=48000, text="Hello there.", language="en",
                 words=[Word("Hello", 16000, 30000, 0.9), Word("there.", 30000, 48000, 0.8)]),
           Final(source="speakers", start=8000, end=40000, text="Good morning.", language="en"),

@@ -11,6 +11,7 @@ import sys
 from datetime import datetime, timedelta
 
 import numpy as np
+import pytest
 import soundfile
 
 from earwig import cli
@@ -36,6 +37,7 @@ def _session(started: datetime, *finals: Final) -> SessionLog:
     return log
 
 
+@pytest.mark.pure
 def test_a_line_matches_when_it_says_every_word_in_any_order_case_punctuation_and_accents_aside():
     assert words_of("Don't  forget, the CAFÉ!") == ["dont", "forget", "the", "cafe"]
     earlier = _session(datetime(2026, 11, 30, 9, 0), _final("Don't forget the café order."),
@@ -51,6 +53,7 @@ def test_a_line_matches_when_it_says_every_word_in_any_order_case_punctuation_an
     assert hits[0].play_command() == f"earwig play {earlier.path.stem} 1.00 --source mic"
 
 
+@pytest.mark.pure
 def test_since_keeps_the_lines_written_from_then_on():
     """``wall`` is when each line was written: the sessions here are written now, so a date
     tomorrow finds nothing and one an hour ago finds them."""
@@ -59,6 +62,7 @@ def test_since_keeps_the_lines_written_from_then_on():
     assert search([log.path], "plants", datetime.now() + timedelta(days=1)) == []
 
 
+@pytest.mark.pure
 def test_search_and_play_bad_input_is_one_line_each(capsys):
     def run(*argv: str) -> tuple[int, str]:
         code = cli.main(list(argv))
@@ -105,6 +109,7 @@ def _transcribe_session(wav, prefix: str) -> SessionLog:
     return log
 
 
+@pytest.mark.service
 def test_a_line_said_in_an_earlier_session_is_found_and_played_back_as_it_was_said(pulse, speech, ring_prefix):
     """Session one transcribes espeak-ng's "...water the plants..." for real; `earwig search
     plants` finds the line and prints the command that plays it; that command plays the
@@ -128,6 +133,7 @@ def test_a_line_said_in_an_earlier_session_is_found_and_played_back_as_it_was_sa
 
 
 
+@pytest.mark.pipeline
 def test_play_with_no_audio_output_is_one_clear_line():
     """No audio server to play through (none answers where PULSE_SERVER points, and the
     machine has no sound card): exit 2, the problem and the fix in one line."""

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import psutil
+import pytest
 
 from earwig.actors.runtime import ActorSpec
 from earwig.audio.files import read_audio
@@ -16,6 +17,8 @@ from earwig.config import Config, SourceConfig
 from earwig.messages import ActorFailed, ActorReady, SourceEnded, SpeechStart, Stats
 from earwig.supervisor.plan import capture_plan
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
+
+pytestmark = pytest.mark.pipeline
 
 
 async def next_of(events: asyncio.Queue, kind, timeout=10.0, where=lambda m: True):

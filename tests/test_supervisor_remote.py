@@ -12,11 +12,14 @@ import textwrap
 import time
 
 import psutil
+import pytest
 
 from earwig.messages import ActorReady, Level, PauseSource
 from earwig.shm import segments
 from earwig.supervisor.remote import RemoteSupervisor
 from test_supervisor import replay_plan
+
+pytestmark = pytest.mark.pipeline
 
 
 async def _next(supervisor: RemoteSupervisor, kind, timeout: float = 30.0):

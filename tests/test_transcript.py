@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 
 import msgspec
+import pytest
 from textual.app import App
 
 from earwig.messages import Final, Partial
 from earwig.tui.transcript import REVISED, TranscriptColumn
+
+pytestmark = pytest.mark.pure
 
 SECOND = 16_000
 

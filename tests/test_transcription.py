@@ -18,7 +18,7 @@ import pytest
 
 from earwig import model_store
 from earwig.config import Config, ModelsConfig, SourceConfig
-from earwig.messages import (ActorFailed, Final, Level, ModelState, Partial, SourceEnded,
+from earwig.messages import (ActorFailed, Final, Level, ModelState, Partial, PauseSource, SourceEnded,
                              SpeechEnd, SpeechStart)
 from earwig.shm import segments
 from earwig.supervisor.plan import transcription_plan
@@ -73,18 +73,30 @@ def clear(spoken, tmp_path_factory) -> dict[str, Spoken]:
 
 
 async def run_live(config: Config, until, timeout: float = 180.0) -> tuple[list, Supervisor]:
-    """Run the whole pipeline (capture, mel, preview, final) until ``until(messages)``."""
+    """Run the whole pipeline (capture, mel, preview, final) until ``until(messages)``.
+
+    While a model loads, the replays hold their place (a PauseSource, as the monitor's
+    ``m`` sends): a user's speech would go on, but then what a test sees would depend on
+    how long a load takes on a busy machine. Everything after the load runs in real time."""
     plan = transcription_plan(config, segments.run_prefix())
     seen: list = []
+    loading: set[str] = set()
     async with Supervisor(plan.rings, plan.actors) as supervisor:
         queue = supervisor.subscribe()
         deadline = time.monotonic() + timeout
         while not until(seen):
             assert time.monotonic() < deadline, f"timed out; last messages: {seen[-8:]}"
             try:
-                seen.append(await asyncio.wait_for(queue.get(), 0.25))
+                message = await asyncio.wait_for(queue.get(), 0.25)
             except asyncio.TimeoutError:
-                pass
+                continue
+            seen.append(message)
+            if isinstance(message, ModelState):
+                held = bool(loading)
+                (loading.add if message.state == "loading" else loading.discard)(message.role)
+                if bool(loading) != held:
+                    for source in ("mic", "speakers"):
+                        supervisor.tell(PauseSource(source=source, paused=bool(loading)))
     return seen, supervisor
 
 
@@ -105,6 +117,7 @@ def _quiet(seen: list) -> bool:
 # --- the final text ---------------------------------------------------------------------------
 
 
+@pytest.mark.pipeline
 def test_transcribe_writes_what_whisper_transcribe_writes(spoken, tmp_path):
     """`earwig transcribe --json` through the live pipeline: within 1 WER point of
     openai-whisper's own transcribe() of the same utterances with the same model."""
@@ -139,6 +152,7 @@ def test_transcribe_writes_what_whisper_transcribe_writes(spoken, tmp_path):
 # --- live: two sources, partials ----------------------------------------------------------------
 
 
+@pytest.mark.pipeline
 def test_two_voices_at_once_each_get_their_own_partials_and_finals(clear):
     config = Config(mic=SourceConfig(replay=str(clear["mic"].path)),
                     speakers=SourceConfig(replay=str(clear["speakers"].path)))
@@ -177,6 +191,7 @@ def _check_partials(seen: list, source: str, finals: list[Final]) -> None:
 # --- lazy load, eviction ---------------------------------------------------------------------------
 
 
+@pytest.mark.pipeline
 def test_models_load_on_speech_leave_when_idle_and_come_back(spoken, tmp_path):
     """With idle_evict_s = 2, the model processes end in a long silence; the next utterance
     brings them back and still gets its whole text."""
@@ -207,6 +222,7 @@ def test_models_load_on_speech_leave_when_idle_and_come_back(spoken, tmp_path):
 # --- failures ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.pipeline
 def test_a_broken_final_model_fails_alone_and_the_partials_go_on(spoken, tmp_path):
     broken = tmp_path / "broken.pt"  # a zip archive, as PyTorch's are, holding no checkpoint: it fails at load
     with zipfile.ZipFile(broken, "w") as archive:
@@ -232,6 +248,7 @@ def test_a_broken_final_model_fails_alone_and_the_partials_go_on(spoken, tmp_pat
     assert not [m for m in seen if isinstance(m, Final)]
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("flags, needles", [
     (["--model", "nope"], ["unknown model 'nope'", "earwig models"]),
     (["--model", "tiny.en", "--language", "de"], ["reads English only", "multilingual tiny"]),
@@ -245,6 +262,7 @@ def test_bad_model_choices_are_one_line_before_anything_runs(spoken, flags, need
     assert result.stdout == ""
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("content", ["truncated", "text", "random"])
 def test_a_broken_model_file_ends_transcribe_with_its_fix(spoken, tmp_path, content):
     """Before anything starts: one line naming the file and what was expected, exit 2."""
@@ -259,6 +277,7 @@ def test_a_broken_model_file_ends_transcribe_with_its_fix(spoken, tmp_path, cont
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.pipeline
 def test_not_enough_memory_to_load_names_the_model_and_the_fix():
     """A model load under an address-space limit just above what the process already uses."""
     script = (
@@ -277,6 +296,7 @@ def test_not_enough_memory_to_load_names_the_model_and_the_fix():
     assert "smaller model" in result.stdout
 
 
+@pytest.mark.pure
 def test_language_and_task_settings_are_checked():
     with pytest.raises(msgspec.ValidationError, match="models.task"):
         ModelsConfig(task="summarize")

@@ -6,9 +6,13 @@ the rules that turn probabilities into utterances are checked one by one.
 
 from __future__ import annotations
 
+import pytest
+
 from earwig.audio.vad import CHUNK, Segmenter
 from earwig.config import VadConfig
 from earwig.messages import SpeechEnd, SpeechPause, SpeechResume, SpeechStart
+
+pytestmark = pytest.mark.pure
 
 SETTINGS = VadConfig(threshold=0.5, min_speech_ms=250, min_silence_ms=500, lead_ms=30, pad_ms=30,
                      max_utterance_s=10.0)
