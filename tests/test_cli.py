@@ -204,7 +204,7 @@ def start_meter(args):
     process = subprocess.Popen(EARWIG + ["meter"] + args, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     prefix = f"{segments.PREFIX}{process.pid}-"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not segments.existing(prefix) or not actor_processes(process.pid):
         assert process.poll() is None, process.stderr.read()
         assert time.monotonic() < deadline, "meter did not start its rings and actors"
@@ -220,9 +220,9 @@ def test_a_signal_ends_the_run_with_nothing_left_behind(long_speech, signum):
     actors = actor_processes(process.pid)
     assert len(actors) == 3  # two captures and the mel actor
     process.send_signal(signum)
-    assert process.wait(15) == 0, process.stderr.read()
+    assert process.wait(60) == 0, process.stderr.read()
     assert segments.existing(prefix) == []
-    assert psutil.wait_procs(actors, timeout=5)[1] == []
+    assert psutil.wait_procs(actors, timeout=60)[1] == []
 
 
 @pytest.mark.pipeline
@@ -231,8 +231,8 @@ def test_kill_9_of_the_supervisor_leaves_no_orphan_and_the_next_start_cleans_up(
     actors = actor_processes(process.pid)
     assert actors
     process.kill()
-    process.wait(5)
-    gone, alive = psutil.wait_procs(actors, timeout=5)
+    process.wait(60)
+    gone, alive = psutil.wait_procs(actors, timeout=60)
     assert alive == [], "actors must exit when their supervisor dies"
     assert segments.existing(prefix), "a killed supervisor cannot clean up by itself"
     assert run(["meter", "--replay-mic", str(long_speech), "--no-speakers", "--seconds", "0.5"]).returncode == 0

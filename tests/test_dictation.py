@@ -154,7 +154,7 @@ def test_toggle_mode_with_paste_restores_the_clipboard(desktop, sentences):
     _until(lambda: entry.text == pasted, what="the pasted text in the field")
     assert word_error_rate(SAID[2], entry.text) <= 0.1, entry.text
     _until(lambda: _run("xclip", "-selection", "clipboard", "-o") == "what was copied before",
-           timeout=5, what="the clipboard's old text back")
+           timeout=60, what="the clipboard's old text back")
 
 
 def test_when_the_focus_moves_the_text_is_held_on_the_clipboard_and_typed_nowhere(desktop, sentences):

@@ -185,7 +185,7 @@ def test_an_unplugged_microphone_shows_disconnected_keeps_its_text_and_comes_bac
     async def run() -> None:
         app = MonitorApp(config)
         async with app.run_test(size=(100, 30)) as pilot:
-            await _until(pilot, lambda: " dB" in app.levels["mic"].render().plain, timeout=30)
+            await _until(pilot, lambda: " dB" in app.levels["mic"].render().plain, timeout=60)
             await say(speech["a"])
             await _until(pilot, lambda: len(app.columns["mic"].finals) == 1)
             with headless.unplugged("fakemic"):

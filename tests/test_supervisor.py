@@ -21,7 +21,7 @@ from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 pytestmark = pytest.mark.pipeline
 
 
-async def next_of(events: asyncio.Queue, kind, timeout=10.0, where=lambda m: True):
+async def next_of(events: asyncio.Queue, kind, timeout=60.0, where=lambda m: True):
     deadline = time.monotonic() + timeout
     while True:
         message = await asyncio.wait_for(events.get(), max(0.01, deadline - time.monotonic()))
@@ -83,7 +83,7 @@ def test_fast_replay_paces_itself_to_its_slowest_reader(ring_prefix, long_speech
             events = supervisor.subscribe()
             chunks, started = [], time.monotonic()
             while len(chunks) == 0 or chunks[-1].end * ring.spec.item_len < len(read_audio(long_speech)):
-                await reader.wait(timeout=10)
+                await reader.wait(timeout=60)
                 batch = reader.read(max_items=64)
                 chunks.append(batch)
                 await asyncio.sleep(0.002)  # a slow consumer
