@@ -74,6 +74,11 @@ class Daemon:
             time.sleep(0.1)
         return path.read_text()
 
+    def wait_for_count(self, text: str, count: int) -> None:
+        """Until ``text`` is on stderr ``count`` times: the daemon says each state it enters."""
+        self.wait_for(text)
+        _until(lambda: self.err.read_text().count(text) >= count, what=f"{text!r} {count} times")
+
     def stop(self) -> int:
         self.process.send_signal(signal.SIGINT)
         return self.process.wait(60)
@@ -126,7 +131,7 @@ def test_hold_the_hotkey_speak_and_the_text_is_typed_into_the_focused_field(desk
     for index in (0, 1):  # the second continues the first: a space between
         entry.focus()
         _run("xdotool", "keydown", HOTKEY)
-        time.sleep(0.3)
+        daemon.wait_for_count("earwig dictate: listening", index + 1)  # the press was taken first
         _say(sentences[index])
         time.sleep(0.3)
         _run("xdotool", "keyup", *RELEASE)
@@ -163,7 +168,7 @@ def test_when_the_focus_moves_the_text_is_held_on_the_clipboard_and_typed_nowher
     daemon = start_daemon()
     first.focus()
     _run("xdotool", "keydown", HOTKEY)
-    time.sleep(0.3)
+    daemon.wait_for("earwig dictate: listening")
     _say(sentences[0])
     other.focus()  # the user clicked elsewhere while speaking
     _run("xdotool", "keyup", *RELEASE)
@@ -235,7 +240,7 @@ def test_a_dictation_actor_killed_mid_dictation_leaves_its_text_on_the_clipboard
     daemon = start_daemon()
     entry.focus()
     _run("xdotool", "keydown", HOTKEY)
-    time.sleep(0.3)
+    daemon.wait_for("earwig dictate: listening")
     _say(sentences[0])
     socket = str(Path(os.environ["XDG_RUNTIME_DIR"], "earwig", "dictation.sock"))
     actor, = [p for p in actor_processes(daemon.process.pid)
@@ -286,32 +291,35 @@ def test_the_monitor_runs_dictation_and_d_turns_its_hotkey_off(desktop, sentence
     config = Config(mic=SourceConfig(device="fakemic"), speakers=SourceConfig(enabled=False),
                     monitor=MonitorConfig(niceness=0))
 
-    async def dictate(index: int) -> None:
-        field.focus()
-        await asyncio.to_thread(_run, "xdotool", "keydown", HOTKEY)
-        await asyncio.sleep(0.3)
-        await asyncio.to_thread(_say, sentences[index])
-        await asyncio.to_thread(_run, "xdotool", "keyup", *RELEASE)
-
     async def until(pilot, condition, what: str, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
             assert time.monotonic() < deadline, f"timed out waiting for {what}"
             await pilot.pause(0.2)
 
+    async def dictate(pilot, index: int, heard: bool) -> None:
+        """Hold the hotkey over a sentence; where it is ``heard``, speak once dictation listens."""
+        field.focus()
+        await asyncio.to_thread(_run, "xdotool", "keydown", HOTKEY)
+        if heard:
+            listening = lambda: "dictation listening" in pilot.app.status.render().plain  # noqa: E731
+            await until(pilot, listening, "dictation to listen")
+        await asyncio.to_thread(_say, sentences[index])
+        await asyncio.to_thread(_run, "xdotool", "keyup", *RELEASE)
+
     async def run() -> None:
         app = MonitorApp(config)
         async with app.run_test(size=(120, 30)) as pilot:
             status = lambda: app.status.render().plain  # noqa: E731
             await until(pilot, lambda: "dictation ready" in status(), "dictation to be ready")
-            await dictate(0)
+            await dictate(pilot, 0, heard=True)
             await until(pilot, lambda: field.text.endswith("Friday."), "the dictated text in the field")
             assert word_error_rate(SAID[0], field.text) <= 0.1, field.text
             assert "dictation delivered" in status()
             await pilot.press("d")
             await until(pilot, lambda: "dictation off" in status(), "dictation off")
             typed = field.text
-            await dictate(1)
+            await dictate(pilot, 1, heard=False)
             await pilot.pause(3.0)
             assert field.text == typed  # the hotkey is ignored while dictation is off
             await pilot.press("q")

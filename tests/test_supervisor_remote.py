@@ -35,6 +35,18 @@ def _gone(pid: int) -> bool:
     return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
+async def _still(ring, for_s: float = 1.0) -> int:
+    """The ring's position once it has not moved for ``for_s`` (a running replay writes every
+    10 ms); a replay that never stops fails at the deadline, however slow the machine."""
+    deadline, position, since = time.monotonic() + 60, ring.published, time.monotonic()
+    while time.monotonic() - since < for_s:
+        assert time.monotonic() < deadline, "the replay did not stop"
+        await asyncio.sleep(0.1)
+        if ring.published != position:
+            position, since = ring.published, time.monotonic()
+    return position
+
+
 def test_the_client_gets_the_messages_reads_the_rings_and_pauses_a_source(ring_prefix, long_speech):
     async def scenario():
         plan = replay_plan(ring_prefix, long_speech)
@@ -43,13 +55,14 @@ def test_the_client_gets_the_messages_reads_the_rings_and_pauses_a_source(ring_p
             await _next(supervisor, Level)
             ring = supervisor.rings[plan.rings[0].name]
             supervisor.tell(PauseSource(source="mic", paused=True))
-            await asyncio.sleep(0.5)
-            paused_at = ring.published
+            paused_at = await _still(ring)  # the replay holds its place...
             await asyncio.sleep(1.0)
-            held = ring.published - paused_at
+            held = ring.published - paused_at  # ...and keeps holding it
             supervisor.tell(PauseSource(source="mic", paused=False))
-            await asyncio.sleep(1.0)
-            resumed = ring.published - paused_at
+            deadline = time.monotonic() + 60
+            while (resumed := ring.published - paused_at) <= 50:  # 100 blocks of 10 ms a second once resumed
+                assert time.monotonic() < deadline, "the replay did not resume"
+                await asyncio.sleep(0.1)
             supervisor.stop()
             while await supervisor.receive() is not None:
                 pass
@@ -57,7 +70,7 @@ def test_the_client_gets_the_messages_reads_the_rings_and_pauses_a_source(ring_p
 
     supervisor_pid, actor_pid, held, resumed = asyncio.run(scenario())
     assert supervisor_pid != os.getpid() and actor_pid not in (supervisor_pid, os.getpid())
-    assert held == 0 and resumed > 50  # 100 blocks of 10 ms a second once resumed
+    assert held == 0 and resumed > 50
     assert _gone(supervisor_pid) and _gone(actor_pid)
 
 
