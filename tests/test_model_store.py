@@ -70,7 +70,7 @@ def test_a_second_load_uses_the_cache(model_cache):
     assert path.stat().st_mtime_ns == before
 
 
-@pytest.mark.model
+@pytest.mark.pipeline
 def test_import_of_a_faster_whisper_directory(model_cache, tiny_directory, speech):
     result = subprocess.run(EARWIG + ["models", "import", str(tiny_directory), "--name", "my-tiny"],
                             capture_output=True, text=True, timeout=120)

@@ -152,7 +152,7 @@ def _drain(master: int) -> None:
 
 def run(quick: bool = False) -> str:
     with tempfile.TemporaryDirectory() as folder:
-        path, utterances = build(Path(folder), 2 if quick else 8)
+        path, utterances = build(Path(folder), 2 if quick else 8, real_speech=not quick)
         order = ["on", "off"] * (1 if quick else 2)
         runs = [(mode, _run_on_a_terminal(mode, path, Path(folder))) for mode in order]
     by_mode = {mode: [r for m, r in runs if m == mode] for mode in ("on", "off")}
