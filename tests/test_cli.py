@@ -234,6 +234,7 @@ def test_kill_9_of_the_supervisor_leaves_no_orphan_and_the_next_start_cleans_up(
     process.wait(60)
     gone, alive = psutil.wait_procs(actors, timeout=60)
     assert alive == [], "actors must exit when their supervisor dies"
-    assert segments.existing(prefix), "a killed supervisor cannot clean up by itself"
+    # Its segments stay until an earwig starts, any earwig on the machine (a test beside this
+    # one may be first): whichever it is, the next start must have removed them.
     assert run(["meter", "--replay-mic", str(long_speech), "--no-speakers", "--seconds", "0.5"]).returncode == 0
     assert segments.existing(prefix) == []

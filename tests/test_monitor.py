@@ -22,13 +22,14 @@ from rich.console import Console
 
 from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE, Config, SourceConfig
-from earwig.messages import Final, Level, ModelState, Partial, PauseSource
+from earwig.messages import Final, Level, ModelState, Partial, PauseSource, SpeechStart
 from earwig.profiling.harness import REAL_AUDIO, headless, manifest_references
 from earwig.profiling.harness.scoring import bleed
 from earwig.shm import segments
 from earwig.supervisor import session_log
 from earwig.tui.app import MonitorApp
 from earwig.tui.spectrogram import FRAMES_PER_COLUMN, Spectrogram
+from held_replays import HeldReplays
 from speech_text import spoken_file, word_error_rate
 from test_capture_pulse import best_correlation
 from test_transcription import CLEAR_SAID as SAID
@@ -59,44 +60,45 @@ def test_real_pipeline_finals_partials_pause_clear_and_eviction(replays, tmp_pat
     idle, and q leaves no ring behind."""
     # Niceness 0: lowering it would lower this test process (and every later test) for good;
     # the tmux test checks the real command's.
-    config = msgspec.structs.replace(replays, models=msgspec.structs.replace(replays.models, idle_evict_s=6.0),
+    config = msgspec.structs.replace(replays, models=msgspec.structs.replace(replays.models, idle_evict_s=20.0),
                                      monitor=msgspec.structs.replace(replays.monitor, niceness=0))
 
     async def run() -> None:
         app = MonitorApp(config)
         async with app.run_test(size=(100, 30)) as pilot:
             shown: list[tuple[float, object]] = []
-            loading: set[str] = set()
-            held_until = [0]  # the monotonic ns when the last load's hold ended
+            hold = HeldReplays(preview="any")
+            held_until = [0]  # when the last hold ended (monotonic ns); negative once holding is done
             real_handle = app.handle
 
             def handle(message) -> None:
-                """Every message, noted; while a model loads both replays hold their place
-                (as tests/test_transcription.py's run_live: a load's length on a busy machine
-                must not decide whether speech is previewed)."""
+                """Every message, noted; until the first Partial the replays hold their place
+                while a model loads or the preview is behind (``HeldReplays``, as
+                tests/test_transcription.py's); after it, only the user's pause stops them."""
                 shown.append((time.monotonic(), message))
-                if isinstance(message, ModelState):
-                    held = bool(loading)
-                    (loading.add if message.state == "loading" else loading.discard)(message.role)
-                    if bool(loading) != held:
-                        for source in SAID:
-                            app._tell(PauseSource(source=source, paused=bool(loading)))
-                        held_until[0] = time.monotonic_ns()
+                if held_until[0] >= 0 and (held := hold.see(message)) is not None:
+                    for source in SAID:
+                        app._tell(PauseSource(source=source, paused=held))
+                    held_until[0] = time.monotonic_ns()
+                if isinstance(message, Partial) and not hold.held and held_until[0] >= 0:
+                    held_until[0] = -time.monotonic_ns()  # done holding: from here on, real time
                 real_handle(message)
 
             app.handle = handle
-            await _until(pilot, lambda: app.columns["mic"].finals and not loading)
+            # The pause falls inside the mic's second sentence, whatever the machine's speed.
+            mic_starts = lambda: sum(isinstance(m, SpeechStart) and m.source == "mic" for _, m in shown)  # noqa: E731
+            await _until(pilot, lambda: mic_starts() >= 2 and held_until[0] < 0)
             await pilot.press("m")
             assert "paused" in app.levels["mic"].render().plain
             await pilot.pause(3.0)
             await pilot.press("m")
             await _until(pilot, lambda: all(len(app.columns[s].finals) == len(SAID[s]) for s in SAID))
-            # When each 50 ms of audio was captured (after the loads): the paused replay
+            # When each 50 ms of audio was captured (after the last hold): the paused replay
             # stood still for the pause (its ring took nothing), the other source ran on
             # meanwhile (its audio was captured inside the mic's gap).
             stamps = {source: sorted(stamp for stamp in (app._captured_ns(source, m.end - 1) for _, m in shown
                                                          if isinstance(m, Level) and m.source == source)
-                                     if stamp > held_until[0]) for source in SAID}
+                                     if stamp > -held_until[0]) for source in SAID}
             gap = int(np.argmax(np.diff(stamps["mic"])))
             paused_from, paused_to = stamps["mic"][gap], stamps["mic"][gap + 1]
             assert (paused_to - paused_from) / 1e9 > 2.5, (paused_to - paused_from) / 1e9

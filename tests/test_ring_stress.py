@@ -17,7 +17,7 @@ from earwig.shm import Ring, RingSpec
 pytestmark = pytest.mark.pipeline
 
 ITEMS = 1_100_000
-LOCKSTEP = 20_000
+LOCKSTEP = 2_000
 ITEM_LEN = 64
 
 

@@ -23,6 +23,7 @@ from earwig.messages import (ActorFailed, Final, Level, ModelState, Partial, Pau
 from earwig.shm import segments
 from earwig.supervisor.plan import transcription_plan
 from earwig.supervisor.supervisor import Supervisor
+from held_replays import HeldReplays, HeldUntilEvicted
 from speech_text import RATE, Spoken, agreement, spoken_file, word_error_rate
 
 EARWIG = [sys.executable, "-m", "earwig"]
@@ -72,15 +73,13 @@ def clear(spoken, tmp_path_factory) -> dict[str, Spoken]:
             for source, said in CLEAR_SAID.items()}
 
 
-async def run_live(config: Config, until, timeout: float = 180.0) -> tuple[list, Supervisor]:
-    """Run the whole pipeline (capture, mel, preview, final) until ``until(messages)``.
-
-    While a model loads, the replays hold their place (a PauseSource, as the monitor's
-    ``m`` sends): a user's speech would go on, but then what a test sees would depend on
-    how long a load takes on a busy machine. Everything after the load runs in real time."""
+async def run_live(config: Config, until, hold=None, timeout: float = 180.0) -> tuple[list, Supervisor]:
+    """Run the whole pipeline (capture, mel, preview, final) until ``until(messages)``; the
+    replays hold their place when ``hold`` says (by default while a model loads:
+    ``HeldReplays``)."""
     plan = transcription_plan(config, segments.run_prefix())
     seen: list = []
-    loading: set[str] = set()
+    hold = hold or HeldReplays()
     async with Supervisor(plan.rings, plan.actors) as supervisor:
         queue = supervisor.subscribe()
         deadline = time.monotonic() + timeout
@@ -91,12 +90,9 @@ async def run_live(config: Config, until, timeout: float = 180.0) -> tuple[list,
             except asyncio.TimeoutError:
                 continue
             seen.append(message)
-            if isinstance(message, ModelState):
-                held = bool(loading)
-                (loading.add if message.state == "loading" else loading.discard)(message.role)
-                if bool(loading) != held:
-                    for source in ("mic", "speakers"):
-                        supervisor.tell(PauseSource(source=source, paused=bool(loading)))
+            if (held := hold.see(message)) is not None:
+                for source in ("mic", "speakers"):
+                    supervisor.tell(PauseSource(source=source, paused=held))
     return seen, supervisor
 
 
@@ -156,7 +152,8 @@ def test_transcribe_writes_what_whisper_transcribe_writes(spoken, tmp_path):
 def test_two_voices_at_once_each_get_their_own_partials_and_finals(clear):
     config = Config(mic=SourceConfig(replay=str(clear["mic"].path)),
                     speakers=SourceConfig(replay=str(clear["speakers"].path)))
-    seen, _ = asyncio.run(run_live(config, replays_done(["mic", "speakers"])))
+    seen, _ = asyncio.run(run_live(config, replays_done(["mic", "speakers"]),
+                                   HeldReplays(preview="committed")))
     for source, other in (("mic", "speakers"), ("speakers", "mic")):
         finals = [m for m in seen if isinstance(m, Final) and m.source == source]
         text = " ".join(f.text for f in finals)
@@ -204,7 +201,14 @@ def test_models_load_on_speech_leave_when_idle_and_come_back(spoken, tmp_path):
     soundfile.write(path, np.concatenate([silence[:RATE], first, silence, second, silence[:2 * RATE]]), RATE)
     config = Config(mic=SourceConfig(replay=str(path)), speakers=SourceConfig(enabled=False),
                     models=ModelsConfig(idle_evict_s=2.0))
-    seen, _ = asyncio.run(run_live(config, replays_done(["mic"])))
+    done = replays_done(["mic"])
+
+    def loaded_again(seen: list) -> bool:
+        """Done, and no model still loading (a preview at a low priority may be ready last)."""
+        last = {m.role: m.state for m in seen if isinstance(m, ModelState)}
+        return done(seen) and "loading" not in last.values()
+
+    seen, _ = asyncio.run(run_live(config, loaded_again, HeldUntilEvicted()))
     first_speech = next(i for i, m in enumerate(seen) if isinstance(m, SpeechStart))
     first_final = next(i for i, m in enumerate(seen) if isinstance(m, Final))
     for role in ("preview", "final"):
@@ -234,7 +238,7 @@ def test_a_broken_final_model_fails_alone_and_the_partials_go_on(spoken, tmp_pat
         return any(isinstance(m, SourceEnded) for m in seen) and _quiet(seen) and \
             sum(isinstance(m, SpeechEnd) for m in seen) == len(MIC_SAID)
 
-    seen, supervisor = asyncio.run(run_live(config, enough))
+    seen, supervisor = asyncio.run(run_live(config, enough, HeldReplays(preview="any")))
     failed = [m for m in seen if isinstance(m, ModelState) and m.state == "failed"]
     assert [m.role for m in failed] == ["final"]
     assert str(broken) in failed[0].error and "saved by openai-whisper" in failed[0].fix

@@ -1,0 +1,73 @@
+"""When a live test's replays hold their place, decided message by message.
+
+A user's speech does not wait for earwig, but a test's replay can (a PauseSource, as the
+monitor's ``m`` sends), and must where what it checks would otherwise depend on the
+machine's speed or load: while a model loads, and (where the test checks the preview's
+text) while an utterance has gone on for ``GRACE_S`` of audio without a Partial, or without
+committed text (the preview runs at a lower priority and, on a busy machine, may get no CPU,
+or too little for two runs to agree, before the utterance ends). A test that holds for the
+preview must not evict the models meanwhile: a held replay is silence to the eviction. Whether the preview keeps up is a
+benchmark's figure (bench latency, bench peers); what it writes is the tests'.
+"""
+
+from __future__ import annotations
+
+from earwig.config import SAMPLE_RATE
+from earwig.messages import Level, ModelState, Partial, SpeechEnd, SpeechStart
+
+GRACE_S = 2.0
+
+
+class HeldReplays:
+    def __init__(self, preview: str = "") -> None:
+        """``preview``: "" holds for model loads alone; "any" also for a Partial of every
+        utterance; "committed" for committed partial text of every utterance."""
+        self._preview = preview
+        self._loading: set[str] = set()
+        self._open: dict[str, int] = {}  # source -> start of its utterance in progress
+        self._heard: dict[str, int] = {}  # source -> the audio position its Levels reached
+        self._previewed: set[tuple[str, int]] = set()
+        self.held = False
+
+    def see(self, message: object) -> bool | None:
+        """The replays' new state (True: hold, False: go on) when ``message`` changes it."""
+        if isinstance(message, ModelState):
+            (self._loading.add if message.state == "loading" else self._loading.discard)(message.role)
+        elif isinstance(message, SpeechStart):
+            self._open[message.source] = message.start
+        elif isinstance(message, SpeechEnd):
+            self._open.pop(message.source, None)
+        elif isinstance(message, Partial) and (message.committed or self._preview == "any"):
+            self._previewed.add((message.source, message.start))
+        elif isinstance(message, Level):
+            self._heard[message.source] = message.end
+        waiting = bool(self._preview) and any(self._heard.get(source, start) - start > GRACE_S * SAMPLE_RATE
+                      and (source, start) not in self._previewed for source, start in self._open.items())
+        held = bool(self._loading) or waiting
+        if held == self.held:
+            return None
+        self.held = held
+        return held
+
+
+class HeldUntilEvicted:
+    """For a test of eviction: from the first utterance's SpeechEnd until every model it
+    loaded is evicted, the replays hold their place in the silence after it, so the next
+    utterance finds the models gone however long their loads and passes took."""
+
+    def __init__(self, roles: tuple[str, ...] = ("preview", "final")) -> None:
+        self._evicted: set[str] = set()
+        self._roles = set(roles)
+        self._ended = False
+        self.held = False
+
+    def see(self, message: object) -> bool | None:
+        if isinstance(message, SpeechEnd) and not self._ended:
+            self._ended = self.held = True
+            return True
+        if isinstance(message, ModelState) and message.state == "evicted" and self.held:
+            self._evicted.add(message.role)
+            if self._evicted >= self._roles:
+                self.held = False
+                return False
+        return None
