@@ -3,10 +3,12 @@
 A user's speech does not wait for earwig, but a test's replay can (a PauseSource, as the
 monitor's ``m`` sends), and must where what it checks would otherwise depend on the
 machine's speed or load: while a model loads, and (where the test checks the preview's
-text) while an utterance has gone on for ``GRACE_S`` of audio without a Partial, or without
-committed text (the preview runs at a lower priority and, on a busy machine, may get no CPU,
-or too little for two runs to agree, before the utterance ends). A test that holds for the
-preview must not evict the models meanwhile: a held replay is silence to the eviction. Whether the preview keeps up is a
+text) while an utterance has gone on for ``GRACE_S`` of audio without a Partial (the
+preview runs at a lower priority and, on a busy machine, may get no CPU before the
+utterance ends). Only a first Partial can be waited for: the preview reads an utterance
+again only when it has grown, so a held replay would wait forever for a second run to
+commit text. A test that holds for the preview must not evict the models meanwhile: a held
+replay is silence to the eviction. Whether the preview keeps up is a
 benchmark's figure (bench latency, bench peers); what it writes is the tests'.
 """
 
@@ -19,9 +21,8 @@ GRACE_S = 2.0
 
 
 class HeldReplays:
-    def __init__(self, preview: str = "") -> None:
-        """``preview``: "" holds for model loads alone; "any" also for a Partial of every
-        utterance; "committed" for committed partial text of every utterance."""
+    def __init__(self, preview: bool = False) -> None:
+        """``preview``: hold for a Partial of every utterance too, not only for model loads."""
         self._preview = preview
         self._loading: set[str] = set()
         self._open: dict[str, int] = {}  # source -> start of its utterance in progress
@@ -37,11 +38,11 @@ class HeldReplays:
             self._open[message.source] = message.start
         elif isinstance(message, SpeechEnd):
             self._open.pop(message.source, None)
-        elif isinstance(message, Partial) and (message.committed or self._preview == "any"):
+        elif isinstance(message, Partial):
             self._previewed.add((message.source, message.start))
         elif isinstance(message, Level):
             self._heard[message.source] = message.end
-        waiting = bool(self._preview) and any(self._heard.get(source, start) - start > GRACE_S * SAMPLE_RATE
+        waiting = self._preview and any(self._heard.get(source, start) - start > GRACE_S * SAMPLE_RATE
                       and (source, start) not in self._previewed for source, start in self._open.items())
         held = bool(self._loading) or waiting
         if held == self.held:

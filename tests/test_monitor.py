@@ -67,7 +67,7 @@ def test_real_pipeline_finals_partials_pause_clear_and_eviction(replays, tmp_pat
         app = MonitorApp(config)
         async with app.run_test(size=(100, 30)) as pilot:
             shown: list[tuple[float, object]] = []
-            hold = HeldReplays(preview="any")
+            hold = HeldReplays(preview=True)
             held_until = [0]  # when the last hold ended (monotonic ns); negative once holding is done
             real_handle = app.handle
 

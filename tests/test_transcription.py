@@ -152,8 +152,7 @@ def test_transcribe_writes_what_whisper_transcribe_writes(spoken, tmp_path):
 def test_two_voices_at_once_each_get_their_own_partials_and_finals(clear):
     config = Config(mic=SourceConfig(replay=str(clear["mic"].path)),
                     speakers=SourceConfig(replay=str(clear["speakers"].path)))
-    seen, _ = asyncio.run(run_live(config, replays_done(["mic", "speakers"]),
-                                   HeldReplays(preview="committed")))
+    seen, _ = asyncio.run(run_live(config, replays_done(["mic", "speakers"]), HeldReplays(preview=True)))
     for source, other in (("mic", "speakers"), ("speakers", "mic")):
         finals = [m for m in seen if isinstance(m, Final) and m.source == source]
         text = " ".join(f.text for f in finals)
@@ -238,7 +237,7 @@ def test_a_broken_final_model_fails_alone_and_the_partials_go_on(spoken, tmp_pat
         return any(isinstance(m, SourceEnded) for m in seen) and _quiet(seen) and \
             sum(isinstance(m, SpeechEnd) for m in seen) == len(MIC_SAID)
 
-    seen, supervisor = asyncio.run(run_live(config, enough, HeldReplays(preview="any")))
+    seen, supervisor = asyncio.run(run_live(config, enough, HeldReplays(preview=True)))
     failed = [m for m in seen if isinstance(m, ModelState) and m.state == "failed"]
     assert [m.role for m in failed] == ["final"]
     assert str(broken) in failed[0].error and "saved by openai-whisper" in failed[0].fix
