@@ -17,6 +17,8 @@ from __future__ import annotations
 from earwig.config import SAMPLE_RATE
 from earwig.messages import Level, ModelState, Partial, SpeechEnd, SpeechStart
 
+#: An utterance this long (s of audio) past its start has a Partial: the held replays wait for one,
+#: and a test may expect one of any utterance that went on this long after the preview was ready.
 GRACE_S = 2.0
 
 

@@ -23,7 +23,7 @@ from earwig.messages import (ActorFailed, Final, Level, ModelState, Partial, Pau
 from earwig.shm import segments
 from earwig.supervisor.plan import transcription_plan
 from earwig.supervisor.supervisor import Supervisor
-from held_replays import HeldReplays, HeldUntilEvicted
+from held_replays import GRACE_S, HeldReplays, HeldUntilEvicted
 from speech_text import RATE, Spoken, agreement, spoken_file, word_error_rate
 
 EARWIG = [sys.executable, "-m", "earwig"]
@@ -52,9 +52,6 @@ VOICES = {"mic": "en-us", "speakers": "en-gb"}
 #: espeak-ng's voices are hard for Whisper (tiny.en and base measured 0.1-0.25 WER on
 #: them); another source's text scores ~1.0, so this separates the two clearly.
 MAX_WER = 0.35
-#: After the preview model is ready, its first run on two sources at once (one thread, a
-#: busy 2-core machine) may take this long; an utterance that ends sooner has no partial.
-PREVIEW_GRACE_S = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +170,7 @@ def _check_partials(seen: list, source: str, finals: list[Final]) -> None:
         partials = [m for m in seen if isinstance(m, Partial) and m.source == source
                     and m.start == final.start]
         if not partials:
-            assert final.end < heard_by_then + PREVIEW_GRACE_S * RATE, f"no partial text for {final}"
+            assert final.end < heard_by_then + GRACE_S * RATE, f"no partial text for {final}"
             continue
         committed = [p.committed.split() for p in partials]
         for before, after in zip(committed, committed[1:]):

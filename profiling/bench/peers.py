@@ -197,7 +197,8 @@ def _p(values: list[float], q: float) -> str:
 
 def run(quick: bool = False) -> str:
     with tempfile.TemporaryDirectory() as folder:
-        path, utterances = latency.build(Path(folder), 2 if quick else len(latency.SENTENCES), real_speech=not quick)
+        path, utterances = latency.build(Path(folder), 2 if quick else len(latency.SENTENCES),
+                                         real_speech=not quick)
         audio_s = len(read_audio(path)) / SAMPLE_RATE
         said = " ".join(u.said for u in utterances)
         results = [_earwig(path, utterances), _peer(_openai_whisper, utterances),
