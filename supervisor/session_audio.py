@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import psutil
@@ -62,6 +63,7 @@ class SessionAudio:
         self._ring_names = rings
         self._readers: dict[Source, RingReader] = {}
         self._files: dict[Source, soundfile.SoundFile] = {}
+        self._streams: dict[Source, BinaryIO] = {}
         #: Why the audio cannot be kept, once it could not; None while it works.
         self.problem: str | None = None
 
@@ -75,13 +77,18 @@ class SessionAudio:
             for source, name in self._ring_names.items():
                 path = self.paths[source]
                 stream = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
+                self._streams[source] = stream
                 self._files[source] = soundfile.SoundFile(stream, "w", SAMPLE_RATE, 1, "PCM_16", format="FLAC")
                 self._readers[source] = rings[name].reader(start=0)
         except (OSError, soundfile.LibsndfileError) as error:
             self._failed(error)
 
     def keep(self) -> None:
-        """Append what the rings took since the last call."""
+        """Append what the rings took since the last call, and hand it to the file at once:
+        a line is read back from the file (played, retried) while the session still writes
+        it, and what sat in the stream's buffer was past the file's end for the reader (seen
+        as "psf_fseek() failed"). Only the FLAC encoder's last block, a quarter of a second
+        of the newest audio, is not in the file yet."""
         try:
             for source, reader in self._readers.items():
                 batch = reader.read()
@@ -90,6 +97,7 @@ class SessionAudio:
                 if batch.lost:
                     self._files[source].write(np.zeros(batch.lost * batch.data.shape[1], np.float32))
                 self._files[source].write(batch.data.reshape(-1))
+                self._streams[source].flush()
         except (OSError, soundfile.LibsndfileError) as error:
             self._failed(error)
 
@@ -97,12 +105,14 @@ class SessionAudio:
         """The last of the audio, then the files; a file that cannot be finished (the disk
         filled) is reported, never raised: the supervisor still has rings to unlink."""
         self.keep()
-        for file in self._files.values():
+        for source, file in self._files.items():
             try:
                 file.close()
+                self._streams[source].close()
             except (OSError, soundfile.LibsndfileError) as error:
                 self._failed(error)
         self._files.clear()
+        self._streams.clear()
         self._readers.clear()
         if not self._kept_after:
             for path in self.paths.values():

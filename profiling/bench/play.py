@@ -77,7 +77,8 @@ async def _measure(config: Config, plays: int) -> dict[str, list[float]]:
                     pressed = time.monotonic_ns()
                     await pilot.press("enter")
                     results[path].append(await first_out_ms(pressed, app._player))
-                    audio = playback.line_audio(app.session_log, final)
+                    audio = app._ring_samples("mic", final.start, final.end) if path == "ring" \
+                        else playback.line_audio(app.session_log, final)  # what enter played
                     started = time.monotonic_ns()
                     floor.play(audio)
                     results["floor"].append(await first_out_ms(started, floor))
