@@ -34,7 +34,7 @@ from earwig.actors.runtime import Actor
 from earwig.config import DictationConfig
 from earwig.errors import EarwigError
 from earwig.messages import (DictationAction, DictationCommand, DictationSpan, DictationStart, DictationState,
-                             DictationStop, Final, Retry)
+                             DictationStop, Final, Retry, SourceEnded)
 from earwig.shm import Ring
 
 
@@ -42,10 +42,13 @@ from earwig.shm import Ring
 #: two to deliver its first block: a dictation started before would lose its first words).
 MIC_WAIT_S = 10.0
 
+MIC_ENDED = "the mic's replay has ended: there is no audio left to dictate from"
+
 #: The mic's Finals, the mel actor's word that a dictation's utterance is closed, commands
 #: from the monitor's key; DictationStart / DictationStop too: the supervisor re-sends an
-#: unfinished dictation's to a restarted dictation actor, which finishes it (``Dictator.resume``).
-LISTENS = (Final, DictationSpan, DictationCommand, DictationStart, DictationStop)
+#: unfinished dictation's to a restarted dictation actor, which finishes it (``Dictator.resume``);
+#: SourceEnded: a replayed mic has no more audio to dictate from.
+LISTENS = (Final, DictationSpan, DictationCommand, DictationStart, DictationStop, SourceEnded)
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,15 @@ async def main(actor: Actor) -> None:
     dictation.publish_state("ready", dictation.ready_detail(hotkey is not None))
     handlers = {DictationCommand: lambda m: dictation.command(m.action),
                 Final: lambda m: dictation.heard(m) if m.source == "mic" else None,
-                DictationSpan: dictation.closed, DictationStart: dictation.resume, DictationStop: dictation.resume}
+                DictationSpan: dictation.closed, DictationStart: dictation.resume, DictationStop: dictation.resume,
+                SourceEnded: lambda m: dictation.mic_ended() if m.source == "mic" else None}
     try:
         await actor.serve(handlers, actor.stopping.wait())
+        while not actor.control.empty():  # what came before the Shutdown: the last Finals
+            message = actor.control.get_nowait()
+            if isinstance(message, (Final, DictationSpan)):
+                handlers[type(message)](message)
+        await dictation.delivered()
     finally:
         server.close()
         if hotkey is not None:
@@ -118,9 +127,18 @@ class Dictator:
         self._held: list[Final] = []
         #: A retry in flight: each held Final's span, and its revision once it came.
         self._retrying: dict[tuple[int, int], Final | None] = {}
+        #: The mic's replay reached its end: no audio is left to dictate from.
+        self._mic_ended = False
+        #: The last text's delivery (typing it can take a while).
+        self._delivering: asyncio.Task | None = None
 
     def close(self) -> None:
         self._pcm.close()
+
+    async def delivered(self) -> None:
+        """Wait for the text being delivered, if any: the session ends once it is out."""
+        if self._delivering is not None:
+            await self._delivering
 
     def ready_detail(self, hotkey: bool) -> str:
         if not hotkey:
@@ -162,9 +180,19 @@ class Dictator:
                                self.ready_detail(self._desktop is not None) if self._enabled else "the hotkey is off")
         return self._state
 
+    def mic_ended(self) -> None:
+        """A replayed mic's file is at its end: the dictation in progress ends with it (the
+        mel actor closes its utterance there), and a new one cannot begin."""
+        self._mic_ended = True
+        if self._current is None:
+            self.publish_state("off", MIC_ENDED)
+
     def begin(self) -> None:
         if self._current is not None:
             return  # one at a time: a press while the last one is still being typed waits for none
+        if self._mic_ended:
+            self.publish_state("failed", MIC_ENDED)
+            return
         window = self._desktop.focused_window() if self._desktop else 0
         self._current = _Dictation(start=self._position(), window=window)
         self._actor.publish(DictationStart(start=self._current.start))
@@ -251,7 +279,7 @@ class Dictator:
             return
         if self._last and self._last[0] == current.window and time.monotonic() - self._last[2] < self._settings.join_within_s:
             text = joined(text, self._last[1])
-        asyncio.get_running_loop().create_task(self._deliver(text, current.window, current.finals))
+        self._delivering = asyncio.get_running_loop().create_task(self._deliver(text, current.window, current.finals))
 
     # --- publish ----------------------------------------------------------------------
 

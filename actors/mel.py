@@ -13,8 +13,10 @@ compute  log-mel frames for every bin count the models need (one shared STFT per
          (the mic cleaned of the speakers' echo first, ``actors/mel_echo``, when on)
 publish  one frame per ring item in ``mel{bins}-{source}`` (item ``t`` is the frame centred
          on sample ``160 t``, stamped with the capture time of its last sample);
-         SpeechStart / SpeechEnd with sample positions; DictationSpan once a dictation's
-         utterance is closed; Stats; EchoState of the mic's echo canceller
+         SpeechStart / SpeechEnd with sample positions (under ``earwig dictate``, those of
+         the mic's utterances inside a dictation only, ``actors/mel_dictated``);
+         DictationSpan once a dictation's utterance is closed (at the release, or where
+         the audio ends); Stats; EchoState of the mic's echo canceller
 
 Why one process for both: they read the same samples at the same pace, and the STFT is
 shared by every bin count, so one reader per source does all of it.
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from earwig.actors.mel_dictated import DictatedOnly
 from earwig.actors.mel_echo import MicEchoStage
 from earwig.actors.runtime import Actor
 from earwig.audio.log_mel import HALF_WINDOW, HOP, LogMelStream
@@ -68,6 +71,8 @@ class MelSource:
     #: The speakers' PCM ring, whose sound is taken out of this source (the mic's echo
     #: cancellation, ``actors/mel_echo``); empty: none.
     echo_reference: str = ""
+    #: Announce only the utterances said inside a dictation (``actors/mel_dictated``).
+    only_dictated: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,7 @@ class _SourceStream:
         self.ended_at: int | None = None
         #: Dictation's key presses and releases, applied in order once the VAD reaches them.
         self.dictation: list[DictationStart | DictationStop] = []
+        self._dictated = DictatedOnly() if source.only_dictated else None
         self.done = False
         self._next_stats = 0.0
         self._frames_cpu_s = self._vad_cpu_s = 0.0
@@ -158,6 +164,7 @@ class _SourceStream:
         self._dictate()
         if self.ended_at is not None and self._reader.position * self._item_len >= self.ended_at:
             self._publish_frames(self._frames.finish(self.ended_at), None)
+            self._release_dictation(self.ended_at)
             self._publish_events(self._vad.finish(self.ended_at))
             self.done = True
         if self.done or time.monotonic() >= self._next_stats:
@@ -201,11 +208,14 @@ class _SourceStream:
         """The session ends: close the utterance in progress where the audio read so far ends."""
         if not self.done:
             self._process(self._reader.read())
+            self._release_dictation(self._reader.position * self._item_len)
             self._publish_events(self._vad.finish(self._reader.position * self._item_len))
 
     def resume_utterance(self, start: int) -> None:
         """Carry on an utterance a killed mel process had started (its SpeechStart went out)."""
         self._vad.segmenter.resume(start)
+        if self._dictated is not None:
+            self._dictated.resumed(start)
 
     def _dictate(self) -> None:
         """Hold the utterance at a key press; close it at the release once the VAD has
@@ -224,6 +234,18 @@ class _SourceStream:
             else:
                 return
             self.dictation.pop(0)
+
+    def _release_dictation(self, at: int) -> None:
+        """The audio ends (a replay's file, the session) while a dictation holds the
+        utterance open: the dictation ends there, or its release would never come (this
+        process exits) and the dictation would wait for its text for ever."""
+        segmenter = self._vad.segmenter
+        if segmenter.held_from is None:
+            return
+        start = segmenter.held_from
+        events, utterances = segmenter.release(at)
+        self._publish_events([*events, DictationSpan(start=start, end=at, utterances=utterances)])
+        self.dictation.clear()
 
     # --- publish ----------------------------------------------------------------------
 
@@ -244,6 +266,8 @@ class _SourceStream:
         return batch.time_ns[index]
 
     def _publish_events(self, events: list) -> None:
+        if self._dictated is not None:
+            events = self._dictated.passed(events, self._vad.segmenter.held_from)
         for event in events:
             self._actor.publish(event)
 

@@ -193,14 +193,16 @@ async def _dictate(args: argparse.Namespace) -> int:
         done = asyncio.Event()
 
         async def follow() -> None:
-            while not done.is_set():
+            while True:  # on through the shutdown: the dictation in progress still prints
                 view.handle(await events.get())
                 if view.failure:
                     done.set()
 
         follower = asyncio.create_task(follow())
         await supervisor.run_until_signal(done)
-        follower.cancel()
+    follower.cancel()
+    while not events.empty():
+        view.handle(events.get_nowait())
     if view.failure:
         raise EarwigError(view.failure.error, view.failure.fix)
     return 0

@@ -17,6 +17,8 @@ from earwig.errors import EarwigError
 from earwig.messages import Source
 
 SAMPLE_RATE = 16_000
+#: The longest ring a session may ask for: an hour, 230 MB of float32 audio per source.
+MAX_RING_S = 3600.0
 
 
 class SourceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -154,6 +156,10 @@ class DictationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     join_within_s: Annotated[float, Meta(ge=0, description=
         "A dictation into the same window this soon after the last one continues its text: "
         "a space between, and no capital unless a sentence ended.")] = 60.0
+    transcribe_outside: Annotated[bool, Meta(description=
+        "`earwig dictate` also transcribes, and logs in the session log, what the mic hears "
+        "outside a dictation; off, only what is said while dictating is transcribed or kept "
+        "(the monitor transcribes everything either way: that is what it is for).")] = False
     in_monitor: Annotated[bool, Meta(description=
         "The monitor runs dictation too (its hotkey works while the monitor is open; d turns "
         "it off and on), when there is an X display and no `earwig dictate` is running.")] = True
@@ -178,6 +184,16 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     echo: EchoConfig = msgspec.field(default_factory=EchoConfig)
     monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)
     dictation: DictationConfig = msgspec.field(default_factory=DictationConfig)
+
+    def __post_init__(self) -> None:
+        longest = self.vad.max_utterance_s
+        checks = [("ring_seconds", longest <= self.ring_seconds <= MAX_RING_S,
+                   f"between vad.max_utterance_s ({longest:g}) and {MAX_RING_S:g}: an utterance must fit in "
+                   "the ring, or its start is gone before the final model reads it"),
+                  ("block_samples", 1 <= self.block_samples <= SAMPLE_RATE, f"between 1 and {SAMPLE_RATE} (one second)")]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise msgspec.ValidationError(f"{key} must be {allowed}")
 
     def source(self, name: Source) -> SourceConfig:
         return getattr(self, name)

@@ -259,11 +259,22 @@ def dictation_plan(config: Config, prefix: str, socket: str, desktop: bool) -> P
     if not config.mic.enabled:
         raise EarwigError("dictation needs the mic, and it is disabled", "drop --no-mic (or mic.enabled = false)")
     config = msgspec.structs.replace(config, speakers=msgspec.structs.replace(config.speakers, enabled=False))
-    return with_dictation(transcription_plan(config, prefix), config, prefix, socket, desktop)
+    plan = transcription_plan(config, prefix)
+    if not config.dictation.transcribe_outside:  # the mic hears the room: keep only what is dictated
+        plan = replace(plan, actors=[_only_dictated(actor) if actor.name == "mel" else actor for actor in plan.actors])
+    return with_dictation(plan, config, prefix, socket, desktop)
+
+
+def _only_dictated(mel: ActorSpec) -> ActorSpec:
+    sources = tuple(replace(source, only_dictated=True) for source in mel.params.sources)
+    return replace(mel, params=replace(mel.params, sources=sources))
 
 
 def with_dictation(plan: Plan, config: Config, prefix: str, socket: str, desktop: bool) -> Plan:
-    """``plan`` (which transcribes the mic) plus the dictation actor."""
+    """``plan`` (which transcribes the mic) plus the dictation actor. It stops last: a
+    session ended mid-dictation (Ctrl-C) still has its text, which the mel actor closes
+    and the final actor answers as they stop, delivered and printed."""
     dictation = spec_for("dictation", "earwig.actors.dictation",
-                         DictationParams(config.dictation, pcm_ring_name(prefix, "mic"), socket, desktop))
+                         DictationParams(config.dictation, pcm_ring_name(prefix, "mic"), socket, desktop),
+                         shutdown_step=2)
     return replace(plan, actors=[*plan.actors, dictation])

@@ -174,7 +174,7 @@ class RemoteSupervisor:
         process = self._process
         if process is not None and process.pid is not None:
             self.stop()
-            grace = self._policy.shutdown_grace_s + 5
+            grace = self._policy.shutdown_max_s + 5  # its actors' shutdown: a busy final actor may take that
             while process.is_alive() and grace > 0:
                 await asyncio.sleep(0.05)
                 grace -= 0.05

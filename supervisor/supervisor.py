@@ -28,6 +28,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from earwig.supervisor.played_back import PlayedBackSpans
 from earwig.supervisor.session_log import SessionLog
 
 
+#: What ends a session run from a terminal (Ctrl-C, kill, a closed terminal).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: What the fork server imports once, for every actor it starts.
 PRELOADED = ["torch", "whisper", "onnxruntime", "earwig.actors.runtime", "earwig.actors.mel",
              "earwig.actors.preview", "earwig.actors.final"]
@@ -65,8 +68,12 @@ class RestartPolicy:
     #: From spawn to ActorReady: importing PyTorch in several processes at once on a busy
     #: 2-core machine takes seconds, and that is not a hang.
     startup_timeout_s: float = 60.0
-    #: From Shutdown to exit, per step: the final actor transcribes what it still owes first.
+    #: After Shutdown, how long an actor may go without a word (its heartbeat comes every
+    #: 0.5 s, also while it transcribes) before it is killed: a hung one is ended, a busy
+    #: one finishes what it owes (the final actor transcribing the last utterances).
     shutdown_grace_s: float = 10.0
+    #: And the most any step of the shutdown waits, busy or not.
+    shutdown_max_s: float = 120.0
 
     def after_exit(self, exitcode: int, evicted: bool, restarts: deque[float], now: float) -> Exit:
         """What an actor's exit calls for: an evicted or finished one (exit 0) rests, one that
@@ -149,6 +156,8 @@ class Supervisor:
         self._warned_log = False
         self._watchdog_task: asyncio.Task | None = None
         self._stopping = False
+        #: Whether run_until_signal's handlers are installed (close removes them).
+        self._signals_held = False
         self._tasks: set[asyncio.Task] = set()
         self._ctx = mp.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOADED)
@@ -178,8 +187,9 @@ class Supervisor:
         """End the actors in two steps, so that no utterance is left without its Final: first
         the others (the mel actor ends the utterance in progress, so its SpeechEnd goes
         out), then the final actor, which answers every SpeechEnd it has before it exits;
-        their last messages are still received, logged and published. What does not exit
-        within the grace is killed; then the rings are unlinked."""
+        their last messages are still received, logged and published. What stops answering
+        (``shutdown_grace_s``), or is not done within ``shutdown_max_s``, is killed; then the
+        rings are unlinked."""
         self._stopping = True
         if self._watchdog_task is not None:
             self._watchdog_task.cancel()
@@ -205,30 +215,47 @@ class Supervisor:
         self.rings.clear()
         if self.session_log is not None:
             self.session_log.close()
+        if self._signals_held:
+            for signum in STOP_SIGNALS:
+                asyncio.get_running_loop().remove_signal_handler(signum)
+            self._signals_held = False
 
     async def _shut_down(self, group: list[_Running]) -> None:
         live = [r for r in group if r.process and r.process.is_alive()]
         for running in live:
             self._send(running, Shutdown())
-        deadline = time.monotonic() + self.policy.shutdown_grace_s
+        deadline = time.monotonic() + self.policy.shutdown_max_s
         # Exited, and every message it sent read (the pipe holds what it wrote last).
         while not all(r.drained for r in live):
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            silent = [r for r in live if not r.drained and now - r.last_seen > self.policy.shutdown_grace_s]
+            if silent or now > deadline:
                 return
             await asyncio.sleep(0.02)
 
     async def run_until_signal(self, done: asyncio.Event | None = None) -> int:
-        """Serve until SIGINT/SIGTERM/SIGHUP (or ``done``); returns the signal number or 0."""
+        """Serve until SIGINT/SIGTERM/SIGHUP (or ``done``); returns the signal number or 0.
+
+        The handlers stay until ``close`` has finished: a second Ctrl-C, or the SIGTERM
+        after a SIGINT, used to land in the shutdown as a KeyboardInterrupt, which left
+        actors running (the process then hung in multiprocessing's exit join), segments
+        behind and the last utterance without its Final. A repeated signal is told that the
+        shutdown goes on (``RestartPolicy.shutdown_grace_s`` bounds it)."""
         loop = asyncio.get_running_loop()
         done = done or asyncio.Event()
-        received = []
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(signum, lambda s=signum: (received.append(s), done.set()))
-        try:
-            await done.wait()
-        finally:
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
+        received: list[int] = []
+
+        def on_signal(signum: int) -> None:
+            received.append(signum)
+            if len(received) == 2:
+                print("earwig: stopping: finishing what was said first (an actor that stops answering is "
+                      f"ended after {self.policy.shutdown_grace_s:g} s)", file=sys.stderr, flush=True)
+            done.set()
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, on_signal, signum)
+        self._signals_held = True
+        await done.wait()
         return received[0] if received else 0
 
     # --- what other parts use -----------------------------------------------------------

@@ -147,6 +147,9 @@ def test_a_file_cut_short_is_transcribed_as_far_as_it_goes_with_a_warning(speech
 @pytest.mark.parametrize("text, needles", [
     ('[mic]\ndevise = "fakemic"\n', ("devise", "$.mic")),  # a key that does not exist
     ("[vad]\nmax_utterance_s = 40\n", ("vad.max_utterance_s", "between 10 and 29")),  # out of range
+    # A ring that holds no utterance: accepted before, and no speech was ever found.
+    ("ring_seconds = 0\n", ("ring_seconds must be between vad.max_utterance_s (25) and 3600",)),
+    ("block_samples = -160\n", ("block_samples must be between 1 and 16000",)),
 ])
 def test_a_bad_config_names_the_key(tmp_path, text, needles):
     config = tmp_path / "config.toml"
@@ -173,6 +176,8 @@ def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
     (["--vad-min-silence-ms", "half"], ("--vad-min-silence-ms half", "Expected `int`", "vad.min_silence_ms")),
     (["--device", "cuda:99"], ("device 'cuda:99'", "CUDA device")),  # none here; one or few on a GPU box
     (["--device", "tpu:x"], ("'tpu:x' is not a PyTorch device",)),
+    (["--ring-seconds", "-1"], ("--ring-seconds -1", "ring_seconds must be between")),
+    (["--block-samples", "0"], ("--block-samples 0", "block_samples must be between 1 and 16000")),
 ])
 def test_bad_pipeline_flags(flags, needles, speech):
     result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers", *flags])

@@ -114,7 +114,8 @@ def test_the_plan_subscribes_every_actor_to_the_types_its_module_declares(tmp_pa
     routes = Router(plan.actors)
     assert routes.heard(SpeechEnd(source="mic", start=0, end=5), sender="mel") == ["preview", "final"]
     assert routes.heard(Final(source="mic", start=0, end=5, text="", language="en"), sender="final") == ["preview", "dictation"]
-    assert [spec.name for spec in plan.actors if spec.shutdown_step] == ["final"]
+    # The mel actor closes the utterance, the final actor answers it, the dictation delivers it.
+    assert {spec.name: spec.shutdown_step for spec in plan.actors if spec.shutdown_step} == {"final": 1, "dictation": 2}
 
 
 def test_a_retry_wakes_the_evicted_final_actor_and_its_revision_is_no_second_answer():

