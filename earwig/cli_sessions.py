@@ -5,6 +5,7 @@ a line's audio again. They read what the supervisor wrote (``supervisor/session_
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from datetime import datetime, timedelta
@@ -14,17 +15,20 @@ from earwig import export, playback, session_search
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
 from earwig.messages import Final
-from earwig.supervisor.session_log import find_session, logged_sessions, read, sessions_dir
+from earwig.supervisor.session_log import find_session, logged_sessions, read_session, sessions_dir
 
 
 def export_session(args: argparse.Namespace) -> int:
     if args.list:
         for path in sorted(sessions_dir().glob("*.jsonl")):
-            print(f"{path.stem}  {sum(1 for _ in path.open(encoding='utf-8'))} Finals  {path}")
+            try:
+                print(f"{path.stem}  {len(read_session(path).logged)} Finals  {path}")
+            except EarwigError as error:
+                print(f"{path.stem}  {error.problem}")
         return 0
     path = find_session(args.session)
     finals = _shown_finals(path, args.source)
-    started = datetime.strptime(path.stem.rsplit("-", 1)[0], "%Y%m%d-%H%M%S")
+    started = _started(path)
     text = {"txt": lambda: export.as_text(finals, started), "srt": lambda: export.as_subtitles(finals, False),
             "vtt": lambda: export.as_subtitles(finals, True), "json": lambda: export.as_json(finals) + "\n"}[args.format]()
     if args.output:
@@ -40,11 +44,23 @@ def export_session(args: argparse.Namespace) -> int:
 
 
 def _shown_finals(log: Path, source: str | None) -> list[Final]:
-    """The lines the monitor showed (not echo, not empty), of one source or both."""
+    """The lines the monitor showed (not echo, not empty), of one source or both; damaged
+    lines are left out with one warning, a file with no line of a log at all is an error."""
+    session = read_session(log)
+    if session.damaged and not session.logged:
+        raise EarwigError(f"{log} is not an earwig session log: none of its {len(session.damaged)} line(s) is a record",
+                          "give a session from `earwig export --list`")
+    if session.damage(log):
+        print(f"earwig: {session.damage(log)}", file=sys.stderr)
+    return [f for f in session.finals if f.text and not f.echo and (source is None or f.source == source)]
+
+
+def _started(log: Path) -> datetime:
+    """When the session began: its name says (DATE-TIME-PID), else the file's last change."""
     try:
-        return [f for f in read(log) if f.text and not f.echo and (source is None or f.source == source)]
-    except (ValueError, KeyError, UnicodeDecodeError) as error:
-        raise EarwigError(f"{log} is not an earwig session log ({error})", "give a session from `earwig export --list`") from None
+        return datetime.strptime(log.stem.rsplit("-", 1)[0], "%Y%m%d-%H%M%S")
+    except ValueError:
+        return datetime.fromtimestamp(log.stat().st_mtime)
 
 
 def search_sessions(args: argparse.Namespace) -> int:
@@ -52,10 +68,8 @@ def search_sessions(args: argparse.Namespace) -> int:
     if not session_search.words_of(" ".join(args.words)):
         raise EarwigError(f"nothing to search for in {' '.join(args.words)!r}", "give words: earwig search WORDS")
     logs = logged_sessions()
-    try:
-        hits = session_search.search(logs, " ".join(args.words), since)
-    except (ValueError, KeyError, UnicodeDecodeError) as error:
-        raise EarwigError(f"a session log cannot be read ({error})", f"move it out of {sessions_dir()}") from None
+    hits = session_search.search(logs, " ".join(args.words), since,
+                                 warn=lambda problem: print(f"earwig: {problem}", file=sys.stderr))
     for hit in hits:
         print(f"{hit.session}  {hit.wall:%Y-%m-%d %H:%M:%S}  {export.TITLES[hit.final.source]:<8}  "
               f"{export.clock(hit.final.start)}  {hit.final.text}")
@@ -105,7 +119,7 @@ def _seconds(text: str) -> float:
         value = float(seconds) + 60 * int(minutes or 0)
     except ValueError:
         value = -1.0
-    if value < 0:
+    if not math.isfinite(value) or value < 0:
         raise EarwigError(f"START {text!r} is not a time", "give seconds (83.4) or minutes:seconds (1:23.4)")
     return value
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from earwig.config import SAMPLE_RATE
 from earwig.messages import Final
-from earwig.supervisor.session_log import read_logged
+from earwig.errors import EarwigError
+from earwig.supervisor.session_log import read_session
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,22 @@ def matches(final: Final, wanted: set[str]) -> bool:
     return not final.echo and wanted <= set(words_of(final.text))
 
 
-def search(logs: Iterable[Path], query: str, since: datetime | None = None) -> list[Hit]:
-    """Each matching line of these logs, oldest first; ``since``: lines written from then on."""
+def search(logs: Iterable[Path], query: str, since: datetime | None = None,
+           warn: Callable[[str], None] = lambda problem: None) -> list[Hit]:
+    """Each matching line of these logs, oldest first; ``since``: lines written from then on.
+    A log that cannot be read, or lines of one that are damaged, are left out and ``warn``
+    is told: one bad session must not hide every other."""
     wanted = set(words_of(query))
     hits = []
     for log in logs:
-        for logged in read_logged(log):
+        try:
+            session = read_session(log)
+        except EarwigError as error:
+            warn(f"{error.problem}: left out of the search")
+            continue
+        if session.damage(log):
+            warn(session.damage(log))
+        for logged in session.logged:
             if (since is None or logged.wall >= since) and matches(logged.final, wanted):
                 hits.append(Hit(log.stem, logged.wall, logged.final))
     return sorted(hits, key=lambda hit: hit.wall)

@@ -11,7 +11,7 @@ the local time the Final was written (ISO 8601); ``"echo": true`` on a mic Final
 repeats the speakers (``echo_filter``), which nothing shows or exports; ``"revised": true`` on
 a line read again (the monitor's retry, ``earwig ctl retry``). A revision is appended, never
 written over the line: a reader takes the latest record of each span, in the place of the
-first (``read_logged``).
+first (``read_session``).
 
 A folder that cannot be written (read-only, full) does not stop the session: the log says
 so once (``problem``), and the Finals still reach the screen, which keeps them in memory.
@@ -92,38 +92,83 @@ class Logged:
     wall: datetime
 
 
+class _WordRecord(msgspec.Struct):
+    word: str
+    start: int
+    end: int
+    probability: float
+
+
+class _Record(msgspec.Struct):
+    """One line of the log, as ``SessionLog.append`` writes it."""
+
+    source: Source
+    start: int
+    end: int
+    wall: datetime
+    text: str
+    words: list[_WordRecord] = []
+    echo: bool = False
+    revised: bool = False
+
+
+@dataclass
+class SessionRead:
+    """A session log's lines, and the lines that are not records: a crash or a full disk
+    can leave a line cut short or blank, and one bad line must not cost the rest."""
+
+    logged: list[Logged]
+    #: Line numbers (from 1) that were left out.
+    damaged: list[int]
+
+    @property
+    def finals(self) -> list[Final]:
+        return [logged.final for logged in self.logged]
+
+    def damage(self, path: Path) -> str | None:
+        """One line saying what was left out, or None when nothing was."""
+        if not self.damaged:
+            return None
+        lines = ", ".join(map(str, self.damaged[:5])) + (", ..." if len(self.damaged) > 5 else "")
+        return f"{path}: {len(self.damaged)} damaged line(s) left out (line {lines}); the rest is read"
+
+
 def read(path: Path) -> list[Final]:
     """A session log's Finals, in the order they were written."""
-    return [logged.final for logged in read_logged(path)]
+    return read_session(path).finals
 
 
-def read_logged(path: Path) -> list[Logged]:
+def read_session(path: Path) -> SessionRead:
     """A session log's lines, in the order they were first written, each as its latest
-    revision says (with the time of the first: when it was said). A last line cut short
-    (the machine lost power mid-write) is left out; every line before it was on disk."""
+    revision says (with the time of the first: when it was said). A line that is not a
+    record (cut short, blank, not JSON, not UTF-8, a record without its fields) is left out
+    and counted. A log that cannot be read at all is one EarwigError."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError as error:
+        raise EarwigError(f"cannot read the session log {path}: {error.strerror or error}",
+                          "check that it is a file you may read") from None
     records: list[Logged] = []
+    damaged: list[int] = []
     #: Where each span's line is in ``records``: a revision takes its place.
     places: dict[tuple[str, int, int], int] = {}
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for index, line in enumerate(lines):
+    for number, line in enumerate(lines, 1):
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            if index == len(lines) - 1:
-                break
-            raise ValueError(f"{path}, line {index + 1}: not a session log record") from None
-        final = Final(source=record["source"], start=record["start"], end=record["end"],
-                      text=record["text"], language="",
-                      words=[Word(w["word"], w["start"], w["end"], w["probability"]) for w in record["words"]],
-                      echo=record.get("echo", False), revised=record.get("revised", False))
+            record = msgspec.json.decode(line, type=_Record)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            damaged.append(number)
+            continue
+        final = Final(source=record.source, start=record.start, end=record.end, text=record.text, language="",
+                      words=[Word(w.word, w.start, w.end, w.probability) for w in record.words],
+                      echo=record.echo, revised=record.revised)
         span = (final.source, final.start, final.end)
         if final.revised and span in places:
             first = records[places[span]]
             records[places[span]] = Logged(msgspec.structs.replace(final, echo=first.final.echo), first.wall)
             continue
         places[span] = len(records)
-        records.append(Logged(final, datetime.fromisoformat(record["wall"])))
-    return records
+        records.append(Logged(final, record.wall))
+    return SessionRead(records, damaged)
 
 
 def logged_sessions() -> list[Path]:

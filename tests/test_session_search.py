@@ -84,6 +84,37 @@ def test_search_and_play_bad_input_is_one_line_each(capsys):
     assert run("search", "PLANTS", "--since", "today")[0] == 0
 
 
+@pytest.mark.pure
+def test_a_damaged_line_or_log_costs_only_itself(capsys, tmp_path):
+    """A crash or a full disk leaves a blank, cut or foreign line; a folder or a stray file
+    can be named like a log. Each is left out with one line saying so; the rest is read."""
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err.strip()
+
+    log = _session(datetime(2026, 11, 30, 9, 0), _final("Water the plants."))
+    with log.path.open("ab") as file:
+        file.write(b'\n{}\nnull\n\xff\xfe not text\n{"source": "mic", "start": 1}\n')
+    _session(datetime(2026, 11, 30, 10, 0), _final("Plants need light.", start=48000))
+    (log.path.parent / "20261130-110000-1.jsonl").mkdir()
+    code, out, err = run("export", log.path.stem)
+    assert code == 0 and "Water the plants." in out
+    assert err == f"earwig: {log.path}: 5 damaged line(s) left out (line 2, 3, 4, 5, 6); the rest is read"
+    code, out, err = run("search", "plants")
+    assert code == 0 and "Water the plants." in out and "Plants need light." in out
+    assert len(err.splitlines()) == 2 and "Is a directory: left out of the search" in err, err
+    code, _, err = run("export", "20261130-110000-1")
+    assert code == 2 and err.startswith("earwig: cannot read the session log") and len(err.splitlines()) == 1
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text('{"a": 1}\n')
+    code, _, err = run("export", str(notes))
+    assert code == 2 and "is not an earwig session log" in err and len(err.splitlines()) == 1
+    for start in ("nan", "inf", "-1"):
+        code, _, err = run("play", log.path.stem, start)
+        assert code == 2 and f"START '{start}' is not a time" in err, err
+
+
 def _transcribe_session(wav, prefix: str) -> SessionLog:
     """The real pipeline (capture, mel + VAD, preview, final) over a replayed file, with the
     session log and the session's audio kept, until every utterance has its Final."""
