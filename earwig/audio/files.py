@@ -12,6 +12,7 @@ mp3. Those lines are not the user's business; audio that was really lost is, and
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def read_audio(path: str | Path, warn: Callable[[str], None] = lambda problem: N
     path = require_file(path)
     try:
         with native_stderr_dropped(), soundfile.SoundFile(path) as file:
-            rate, promised = file.samplerate, file.frames
+            rate, promised = file.samplerate, max(file.frames, _declared_frames(file))
             audio = _decodable_part(file)
     except (soundfile.LibsndfileError, RuntimeError) as error:
         if shutil.which("ffmpeg") is None:
@@ -80,6 +81,17 @@ def read_audio(path: str | Path, warn: Callable[[str], None] = lambda problem: N
         warn(f"audio file {path} is cut short or damaged: {len(audio) / rate:.1f} s of {promised / rate:.1f} s "
              "could be read; the rest is missing")
     return to_mono_16k(audio, rate)
+
+
+def _declared_frames(file: soundfile.SoundFile) -> int:
+    """The frames a WAV's header promises. libsndfile counts only those the file holds
+    (a WAV cut short reads as a shorter, whole file) and says so in its log alone:
+    "data : 96000 (should be 47978)", the data chunk's declared bytes and those present."""
+    declared = re.search(r"^data\s*:\s*(\d+) \(should be \d+\)", file.extra_info, re.MULTILINE)
+    align = re.search(r"^\s*Block Align\s*:\s*(\d+)", file.extra_info, re.MULTILINE)
+    if declared is None or align is None or not int(align.group(1)):
+        return 0
+    return int(declared.group(1)) // int(align.group(1))
 
 
 def _decodable_part(file: soundfile.SoundFile) -> np.ndarray:
