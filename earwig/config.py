@@ -213,7 +213,12 @@ def load(path: Path | None = None) -> Config:
                               "check the path given to --config")
         return Config()
     try:
-        return msgspec.toml.decode(path.read_bytes(), type=Config)
+        text = path.read_bytes()
+    except OSError as error:
+        raise EarwigError(f"cannot read config {path}: {error.strerror or error}",
+                          "give a TOML file you can read (--config FILE)") from None
+    try:
+        return msgspec.toml.decode(text, type=Config)
     except msgspec.ValidationError as error:
         raise EarwigError(f"config {path}: {error}",
                           "fix or remove that key; `earwig --help` lists the settings") from None

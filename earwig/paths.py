@@ -8,7 +8,10 @@ variable moves all of them (the tests rely on that to write nothing into ``$HOME
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+
+from earwig.errors import EarwigError
 
 
 def _base(variable: str, default: str) -> Path:
@@ -37,8 +40,9 @@ def runtime_dir() -> Path:
     """Sockets: ``$XDG_RUNTIME_DIR/earwig`` (private to the user by the spec), made 0700."""
     base = os.environ.get("XDG_RUNTIME_DIR") or f"/tmp/earwig-{os.getuid()}"
     folder = Path(base) / "earwig" if os.environ.get("XDG_RUNTIME_DIR") else Path(base)
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    folder.chmod(0o700)
+    with _named_by("XDG_RUNTIME_DIR", folder):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder.chmod(0o700)
     return folder
 
 
@@ -46,8 +50,20 @@ def fresh_log(name: str) -> Path:
     """A log file for this session in the state dir; the previous session's is kept as
     ``NAME.1``, so the log of a crash survives the next start but logs never pile up."""
     folder = state_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / name
-    if path.exists():
-        path.replace(path.with_name(f"{name}.1"))
+    with _named_by("XDG_STATE_HOME", folder):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if path.exists():
+            path.replace(path.with_name(f"{name}.1"))
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))  # writable, before anything starts
     return path
+
+
+@contextmanager
+def _named_by(variable: str, folder: Path):
+    """A folder earwig cannot make or write is one line naming the variable that put it there."""
+    try:
+        yield
+    except OSError as error:
+        raise EarwigError(f"cannot use {folder} ({variable}): {error.strerror or error}",
+                          f"point {variable} at a folder you can write, or unset it") from None

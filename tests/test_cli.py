@@ -160,6 +160,30 @@ def test_a_bad_config_names_the_key(tmp_path, text, needles):
 
 
 @pytest.mark.pipeline
+@pytest.mark.parametrize("variable, command", [
+    ("XDG_STATE_HOME", ["profile", "--seconds", "2", "--no-speakers"]),
+    ("XDG_STATE_HOME", ["dictate"]),
+    ("XDG_RUNTIME_DIR", ["dictate"]),
+    ("XDG_RUNTIME_DIR", ["ctl", "status"]),
+])
+def test_a_folder_earwig_cannot_use_is_one_line_naming_its_variable(speech, tmp_path, variable, command):
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.touch()
+    replay = ["--replay-mic", str(speech["a"])] if command[0] != "ctl" else []
+    env = {**os.environ, variable: str(not_a_folder), "DISPLAY": ""}
+    result = run([*command, *replay], env=env, timeout=120)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert last.startswith(f"earwig: cannot use {not_a_folder}/earwig ({variable}): Not a directory"), last
+
+
+@pytest.mark.pipeline
+def test_a_config_that_cannot_be_read_is_one_line(tmp_path):
+    result = run(["meter", "--config", str(tmp_path)])
+    assert_one_clear_line(result, f"cannot read config {tmp_path}: Is a directory")
+
+
+@pytest.mark.pipeline
 def test_a_replay_plays_to_its_end_and_exits_cleanly(speech):
     result = run(["meter", "--replay-mic", str(speech["a"]), "--no-speakers"])
     assert result.returncode == 0, result.stderr
