@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import pickle
+import shutil
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -194,21 +195,37 @@ def ctranslate2_directory(model: str) -> Path:
     bundle = BUNDLED[model]
     target = earwig_cache() / "ctranslate2" / model
     if not (target / "model.bin").is_file():
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-            shutil.copyfile(_bundle_directory(bundle) / name, target / name)
         partial = target / f"model.bin.{os.getpid()}.partial"
-        partial.write_bytes(_bundled_weights(model, bundle))
-        partial.replace(target / "model.bin")
+        with _cache_written(target, partial):
+            target.mkdir(parents=True, exist_ok=True)
+            for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+                shutil.copyfile(_bundle_directory(bundle) / name, target / name)
+            partial.write_bytes(_bundled_weights(model, bundle))
+            partial.replace(target / "model.bin")
     return target
 
 
 def _save(checkpoint: dict, target: Path) -> None:
     """Write atomically: a crash mid-write leaves no half file that looks like a model."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.partial")
-    torch.save(checkpoint, partial)
-    partial.replace(target)
+    with _cache_written(target, partial):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(checkpoint, partial)
+        partial.replace(target)
+
+
+@contextmanager
+def _cache_written(target: Path, partial: Path):
+    """A cache that cannot take the model (read-only, full, a folder where the file goes) is
+    one error, and the part written so far (up to the model's size) is not left behind."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:  # torch.save says RuntimeError for a failed write
+        partial.unlink(missing_ok=True)
+        problem = getattr(error, "strerror", None) or str(error).splitlines()[0]
+        raise EarwigError(f"cannot write the model to {target}: {problem}",
+                          "free some space, or point XDG_CACHE_HOME at a writable folder with room "
+                          "(a model takes 75 MB to 3 GB)") from None
 
 
 def _sha256(data: bytes) -> str:

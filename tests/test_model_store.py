@@ -102,6 +102,19 @@ def test_a_truncated_model_bin_is_a_clear_error(tmp_path, tiny_directory):
     assert "truncated" in caught.value.problem and str(broken) in caught.value.problem
 
 
+@pytest.mark.model
+def test_a_cache_that_cannot_take_the_model_is_one_error_and_leaves_no_part_behind(tmp_path, tiny_directory, monkeypatch):
+    """A folder where the file goes is what a read-only or full cache also gives: a write
+    that fails after the weights were converted."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    (model_store.earwig_cache() / "blocked.pt").mkdir(parents=True)
+    with pytest.raises(EarwigError) as caught:
+        model_store.import_directory(tiny_directory, "blocked")
+    assert caught.value.problem.startswith(f"cannot write the model to {model_store.earwig_cache() / 'blocked.pt'}")
+    assert "XDG_CACHE_HOME" in caught.value.fix
+    assert list(tmp_path.rglob("*.partial")) == []
+
+
 @pytest.mark.pure
 def test_a_ctranslate2_model_of_another_architecture_is_refused(tmp_path):
     other = tmp_path / "opus-mt"
