@@ -31,7 +31,9 @@ def test_latency_benchmark_prints_both_latencies_against_whisper_transcribe():
     rows = {line.strip().split("  ")[0]: line.split() for line in result.stdout.splitlines()}
     onset, end = rows["(a) onset -> first Partial"], rows["(b) end of speech -> Final, vs transcribe() alone"]
     piped, vad = rows["vs SpeechEnd, then transcribe()"], rows["of which: end of speech -> SpeechEnd (VAD)"]
-    assert float(onset[5]) > 0 and float(end[9]) > 0  # p50 of each
+    # A first Partial races the Final (the preview is best-effort): its figure, or "-" when
+    # no timed utterance had one, is the report's; the Final's is always there.
+    assert (onset[5] == "-" or float(onset[5]) > 0) and float(end[9]) > 0  # p50 of each
     assert end[-3].endswith("x") and piped[-3].endswith("x")  # ratios to baselines of the same run
     assert float(piped[-4]) > float(end[11]) > 0  # that pipeline waits for the VAD, then transcribes
     assert 0 < float(vad[8]) < float(piped[-4])
@@ -115,8 +117,8 @@ def test_peers_benchmark_prints_every_system_on_the_same_speech():
     for system in systems:  # every peer ran (none "not installed"): end -> final p50, WER, CPU
         cells = rows[system]
         assert float(cells[-4]) > 0 and 0 <= float(cells[-2]) < 0.5 and float(cells[-1]) > 0, cells
-    for streaming in (systems[0], systems[3]):
-        assert float(rows[streaming][-6]) > 0  # a first partial
+    for streaming in (systems[0], systems[3]):  # a first partial: raced by the final on a busy machine
+        assert rows[streaming][-6] == "-" or float(rows[streaming][-6]) > 0
     for batch in (systems[1], systems[2]):
         assert rows[batch][-6] == "-"  # none: not streaming
     assert "earwig end -> final p50 / best peer's" in result.stdout and result.stdout.rstrip().endswith("x")

@@ -168,7 +168,8 @@ async def _soak(config: Config, every_s: float, sessions: Path) -> tuple[list[Ro
     async def every() -> None:
         while True:
             await asyncio.sleep(every_s)
-            sample()
+            if rows:  # from the first sample on: the screen is composed by then (every process is up)
+                sample()
 
     app.handle = handle
     sampler = asyncio.create_task(every())
