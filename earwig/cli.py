@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,7 @@ def _fatal(failure: ActorFailed) -> ActorFailed | None:
     """The failure that ends a command's run; a failure that does not is said, and None."""
     if failure.fatal:
         return failure
-    _warn(failure.error)
+    _warn(f"{failure.error} ({failure.fix})" if failure.fix else failure.error)
     return None
 
 
@@ -352,8 +354,19 @@ class Command:
     aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
+def _positive_seconds(text: str) -> float:
+    """A duration a command can run for: more than 0 and finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
+
+
 def _meter_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=0.0,
+    parser.add_argument("--seconds", type=_positive_seconds, default=0.0,
                         help="stop after this many seconds (default: until Ctrl-C or the replays end)")
 
 
@@ -371,7 +384,7 @@ def _ctl_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _profile_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=0.0,
+    parser.add_argument("--seconds", type=_positive_seconds, default=0.0,
                         help="stop after this many seconds (default: when the replays end; live: Ctrl-C)")
     parser.add_argument("--out", type=Path, help="folder for the files (default: ./earwig-profile-DATE-TIME)")
 
@@ -428,9 +441,17 @@ COMMANDS = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """A wrong argument is one line, like every other bad input, not the usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"earwig: {message} (`{self.prog} --help` lists the arguments)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="earwig", description="Local live transcription of microphone and speakers.")
+    parser.add_argument("--version", action="version", version=f"earwig {metadata.version('earwig')}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
         sub = subparsers.add_parser(command.name, help=command.help, description=command.description)

@@ -221,6 +221,6 @@ def load(path: Path | None = None) -> Config:
         return msgspec.toml.decode(text, type=Config)
     except msgspec.ValidationError as error:
         raise EarwigError(f"config {path}: {error}",
-                          "fix or remove that key; `earwig --help` lists the settings") from None
+                          "fix or remove that key; `earwig monitor --help` lists every setting as a flag") from None
     except msgspec.DecodeError as error:
         raise EarwigError(f"config {path} is not valid TOML: {error}", "fix the syntax") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -175,6 +176,30 @@ def test_a_folder_earwig_cannot_use_is_one_line_naming_its_variable(speech, tmp_
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert last.startswith(f"earwig: cannot use {not_a_folder}/earwig ({variable}): Not a directory"), last
+
+
+@pytest.mark.pipeline
+@pytest.mark.parametrize("args, needles", [
+    (["meter", "--seconds", "-5"], ("--seconds: '-5' is not a number of seconds above 0", "`earwig meter --help`")),
+    (["meter", "--seconds", "nan"], ("'nan' is not a number of seconds above 0",)),
+    (["export", "--format", "doc"], ("invalid choice: 'doc'", "`earwig export --help`")),
+    (["transcribe", "{tmp}"], ("is a folder, not an audio file", "{tmp}/*.wav")),
+    (["transcribe", "{tmp}/video.mp4"], ("video.mp4 has no audio in it (no audio stream)",)),
+])
+def test_a_wrong_argument_is_one_line_naming_it(tmp_path, args, needles):
+    if "{tmp}/video.mp4" in args:
+        if shutil.which("ffmpeg") is None:
+            pytest.skip("ffmpeg is not installed (scripts/setup installs it)")
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x64:rate=5",
+                        "-c:v", "mpeg4", str(tmp_path / "video.mp4")], check=True)
+    result = run([a.replace("{tmp}", str(tmp_path)) for a in args], timeout=120)
+    assert_one_clear_line(result, *(n.replace("{tmp}", str(tmp_path)) for n in needles))
+
+
+@pytest.mark.pipeline
+def test_version():
+    result = run(["--version"])
+    assert result.returncode == 0 and result.stdout.startswith("earwig 0."), result
 
 
 @pytest.mark.pipeline

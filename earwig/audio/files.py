@@ -45,7 +45,10 @@ def _ffmpeg_decode(path: Path, why: Exception) -> np.ndarray:
     command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path),
                "-f", "f32le", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]
     result = subprocess.run(command, capture_output=True, check=False)
-    if result.returncode != 0 or not result.stdout:
+    if b"does not contain any stream" in result.stderr or (result.returncode == 0 and not result.stdout):
+        raise EarwigError(f"{path} has no audio in it (no audio stream)", "give a file with sound: a recording, "
+                          "or a video with an audio track")
+    if result.returncode != 0:
         raise EarwigError(f"cannot decode audio file {path}: {why}",
                           "check that the file is a complete audio file (wav, flac, ogg, mp3, ...)")
     return np.frombuffer(result.stdout, dtype=np.float32).copy()
@@ -54,8 +57,12 @@ def _ffmpeg_decode(path: Path, why: Exception) -> np.ndarray:
 def require_file(path: str | Path) -> Path:
     """The path, or the error a missing audio file gives wherever it is named."""
     path = Path(path)
+    if path.is_dir():
+        raise EarwigError(f"{path} is a folder, not an audio file", f"name the files in it, e.g. {path}/*.wav")
     if not path.is_file():
         raise EarwigError(f"audio file {path} not found", "check the path")
+    if not os.access(path, os.R_OK):
+        raise EarwigError(f"audio file {path} cannot be read: permission denied", "check the file's permissions")
     return path
 
 
