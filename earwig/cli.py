@@ -283,15 +283,40 @@ def _transcribe(args: argparse.Namespace) -> int:
     check_model(final_model(config.models.final), config.models)
     torch_device(config.device)
 
+    begun: set[str] = set()
+
     def show(path: str, finals: list[Final]) -> None:
-        if len(args.files) > 1 and not args.json:
-            print(f"{chr(10) if path != args.files[0] else ''}==> {path} <==", flush=True)
+        if path not in begun:
+            begun.add(path)
+            if len(args.files) > 1 and not args.json:
+                print(f"{chr(10) if path != args.files[0] else ''}==> {path} <==", flush=True)
         for final in finals:
             if final.text:
                 print(_final_line(final, args.json, path), flush=True)
 
-    transcribe_files(config, args.files, show, warn=_warn)
+    transcribe_files(config, args.files, show, warn=_warn, progress=_Progress(sys.stderr.isatty()))
     return 0
+
+
+class _Progress:
+    """How far a long file is, on stderr (lines go to stdout as they are done): a file of
+    more than ``LONG_S`` says so every ``EVERY_S`` (in place on a terminal)."""
+
+    LONG_S = 300.0
+    EVERY_S = 10.0
+
+    def __init__(self, interactive: bool) -> None:
+        self.interactive = interactive
+        self._next = time.monotonic() + self.EVERY_S
+
+    def __call__(self, path: str, done_s: float, total_s: float | None) -> None:
+        if total_s is None or total_s < self.LONG_S or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + self.EVERY_S
+        line = f"earwig: {path}: {_clock(round(done_s * SAMPLE_RATE))} of {_clock(round(total_s * SAMPLE_RATE))} " \
+               f"transcribed ({100 * done_s / total_s:.0f}%)"
+        print(f"\r\033[K{line}" if self.interactive else line, end="" if self.interactive else "\n",
+              file=sys.stderr, flush=True)
 
 
 async def _profile(args: argparse.Namespace) -> int:

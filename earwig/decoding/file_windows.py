@@ -57,6 +57,11 @@ class WindowPacker:
         self._open = Span(utterance.start, utterance.end, language)
         return closed
 
+    @property
+    def open_start(self) -> int | None:
+        """Where the window still open starts (its frames are still needed)."""
+        return None if self._open is None else self._open.start
+
     def finish(self) -> list[Span]:
         """The file ended: the window still open."""
         closed = [self._open] if self._open is not None else []
@@ -64,14 +69,40 @@ class WindowPacker:
         return closed
 
 
-def widened(spans: list[Span], margin: int, end: int) -> list[Span]:
-    """Each window ``margin`` samples longer at both ends, within the file's ``end``, never
-    into its neighbour (a gap shorter than two margins is split at its middle)."""
-    wide = []
-    for i, span in enumerate(spans):
-        before = spans[i - 1].end if i else None
-        after = spans[i + 1].start if i + 1 < len(spans) else None
+class Widener:
+    """Windows in file order in, each ``margin`` samples longer at both ends out: within the
+    file, never into its neighbour (a gap shorter than two margins is split at its middle).
+    A window goes out once the next one is known, or the file's end."""
+
+    def __init__(self, margin: int) -> None:
+        self.margin = margin
+        self._held: Span | None = None
+        self._before: int | None = None  # the end of the window before the held one
+
+    @property
+    def held_start(self) -> int | None:
+        """Where the window waiting for its neighbour starts (its frames are still needed)."""
+        return None if self._held is None else self._held.start - self.margin
+
+    def push(self, span: Span) -> list[Span]:
+        out = self._release(after=span.start, end=None)
+        self._held = span
+        return out
+
+    def finish(self, end: int) -> list[Span]:
+        return self._release(after=None, end=end)
+
+    def _release(self, after: int | None, end: int | None) -> list[Span]:
+        span, before, margin = self._held, self._before, self.margin
+        if span is None:
+            return []
         start = max(0, span.start - margin) if before is None else max(span.start - margin, (before + span.start) // 2)
         stop = min(end, span.end + margin) if after is None else min(span.end + margin, (span.end + after) // 2)
-        wide.append(Span(start, stop, span.language))
-    return wide
+        self._before, self._held = span.end, None
+        return [Span(start, stop, span.language)]
+
+
+def widened(spans: list[Span], margin: int, end: int) -> list[Span]:
+    """``Widener`` over a whole file's windows."""
+    widener = Widener(margin)
+    return [wide for span in spans for wide in widener.push(span)] + widener.finish(end)

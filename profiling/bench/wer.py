@@ -87,8 +87,9 @@ def earwig_files(items: list[Item], language: str) -> System:
     beam = config.models.beam_size
     system = System(f"earwig file mode ({'greedy' if beam == 1 else f'beam {beam}'})")
     started = time.perf_counter()
-    transcribe_files(config, [str(i.path) for i in items],
-                     lambda path, finals: system.texts.__setitem__(path, " ".join(f.text for f in finals)))
+    said: dict[str, list[str]] = {str(i.path): [] for i in items}
+    transcribe_files(config, list(said), lambda path, finals: said[path].extend(f.text for f in finals))
+    system.texts.update({path: " ".join(texts) for path, texts in said.items()})
     system.wall_s = time.perf_counter() - started
     return system
 
