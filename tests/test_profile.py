@@ -63,7 +63,10 @@ def test_every_final_has_all_its_stamps_in_order_and_its_stages_add_up(profiled)
         assert abs(sum(final["stages_s"].values()) - final["end_to_end_s"]) < 0.005
         assert set(final["stages_s"]) == {stage for stage, _, _ in STAGES}
     assert report["end_of_speech_to_final_s"]["count"] == SENTENCES
-    assert report["onset_to_first_partial_s"]["count"] >= 1
+    # A first Partial races its Final (the preview is niced, best-effort): on a busy machine
+    # none may come, so how many did is the report's figure; test_transcription holds its
+    # replays for the preview's first Partial and checks that one comes.
+    assert 0 <= report["onset_to_first_partial_s"]["count"] <= SENTENCES
     assert report["final"]["model pass"]["p50"] > 0 and report["rtf"]["final"]["p50"] > 0
     assert report["mel"]["mic"]["frames_cpu_s_per_audio_s"] > 0 and report["mel"]["mic"]["pcm_overruns"] == 0
     assert {"capture-mic", "mel", "preview", "final", "supervisor"} <= set(report["processes"])
