@@ -52,8 +52,8 @@ class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     def __post_init__(self) -> None:
         checks = [("threshold", 0.15 < self.threshold < 1.0, "between 0.15 and 1"),
-                  ("min_speech_ms", self.min_speech_ms >= 0, "0 or more"),
-                  ("min_silence_ms", self.min_silence_ms >= 32, "at least 32 (one VAD chunk)"),
+                  ("min_speech_ms", 0 <= self.min_speech_ms <= 10_000, "between 0 and 10000"),
+                  ("min_silence_ms", 32 <= self.min_silence_ms <= 10_000, "between 32 (one VAD chunk) and 10000"),
                   ("lead_ms", 0 <= self.lead_ms <= 1000, "between 0 and 1000"),
                   ("pad_ms", 0 <= self.pad_ms <= self.min_silence_ms, "between 0 and min_silence_ms"),
                   ("max_utterance_s", 10.0 <= self.max_utterance_s <= 29.0, "between 10 and 29")]
@@ -102,7 +102,7 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                    'a Whisper language code ("en", "de", ...) or "auto"'),
                   ("task", self.task in ("transcribe", "translate"), '"transcribe" or "translate"'),
                   ("beam_size", 1 <= self.beam_size <= 16, "between 1 and 16"),
-                  ("preview_interval_ms", self.preview_interval_ms >= 50, "at least 50"),
+                  ("preview_interval_ms", 50 <= self.preview_interval_ms <= 10_000, "between 50 and 10000"),
                   ("idle_evict_s", self.idle_evict_s > 0, "more than 0")]
         for key, ok, allowed in checks:
             if not ok:

@@ -98,7 +98,7 @@ def apply(config: Config, args: argparse.Namespace) -> Config:
             try:
                 value = json.loads(value)
             except json.JSONDecodeError as error:
-                raise EarwigError(f"{setting.flag} {value}: not a JSON object ({error})",
+                raise EarwigError(f"{setting.flag} {_shown(value)}: not a JSON object ({error})",
                                   f"""give it as {setting.flag} '{{"new line": "\\n"}}'""") from None
         *sections, name = setting.key.split(".")
         table = raw
@@ -109,7 +109,7 @@ def apply(config: Config, args: argparse.Namespace) -> Config:
         return msgspec.convert(raw, Config, strict=False)  # not strict: "0.6" is a float here
     except msgspec.ValidationError as error:
         named = [s for s in given if s.key in str(error)] or list(given)
-        flags = ", ".join(f"{s.flag} {given[s]}" for s in named)
+        flags = ", ".join(f"{s.flag} {_shown(given[s])}" for s in named)
         command = getattr(args, "command", None) or "monitor"
         raise EarwigError(f"{flags}: {error}", f"`earwig {command} --help` gives each setting") from None
 
@@ -119,3 +119,10 @@ def _chosen(sections: frozenset[str] | None) -> Iterator[Setting]:
         section = setting.key.split(".")[0] if "." in setting.key else ""
         if sections is None or section in sections:
             yield setting
+
+
+def _shown(value: object) -> str:
+    """A value as typed, or quoted where it holds a newline or another unprintable character:
+    the error stays one line."""
+    text = str(value)
+    return text if text.isprintable() else repr(text)
