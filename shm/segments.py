@@ -19,7 +19,7 @@ import mmap
 import os
 import secrets
 import sys
-from multiprocessing import resource_tracker, shared_memory
+from multiprocessing import shared_memory
 from pathlib import Path
 
 PREFIX = "earwig-"
@@ -33,10 +33,10 @@ def run_prefix() -> str:
 
 class _Attached:
     """An existing POSIX segment mapped without the tracker (Python < 3.13). Registering and
-    unregistering around an attach, as ``create`` does, is not enough there: the processes of
-    a run share one tracker that keeps a set of names, so two actors attaching the same ring
-    at once (the preview and final actors at the first speech) unregister it twice, and the
-    tracker prints a traceback on the terminal."""
+    unregistering around an attach is not enough there: the processes of a run share one
+    tracker that keeps a set of names, so two actors attaching the same ring at once (the
+    preview and final actors at the first speech) unregister it twice, and the tracker
+    prints a traceback on the terminal."""
 
     def __init__(self, name: str) -> None:
         from _posixshmem import shm_open
@@ -54,12 +54,24 @@ class _Attached:
         self._mmap.close()
 
 
-def create(name: str, size: int) -> shared_memory.SharedMemory:
+def create(name: str, size: int) -> shared_memory.SharedMemory | _Attached:
+    """A new segment of ``size`` bytes; OSError where shared memory cannot hold it (nothing
+    is left behind then). Before 3.13 it is made and mapped without the tracker: Python's
+    own create registers the name only after sizing it, so a segment too big for /dev/shm
+    was unregistered before it was registered and the tracker printed a traceback."""
     if sys.version_info >= (3, 13):
         return shared_memory.SharedMemory(name=name, create=True, size=size, track=False)
-    segment = shared_memory.SharedMemory(name=name, create=True, size=size)
-    resource_tracker.unregister(segment._name, "shared_memory")  # type: ignore[attr-defined]
-    return segment
+    from _posixshmem import shm_open, shm_unlink
+
+    descriptor = shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+    try:
+        os.ftruncate(descriptor, size)
+    except OSError:
+        shm_unlink("/" + name)
+        raise
+    finally:
+        os.close(descriptor)
+    return _Attached(name)
 
 
 def attach(name: str) -> shared_memory.SharedMemory | _Attached:

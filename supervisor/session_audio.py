@@ -19,8 +19,8 @@ process named in it is gone. Nobody's words stay on disk because earwig was kill
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import psutil
@@ -63,7 +63,6 @@ class SessionAudio:
         self._ring_names = rings
         self._readers: dict[Source, RingReader] = {}
         self._files: dict[Source, soundfile.SoundFile] = {}
-        self._streams: dict[Source, BinaryIO] = {}
         #: Why the audio cannot be kept, once it could not; None while it works.
         self.problem: str | None = None
 
@@ -76,19 +75,20 @@ class SessionAudio:
                 self._marker.touch(0o600)
             for source, name in self._ring_names.items():
                 path = self.paths[source]
-                stream = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
-                self._streams[source] = stream
-                self._files[source] = soundfile.SoundFile(stream, "w", SAMPLE_RATE, 1, "PCM_16", format="FLAC")
+                # libsndfile writes the descriptor itself: a failed write (a full disk) is an
+                # error it returns, where a Python file object's raised inside its callback
+                # and was printed as a traceback.
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+                self._files[source] = soundfile.SoundFile(descriptor, "w", SAMPLE_RATE, 1, "PCM_16",
+                                                          format="FLAC", closefd=True)
                 self._readers[source] = rings[name].reader(start=0)
         except (OSError, soundfile.LibsndfileError) as error:
             self._failed(error)
 
     def keep(self) -> None:
-        """Append what the rings took since the last call, and hand it to the file at once:
-        a line is read back from the file (played, retried) while the session still writes
-        it, and what sat in the stream's buffer was past the file's end for the reader (seen
-        as "psf_fseek() failed"). Only the FLAC encoder's last block, a quarter of a second
-        of the newest audio, is not in the file yet."""
+        """Append what the rings took since the last call. A line is read back from the file
+        (played, retried) while the session still writes it: all of it is in the file but
+        the FLAC encoder's block in progress (a quarter of a second of the newest audio)."""
         try:
             for source, reader in self._readers.items():
                 batch = reader.read()
@@ -97,7 +97,6 @@ class SessionAudio:
                 if batch.lost:
                     self._files[source].write(np.zeros(batch.lost * batch.data.shape[1], np.float32))
                 self._files[source].write(batch.data.reshape(-1))
-                self._streams[source].flush()
         except (OSError, soundfile.LibsndfileError) as error:
             self._failed(error)
 
@@ -105,14 +104,12 @@ class SessionAudio:
         """The last of the audio, then the files; a file that cannot be finished (the disk
         filled) is reported, never raised: the supervisor still has rings to unlink."""
         self.keep()
-        for source, file in self._files.items():
+        for file in self._files.values():
             try:
                 file.close()
-                self._streams[source].close()
             except (OSError, soundfile.LibsndfileError) as error:
                 self._failed(error)
         self._files.clear()
-        self._streams.clear()
         self._readers.clear()
         if not self._kept_after:
             for path in self.paths.values():
@@ -120,6 +117,13 @@ class SessionAudio:
             self._marker.unlink(missing_ok=True)
 
     def _failed(self, error: Exception) -> None:
-        self.problem = f"cannot keep the session's audio in {next(iter(self.paths.values())).parent}: " \
-                       f"{getattr(error, 'strerror', None) or error}"
+        folder = next(iter(self.paths.values())).parent
+        reason = getattr(error, "strerror", None) or str(error)
+        if isinstance(error, soundfile.LibsndfileError):  # its "System error." names no cause
+            try:
+                reason = f"a write failed ({shutil.disk_usage(folder).free // 2**20} MB free there)"
+            except OSError:
+                reason = "a write failed"
+        if self.problem is None:
+            self.problem = f"cannot keep the session's audio in {folder}: {reason}"
         self._readers.clear()

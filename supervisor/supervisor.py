@@ -39,6 +39,7 @@ import msgspec
 
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
+from earwig.errors import EarwigError
 from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Final, Heartbeat, Message, ModelState, Partial,
                              PlayedBack, Shutdown, Source)
 from earwig.shm import Ring, RingSpec, segments
@@ -168,7 +169,7 @@ class Supervisor:
         self.stale_removed = segments.remove_stale()
         try:
             for spec in self._ring_specs:
-                self.rings[spec.name] = Ring.create(spec)
+                self.rings[spec.name] = _created(spec)
             for running in self._actors.values():
                 self._spawn(running)
         except BaseException:
@@ -463,3 +464,13 @@ class Supervisor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+def _created(spec: RingSpec) -> Ring:
+    """A ring, or one line saying why shared memory cannot hold it (/dev/shm full or capped)."""
+    try:
+        return Ring.create(spec)
+    except OSError as error:
+        raise EarwigError(f"cannot make the shared-memory ring {spec.name} ({spec.nbytes / 2**20:.1f} MB): "
+                          f"{error.strerror or error}", "free space in /dev/shm (`df -h /dev/shm`), or lower "
+                          "ring_seconds") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -200,6 +201,19 @@ def test_a_wrong_argument_is_one_line_naming_it(tmp_path, args, needles):
 def test_version():
     result = run(["--version"])
     assert result.returncode == 0 and result.stdout.startswith("earwig 0."), result
+
+
+@pytest.mark.pipeline
+def test_shared_memory_that_cannot_hold_a_ring_is_one_line_and_leaves_no_segment(speech):
+    """No file may grow past 256 KB (RLIMIT_FSIZE), segments in /dev/shm included: as a full
+    /dev/shm does, the first ring fails to be sized."""
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+    process = subprocess.run([*EARWIG, "meter", "--replay-mic", str(speech["a"]), "--no-speakers"],
+                             capture_output=True, text=True, timeout=60, preexec_fn=limited)
+    assert_one_clear_line(process, "cannot make the shared-memory ring", "free space in /dev/shm")
+    name = process.stderr.split("shared-memory ring ")[1].split()[0]
+    assert segments.existing(name.rsplit("-", 2)[0] + "-") == []
 
 
 @pytest.mark.pipeline

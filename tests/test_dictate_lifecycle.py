@@ -53,6 +53,22 @@ def talk(tmp_path_factory) -> Path:
     return spoken_file(tmp_path_factory.mktemp("talk") / "talk.wav", said, "en-us", gap_s=0.6, lead_s=1.0).path
 
 
+@pytest.fixture
+def started(tmp_path, env):
+    """``earwig dictate`` on a replay; whatever a test leaves running (it failed half way)
+    is killed with its process group, so nothing outlives the test."""
+    daemons = []
+
+    def start(replay: Path, *flags: str) -> Dictate:
+        daemons.append(Dictate(tmp_path, replay, env, *flags))
+        return daemons[-1]
+    yield start
+    for daemon in daemons:
+        if daemon.process.poll() is None:
+            os.killpg(daemon.process.pid, signal.SIGKILL)
+            daemon.process.wait(60)
+
+
 class Dictate:
     def __init__(self, folder: Path, replay: Path, env: dict[str, str], *flags: str) -> None:
         self.env, self.err, self.out = env, folder / "err", folder / "out"
@@ -73,8 +89,8 @@ class Dictate:
         return subprocess.run([*EARWIG, "ctl", action], capture_output=True, text=True, env=self.env, timeout=100)
 
 
-def test_ctrl_c_twice_mid_dictation_still_logs_it_and_leaves_nothing_behind(talk, env, tmp_path):
-    daemon = Dictate(tmp_path, talk, env)
+def test_ctrl_c_twice_mid_dictation_still_logs_it_and_leaves_nothing_behind(talk, started):
+    daemon = started(talk)
     daemon.wait_for("earwig dictate: ready")
     assert daemon.ctl("start").returncode == 0
     daemon.wait_for("... ")  # a partial: the dictation is hearing speech
@@ -96,8 +112,8 @@ def test_ctrl_c_twice_mid_dictation_still_logs_it_and_leaves_nothing_behind(talk
     assert daemon.out.read_text().strip()  # and printed
 
 
-def test_a_replay_that_ends_mid_dictation_ends_it_and_ctl_answers_at_once(padded, env, tmp_path):
-    daemon = Dictate(tmp_path, padded, env)
+def test_a_replay_that_ends_mid_dictation_ends_it_and_ctl_answers_at_once(padded, started):
+    daemon = started(padded)
     daemon.wait_for("earwig dictate: ready")
     assert daemon.ctl("start").returncode == 0
     daemon.wait_for("Friday", where="out")  # the replay ended, the dictation with it: its text
@@ -111,10 +127,10 @@ def test_a_replay_that_ends_mid_dictation_ends_it_and_ctl_answers_at_once(padded
 
 
 @pytest.mark.parametrize("outside", [False, True])
-def test_what_the_mic_hears_outside_a_dictation_is_kept_only_when_asked(padded, env, tmp_path, outside):
+def test_what_the_mic_hears_outside_a_dictation_is_kept_only_when_asked(padded, started, outside):
     """The mic hears the room: without a dictation nothing of it is transcribed or logged,
     unless dictation.transcribe_outside asks for it."""
-    daemon = Dictate(tmp_path, padded, env, *(["--dictation-transcribe-outside"] if outside else []))
+    daemon = started(padded, *(["--dictation-transcribe-outside"] if outside else []))
     daemon.wait_for("the mic's replay has ended")
     daemon.process.send_signal(signal.SIGINT)
     assert daemon.process.wait(120) == 0, daemon.err.read_text()
@@ -123,3 +139,4 @@ def test_what_the_mic_hears_outside_a_dictation_is_kept_only_when_asked(padded, 
         assert word_error_rate(SAID, " ".join(logged)) <= 0.2, logged
     else:
         assert logged == [] and "... " not in daemon.err.read_text()  # no text, not even a partial
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,27 @@ def test_a_line_can_be_read_back_from_the_audio_file_while_the_session_still_wri
         audio.close()
         ring.close()
         ring.unlink()
+
+
+def test_a_disk_that_fills_stops_the_kept_audio_with_one_problem_and_no_traceback(ring_prefix, tmp_path, capfd):
+    """A file may not grow past 64 KB here (RLIMIT_FSIZE: a full disk, as the writes see
+    it). The audio stops being kept, the problem is said once and names the folder; closing
+    raises nothing. A Python file object under libsndfile printed "Exception ignored" for
+    every write it failed."""
+    ring = Ring.create(RingSpec(f"{ring_prefix}pcm-mic", 2048, 160))
+    audio = SessionAudio(tmp_path / "20261206-090000-1.jsonl", {"mic": ring.spec.name})
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        audio.start({ring.spec.name: ring})
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+        noise = np.random.default_rng(3).normal(0, 0.3, 10 * SAMPLE_RATE).astype(np.float32)
+        for second in range(10):
+            ring.writer().write(noise[second * SAMPLE_RATE:(second + 1) * SAMPLE_RATE].reshape(-1, 160))
+            audio.keep()
+        audio.close()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        ring.close()
+        ring.unlink()
+    assert audio.problem is not None and audio.problem.startswith(f"cannot keep the session's audio in {tmp_path}")
+    assert "Traceback" not in capfd.readouterr().err
