@@ -173,8 +173,11 @@ def run_actor(spec: ActorSpec, conn: Connection, log_path: str | None = None,
     # (an actor ends with os._exit). This process starts no processes of its own.
     multiprocessing.set_start_method("fork", force=True)
     redirect_output(log_path)
-    # Ctrl-C reaches the whole process group; the supervisor decides how actors stop.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C, a kill of the session or a closed terminal reach the whole process group; the
+    # supervisor decides how actors stop (an actor that died of them would be restarted
+    # into a shutdown).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
     if spec.niceness:
         os.nice(spec.niceness)
     try:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import math
+import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -499,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"earwig: {error}", file=sys.stderr)
         return USER_ERROR_EXIT
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # leaving: a second Ctrl-C must not kill the exit
         return 130
 
 

@@ -157,8 +157,9 @@ class Supervisor:
         self._warned_log = False
         self._watchdog_task: asyncio.Task | None = None
         self._stopping = False
-        #: Whether run_until_signal's handlers are installed (close removes them).
-        self._signals_held = False
+        #: Whether run_until_signal's handlers are installed (close removes them), and
+        #: whether a signal came (then the process ends, and ignores more of them).
+        self._signals_held = self._signalled = False
         self._tasks: set[asyncio.Task] = set()
         self._ctx = mp.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOADED)
@@ -167,6 +168,7 @@ class Supervisor:
 
     async def __aenter__(self) -> Supervisor:
         self.stale_removed = segments.remove_stale()
+        _start_fork_server()
         try:
             for spec in self._ring_specs:
                 self.rings[spec.name] = _created(spec)
@@ -219,6 +221,8 @@ class Supervisor:
         if self._signals_held:
             for signum in STOP_SIGNALS:
                 asyncio.get_running_loop().remove_signal_handler(signum)
+                if self._signalled:  # on its way out: a Ctrl-C more must not kill it half way
+                    signal.signal(signum, signal.SIG_IGN)
             self._signals_held = False
 
     async def _shut_down(self, group: list[_Running]) -> None:
@@ -248,6 +252,7 @@ class Supervisor:
 
         def on_signal(signum: int) -> None:
             received.append(signum)
+            self._signalled = True
             if len(received) == 2:
                 print("earwig: stopping: finishing what was said first (an actor that stops answering is "
                       f"ended after {self.policy.shutdown_grace_s:g} s)", file=sys.stderr, flush=True)
@@ -474,3 +479,17 @@ def _created(spec: RingSpec) -> Ring:
         raise EarwigError(f"cannot make the shared-memory ring {spec.name} ({spec.nbytes / 2**20:.1f} MB): "
                           f"{error.strerror or error}", "free space in /dev/shm (`df -h /dev/shm`), or lower "
                           "ring_seconds") from None
+
+
+def _start_fork_server() -> None:
+    """Start the fork server (once per process) ignoring SIGTERM and SIGHUP, which it keeps
+    through its exec: a kill of the session's process group, or a closed terminal, reaches
+    it too, and a dead server cannot start the actor the shutdown still needs."""
+    from multiprocessing import forkserver
+
+    saved = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        forkserver.ensure_running()
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
