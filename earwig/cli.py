@@ -118,6 +118,7 @@ class _MeterView:
 async def _meter(args: argparse.Namespace) -> int:
     from earwig.shm import segments
     from earwig.supervisor.plan import listen_plan, with_what_can_run
+    from earwig.supervisor.stop_signals import StopSignals
     from earwig.supervisor.supervisor import Supervisor
 
     config = _config_from(args)
@@ -125,30 +126,31 @@ async def _meter(args: argparse.Namespace) -> int:
     only_replays = all(config.source(s).replay for s in plan.sources)
     view = _MeterView(plan.sources, {s for s in plan.sources if config.source(s).replay},
                       sys.stdout.isatty())
-    async with Supervisor(plan.rings, plan.actors) as supervisor:
-        events = supervisor.subscribe()
-        done = asyncio.Event()
+    done = asyncio.Event()
+    with StopSignals(done):
+        async with Supervisor(plan.rings, plan.actors) as supervisor:
+            events = supervisor.subscribe()
 
-        async def follow() -> None:
-            next_print = 0.0
-            while not done.is_set():
-                try:
-                    view.handle(await asyncio.wait_for(events.get(), 0.25))
-                except asyncio.TimeoutError:
-                    pass
-                if view.failure or (only_replays and not view.replaying and supervisor.finished("mel")):
-                    done.set()  # every file played and its last speech reported, or a failure
-                now = time.monotonic()
-                if now >= next_print:
-                    next_print = now + (0.1 if view.interactive else 1.0)
-                    print(view.line(), end="\r" if view.interactive else "\n", flush=True)
+            async def follow() -> None:
+                next_print = 0.0
+                while not done.is_set():
+                    try:
+                        view.handle(await asyncio.wait_for(events.get(), 0.25))
+                    except asyncio.TimeoutError:
+                        pass
+                    if view.failure or (only_replays and not view.replaying and supervisor.finished("mel")):
+                        done.set()  # every file played and its last speech reported, or a failure
+                    now = time.monotonic()
+                    if now >= next_print:
+                        next_print = now + (0.1 if view.interactive else 1.0)
+                        print(view.line(), end="\r" if view.interactive else "\n", flush=True)
 
-        follower = asyncio.create_task(follow())
-        timer = asyncio.get_running_loop().call_later(args.seconds, done.set) if args.seconds else None
-        await supervisor.run_until_signal(done)
-        follower.cancel()
-        if timer:
-            timer.cancel()
+            follower = asyncio.create_task(follow())
+            timer = asyncio.get_running_loop().call_later(args.seconds, done.set) if args.seconds else None
+            await done.wait()
+            follower.cancel()
+            if timer:
+                timer.cancel()
     if view.interactive:
         print()
     if view.failure:
@@ -175,6 +177,7 @@ async def _dictate(args: argparse.Namespace) -> int:
     from earwig.shm import segments
     from earwig.supervisor.plan import dictation_plan, session_audio_rings
     from earwig.supervisor.session_log import SessionLog
+    from earwig.supervisor.stop_signals import StopSignals
     from earwig.supervisor.supervisor import Supervisor
 
     config = _config_from(args)
@@ -190,19 +193,20 @@ async def _dictate(args: argparse.Namespace) -> int:
     plan = dictation_plan(config, prefix, str(path), desktop=problem is None)
     view = _DictationView(sys.stderr.isatty())
     kept_audio = session_audio_rings(plan, prefix) if config.keep_audio else None
-    async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("dictate.log"),
-                          session_log=SessionLog(), keep_audio=kept_audio) as supervisor:
-        events = supervisor.subscribe()
-        done = asyncio.Event()
+    log_path, done = paths.fresh_log("dictate.log"), asyncio.Event()
+    with StopSignals(done):
+        async with Supervisor(plan.rings, plan.actors, log_path=log_path, session_log=SessionLog(),
+                              keep_audio=kept_audio) as supervisor:
+            events = supervisor.subscribe()
 
-        async def follow() -> None:
-            while True:  # on through the shutdown: the dictation in progress still prints
-                view.handle(await events.get())
-                if view.failure:
-                    done.set()
+            async def follow() -> None:
+                while True:  # on through the shutdown: the dictation in progress still prints
+                    view.handle(await events.get())
+                    if view.failure:
+                        done.set()
 
-        follower = asyncio.create_task(follow())
-        await supervisor.run_until_signal(done)
+            follower = asyncio.create_task(follow())
+            await done.wait()
     follower.cancel()
     while not events.empty():
         view.handle(events.get_nowait())

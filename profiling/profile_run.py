@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from earwig.messages import ActorFailed, AnyMessage, Final, SpeechEnd, SpeechSta
 from earwig.profiling.process_usage import ProcessUsage
 from earwig.shm import segments
 from earwig.supervisor.plan import Plan, pcm_ring_name, transcription_plan, with_what_can_run
+from earwig.supervisor.stop_signals import StopSignals
 from earwig.supervisor.supervisor import Supervisor
 
 SAMPLE_EVERY_S = 0.25
@@ -65,42 +65,40 @@ async def record(config: Config, seconds: float, warn: Callable[[str], None] = l
     plan = with_what_can_run(transcription_plan(config, prefix, devices_optional=True), warn)
     recording = Recording(config, plan, started_ns=time.monotonic_ns())
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("profile.log"),
-                          echo_filter=plan.echo.on) as supervisor:
-        messages = supervisor.subscribe()
-        pcm = {source: supervisor.rings[pcm_ring_name(prefix, source)] for source in plan.sources}
-        recording.ring_capacity = {name: ring.spec.capacity for name, ring in supervisor.rings.items()}
-        sampler = _Sampler(supervisor, [spec.name for spec in plan.actors])
-        only_replays = bool(plan.sources) and all(config.source(s).replay for s in plan.sources)
-        if not seconds and not only_replays:
-            warn("profile: live devices: Ctrl-C ends the run (or give --seconds N)")
-        utterances = finals = 0
-        next_sample = time.monotonic()
-        while not stop.is_set():
-            elapsed_s = (time.monotonic_ns() - recording.started_ns) / 1e9
-            if (seconds and elapsed_s >= seconds) or (
-                    not seconds and only_replays and supervisor.finished("mel") and finals == utterances):
-                break
-            try:
-                message = await asyncio.wait_for(messages.get(), max(0.0, next_sample - time.monotonic()))
-            except asyncio.TimeoutError:
-                recording.samples.append(sampler.sample())
-                next_sample += SAMPLE_EVERY_S
-                continue
-            recording.messages.append((time.monotonic_ns(), message))
-            if isinstance(message, SpeechStart):
-                recording.onsets_ns[message.source, message.start] = pcm[message.source].stamp_ns(
-                    config.vad.onset(message.start)) or 0
-            if isinstance(message, ActorFailed) and message.fatal:
-                raise EarwigError(message.error, message.fix)
-            utterances += isinstance(message, SpeechEnd)
-            finals += isinstance(message, Final)
-        recording.ended_ns = time.monotonic_ns()
-    while not messages.empty():  # what it published while it shut down: the Finals it still owed
-        recording.messages.append((time.monotonic_ns(), messages.get_nowait()))
+    with StopSignals(stop):
+        async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("profile.log"),
+                              echo_filter=plan.echo.on) as supervisor:
+            messages = supervisor.subscribe()
+            pcm = {source: supervisor.rings[pcm_ring_name(prefix, source)] for source in plan.sources}
+            recording.ring_capacity = {name: ring.spec.capacity for name, ring in supervisor.rings.items()}
+            sampler = _Sampler(supervisor, [spec.name for spec in plan.actors])
+            only_replays = bool(plan.sources) and all(config.source(s).replay for s in plan.sources)
+            if not seconds and not only_replays:
+                warn("profile: live devices: Ctrl-C ends the run (or give --seconds N)")
+            utterances = finals = 0
+            next_sample = time.monotonic()
+            while not stop.is_set():
+                elapsed_s = (time.monotonic_ns() - recording.started_ns) / 1e9
+                if (seconds and elapsed_s >= seconds) or (
+                        not seconds and only_replays and supervisor.finished("mel") and finals == utterances):
+                    break
+                try:
+                    message = await asyncio.wait_for(messages.get(), max(0.0, next_sample - time.monotonic()))
+                except asyncio.TimeoutError:
+                    recording.samples.append(sampler.sample())
+                    next_sample += SAMPLE_EVERY_S
+                    continue
+                recording.messages.append((time.monotonic_ns(), message))
+                if isinstance(message, SpeechStart):
+                    recording.onsets_ns[message.source, message.start] = pcm[message.source].stamp_ns(
+                        config.vad.onset(message.start)) or 0
+                if isinstance(message, ActorFailed) and message.fatal:
+                    raise EarwigError(message.error, message.fix)
+                utterances += isinstance(message, SpeechEnd)
+                finals += isinstance(message, Final)
+            recording.ended_ns = time.monotonic_ns()
+        while not messages.empty():  # what it published while it shut down: the Finals it still owed
+            recording.messages.append((time.monotonic_ns(), messages.get_nowait()))
     return recording
 
 

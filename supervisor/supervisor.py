@@ -28,7 +28,6 @@ import asyncio
 import multiprocessing as mp
 import os
 import signal
-import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -50,8 +49,6 @@ from earwig.supervisor.played_back import PlayedBackSpans
 from earwig.supervisor.session_log import SessionLog
 
 
-#: What ends a session run from a terminal (Ctrl-C, kill, a closed terminal).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: What the fork server imports once, for every actor it starts.
 PRELOADED = ["torch", "whisper", "onnxruntime", "earwig.actors.runtime", "earwig.actors.mel",
              "earwig.actors.preview", "earwig.actors.final"]
@@ -157,9 +154,6 @@ class Supervisor:
         self._warned_log = False
         self._watchdog_task: asyncio.Task | None = None
         self._stopping = False
-        #: Whether run_until_signal's handlers are installed (close removes them), and
-        #: whether a signal came (then the process ends, and ignores more of them).
-        self._signals_held = self._signalled = False
         self._tasks: set[asyncio.Task] = set()
         self._ctx = mp.get_context("forkserver")
         self._ctx.set_forkserver_preload(PRELOADED)
@@ -218,12 +212,6 @@ class Supervisor:
         self.rings.clear()
         if self.session_log is not None:
             self.session_log.close()
-        if self._signals_held:
-            for signum in STOP_SIGNALS:
-                asyncio.get_running_loop().remove_signal_handler(signum)
-                if self._signalled:  # on its way out: a Ctrl-C more must not kill it half way
-                    signal.signal(signum, signal.SIG_IGN)
-            self._signals_held = False
 
     async def _shut_down(self, group: list[_Running]) -> None:
         live = [r for r in group if r.process and r.process.is_alive()]
@@ -237,32 +225,6 @@ class Supervisor:
             if silent or now > deadline:
                 return
             await asyncio.sleep(0.02)
-
-    async def run_until_signal(self, done: asyncio.Event | None = None) -> int:
-        """Serve until SIGINT/SIGTERM/SIGHUP (or ``done``); returns the signal number or 0.
-
-        The handlers stay until ``close`` has finished: a second Ctrl-C, or the SIGTERM
-        after a SIGINT, used to land in the shutdown as a KeyboardInterrupt, which left
-        actors running (the process then hung in multiprocessing's exit join), segments
-        behind and the last utterance without its Final. A repeated signal is told that the
-        shutdown goes on (``RestartPolicy.shutdown_grace_s`` bounds it)."""
-        loop = asyncio.get_running_loop()
-        done = done or asyncio.Event()
-        received: list[int] = []
-
-        def on_signal(signum: int) -> None:
-            received.append(signum)
-            self._signalled = True
-            if len(received) == 2:
-                print("earwig: stopping: finishing what was said first (an actor that stops answering is "
-                      f"ended after {self.policy.shutdown_grace_s:g} s)", file=sys.stderr, flush=True)
-            done.set()
-
-        for signum in STOP_SIGNALS:
-            loop.add_signal_handler(signum, on_signal, signum)
-        self._signals_held = True
-        await done.wait()
-        return received[0] if received else 0
 
     # --- what other parts use -----------------------------------------------------------
 
