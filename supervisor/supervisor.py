@@ -444,12 +444,14 @@ def _created(spec: RingSpec) -> Ring:
 
 
 def _start_fork_server() -> None:
-    """Start the fork server (once per process) ignoring SIGTERM and SIGHUP, which it keeps
-    through its exec: a kill of the session's process group, or a closed terminal, reaches
-    it too, and a dead server cannot start the actor the shutdown still needs."""
+    """Start the fork server (once per process) ignoring SIGINT, SIGTERM and SIGHUP, which it
+    keeps through its exec and hands to every actor it forks: a Ctrl-C, a kill of the
+    session's process group or a closed terminal reaches them too, and a dead server cannot
+    start the actor the shutdown still needs, nor may an actor just forked die of one before
+    it ignores them itself (``run_actor``)."""
     from multiprocessing import forkserver
 
-    saved = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    saved = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         forkserver.ensure_running()
     finally:

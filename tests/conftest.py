@@ -37,6 +37,7 @@ RESOURCE_TRACKER = b"multiprocessing.resource_tracker"
 def pytest_configure(config):
     for name, meaning in TIERS.items():
         config.addinivalue_line("markers", f"{name}: {meaning}")
+    config.addinivalue_line("markers", "alone: run by scripts/test after the others, with no test file beside it")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -21,7 +21,10 @@ from earwig.supervisor.session_log import SessionLog, read
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 from speech_text import spoken_file, word_error_rate
 
-pytestmark = pytest.mark.pipeline
+#: Alone: beside another test file (two at a time), the kill -9 run's speakers text came out
+#: 0.38 against its calm run's 0.16 in two runs of four, the same figures both times, where
+#: alone, and beside two busy loops, it stayed within 0.1. Not understood yet: it runs alone.
+pytestmark = [pytest.mark.pipeline, pytest.mark.alone]
 
 SAID = {
     "mic": ["We will meet in the conference room after lunch on Friday.",
