@@ -42,6 +42,7 @@ from earwig.shm import Ring
 #: two to deliver its first block: a dictation started before would lose its first words).
 MIC_WAIT_S = 10.0
 
+#: What dictation says once a replayed mic has no audio left.
 MIC_ENDED = "the mic's replay has ended: there is no audio left to dictate from"
 
 #: The mic's Finals, the mel actor's word that a dictation's utterance is closed, commands
