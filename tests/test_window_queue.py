@@ -24,7 +24,7 @@ def test_a_bucket_is_decoded_once_it_fills_a_batch_and_lines_go_out_in_order():
     assert queue.next_batch(flush=True) == [(1, "a1")]
     queue.done(1, "text a1")
     assert queue.ready() == ["text a1", "text a2", "text a3"]
-    assert queue.ready() == [] and queue.waiting == 0
+    assert queue.ready() == [] and queue.next_batch(flush=True) == []  # nothing left waiting
 
 
 def test_too_many_waiting_decodes_the_oldest_ones_bucket_full_or_not():

@@ -39,10 +39,6 @@ class WindowQueue:
         """Something that goes out in order and needs no decoding (a file's header)."""
         self._entries.append(_Entry(None, None, result, True))
 
-    @property
-    def waiting(self) -> int:
-        return sum(1 for entry in self._entries if not entry.done)
-
     def next_batch(self, flush: bool = False) -> list[tuple[int, Any]]:
         """``(ticket, item)`` of windows to decode together, oldest first; [] while the
         buckets should fill more. ``flush``: no more windows come."""
