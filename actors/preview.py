@@ -33,7 +33,7 @@ from earwig.actors.preview_agreement import LocalAgreement
 from earwig.actors.runtime import Actor
 from earwig.audio.log_mel import HOP
 from earwig.config import SAMPLE_RATE
-from earwig.decoding.model import LoadedModel
+from earwig.decoding.model import LoadedModel, token_budget
 from earwig.messages import (ActorFailed, Final, Partial, Source, SpeechEnd, SpeechPause, SpeechResume,
                              SpeechStart, Stamps, Stats)
 
@@ -212,5 +212,5 @@ def _hypotheses(model: LoadedModel, windows: list[np.ndarray]) -> list[str]:
     longest_s = max(len(w) for w in windows) * HOP / SAMPLE_RATE
     options = DecodingOptions(language=model.language, task=model.task,
                               without_timestamps=True, temperature=0.0,
-                              sample_len=min(224, MIN_TOKENS + int(TOKENS_PER_SECOND * longest_s)))
+                              sample_len=token_budget(longest_s, TOKENS_PER_SECOND, MIN_TOKENS))
     return [result.text.strip() for result in model.decode(features, options)]

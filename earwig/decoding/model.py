@@ -38,6 +38,8 @@ BUCKET_FRAMES = 200
 #: The seed of every sampled decoding (temperature fallback): one fixed value, so a pass
 #: over the same audio always samples the same tokens.
 SAMPLING_SEED = 0
+#: Whisper's most tokens a window (half the decoder's 448-token context).
+MAX_SAMPLE_LEN = 224
 
 
 @dataclass
@@ -113,6 +115,16 @@ class LoadedModel:
 
     def _dtype(self) -> torch.dtype:
         return next(self.whisper.parameters()).dtype
+
+
+def token_budget(audio_s: float, per_second: float, least: int) -> int:
+    """The most tokens to decode for ``audio_s`` of speech: ``least`` plus ``per_second``
+    for each second, at most whisper's 224. Whisper allows 224 tokens for any window
+    because its windows are 30 s long; a 2 s window read with that allowance spends 224
+    decoder steps on a hallucination loop ("Ask not. Ask not. ...") before the
+    compression ratio can reject it, and again at every fallback temperature (32 s for one
+    2 s utterance of ``bench play`` on two cores)."""
+    return min(MAX_SAMPLE_LEN, least + int(per_second * audio_s))
 
 
 def padded_length(frames: int, bucket: int = BUCKET_FRAMES) -> int:

@@ -34,7 +34,7 @@ from whisper.tokenizer import Tokenizer, get_tokenizer
 from earwig.audio.log_mel import HOP
 from earwig.config import SAMPLE_RATE
 from earwig.decoding.draft import greedy_with_draft
-from earwig.decoding.model import LoadedModel, padded_length
+from earwig.decoding.model import LoadedModel, padded_length, token_budget
 
 #: ``transcribe``'s defaults, so the kept text equals what whisper itself would write.
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -50,6 +50,12 @@ BEST_OF = 5
 PROMPT_UP_TO_TEMPERATURE = 0.5
 #: Preceding text read at most: half the decoder's 448-token context, as whisper does.
 PROMPT_TOKENS = 223
+#: Tokens a window's decoding may write per second of its audio, and at least: real speech
+#: is at most ~5 tokens of text a second (``shared/audio/real``: 4.9, Swedish), timestamps
+#: add ~1; twice that, so no real window is cut short (a cut one is read on from its last
+#: timestamp, as whisper reads on after 224 tokens).
+TOKENS_PER_SECOND = 12
+MIN_TOKENS = 16
 
 
 @dataclass
@@ -124,8 +130,10 @@ def _read(model: LoadedModel, windows: list[Window], n_frames: int, beam_size: i
                for language, window in zip(languages, windows)]
     first: list[DecodingResult | None] = [None] * len(windows)
     for group in _same_decoding(languages, prompts, [window.draft for window in windows], beam_size):
+        audio_s = max(_seconds(len(windows[i].frames)) for i in group)
         found = _decode(model, features[group], prompts[group[0]], languages[group[0]], TEMPERATURES[0],
-                        [windows[i].draft for i in group], [transcripts[i] for i in group], beam_size, abandoned)
+                        [windows[i].draft for i in group], [transcripts[i] for i in group], audio_s, beam_size,
+                        abandoned)
         for i, result in zip(group, found):
             first[i] = result
     for i, window in enumerate(windows):
@@ -168,10 +176,10 @@ def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], frames:
     segments = transcript.segments
     said: list[int] = []
     seek, last_speech = 0, 0.0
-    audio_s = len(frames) * HOP / SAMPLE_RATE
+    audio_s = _seconds(len(frames))
     while True:
         size = min(N_FRAMES, len(frames) - seek)
-        result = _with_fallback(model, features, prompt + said, transcript, result, beam_size)
+        result = _with_fallback(model, features, prompt + said, transcript, result, _seconds(size), beam_size)
         if _is_silence(result):
             break
         window, advance = _split(tokenizer, result, seek, size)
@@ -183,7 +191,7 @@ def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], frames:
             break
         features = model.encode([frames[seek:]])
         result = _decode(model, features, prompt + said, transcript.language, TEMPERATURES[0], [""],
-                         [transcript], beam_size)[0]
+                         [transcript], _seconds(min(N_FRAMES, len(frames) - seek)), beam_size)[0]
 
 
 def _within(segment: Segment, audio_s: float) -> Segment | None:
@@ -203,15 +211,15 @@ def _within(segment: Segment, audio_s: float) -> Segment | None:
 
 
 def _decode(model: LoadedModel, features: torch.Tensor, prompt: list[int], language: str, temperature: float,
-            drafts: list[str], transcripts: list[Transcript], beam_size: int = 1,
+            drafts: list[str], transcripts: list[Transcript], audio_s: float, beam_size: int = 1,
             abandoned: Callable[[], bool] = lambda: False) -> list[DecodingResult]:
     """At temperature 0: greedy checking the drafts one window at a time, or whisper's own
     greedy decoding or beam search over the whole batch at once (each decoder step reads
     the weights once for all the windows: on a CPU that read is most of a step). Hotter:
     whisper's sampling, best of 5, as ``transcribe()`` samples. All windows share language
     and prompt."""
-    options = DecodingOptions(task=model.task, language=language, temperature=temperature,
-                              prompt=prompt or None)
+    options = DecodingOptions(task=model.task, language=language, temperature=temperature, prompt=prompt or None,
+                              sample_len=token_budget(audio_s, TOKENS_PER_SECOND, MIN_TOKENS))
     if temperature > 0 or beam_size > 1 or (len(drafts) > 1 and not any(drafts)):
         options = dataclasses.replace(options, beam_size=beam_size if temperature == 0 and beam_size > 1 else None,
                                       best_of=BEST_OF if temperature > 0 else None)
@@ -227,16 +235,20 @@ def _decode(model: LoadedModel, features: torch.Tensor, prompt: list[int], langu
 
 
 def _with_fallback(model: LoadedModel, features: torch.Tensor, prompt: list[int], transcript: Transcript,
-                   result: DecodingResult, beam_size: int) -> DecodingResult:
+                   result: DecodingResult, audio_s: float, beam_size: int) -> DecodingResult:
     """Decode again, hotter, while the output is too repetitive or improbable (not silence);
     past ``transcribe()``'s 0.5 the preceding text is dropped, which may be what misled it."""
     for temperature in TEMPERATURES[1:]:
         if not _needs_fallback(result):
             break
         result = _decode(model, features, prompt if temperature <= PROMPT_UP_TO_TEMPERATURE else [],
-                         transcript.language, temperature, [""], [transcript], beam_size)[0]
+                         transcript.language, temperature, [""], [transcript], audio_s, beam_size)[0]
     transcript.temperature = max(transcript.temperature, result.temperature)
     return result
+
+
+def _seconds(frames: int) -> float:
+    return frames * HOP / SAMPLE_RATE
 
 
 def _needs_fallback(result: DecodingResult) -> bool:
@@ -275,7 +287,7 @@ def _split(tokenizer: Tokenizer, result: DecodingResult, seek: int,
     cuts = [i for i in range(1, len(tokens)) if is_time[i] and is_time[i - 1]]
     if not cuts:
         stamps = [t for t, timed in zip(tokens, is_time) if timed]
-        duration = size * HOP / SAMPLE_RATE
+        duration = _seconds(size)
         if stamps and stamps[-1] != tokenizer.timestamp_begin:
             duration = (stamps[-1] - tokenizer.timestamp_begin) * SECONDS_PER_TOKEN
         return [segment(tokens, offset, offset + duration)], size
