@@ -16,7 +16,9 @@ publish  exactly one Final per SpeechEnd, in order (empty text when nothing surv
 
 What is owed, what to transcribe next and which Finals are due is decided by
 ``final_ledger.FinalLedger`` from the messages alone; this module loads the model, reads
-the frames and runs the decoder.
+the frames and runs the decoder. With a transcription server (``server.url``), each
+confirmed utterance is sent there first and this machine's model is the fallback
+(``final_served``, ``final_route``): it reads what the server fails or is late to answer.
 
 Why speculate: the VAD waits ``min_silence_ms`` (500 ms) before it calls speech ended. The
 final pass starts when that wait begins; when the SpeechEnd with the same start and end
@@ -34,12 +36,14 @@ from collections.abc import Callable
 
 import msgspec
 
-from earwig.actors.final_ledger import Batch, FinalLedger
+from earwig.actors.final_ledger import Batch, FinalLedger, Utterance
 from earwig.actors.final_retry import line_samples, retried
+from earwig.actors.final_served import ServedFinals
 from earwig.actors.model_session import ModelParams, ModelSession
 from earwig.actors.runtime import Actor
 from earwig.decoding.draft import Abandoned
 from earwig.decoding.hallucinations import kept_final
+from earwig.config import SAMPLE_RATE
 from earwig.decoding.transcribe import Window, compile_alignment, transcribe
 from earwig.errors import EarwigError
 from earwig.export import clock
@@ -76,34 +80,51 @@ async def main(actor: Actor) -> None:
         if ledger.resumed(message.source):  # the guesses in flight are void: stop decoding them
             abandon.set()
 
+    served = ServedFinals(actor, params.server, params.language, params.pcm_rings, ledger, changed) \
+        if params.server is not None else None
+
+    def ended(message: SpeechEnd) -> None:
+        ledger.ended(message.source, message.start, message.end, now())
+        if served is not None:
+            served.ended(Utterance(message.source, message.start, message.end))
+
     now = time.monotonic_ns
     handlers = {
         SpeechStart: woken(lambda m: ledger.speech_started(m.source, m.start)),
         DictationStart: woken(lambda m: ledger.speech_started("mic", m.start)),
         SpeechPause: woken(lambda m: ledger.paused(m.source, m.start, m.end, now())),
         SpeechResume: woken(resumed),
-        SpeechEnd: woken(lambda m: ledger.ended(m.source, m.start, m.end, now())),
+        SpeechEnd: woken(ended),
         Partial: ledger.drafted,
         Final: ledger.recalled,
         Retry: woken(ledger.retry_asked),
     }
     try:
-        await actor.serve(handlers, _until_all_answered(actor, session, ledger, changed, abandon, hold))
+        await actor.serve(handlers, _until_all_answered(actor, session, ledger, changed, abandon, hold, served))
     finally:
+        if served is not None:
+            await served.close()
         session.close()
 
 
-async def _until_all_answered(actor: Actor, session: ModelSession, ledger: FinalLedger,
-                              changed: asyncio.Event, abandon: threading.Event, hold: Callable[[], None]) -> None:
-    """Until Shutdown, and then until every confirmed utterance has its Final."""
+async def _until_all_answered(actor: Actor, session: ModelSession, ledger: FinalLedger, changed: asyncio.Event,
+                              abandon: threading.Event, hold: Callable[[], None], served: ServedFinals | None) -> None:
+    """Until Shutdown, and then until every confirmed utterance has its Final. With a
+    server, each confirmed utterance goes there first, and the local model reads what it
+    leaves (``final_served``); when stopping, the local model reads everything owed."""
     while True:
         _publish(actor, ledger)
         hold()
-        if actor.stopping.is_set() and not ledger.owes:
+        stopping = actor.stopping.is_set()
+        if stopping and not ledger.owes:
             return
+        if served is not None and not stopping:
+            served.send()
+        waiting = served.waiting() if served is not None and not stopping else frozenset()
         if ledger.model_needed:
             await session.ready_model()
-        batch = ledger.next_batch(stopping=actor.stopping.is_set()) if ledger.model_needed else None
+        batch = ledger.next_batch(stopping=stopping, waiting=waiting,
+                                  speculate=served is None or not served.route.up) if ledger.model_needed else None
         retry = ledger.next_retry(stopping=actor.stopping.is_set()) if batch is None else None
         if retry is not None:
             started_ns = time.monotonic_ns()
@@ -114,16 +135,17 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
             continue
         if batch is None:
             session.idle()
-            await actor.stopping_or(changed)
+            await actor.stopping_or(changed, timeout=served.next_turn_s() if served is not None else None)
             continue
         abandon.clear()
-        await _transcribe(session, ledger, batch, abandon)
+        await _transcribe(session, ledger, batch, abandon, served)
 
 
 # --- compute ------------------------------------------------------------------------------
 
 
-async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, abandon: threading.Event) -> None:
+async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, abandon: threading.Event,
+                      served: ServedFinals | None) -> None:
     frames = [await session.frames(job.utterance.source, job.reading.read_from, job.utterance.end)
               for job in batch.jobs]
     windows = [Window(f, context=job.context, draft=job.draft) for f, job in zip(frames, batch.jobs)]
@@ -138,6 +160,10 @@ async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, 
     ended_ns = time.monotonic_ns()
     for job, transcript, window in zip(batch.jobs, transcripts, frames):
         u, reading = job.utterance, job.reading
+        if not batch.speculative and not ledger.owed(u):
+            continue  # the server's answer came first
+        if served is not None and not batch.speculative:
+            served.answered_locally(u, (u.end - u.start) / SAMPLE_RATE, (ended_ns - started_ns) / 1e9)
         captured_ns = session.captured_ns(u.source, reading.read_from, len(window))
         stamps = Stamps(captured_ns=captured_ns, ready_ns=max(captured_ns, job.ready_ns),
                         pass_start_ns=started_ns, pass_end_ns=ended_ns)

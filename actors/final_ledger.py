@@ -143,11 +143,22 @@ class FinalLedger:
             starts.append(self._open[source])
         return max(0, min(starts) - self._max_window) if starts else None
 
-    def next_batch(self, stopping: bool = False) -> Batch | None:
-        """Confirmed utterances without a result first (oldest first); else, unless the
-        actor is stopping, the newest guess of each source."""
-        utterances = [u for u in self._confirmed if u not in self._results][:self._max_batch]
-        speculative = not utterances and not stopping
+    def unanswered(self) -> list[Utterance]:
+        """The confirmed utterances without a result, oldest first."""
+        return [u for u in self._confirmed if u not in self._results]
+
+    def owed(self, utterance: Utterance) -> bool:
+        """Whether ``utterance`` is confirmed and still without a result: a second engine's
+        answer to it (a server's, or the local model's after the server's) is not wanted."""
+        return utterance in self._confirmed and utterance not in self._results
+
+    def next_batch(self, stopping: bool = False, waiting: frozenset[Utterance] = frozenset(),
+                   speculate: bool = True) -> Batch | None:
+        """Confirmed utterances without a result first (oldest first), but those ``waiting``
+        for a server's answer; else, unless the actor is stopping or told not to
+        ``speculate`` (a server writes the text), the newest guess of each source."""
+        utterances = [u for u in self.unanswered() if u not in waiting][:self._max_batch]
+        speculative = not utterances and not stopping and speculate
         if speculative:
             utterances = list(self._speculative.values())
             self._speculative.clear()

@@ -24,6 +24,7 @@ from earwig import model_store
 from earwig.actors.runtime import Actor
 from earwig.audio.log_mel import HOP, SILENCE_LOG_MEL, bins_for_model, open_frames
 from earwig.compute import torch_device
+from earwig.config import ServerConfig
 from earwig.decoding.model import LoadedModel
 from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, ModelState, Source
@@ -66,8 +67,12 @@ class ModelParams:
     max_window: int = 25 * 16_000
     #: The model a line is transcribed again with (``models.retry``); "" for this model.
     retry_model: str = ""
-    #: ``{source: PCM ring name}``: a retried line's audio, while the ring holds it.
+    #: ``{source: PCM ring name}``: a retried line's audio, while the ring holds it; the
+    #: audio sent to a server.
     pcm_rings: dict[Source, str] = field(default_factory=dict)
+    #: The transcription server the final actor sends utterances to first, its model named
+    #: (``decoding.served.connect`` resolved it); None: this machine's model only.
+    server: ServerConfig | None = None
 
 
 class ModelSession:

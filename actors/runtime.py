@@ -114,11 +114,12 @@ class Actor:
             if handled is not None:
                 await handled
 
-    async def stopping_or(self, event: asyncio.Event) -> None:
-        """Wait until ``event`` is set or the actor is told to stop; clear ``event``."""
+    async def stopping_or(self, event: asyncio.Event, timeout: float | None = None) -> None:
+        """Wait until ``event`` is set or the actor is told to stop (or ``timeout`` seconds
+        passed); clear ``event``."""
         if not event.is_set() and not self.stopping.is_set():
             waits = [asyncio.create_task(event.wait()), asyncio.create_task(self.stopping.wait())]
-            _, left = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            _, left = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for task in left:
                 task.cancel()
         event.clear()

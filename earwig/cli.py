@@ -347,8 +347,16 @@ async def _profile(args: argparse.Namespace) -> int:
 def _models(args: argparse.Namespace) -> int:
     from earwig import model_store
 
-    if args.action == "import" and not args.directory:
-        raise EarwigError("models import needs a DIRECTORY", "earwig models import DIR [--name NAME]")
+    if args.action in ("import", "export") and not args.directory:
+        raise EarwigError(f"models {args.action} needs a DIRECTORY",
+                          "earwig models import DIR [--name NAME]" if args.action == "import"
+                          else "earwig models export DIR --name MODEL")
+    if args.action == "export":
+        from earwig.model_export import export
+
+        name = args.name or "base"
+        print(f"exported {name} for a server: {export(name, Path(args.directory).expanduser())}")
+        return 0
     if args.action == "import":
         directory = Path(args.directory).expanduser()
         if not directory.is_dir():
@@ -363,6 +371,17 @@ def _models(args: argparse.Namespace) -> int:
     for row in rows:
         print(f" {'*' if row.ready else ' '} {row.name:<{width}}  {row.where}")
     print("  * = usable without the internet")
+    server = _config_from(args).server
+    if server.url:
+        from earwig.decoding.served import ServerFailed, served_models
+
+        try:
+            names = served_models(server)
+        except ServerFailed as failed:
+            print(f"server {server.url}: {failed.problem}")
+            return 1
+        print(f"server {server.url} serves: {', '.join(names) or 'nothing'}"
+              + (f" (server.model: {server.model})" if server.model else ""))
     return 0
 
 
@@ -420,9 +439,14 @@ def _profile_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _models_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", nargs="?", choices=["list", "import"], default="list")
-    parser.add_argument("directory", nargs="?", help="with import: a CTranslate2 / faster-whisper model directory")
-    parser.add_argument("--name", help="with import: the name to use it by (default: the directory's name)")
+    parser.add_argument("action", nargs="?", choices=["list", "import", "export"], default="list",
+                        help="list (with server.url set, also what the server serves); import a faster-whisper "
+                             "model; export a bundled model as a Hugging Face transformers folder for a server "
+                             "(vLLM) to serve the same weights")
+    parser.add_argument("directory", nargs="?", help="with import: a CTranslate2 / faster-whisper model directory; "
+                        "with export: the new folder to write")
+    parser.add_argument("--name", help="with import: the name to use it by (default: the directory's name); "
+                        "with export: the model (default: base)")
 
 
 #: What the live commands do not need: the session's own keys (meter keeps no session).
@@ -466,8 +490,9 @@ COMMANDS = (
             "then prints per-stage latency, real-time factors, mel and VAD cost, ring fill, and CPU and memory "
             "per process, and writes report.json, trace.json (open it in ui.perfetto.dev) and latency.png.",
             arguments=_profile_arguments, sections=None),
-    Command("models", _models, "list the Whisper models this machine has or can get; `models import DIR` "
-            "converts a faster-whisper model", arguments=_models_arguments),
+    Command("models", _models, "list the Whisper models this machine has or can get (and a server's); "
+            "`models import DIR` converts a faster-whisper model, `models export DIR` writes one for a server",
+            arguments=_models_arguments, sections=frozenset({"server"})),
 )
 
 

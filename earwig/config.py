@@ -165,6 +165,47 @@ class DictationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "it off and on), when there is an X display and no `earwig dictate` is running.")] = True
 
 
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A transcription server (the OpenAI API: vLLM, speaches, whisper.cpp's server) that
+    writes the kept text in place of this machine's final model; this machine's model is
+    the fallback (``decoding/served.py``)."""
+
+    url: Annotated[str, Meta(description=
+        "The server's API root, e.g. http://gpu-box:8000/v1; empty: the kept text is written on "
+        "this machine only. Set, each utterance's audio is sent there.")] = ""
+    model: Annotated[str, Meta(description=
+        "The served model's name, as the server's /v1/models lists it (`earwig models` shows "
+        "them); empty: the only model it serves.")] = ""
+    api_key_env: Annotated[str, Meta(description=
+        "The environment variable that holds the server's API key (the key itself never goes "
+        "in a file or a flag, which others can read); empty: no key.")] = ""
+    wait_s: Annotated[float, Meta(description=
+        "How long the live text waits for the server before this machine's model reads the "
+        "utterance too (the first text wins); 0: as long as a local pass of it takes, "
+        "measured as the local model runs.")] = 0.0
+    timeout_s: Annotated[float, Meta(description=
+        "An answer slower than this is a failed request; the server is tried again later "
+        "and this machine's model reads the audio meanwhile.")] = 30.0
+    prompt: Annotated[bool, Meta(description=
+        "Send the text said before each utterance as the prompt, as the local model reads "
+        "it. Off by default: vLLM reads a prompt as plain text, not as Whisper's previous "
+        "text, and on shared/audio/real it cost words (README, \"Served\").")] = False
+
+    def __post_init__(self) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        checks = [("url", not self.url or (parts.scheme in ("http", "https") and bool(parts.hostname)),
+                   "an http:// or https:// address with a host, e.g. http://gpu-box:8000/v1"),
+                  ("api_key_env", not self.api_key_env or self.api_key_env.isidentifier(),
+                   "the name of an environment variable, e.g. EARWIG_SERVER_KEY"),
+                  ("wait_s", 0 <= self.wait_s <= 600, "between 0 (a local pass's time) and 600"),
+                  ("timeout_s", 0 < self.timeout_s <= 600, "between 0 and 600")]
+        for key, ok, allowed in checks:
+            if not ok:
+                raise msgspec.ValidationError(f"server.{key} must be {allowed}")
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     mic: SourceConfig = msgspec.field(default_factory=SourceConfig)
     speakers: SourceConfig = msgspec.field(default_factory=SourceConfig)
@@ -184,6 +225,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     echo: EchoConfig = msgspec.field(default_factory=EchoConfig)
     monitor: MonitorConfig = msgspec.field(default_factory=MonitorConfig)
     dictation: DictationConfig = msgspec.field(default_factory=DictationConfig)
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
 
     def __post_init__(self) -> None:
         longest = self.vad.max_utterance_s

@@ -215,6 +215,18 @@ class Final(Message):
     #: A retry's text (``Retry``), which replaces the earlier text of the same span: the
     #: session log appends it as a revision, the screen and ``earwig export`` show it.
     revised: bool = False
+    #: Who wrote it where not the final actor's own model: a transcription server's model
+    #: ("NAME at URL", ``server.url``); such a Final has no word times (the API gives none).
+    model: str = ""
+
+
+class ServerState(Message):
+    """The transcription server (``server.url``) now writes the kept text (``up``), or this
+    machine's final model does because of ``problem``; ``model``: "NAME at URL"."""
+
+    up: bool
+    model: str
+    problem: str = ""
 
 
 class ModelState(Message):
@@ -311,7 +323,7 @@ class DictationState(Message):
 AnyMessage = Union[
     PauseSource, PlayedBack, Retry, Shutdown, Heartbeat, ActorReady, ActorFailed, Level, SourceEnded, SourceState, SpeechStart,
     SpeechPause, SpeechResume, SpeechEnd,
-    Partial, Final, ModelState, EchoState, Stats,
+    Partial, Final, ServerState, ModelState, EchoState, Stats,
     DictationCommand, DictationStart, DictationStop, DictationSpan, DictationState,
 ]
 

@@ -189,6 +189,14 @@ def _bundle_directory(bundle: Bundled) -> Path:
     return Path(str(resources.files(bundle.directory[0]).joinpath(bundle.directory[1])))
 
 
+def bundled_tokenizer(model: str) -> Path | None:
+    """A bundled model's ``tokenizer.json`` (Hugging Face's format); None for any other model."""
+    bundle = BUNDLED.get(model)
+    if bundle is None or not _bundle_installed(bundle):
+        return None
+    return _bundle_directory(bundle) / "tokenizer.json"
+
+
 def ctranslate2_directory(model: str) -> Path:
     """A bundled model as a whole CTranslate2 directory (its parts joined), made once in the
     cache: what faster-whisper loads (the peers benchmark runs it on the same weights)."""

@@ -23,6 +23,7 @@ from earwig.audio.echo import FRAME
 from earwig.audio.log_mel import HOP, bins_for_model
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config, ModelsConfig
+from earwig.decoding import served
 from earwig.errors import EarwigError
 from earwig.messages import SOURCES, Source
 from earwig.shm import RingSpec
@@ -205,7 +206,8 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
     """Capture and mel, plus the model actors: partial text (preview) and kept text (final).
 
     The models' names and languages are checked here (no weights are loaded: that waits
-    for the first speech), so a typo is one line before anything starts.
+    for the first speech), and a transcription server (``server.url``) is asked what it
+    serves, so a typo is one line before anything starts.
     """
     models = config.models
     for role in roles:  # settings first: a bad model is named whether or not a device is there
@@ -215,6 +217,7 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
             check_model(retry_model(models), models, "retry")
         except EarwigError as error:
             raise EarwigError(f"models.retry: {error.problem}", error.fix) from None
+    server = served.checked(config.server) if "final" in roles and config.server.url else None
     plan = listen_plan(config, prefix, devices_optional)
     if not plan.sources:
         return plan
@@ -231,7 +234,8 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
                              max_window=int(config.vad.max_utterance_s * SAMPLE_RATE),
                              retry_model=retry_model(models) if role == "final" else "",
                              pcm_rings={source: pcm_ring_name(prefix, source) for source in plan.sources}
-                             if role == "final" else {})
+                             if role == "final" else {},
+                             server=server if role == "final" else None)
         # The final actor answers every SpeechEnd, and stops last: after the mel actor has
         # closed the utterance in progress.
         actors.append(spec_for(role, f"earwig.actors.{role}", params, idle_evict_s=models.idle_evict_s,

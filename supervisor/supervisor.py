@@ -346,7 +346,7 @@ class Supervisor:
         """Kept Finals (the first answer to each utterance, a retry's revision): into the session log first,
         then to every subscriber and listener."""
         for final in map(self._played_back.mark, finals):
-            model = "" if running is None else (final.revised and running.retry_model) or running.model
+            model = final.model or ("" if running is None else (final.revised and running.retry_model) or running.model)
             if self.session_log is not None and not self.session_log.append(final, model):
                 self._warn_session_log()
             self._publish(final)

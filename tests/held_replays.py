@@ -46,11 +46,16 @@ class HeldReplays:
             self._heard[message.source] = message.end
         waiting = self._preview and any(self._heard.get(source, start) - start > GRACE_S * SAMPLE_RATE
                       and (source, start) not in self._previewed for source, start in self._open.items())
-        held = bool(self._loading) or waiting
+        held = bool(self._loading) or waiting or self.also_held()
         if held == self.held:
             return None
         self.held = held
         return held
+
+
+    def also_held(self) -> bool:
+        """What else a test holds the replays for (a subclass says)."""
+        return False
 
 
 class HeldUntilEvicted:

@@ -94,6 +94,29 @@ def test_a_stopping_actor_transcribes_what_it_owes_but_guesses_nothing():
     assert book.next_batch(stopping=True).jobs[0].utterance == Utterance("mic", 0, 3 * SECOND)
 
 
+def test_utterances_left_to_a_server_are_not_read_locally_and_its_answer_is_taken_once():
+    book = ledger()
+    first, second = Utterance("mic", 0, 2 * SECOND), Utterance("mic", 3 * SECOND, 5 * SECOND)
+    book.ended("mic", first.start, first.end, now_ns=1)
+    book.ended("mic", second.start, second.end, now_ns=2)
+    assert book.unanswered() == [first, second]
+    batch = book.next_batch(waiting=frozenset({first}))
+    assert [j.utterance for j in batch.jobs] == [second]  # the server has the first for now
+    assert book.owed(first)
+    book.record(first, final_of(first, "from the server"), 0.0)
+    assert not book.owed(first)  # a local answer that comes later is not wanted
+    assert book.unanswered() == [second]
+    assert [f.text for f in book.due()] == ["from the server"]
+    assert not book.owed(first)  # published: no longer owed either
+
+
+def test_no_guess_is_read_while_a_server_writes_the_text():
+    book = ledger()
+    book.paused("mic", 0, 3 * SECOND, now_ns=1)
+    assert book.next_batch(speculate=False) is None
+    assert book.next_batch().speculative
+
+
 def test_a_restarted_actor_redoes_the_unanswered_utterance_with_the_context_it_had():
     """After a kill the supervisor sends the recent Finals, then the SpeechEnds still owed."""
     book = FinalLedger(max_window=30 * SECOND)

@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
@@ -18,12 +17,9 @@ import pytest
 
 from earwig import model_store
 from earwig.config import Config, ModelsConfig, SourceConfig
-from earwig.messages import (ActorFailed, Final, Level, ModelState, Partial, PauseSource, SourceEnded,
-                             SpeechEnd, SpeechStart)
-from earwig.shm import segments
-from earwig.supervisor.plan import transcription_plan
-from earwig.supervisor.supervisor import Supervisor
+from earwig.messages import ActorFailed, Final, Level, ModelState, Partial, SourceEnded, SpeechEnd, SpeechStart
 from held_replays import GRACE_S, HeldReplays, HeldUntilEvicted
+from live_pipeline import quiet, replays_done, run_live
 from speech_text import RATE, Spoken, agreement, spoken_file, word_error_rate
 
 EARWIG = [sys.executable, "-m", "earwig"]
@@ -68,43 +64,6 @@ def clear(spoken, tmp_path_factory) -> dict[str, Spoken]:
     folder = tmp_path_factory.mktemp("clear")
     return {source: spoken_file(folder / f"{source}.wav", said, VOICES[source])
             for source, said in CLEAR_SAID.items()}
-
-
-async def run_live(config: Config, until, hold=None, timeout: float = 180.0) -> tuple[list, Supervisor]:
-    """Run the whole pipeline (capture, mel, preview, final) until ``until(messages)``; the
-    replays hold their place when ``hold`` says (by default while a model loads:
-    ``HeldReplays``)."""
-    plan = transcription_plan(config, segments.run_prefix())
-    seen: list = []
-    hold = hold or HeldReplays()
-    async with Supervisor(plan.rings, plan.actors) as supervisor:
-        queue = supervisor.subscribe()
-        deadline = time.monotonic() + timeout
-        while not until(seen):
-            assert time.monotonic() < deadline, f"timed out; last messages: {seen[-8:]}"
-            try:
-                message = await asyncio.wait_for(queue.get(), 0.25)
-            except asyncio.TimeoutError:
-                continue
-            seen.append(message)
-            if (held := hold.see(message)) is not None:
-                for source in ("mic", "speakers"):
-                    supervisor.tell(PauseSource(source=source, paused=held))
-    return seen, supervisor
-
-
-def replays_done(sources: list[str]):
-    """Every replay ended and every utterance has its Final."""
-    def done(seen: list) -> bool:
-        ended = {m.source for m in seen if isinstance(m, SourceEnded)}
-        ends = sum(isinstance(m, SpeechEnd) for m in seen)
-        finals = sum(isinstance(m, Final) for m in seen)
-        return ended >= set(sources) and ends == finals and ends > 0 and _quiet(seen)
-    return done
-
-
-def _quiet(seen: list) -> bool:
-    return not seen or not isinstance(seen[-1], SpeechStart)
 
 
 # --- the final text ---------------------------------------------------------------------------
@@ -231,7 +190,7 @@ def test_a_broken_final_model_fails_alone_and_the_partials_go_on(spoken, tmp_pat
                     models=ModelsConfig(final=str(broken)))
 
     def enough(seen: list) -> bool:
-        return any(isinstance(m, SourceEnded) for m in seen) and _quiet(seen) and \
+        return any(isinstance(m, SourceEnded) for m in seen) and quiet(seen) and \
             sum(isinstance(m, SpeechEnd) for m in seen) == len(MIC_SAID)
 
     seen, supervisor = asyncio.run(run_live(config, enough, HeldReplays(preview=True)))

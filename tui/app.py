@@ -43,7 +43,7 @@ from earwig.errors import EarwigError
 from earwig.export import TITLES
 from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, DictationCommand, DictationState,
                              EchoState, Final, Level, Message, ModelState, Partial, PauseSource, PlayedBack,
-                             Retry, Shutdown, Source,
+                             Retry, ServerState, Shutdown, Source,
                              SourceEnded, SourceState, SpeechStart, Stats)
 from earwig.supervisor.session_log import audio_path
 from earwig.tui.level import NOTICE, LevelMeter
@@ -192,6 +192,8 @@ class MonitorApp(App):
         plan = self._with_dictation(transcription_plan(self.config, prefix, devices_optional=True), prefix)
         for source, error in plan.unavailable.items():
             self.show_unavailable(source, error)
+        if self.config.server.url:
+            self.status.engine = f"[yellow]audio sent to[/] {self.config.server.url}"
         if plan.echo.problem:
             self.notify(plan.echo.problem, severity="warning", timeout=10)
         elif plan.echo.on:
@@ -287,6 +289,7 @@ class MonitorApp(App):
                 return
             if message.text:
                 self.session.append(message)
+            self.status.show_writer(message)
             self._partials.pop(message.source, None)
             self.columns[message.source].add_final(message)
             self.latencies.shown(message, time.monotonic_ns())
@@ -300,6 +303,8 @@ class MonitorApp(App):
             self.status.show_model(message)
         elif isinstance(message, EchoState):
             self.status.show_echo(message)
+        elif isinstance(message, ServerState):
+            self.status.show_server(message)
         elif isinstance(message, SourceState):
             self.show_connection(message)
         elif isinstance(message, SourceEnded):

@@ -1,6 +1,7 @@
 """The status bar: each model's state (evicted / loading / ready / failed, device, memory),
-the last end-of-speech -> Final latency, the dictation state, and the echo canceller's
-return loss and delay where it runs. It wraps onto a second
+where the kept text is written (a transcription server, which hears each utterance, or
+this machine), the last end-of-speech -> Final latency, the dictation state, and the echo
+canceller's return loss and delay where it runs. It wraps onto a second
 line in a narrow terminal rather than cut the latency off."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from earwig.messages import EchoState, ModelState
+from earwig.messages import EchoState, Final, ModelState, ServerState
 
 _STATE_COLOURS = {"ready": "green", "loading": "yellow", "evicted": "dim", "failed": "bold red"}
 
@@ -27,6 +28,8 @@ class StatusBar(Static):
     dictation: reactive[str] = reactive("off")
     #: The echo canceller, where it runs (empty: it does not).
     echo: reactive[str] = reactive("")
+    #: Who wrote the last Final, with a transcription server set ("": none is set).
+    engine: reactive[str] = reactive("")
 
     def __init__(self) -> None:
         super().__init__("")
@@ -44,6 +47,20 @@ class StatusBar(Static):
 
     def watch_echo(self) -> None:
         self.refresh_text()
+
+    def watch_engine(self) -> None:
+        self.refresh_text()
+
+    def show_server(self, state: ServerState) -> None:
+        """Said plainly, since earwig's promise is that nothing leaves the machine otherwise."""
+        self.engine = (f"[yellow]audio sent to[/] {state.model}" if state.up
+                       else f"[bold red]server down[/]: final on this machine")
+
+    def show_writer(self, final: Final) -> None:
+        """Who wrote the last Final, where a server is set: it, or this machine's model."""
+        if self.engine:
+            self.engine = (f"[yellow]audio sent to[/] {final.model}" if final.model
+                           else "[yellow]server set[/], last Final by this machine")
 
     def show_echo(self, state: EchoState) -> None:
         """The return loss it reaches (as a loss: -30 dB) and how late the echo is."""
@@ -71,6 +88,8 @@ class StatusBar(Static):
         parts.append(f"dictation {self.dictation}")
         if self.echo:
             parts.append(self.echo)
+        if self.engine:
+            parts.append(self.engine)
         self.update(" │ ".join(parts))
 
     def on_mount(self) -> None:

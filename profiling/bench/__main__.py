@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from earwig.profiling.bench import (dictation, echo, latency, mel, model_memory, monitor, peers, play, recovery,
-                                    retry, ring, session_log, soak, wer)
+                                    retry, ring, server, session_log, soak, wer)
 
 BENCHMARKS = {"dictation": dictation, "echo": echo, "latency": latency, "mel": mel, "model_memory": model_memory,
               "monitor": monitor, "peers": peers, "play": play, "recovery": recovery, "retry": retry, "ring": ring,
-              "session_log": session_log, "soak": soak, "wer": wer}
+              "server": server, "session_log": session_log, "soak": soak, "wer": wer}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,125 @@
+"""The final actor's requests to a transcription server (``server.url``): each confirmed
+utterance's audio sent once, its answer recorded as the utterance's Final where the local
+model has not answered it first. Which utterances go, and when the local model steps in,
+is ``final_route.ServerRoute``'s decision; this module holds the requests in flight.
+
+What leaves the machine: each utterance's samples, from its first to its last, as WAV;
+with ``server.prompt``, the text its source said before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import msgspec
+
+from earwig.actors.final_ledger import FinalLedger, Utterance
+from earwig.actors.final_route import RouteChange, ServerRoute
+from earwig.actors.runtime import Actor
+from earwig.config import SAMPLE_RATE, ServerConfig
+from earwig.decoding.hallucinations import kept_final
+from earwig.decoding.served import Server, ServerFailed, served_transcript
+from earwig.messages import ActorFailed, ServerState, Source, Stamps
+from earwig.shm import Ring
+
+
+class ServedFinals:
+    def __init__(self, actor: Actor, server: ServerConfig, language: str, pcm_rings: dict[Source, str],
+                 ledger: FinalLedger, changed: asyncio.Event) -> None:
+        self._actor, self._ledger, self._changed = actor, ledger, changed
+        self._server = Server(server)
+        self._prompt = server.prompt
+        self._language = None if language == "auto" else language
+        self._rings = {source: Ring.attach(name) for source, name in pcm_rings.items()}
+        self.route = ServerRoute(server.wait_s)
+        #: Requests in flight, and when the local model may read each utterance (monotonic s).
+        self._in_flight: dict[Utterance, tuple[asyncio.Task, float]] = {}
+        #: Utterances sent once: never sent again, whatever became of the request.
+        self._sent: set[Utterance] = set()
+        self._newest: Utterance | None = None
+        #: The engine that wrote the kept text of an utterance: the server's model, by name.
+        self.model = f"{self._server.model} at {self._server.url}"
+
+    def ended(self, utterance: Utterance) -> None:
+        """A SpeechEnd: the newest utterance, which a try of a server that is down reads (the
+        local model, guessing at the pause, has often answered it already)."""
+        self._newest = utterance
+
+    def send(self) -> None:
+        """While the server is up, every owed utterance not sent yet; while it is down, the
+        newest utterance, once the route says a try is due."""
+        wanted = self._ledger.unanswered() if self.route.up else [u for u in [self._newest] if u is not None]
+        self._sent &= {*self._ledger.unanswered(), self._newest}
+        now = time.monotonic()
+        for utterance in wanted:
+            if utterance in self._sent:
+                continue
+            if not self.route.use_server(now):
+                return
+            samples = self._rings[utterance.source].samples(utterance.start, utterance.end)
+            if samples is None:  # the ring no longer holds it: the local model reads it from its frames
+                continue
+            self._sent.add(utterance)
+            self.route.sent()
+            local_at = now + self.route.local_after((utterance.end - utterance.start) / SAMPLE_RATE)
+            task = asyncio.create_task(self._ask(utterance, samples.copy()))
+            self._in_flight[utterance] = (task, local_at)
+
+    def waiting(self) -> frozenset[Utterance]:
+        """The utterances the local model leaves to the server for now."""
+        now = time.monotonic()
+        return frozenset(u for u, (_, local_at) in self._in_flight.items() if local_at > now)
+
+    def next_turn_s(self) -> float | None:
+        """Seconds until the local model may read an utterance it leaves to the server now."""
+        now = time.monotonic()
+        turns = [local_at - now for _, local_at in self._in_flight.values() if local_at > now]
+        return min(turns) if turns else None
+
+    def answered_locally(self, utterance: Utterance, audio_s: float, took_s: float) -> None:
+        """The local model wrote ``utterance``'s Final. A request still in flight for it came
+        too late for the live text: while the server is up, it counts as failed (and is
+        tried again later); a try of a server that is down runs on, since its answer, used
+        or not, is what says the server is back."""
+        self.route.local_pass(audio_s, took_s)
+        if utterance in self._in_flight and self.route.up:
+            self._in_flight.pop(utterance)[0].cancel()
+            self._tell(self.route.failed(time.monotonic(), "the server answered later than this machine's "
+                                                            "model would"))
+
+    async def close(self) -> None:
+        for task, _ in self._in_flight.values():
+            task.cancel()
+        await self._server.aclose()
+        for ring in self._rings.values():
+            ring.close()
+
+    async def _ask(self, utterance: Utterance, samples) -> None:
+        sent_ns = time.monotonic_ns()
+        prompt = self._ledger.context.before(utterance.source, utterance.start) if self._prompt else ""
+        try:
+            served = await self._server.transcribe(samples, self._language, prompt)
+        except ServerFailed as failed:
+            self._in_flight.pop(utterance, None)
+            self._tell(self.route.failed(time.monotonic(), failed.problem))
+        else:
+            self._in_flight.pop(utterance, None)
+            self._tell(self.route.answered())
+            captured_ns = self._rings[utterance.source].stamp_ns(utterance.end - 1) or 0
+            stamps = Stamps(captured_ns=captured_ns, ready_ns=sent_ns, pass_start_ns=sent_ns,
+                            pass_end_ns=time.monotonic_ns())
+            final = kept_final(utterance.source, utterance.start, utterance.end, served_transcript(served), stamps)
+            if self._ledger.owed(utterance):
+                self._ledger.record(utterance, msgspec.structs.replace(final, model=self.model), 0.0)
+        self._changed.set()
+
+    def _tell(self, change: RouteChange | None) -> None:
+        """A change of engine: on every screen's status line; a warning where the server failed."""
+        if change is None:
+            return
+        self._actor.publish(ServerState(up=not change.warning, model=self.model,
+                                        problem=change.text if change.warning else ""))
+        if change.warning:
+            self._actor.publish(ActorFailed(actor=self._actor.name, fatal=False, error=change.text,
+                                            fix="check the server at server.url; earwig tries it again by itself"))

@@ -1,0 +1,168 @@
+"""A real transcription server for the tests and ``bench server``: vLLM's CPU build
+(``scripts/setup-vllm``) serving the bundled base model, exported as a transformers folder
+(``earwig models export``), and a proxy in front of it that fails on demand (answers 500,
+answers what is not JSON, stalls, refuses the key), so each fault reaches earwig as it
+would from a real server.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import soundfile
+
+from earwig.audio.files import read_audio
+from earwig.profiling.harness import SHARED_AUDIO
+
+REPO = Path(__file__).resolve().parents[2]
+VLLM_PYTHON = REPO / ".vllm" / "bin" / "python"
+BASE_FOLDER = REPO / ".vllm" / "models" / "base"
+#: The name the server gives the model (``server.model``).
+SERVED_NAME = "base"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class VllmServer:
+    """vLLM's OpenAI server on 127.0.0.1, started, killed and started again on one port."""
+
+    def __init__(self, folder: Path = BASE_FOLDER, name: str = SERVED_NAME) -> None:
+        self.folder, self.name, self.port = folder, name, free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.log = Path(tempfile.mkstemp(prefix="earwig-vllm-", suffix=".log")[1])
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        """Start it and return once ``/health`` answers (or raise with its log's end)."""
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1",
+               "VLLM_CPU_OMP_THREADS_BIND": f"0-{(os.cpu_count() or 1) - 1}"}
+        with open(self.log, "ab") as log:
+            self._process = subprocess.Popen(
+                [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.folder),
+                 "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(self.port),
+                 "--enforce-eager"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        while not self._healthy():
+            if self._process.poll() is not None:
+                raise RuntimeError(f"vLLM exited with {self._process.returncode}: "
+                                   f"{self.log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.5)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """One request first: vLLM's first transcription compiles and allocates (20 s on two
+        cores, then 1 s), which no measured or tested request should pay."""
+        wav = io.BytesIO()
+        soundfile.write(wav, read_audio(SHARED_AUDIO / "jfk.flac"), 16000, format="WAV", subtype="PCM_16")
+        httpx.post(f"{self.url}/audio/transcriptions", data={"model": self.name},
+                   files={"file": ("warm.wav", wav.getvalue(), "audio/wav")}, timeout=600).raise_for_status()
+
+    def kill(self) -> None:
+        """Kill it (and what it started) as a crash would."""
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+        self._process = None
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@contextmanager
+def vllm_server(folder: Path = BASE_FOLDER, name: str = SERVED_NAME) -> Iterator[VllmServer]:
+    server = VllmServer(folder, name)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.kill()
+        server.log.unlink(missing_ok=True)
+
+
+class FaultProxy:
+    """A proxy to ``upstream`` (an API root) whose ``mode`` says how it answers: "pass",
+    "error" (HTTP 500), "garbage" (200 with text that is not JSON), "stall" (holds each
+    request until ``release()``), "refuse" (401 unless the request carries ``key``).
+    ``requests`` counts what reached it, by mode."""
+
+    def __init__(self, upstream: str, key: str = "") -> None:
+        self.upstream, self.key, self.mode = upstream.rstrip("/"), key, "pass"
+        self.requests: dict[str, int] = {}
+        self._released = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                proxy._handle(self, "GET")
+
+            def do_POST(self) -> None:
+                proxy._handle(self, "POST")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def set(self, mode: str) -> None:
+        self._released.clear()
+        self.mode = mode
+
+    def release(self) -> None:
+        self._released.set()
+
+    def close(self) -> None:
+        self._released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _handle(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        mode = self.mode
+        self.requests[mode] = self.requests.get(mode, 0) + 1
+        body = request.rfile.read(int(request.headers.get("Content-Length", 0) or 0))
+        if mode == "refuse" and request.headers.get("Authorization") != f"Bearer {self.key}":
+            return self._answer(request, 401, b'{"error": "invalid api key"}')
+        if mode == "error":
+            return self._answer(request, 500, b"Internal Server Error")
+        if mode == "garbage":
+            return self._answer(request, 200, b"<html>not a transcription</html>")
+        if mode == "stall":
+            self._released.wait()
+        path = request.path[len("/v1"):] if request.path.startswith("/v1") else request.path
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
+        try:
+            answer = httpx.request(method, self.upstream + path, content=body, headers=headers, timeout=120)
+        except httpx.HTTPError:
+            return self._answer(request, 502, b"upstream unreachable")
+        self._answer(request, answer.status_code, answer.content, answer.headers.get("content-type", ""))
+
+    @staticmethod
+    def _answer(request: BaseHTTPRequestHandler, status: int, body: bytes, kind: str = "text/plain") -> None:
+        try:
+            request.send_response(status)
+            request.send_header("Content-Type", kind)
+            request.send_header("Content-Length", str(len(body)))
+            request.end_headers()
+            request.wfile.write(body)
+        except OSError:
+            pass  # the client gave up on it (a request it no longer wanted)

