@@ -43,6 +43,9 @@ class ServerRoute:
         """``wait_s``: how long to wait for an answer before the local pass (0: a local pass's time)."""
         self._wait_s = wait_s
         self.up = True
+        #: Failed requests so far: a request sent before the latest failure was not late
+        #: when the local model answered first (the failure handed it over).
+        self.failures = 0
         self._retry_at = 0.0
         self._backoff = FIRST_RETRY_S
         self._probing = False
@@ -81,6 +84,7 @@ class ServerRoute:
     def failed(self, now: float, problem: str) -> RouteChange | None:
         """A request failed; a warning when the server was up (one per outage)."""
         was_up, self.up, self._probing = self.up, False, False
+        self.failures += 1
         self._retry_at = now + self._backoff
         self._backoff = min(2 * self._backoff, MOST_RETRY_S)
         if not was_up:

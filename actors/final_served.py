@@ -33,8 +33,9 @@ class ServedFinals:
         self._language = None if language == "auto" else language
         self._rings = {source: Ring.attach(name) for source, name in pcm_rings.items()}
         self.route = ServerRoute(server.wait_s)
-        #: Requests in flight, and when the local model may read each utterance (monotonic s).
-        self._in_flight: dict[Utterance, tuple[asyncio.Task, float]] = {}
+        #: Requests in flight: when the local model may read each utterance (monotonic s), and
+        #: the route's failures when it was sent.
+        self._in_flight: dict[Utterance, tuple[asyncio.Task, float, int]] = {}
         #: Utterances sent once: never sent again, whatever became of the request.
         self._sent: set[Utterance] = set()
         self._newest: Utterance | None = None
@@ -64,32 +65,34 @@ class ServedFinals:
             self.route.sent()
             local_at = now + self.route.local_after((utterance.end - utterance.start) / SAMPLE_RATE)
             task = asyncio.create_task(self._ask(utterance, samples.copy()))
-            self._in_flight[utterance] = (task, local_at)
+            self._in_flight[utterance] = (task, local_at, self.route.failures)
 
     def waiting(self) -> frozenset[Utterance]:
         """The utterances the local model leaves to the server for now."""
         now = time.monotonic()
-        return frozenset(u for u, (_, local_at) in self._in_flight.items() if local_at > now)
+        return frozenset(u for u, (_, local_at, _) in self._in_flight.items() if local_at > now)
 
     def next_turn_s(self) -> float | None:
         """Seconds until the local model may read an utterance it leaves to the server now."""
         now = time.monotonic()
-        turns = [local_at - now for _, local_at in self._in_flight.values() if local_at > now]
+        turns = [local_at - now for _, local_at, _ in self._in_flight.values() if local_at > now]
         return min(turns) if turns else None
 
     def answered_locally(self, utterance: Utterance, audio_s: float, took_s: float) -> None:
         """The local model wrote ``utterance``'s Final. A request still in flight for it came
         too late for the live text: while the server is up, it counts as failed (and is
         tried again later); a try of a server that is down runs on, since its answer, used
-        or not, is what says the server is back."""
+        or not, is what says the server is back; so does one sent before a failure handed
+        its utterance to the local model."""
         self.route.local_pass(audio_s, took_s)
-        if utterance in self._in_flight and self.route.up:
+        request = self._in_flight.get(utterance)
+        if request is not None and self.route.up and request[2] == self.route.failures:
             self._in_flight.pop(utterance)[0].cancel()
             self._tell(self.route.failed(time.monotonic(), "the server answered later than this machine's "
                                                             "model would"))
 
     async def close(self) -> None:
-        for task, _ in self._in_flight.values():
+        for task, _, _ in self._in_flight.values():
             task.cancel()
         await self._server.aclose()
         for ring in self._rings.values():
@@ -102,7 +105,11 @@ class ServedFinals:
             served = await self._server.transcribe(samples, self._language, prompt)
         except ServerFailed as failed:
             self._in_flight.pop(utterance, None)
-            self._tell(self.route.failed(time.monotonic(), failed.problem))
+            now = time.monotonic()
+            self._tell(self.route.failed(now, failed.problem))
+            # The others in flight are the local model's at once: a failing server is not waited for.
+            self._in_flight = {u: (task, min(local_at, now), sent) for u, (task, local_at, sent)
+                               in self._in_flight.items()}
         else:
             self._in_flight.pop(utterance, None)
             self._tell(self.route.answered())

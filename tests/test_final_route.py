@@ -31,6 +31,7 @@ def test_the_local_models_turn_comes_after_what_a_local_pass_took():
 def test_a_failure_warns_once_and_the_local_model_reads_at_once():
     route = ServerRoute()
     change = route.failed(10.0, "cannot reach http://x")
+    assert route.failures == 1  # what was sent before it is no longer waited for
     assert change is not None and change.warning and "cannot reach http://x" in change.text
     assert route.local_after(3.0) == 0.0
     assert not route.use_server(10.0)  # not hammered

@@ -10,8 +10,9 @@ base (``scripts/setup-vllm``, ``earwig models export``), and base here.
 - sources at once: N simulated live sources (1, 2, 4, 8), each sending the same
   utterances to the one server at the pace they were spoken, as N earwigs would: the
   server's answer time p50/p95 against N, the curve that says how many users it holds;
-- death: the server killed after its first Final of a live run: seconds from the kill to
-  the next Final (the local model's), against a local pass (the local run's p50).
+- death: the server gone after its first Final of a live run (the proxy in front of it
+  closes: connections are refused, as a dead server's are): seconds from then to the next
+  Final (the local model's), against a local pass (the local run's p50).
 
 On a 2-core machine the server and earwig share the cores, which every figure here pays
 for; the figures that matter for users come from a GPU (README, "Served").
@@ -36,7 +37,7 @@ from earwig.decoding.served import Server
 from earwig.messages import Final, SourceEnded, SpeechEnd
 from earwig.profiling.harness import REAL_AUDIO
 from earwig.profiling.harness.scoring import word_error_rate
-from earwig.profiling.harness.served import SERVED_NAME, VllmServer, vllm_server
+from earwig.profiling.harness.served import SERVED_NAME, FaultProxy, VllmServer, vllm_server
 from earwig.profiling.report import table
 from earwig.shm import segments
 from earwig.supervisor.plan import transcription_plan
@@ -45,7 +46,7 @@ from earwig.supervisor.supervisor import Supervisor
 GAP_S = 3.0
 #: Recordings of 2-12 s, in MANIFEST order; a smoke run reads the first few.
 SHORTEST_S, LONGEST_S = 2.0, 12.0
-COUNT, QUICK_COUNT = 12, 3
+COUNT, QUICK_COUNT = 12, 2
 SOURCES_AT_ONCE, QUICK_SOURCES_AT_ONCE = (1, 2, 4, 8), (1, 2)
 
 
@@ -63,9 +64,10 @@ def spoken(clips: list[tuple[np.ndarray, str]], folder: Path) -> Path:
     return path
 
 
-async def live(path: Path, server: ServerConfig, kill: VllmServer | None = None) -> tuple[list[Final], float | None]:
-    """Every Final of the replay; with ``kill``, the server is killed at its first Final and
-    the seconds from then to the next Final are returned too."""
+async def live(path: Path, server: ServerConfig, kill: FaultProxy | None = None) -> tuple[list[Final], float | None]:
+    """Every Final of the replay; with ``kill`` (the proxy ``server`` goes through), the
+    server dies at its first Final (the proxy closes: its port refuses connections, as a dead
+    server's does) and the seconds from then to the next Final are returned too."""
     config = Config(mic=SourceConfig(replay=str(path)), speakers=SourceConfig(enabled=False), server=server)
     plan = transcription_plan(config, segments.run_prefix())
     finals, ends, ended, killed_at, after_kill = [], 0, False, None, None
@@ -76,7 +78,7 @@ async def live(path: Path, server: ServerConfig, kill: VllmServer | None = None)
             if isinstance(message, Final):
                 finals.append(message)
                 if kill is not None and killed_at is None and message.model:
-                    kill.kill()
+                    kill.close()
                     killed_at = time.monotonic()
                 elif killed_at is not None and after_kill is None:
                     after_kill = time.monotonic() - killed_at
@@ -117,7 +119,7 @@ def _p(values: list[float], q: float) -> str:
 
 
 def run(quick: bool = False, vllm: VllmServer | None = None) -> str:
-    """``vllm``: a server already running (the tests'), started again after its kill."""
+    """``vllm``: a server already running (the tests'); by default one is started."""
     clips = corpus(QUICK_COUNT if quick else COUNT)
     reference = " ".join(text for _, text in clips)
     rows, wer = [], {}
@@ -137,8 +139,8 @@ def run(quick: bool = False, vllm: VllmServer | None = None) -> str:
         curve = [(str(n), *(_p(t, q) for q in (50, 95)))
                  for n in (QUICK_SOURCES_AT_ONCE if quick else SOURCES_AT_ONCE)
                  for t in [asyncio.run(sources_at_once(vllm.url, clips, n))]]
-        _, after_kill = asyncio.run(live(path, ServerConfig(url=vllm.url, model=SERVED_NAME), kill=vllm))
-        vllm.start()
+        proxy = FaultProxy(vllm.url)
+        _, after_kill = asyncio.run(live(path, ServerConfig(url=proxy.url, model=SERVED_NAME), kill=proxy))
     audio_s = sum(len(c) for c, _ in clips) / SAMPLE_RATE
     lines = [f"server: {len(clips)} real recordings ({audio_s:.0f} s) replayed live {GAP_S:.0f} s apart; "
              f"{psutil.cpu_count()} cores shared by the server and earwig; seconds from capture of the "
