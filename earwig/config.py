@@ -21,6 +21,14 @@ SAMPLE_RATE = 16_000
 MAX_RING_S = 3600.0
 
 
+def _require(prefix: str, checks: list[tuple[str, bool, str]]) -> None:
+    """The first check that fails, as msgspec's error: one line that names the key (with its
+    section's ``prefix``) and what it may be."""
+    for key, ok, allowed in checks:
+        if not ok:
+            raise msgspec.ValidationError(f"{prefix}{key} must be {allowed}")
+
+
 class SourceConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     enabled: Annotated[bool, Meta(description="Capture and transcribe this source.")] = True
     device: Annotated[str, Meta(description=
@@ -57,9 +65,7 @@ class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                   ("lead_ms", 0 <= self.lead_ms <= 1000, "between 0 and 1000"),
                   ("pad_ms", 0 <= self.pad_ms <= self.min_silence_ms, "between 0 and min_silence_ms"),
                   ("max_utterance_s", 10.0 <= self.max_utterance_s <= 29.0, "between 10 and 29")]
-        for key, ok, allowed in checks:
-            if not ok:
-                raise msgspec.ValidationError(f"vad.{key} must be {allowed}")
+        _require("vad.", checks)
 
     def onset(self, start: int) -> int:
         """The first voiced sample of an utterance that a SpeechStart says begins at
@@ -104,9 +110,7 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                   ("beam_size", 1 <= self.beam_size <= 16, "between 1 and 16"),
                   ("preview_interval_ms", 50 <= self.preview_interval_ms <= 10_000, "between 50 and 10000"),
                   ("idle_evict_s", self.idle_evict_s > 0, "more than 0")]
-        for key, ok, allowed in checks:
-            if not ok:
-                raise msgspec.ValidationError(f"models.{key} must be {allowed}")
+        _require("models.", checks)
 
 
 class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -201,9 +205,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                    "the name of an environment variable, e.g. EARWIG_SERVER_KEY"),
                   ("wait_s", 0 <= self.wait_s <= 600, "between 0 (a local pass's time) and 600"),
                   ("timeout_s", 0 < self.timeout_s <= 600, "between 0 and 600")]
-        for key, ok, allowed in checks:
-            if not ok:
-                raise msgspec.ValidationError(f"server.{key} must be {allowed}")
+        _require("server.", checks)
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -233,9 +235,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                    f"between vad.max_utterance_s ({longest:g}) and {MAX_RING_S:g}: an utterance must fit in "
                    "the ring, or its start is gone before the final model reads it"),
                   ("block_samples", 1 <= self.block_samples <= SAMPLE_RATE, f"between 1 and {SAMPLE_RATE} (one second)")]
-        for key, ok, allowed in checks:
-            if not ok:
-                raise msgspec.ValidationError(f"{key} must be {allowed}")
+        _require("", checks)
 
     def source(self, name: Source) -> SourceConfig:
         return getattr(self, name)
