@@ -137,7 +137,12 @@ def test_kill_9_of_random_actors_loses_no_utterance_and_duplicates_none(config, 
         # utterances are decoded together) and the preview's drafts depend on timing; on a
         # paced replay a chaos run was seen 0.03-0.06 above its calm run with every utterance
         # answered once. A lost utterance costs about a tenth of a source's words.
-        assert chaos_wer <= calm_wer + 0.1, (source, calm_wer, chaos_wer, text["chaos"])
+        lines = {name: [f"{f.start / 16000:6.2f}-{f.end / 16000:6.2f} {f.text}"
+                        for f in sorted(run, key=lambda f: f.start) if f.source == source]
+                 for name, run in (("calm", calm), ("chaos", chaos))}
+        assert chaos_wer <= calm_wer + 0.1, \
+            f"{source}: WER {calm_wer:.4f} calm, {chaos_wer:.4f} after kills\ncalm:\n" + "\n".join(lines["calm"]) \
+            + "\nchaos:\n" + "\n".join(lines["chaos"])
     assert len(recovered_s) >= 10, recovered_s  # the run was chaotic
     print(f"\nchaos: {len(recovered_s)} kills; back after p50 {np.percentile(recovered_s, 50):.2f} s, "
           f"max {max(recovered_s):.2f} s; Finals {len(chaos)} of {len(calm)}")
