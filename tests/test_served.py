@@ -231,4 +231,4 @@ def test_the_server_benchmark_prints_both_engines_the_sources_curve_and_the_fall
         served = next(cell for cell in row(name) if "/" in cell and cell[0].isdigit())
         assert int(served.split("/")[0]) >= 1, report  # which engine wins each race is the report's figure
     assert [row(str(n))[0] for n in bench.QUICK_SOURCES_AT_ONCE] == [str(n) for n in bench.QUICK_SOURCES_AT_ONCE]
-    assert "s to the next Final (the local model's)" in report, report
+    assert "the next utterance's SpeechEnd -> its Final (the local model's)" in report, report

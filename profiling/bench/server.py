@@ -11,8 +11,9 @@ base (``scripts/setup-vllm``, ``earwig models export``), and base here.
   utterances to the one server at the pace they were spoken, as N earwigs would: the
   server's answer time p50/p95 against N, the curve that says how many users it holds;
 - death: the server gone after its first Final of a live run (the proxy in front of it
-  closes: connections are refused, as a dead server's are): seconds from then to the next
-  Final (the local model's), against a local pass (the local run's p50).
+  closes: connections are refused, as a dead server's are): seconds from the next
+  utterance's SpeechEnd to its Final (the local model's), against a local pass (the local
+  run's p50).
 
 On a 2-core machine the server and earwig share the cores, which every figure here pays
 for; the figures that matter for users come from a GPU (README, "Served").
@@ -69,10 +70,10 @@ def spoken(clips: list[tuple[np.ndarray, str]], folder: Path) -> Path:
 async def live(path: Path, server: ServerConfig, kill: FaultProxy | None = None) -> tuple[list[Final], float | None]:
     """Every Final of the replay; with ``kill`` (the proxy ``server`` goes through), the
     server dies at its first Final (the proxy closes: its port refuses connections, as a dead
-    server's does) and the seconds from then to the next Final are returned too."""
+    server's does), and the seconds from the next SpeechEnd to its Final are returned too."""
     config = Config(mic=SourceConfig(replay=str(path)), speakers=SourceConfig(enabled=False), server=server)
     plan = transcription_plan(config, segments.run_prefix())
-    finals, ends, ended, killed_at, after_kill = [], 0, False, None, None
+    finals, ends, ended, killed_at, ended_after_kill, after_kill = [], 0, False, None, None, None
     async with Supervisor(plan.rings, plan.actors) as supervisor:
         messages = supervisor.subscribe()
         while not (ended and len(finals) == ends and ends):
@@ -82,8 +83,10 @@ async def live(path: Path, server: ServerConfig, kill: FaultProxy | None = None)
                 if kill is not None and killed_at is None and message.model:
                     kill.close()
                     killed_at = time.monotonic()
-                elif killed_at is not None and after_kill is None:
-                    after_kill = time.monotonic() - killed_at
+                elif ended_after_kill is not None and after_kill is None:
+                    after_kill = time.monotonic() - ended_after_kill
+            if isinstance(message, SpeechEnd) and killed_at is not None and ended_after_kill is None:
+                ended_after_kill = time.monotonic()
             ends += isinstance(message, SpeechEnd)
             ended = ended or isinstance(message, SourceEnded)
     return finals, after_kill
@@ -154,7 +157,7 @@ def run(quick: bool = False, vllm: VllmServer | None = None) -> str:
                  "request -> answer")
     lines += table(("sources", "p50 s", "p95 s"), curve)
     lines.append("")
-    lines.append(f"server killed after its first Final: {after_kill:.2f} s to the next Final (the local model's); "
-                 f"a local pass p50 {local_p50:.2f} s" if after_kill is not None
+    lines.append(f"server killed after its first Final: the next utterance's SpeechEnd -> its Final (the local "
+                 f"model's) {after_kill:.2f} s; a local pass p50 {local_p50:.2f} s" if after_kill is not None
                  else "server killed after its first Final: no Final came after it")
     return "\n".join(lines)
