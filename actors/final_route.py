@@ -81,8 +81,14 @@ class ServerRoute:
         was_up, self.up, self._probing, self._backoff = self.up, True, False, FIRST_RETRY_S
         return None if was_up else RouteChange(False, "the server answers again: it writes the kept text")
 
-    def failed(self, now: float, problem: str) -> RouteChange | None:
-        """A request failed; a warning when the server was up (one per outage)."""
+    def failed(self, now: float, problem: str, sent_after: int | None = None) -> RouteChange | None:
+        """A request failed; a warning when the server was up (one per outage).
+        ``sent_after``: the route's ``failures`` when the request was sent. A request sent
+        before a later failure belongs to the outage that failure reported (two requests
+        stalled together time out one after the other, and a try may have brought the
+        server back between them): it changes nothing."""
+        if sent_after is not None and sent_after < self.failures:
+            return None
         was_up, self.up, self._probing = self.up, False, False
         self.failures += 1
         self._retry_at = now + self._backoff

@@ -104,9 +104,9 @@ class ServedFinals:
         try:
             served = await self._server.transcribe(samples, self._language, prompt)
         except ServerFailed as failed:
-            self._in_flight.pop(utterance, None)
+            _, _, sent_after = self._in_flight.pop(utterance, (None, 0.0, None))
             now = time.monotonic()
-            self._tell(self.route.failed(now, failed.problem))
+            self._tell(self.route.failed(now, failed.problem, sent_after))
             # The others in flight are the local model's at once: a failing server is not waited for.
             self._in_flight = {u: (task, min(local_at, now), sent) for u, (task, local_at, sent)
                                in self._in_flight.items()}

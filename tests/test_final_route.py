@@ -78,3 +78,14 @@ def test_a_set_wait_replaces_the_measured_pace_while_the_server_is_up():
     assert route.local_after(4.0) == 5.0
     route.failed(0.0, "down")
     assert route.local_after(4.0) == 0.0
+
+
+def test_a_request_sent_before_a_failure_that_fails_after_the_server_came_back_warns_nothing():
+    route = ServerRoute()
+    first, second = route.failures, route.failures  # two requests stalled together
+    assert route.failed(30.0, "did not answer in time", sent_after=first).warning
+    route.sent()
+    assert route.answered() is not None  # the try after a second brings it back
+    assert route.failed(32.0, "did not answer in time", sent_after=second) is None
+    assert route.up and route.use_server(32.0)  # the outage it belonged to is over
+    assert route.failed(40.0, "down", sent_after=route.failures).warning  # a new one warns
