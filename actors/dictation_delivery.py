@@ -5,21 +5,30 @@ the keyboard" directly. The top-level window is compared, not the focused widget
 window, so a text field that moves focus inside its application still counts as the same.
 
 Why xclip for the clipboard: an X selection needs an owner that answers paste requests
-until another takes it; xclip forks one that does, so the actor need not serve it.
+until another takes it; xclip forks one that does, so the actor need not serve it. A paste
+is the exception: the previous clipboard goes back only once the application has fetched
+the dictated text, which only the selection's owner sees, so the actor owns the selection
+itself for that one paste (``PasteOffer``), however long the application takes to ask.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
 from earwig.errors import EarwigError
 
-#: After ctrl+v, how long the application gets to fetch the text before the clipboard's
+#: After ctrl+v, the longest wait for the application to fetch the text (one that ignores
+#: ctrl+v never asks), and, once it has, how long it gets for the other forms of the same
+#: paste that some ask for next (a browser asks for several), before the clipboard's
 #: previous content is put back.
+PASTE_FETCH_MOST_S = 10.0
 PASTE_SETTLE_S = 0.3
+#: The forms of text a paste may ask for.
+TEXT_TARGETS = ("UTF8_STRING", "text/plain;charset=utf-8", "text/plain", "STRING", "TEXT")
 XCLIP = ["xclip", "-selection", "clipboard"]
 
 
@@ -78,12 +87,13 @@ class Desktop:
         from pynput.keyboard import Key
 
         previous = self.clipboard()
-        self.set_clipboard(text)
+        offer = PasteOffer(text)
         with self._keyboard.pressed(Key.ctrl):
             self._keyboard.tap("v")
-        time.sleep(PASTE_SETTLE_S)
-        if previous is not None:
-            self.set_clipboard(previous)
+        if offer.fetched.wait(PASTE_FETCH_MOST_S):
+            time.sleep(PASTE_SETTLE_S)
+        self.set_clipboard(text if previous is None else previous)  # xclip takes the selection over
+        offer.join()
 
     def clipboard(self) -> str | None:
         """The clipboard's text; None when it is empty or holds no text."""
@@ -94,3 +104,55 @@ class Desktop:
         # xclip's background child keeps serving the selection: no pipes for it to hold open.
         subprocess.run([*XCLIP, "-i"], input=text.encode(), stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, timeout=2, check=True)
+
+
+class PasteOffer(threading.Thread):
+    """Owns the clipboard holding ``text`` on a connection of its own, answers paste requests,
+    and sets ``fetched`` when an application has taken the text; it ends when another owner
+    takes the clipboard over."""
+
+    def __init__(self, text: str) -> None:
+        from Xlib import X, display
+
+        super().__init__(daemon=True, name="paste-offer")
+        self.fetched = threading.Event()
+        self._text = text
+        self._display = display.Display()
+        atom = self._display.intern_atom
+        self._clipboard, self._targets, self._utf8 = atom("CLIPBOARD"), atom("TARGETS"), atom("UTF8_STRING")
+        self._text_targets = {atom(name) for name in TEXT_TARGETS}
+        self._window = self._display.screen().root.create_window(0, 0, 1, 1, 0, X.CopyFromParent)
+        self._window.set_selection_owner(self._clipboard, X.CurrentTime)
+        self._display.sync()
+        self.start()
+
+    def run(self) -> None:
+        from Xlib import X
+
+        try:
+            while (event := self._display.next_event()).type != X.SelectionClear:
+                if event.type == X.SelectionRequest:
+                    self._answer(event)
+        finally:
+            self._display.close()
+
+    def _answer(self, request) -> None:
+        from Xlib import X, Xatom
+        from Xlib.protocol import event
+
+        target, prop = request.target, request.property or request.target
+        if target == self._targets:
+            request.requestor.change_property(prop, Xatom.ATOM, 32, [self._targets, *self._text_targets])
+        elif target in self._text_targets:
+            if target == Xatom.STRING:  # Latin-1, by the protocol
+                request.requestor.change_property(prop, Xatom.STRING, 8, self._text.encode("latin-1", "replace"))
+            else:
+                request.requestor.change_property(prop, self._utf8, 8, self._text.encode())
+        else:
+            prop = X.NONE  # a form it does not hold: refused
+        request.requestor.send_event(event.SelectionNotify(
+            time=request.time, requestor=request.requestor, selection=request.selection, target=target,
+            property=prop))
+        self._display.flush()
+        if prop != X.NONE and target != self._targets:
+            self.fetched.set()

@@ -17,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from earwig.actors.dictation_delivery import PASTE_SETTLE_S, PasteOffer
 from earwig.config import Config, MonitorConfig, SourceConfig
 from earwig.profiling.harness import headless
 from earwig.supervisor import session_log
@@ -160,6 +161,21 @@ def test_toggle_mode_with_paste_restores_the_clipboard(desktop, sentences):
     assert word_error_rate(SAID[2], entry.text) <= 0.1, entry.text
     _until(lambda: _run("xclip", "-selection", "clipboard", "-o") == "what was copied before",
            timeout=60, what="the clipboard's old text back")
+
+
+def test_a_paste_puts_the_old_clipboard_back_only_once_the_application_took_the_text(display):
+    subprocess.run(["xclip", "-selection", "clipboard", "-i"], input=b"what was copied before", check=True)
+    offer = PasteOffer("dictated words")
+    for _ in range(3):  # however long the application takes: nothing was fetched yet
+        assert not offer.fetched.wait(PASTE_SETTLE_S)
+    forms = _run("xclip", "-selection", "clipboard", "-o", "-t", "TARGETS").split()
+    assert "UTF8_STRING" in forms and not offer.fetched.is_set()  # asking which forms is not a paste
+    assert _run("xclip", "-selection", "clipboard", "-o") == "dictated words"
+    assert offer.fetched.is_set()
+    subprocess.run(["xclip", "-selection", "clipboard", "-i"], input=b"what was copied before", check=True)
+    offer.join(timeout=30)
+    assert not offer.is_alive()  # another owner took the clipboard: the offer is over
+    assert _run("xclip", "-selection", "clipboard", "-o") == "what was copied before"
 
 
 def test_when_the_focus_moves_the_text_is_held_on_the_clipboard_and_typed_nowhere(desktop, sentences):
