@@ -44,13 +44,15 @@ QUICK_LINES = 2
 
 
 def _lines(quick: bool) -> list[tuple[str, str]]:
-    """(file, reference) of each English recording short enough to be one utterance."""
+    """(file, reference) of each English recording short enough to be one utterance; the
+    shortest in a quick run."""
     longest = Config().vad.max_utterance_s
     with open(REAL_AUDIO / "MANIFEST.tsv", newline="") as manifest:
         rows = [row for row in csv.DictReader(manifest, delimiter="\t")
                 if row["language"] == "en" and row["reference"] and float(row["seconds"]) <= longest]
-    lines = sorted((row["file"], row["reference"]) for row in rows)
-    return lines[:QUICK_LINES] if quick else lines
+    if quick:
+        rows = sorted(rows, key=lambda row: float(row["seconds"]))[:QUICK_LINES]
+    return sorted((row["file"], row["reference"]) for row in rows)
 
 
 def _kept(folder: Path, name: str, said: np.ndarray) -> Retry:
