@@ -329,11 +329,17 @@ async def _profile(args: argparse.Namespace) -> int:
 
     config = _config_from(args)
     out = args.out or Path(f"earwig-profile-{datetime.now():%Y%m%d-%H%M%S}")
-    try:
+    made = not out.exists()
+    try:  # before the run: a folder it cannot write is found before the user has spoken
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise EarwigError(f"cannot make the profile folder {out}: {error.strerror}", "give another with --out DIR")
-    recording = await profile_run.record(config, args.seconds, warn=_warn)
+    try:
+        recording = await profile_run.record(config, args.seconds, warn=_warn)
+    except BaseException:
+        if made and not any(out.iterdir()):
+            out.rmdir()  # a run that never started leaves no empty folder behind
+        raise
     report = profile_report.build(recording)
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "trace.json").write_text(json.dumps(profile_trace.build(recording)))

@@ -172,11 +172,13 @@ def test_a_folder_earwig_cannot_use_is_one_line_naming_its_variable(speech, tmp_
     not_a_folder = tmp_path / "a-file"
     not_a_folder.touch()
     replay = ["--replay-mic", str(speech["a"])] if command[0] != "ctl" else []
+    out = ["--out", str(tmp_path / "profiled")] if command[0] == "profile" else []
     env = {**os.environ, variable: str(not_a_folder), "DISPLAY": ""}
-    result = run([*command, *replay], env=env, timeout=120)
+    result = run([*command, *replay, *out], env=env, timeout=120)
     last = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert last.startswith(f"earwig: cannot use {not_a_folder}/earwig ({variable}): Not a directory"), last
+    assert not (tmp_path / "profiled").exists()  # a run that never started leaves no empty folder
 
 
 @pytest.mark.pipeline
