@@ -32,6 +32,17 @@ SERVICE_FIXTURES = {"pulse", "desktop", "terminal_factory"}
 #: multiprocessing's resource tracker comes with any shared memory (a ring in the test's process).
 ALLOWED_PROGRAMS = {"espeak-ng", "ldconfig"}
 RESOURCE_TRACKER = b"multiprocessing.resource_tracker"
+#: Seconds the slowest test files took in a fresh clone's CI run (2026-12-06, two workers).
+#: scripts/test hands whole files to its workers in this order, the longest first, so that
+#: the short files fill in beside the long ones and no worker is left with a long file at
+#: the end. Only the order depends on these figures; a file not listed goes last.
+FILE_SECONDS = {
+    "test_served.py": 512, "test_kept_text.py": 267, "test_bench_latency.py": 220,
+    "test_bench_resources.py": 215, "test_monitor.py": 208, "test_cli.py": 201, "test_bench_text.py": 150,
+    "test_dictation.py": 141, "test_transcription.py": 135, "test_signals.py": 116,
+    "test_monitor_terminal.py": 73, "test_echo.py": 67, "test_dictate_lifecycle.py": 63,
+    "test_encoder_windows.py": 58, "test_profile.py": 37, "test_capture_pulse.py": 36, "test_model_store.py": 33,
+}
 
 
 def pytest_configure(config):
@@ -53,6 +64,7 @@ def pytest_collection_modifyitems(config, items):
                          f"so its tier is service, not {tiers[0]}")
     if wrong:
         raise pytest.UsageError("tests/README.md, tiers:\n" + "\n".join(wrong))
+    items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 0))  # stable: in a file, its own order
 
 
 class TierBroken(pytest.fail.Exception):

@@ -50,7 +50,7 @@ SHORTEST_S, LONGEST_S = 2.0, 12.0
 COUNT, QUICK_COUNT = 12, 2
 SOURCES_AT_ONCE, QUICK_SOURCES_AT_ONCE = (1, 2, 4, 8), (1, 2)
 #: The utterances each simulated source sends (the first of the corpus).
-CURVE_CLIPS = 4
+CURVE_CLIPS, QUICK_CURVE_CLIPS = 4, 1
 
 
 def corpus(count: int) -> list[tuple[np.ndarray, str]]:
@@ -141,9 +141,10 @@ def run(quick: bool = False, vllm: VllmServer | None = None) -> str:
             wer[name] = word_error_rate(reference, " ".join(f.text for f in finals))
             rows.append((name, str(len(times)), f"{served}/{len(finals)}", _p(times, 50), _p(times, 95),
                          f"{np.percentile(times, 50) / local_p50:.2f}x", f"{wer[name]:.3f}"))
+        each_sends = clips[:QUICK_CURVE_CLIPS if quick else CURVE_CLIPS]
         curve = [(str(n), *(_p(t, q) for q in (50, 95)))
                  for n in (QUICK_SOURCES_AT_ONCE if quick else SOURCES_AT_ONCE)
-                 for t in [asyncio.run(sources_at_once(vllm.url, clips[:CURVE_CLIPS], n))]]
+                 for t in [asyncio.run(sources_at_once(vllm.url, each_sends, n))]]
         proxy = FaultProxy(vllm.url)
         _, after_kill = asyncio.run(live(path, ServerConfig(url=proxy.url, model=SERVED_NAME), kill=proxy))
     audio_s = sum(len(c) for c, _ in clips) / SAMPLE_RATE
