@@ -10,6 +10,7 @@ import time
 import numpy as np
 import psutil
 import pytest
+import soundfile
 
 from earwig.actors.runtime import ActorSpec
 from earwig.audio.files import read_audio
@@ -74,26 +75,39 @@ def test_kill_9_of_a_capture_actor_restarts_it_and_loses_no_audio(ring_prefix, l
     np.testing.assert_array_equal(samples[: len(audio)], audio)
 
 
-def test_fast_replay_paces_itself_to_its_slowest_reader(ring_prefix, long_speech):
+def test_fast_replay_paces_itself_to_its_slowest_reader(ring_prefix, long_speech, tmp_path):
+    """The reader reads nothing until half the ring holds what it has not read (where the
+    paced replay stops for it), stalls a while longer, then reads: a replay that did not
+    wait for it would write the rest of the file (four times ``long_speech``: longer than
+    the ring) over what is unread; the paced one loses nothing, however long the stall
+    (its length only decides how surely a replay that does not wait is caught)."""
+    path = tmp_path / "longer.wav"
+    soundfile.write(path, np.tile(read_audio(long_speech), 4), 16000)
+    audio = read_audio(path)
+
     async def scenario():
-        plan = replay_plan(ring_prefix, long_speech, realtime=False)
+        config = Config(mic=SourceConfig(replay=str(path), realtime=False), speakers=SourceConfig(enabled=False),
+                        ring_seconds=Config().vad.max_utterance_s)
+        plan = capture_plan(config, ring_prefix)
         async with Supervisor(plan.rings, plan.actors) as supervisor:
             ring = supervisor.rings[plan.rings[0].name]
+            assert ring.spec.capacity * ring.spec.item_len < len(audio)
             reader = ring.reader(slot=0, start=0)
             events = supervisor.subscribe()
-            chunks, started = [], time.monotonic()
-            while len(chunks) == 0 or chunks[-1].end * ring.spec.item_len < len(read_audio(long_speech)):
+            await until(lambda: ring.published >= ring.spec.capacity // 2, "half a ring of unread audio")
+            await asyncio.sleep(3.0)
+            chunks = []
+            while sum(len(c.data) for c in chunks) * ring.spec.item_len < len(audio):
                 await reader.wait(timeout=60)
-                batch = reader.read(max_items=64)
-                chunks.append(batch)
+                chunks.append(reader.read(max_items=64))
                 await asyncio.sleep(0.002)  # a slow consumer
             await next_of(events, SourceEnded)
-            return chunks, time.monotonic() - started, ring.spec.capacity
+            return chunks, ring.spec.item_len
 
-    chunks, took, capacity = asyncio.run(scenario())
+    chunks, item_len = asyncio.run(scenario())
     assert sum(c.lost for c in chunks) == 0, "fast replay must not overrun its reader"
-    audio_s = sum(len(c.data) for c in chunks) * 160 / 16000
-    assert took < audio_s, "fast replay should beat real time"
+    samples = np.concatenate([c.data.reshape(-1) for c in chunks])
+    np.testing.assert_array_equal(samples[:len(audio)], audio[:len(samples)])
 
 
 def policy_run(actor_mode, policy, watch=10.0):
