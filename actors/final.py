@@ -18,7 +18,8 @@ What is owed, what to transcribe next and which Finals are due is decided by
 ``final_ledger.FinalLedger`` from the messages alone; this module loads the model, reads
 the frames and runs the decoder. With a transcription server (``server.url``), each
 confirmed utterance is sent there first and this machine's model is the fallback
-(``final_served``, ``final_route``): it reads what the server fails or is late to answer.
+(``final_served``, ``final_route``): it reads what the server fails or is late to answer,
+and a line asked for again while the server is down.
 
 Why speculate: the VAD waits ``min_silence_ms`` (500 ms) before it calls speech ended. The
 final pass starts when that wait begins; when the SpeechEnd with the same start and end
@@ -128,7 +129,7 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
         retry = ledger.next_retry(stopping=actor.stopping.is_set()) if batch is None else None
         if retry is not None:
             started_ns = time.monotonic_ns()
-            outcome = await _retry(session, retry)
+            outcome = await _retry(session, retry, served)
             ledger.counters["retries"] += 1
             ledger.counters["retry_s"] += (time.monotonic_ns() - started_ns) / 1e9
             _publish_retry(actor, retry, outcome, ledger)
@@ -174,10 +175,16 @@ async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, 
         ledger.counters["tokens"] += transcript.decoded_tokens
 
 
-async def _retry(session: ModelSession, retry: Retry) -> Final | EarwigError:
-    """The line's revised Final, or why it cannot be read again."""
+async def _retry(session: ModelSession, retry: Retry, served: ServedFinals | None) -> Final | EarwigError:
+    """The line's revised Final, or why it cannot be read again: by the server while it is
+    up, else by the local retry model."""
     try:
         samples = line_samples(retry, session.params.pcm_rings.get(retry.source))
+    except EarwigError as error:
+        return error
+    if served is not None and (final := await served.retried(retry, samples)) is not None:
+        return final
+    try:
         model = await session.retry_model()
     except EarwigError as error:
         return error

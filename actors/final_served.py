@@ -1,6 +1,7 @@
 """The final actor's requests to a transcription server (``server.url``): each confirmed
 utterance's audio sent once, its answer recorded as the utterance's Final where the local
-model has not answered it first. Which utterances go, and when the local model steps in,
+model has not answered it first; and a line the user asks to be read again (``Retry``),
+which the server's model reads while the server is up. Which utterances go, and when the local model steps in,
 is ``final_route.ServerRoute``'s decision; this module holds the requests in flight.
 
 What leaves the machine: each utterance's samples, from its first to its last, as WAV;
@@ -20,7 +21,7 @@ from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE, ServerConfig
 from earwig.decoding.hallucinations import kept_final
 from earwig.decoding.served import Server, ServerFailed, served_transcript
-from earwig.messages import ActorFailed, ServerState, Source, Stamps
+from earwig.messages import ActorFailed, Final, Retry, ServerState, Source, Stamps
 from earwig.shm import Ring
 
 
@@ -90,6 +91,24 @@ class ServedFinals:
             self._in_flight.pop(utterance)[0].cancel()
             self._tell(self.route.failed(time.monotonic(), "the server answered later than this machine's "
                                                             "model would"))
+
+    async def retried(self, retry: Retry, samples) -> Final | None:
+        """The line read again by the server, marked ``revised``, while the server is up (its
+        model is the one the user pointed earwig at, usually larger than this machine's);
+        None where it is down or fails now (a warning, as for a live request): the local
+        retry model reads it then. The server is asked as for a live utterance, without
+        beam search (the API has no such field)."""
+        if not self.route.up:
+            return None
+        sent_after = self.route.failures
+        prompt = retry.prompt if self._prompt else ""
+        try:
+            served = await self._server.transcribe(samples, self._language, prompt)
+        except ServerFailed as failed:
+            self._tell(self.route.failed(time.monotonic(), failed.problem, sent_after))
+            return None
+        final = kept_final(retry.source, retry.start, retry.end, served_transcript(served))
+        return msgspec.structs.replace(final, revised=True, model=self.model)
 
     async def close(self) -> None:
         for task, _, _ in self._in_flight.values():

@@ -3,13 +3,15 @@
 A user's speech does not wait for earwig, but a test's replay can (a PauseSource, as the
 monitor's ``m`` sends), and must where what it checks would otherwise depend on the
 machine's speed or load: while a model loads, and (where the test checks the preview's
-text) while an utterance has gone on for ``GRACE_S`` of audio without a Partial (the
-preview runs at a lower priority and, on a busy machine, may get no CPU before the
-utterance ends). Only a first Partial can be waited for: the preview reads an utterance
-again only when it has grown, so a held replay would wait forever for a second run to
-commit text. A test that holds for the preview must not evict the models meanwhile: a held
-replay is silence to the eviction. Whether the preview keeps up is a
-benchmark's figure (bench latency, bench peers); what it writes is the tests'.
+text) while an utterance has gone on for ``GRACE_S`` of audio without a Partial, or for
+``GRACE_S`` more after its first (the preview runs at a lower priority and, on a busy
+machine, may get no CPU before the utterance ends; its text is committed where two runs
+agree, so a test of committed text needs two). A Partial is waited for only once the
+utterance has grown since the last one: the preview reads an utterance again only when it
+has, so a held replay waiting for a run on audio it has read would wait forever. A test
+that holds for the preview must not evict the models meanwhile: a held replay is silence to
+the eviction. Whether the preview keeps up is a benchmark's figure (bench latency, bench
+peers); what it writes is the tests'.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ class HeldReplays:
         self._loading: set[str] = set()
         self._open: dict[str, int] = {}  # source -> start of its utterance in progress
         self._heard: dict[str, int] = {}  # source -> the audio position its Levels reached
-        self._previewed: set[tuple[str, int]] = set()
+        #: (source, utterance start) -> its Partials so far, and how far the audio had been
+        #: heard at the latest one.
+        self._previewed: dict[tuple[str, int], tuple[int, int]] = {}
         self.held = False
 
     def see(self, message: object) -> bool | None:
@@ -41,11 +45,11 @@ class HeldReplays:
         elif isinstance(message, SpeechEnd):
             self._open.pop(message.source, None)
         elif isinstance(message, Partial):
-            self._previewed.add((message.source, message.start))
+            runs, _ = self._previewed.get((message.source, message.start), (0, 0))
+            self._previewed[message.source, message.start] = (runs + 1, self._heard.get(message.source, 0))
         elif isinstance(message, Level):
             self._heard[message.source] = message.end
-        waiting = self._preview and any(self._heard.get(source, start) - start > GRACE_S * SAMPLE_RATE
-                      and (source, start) not in self._previewed for source, start in self._open.items())
+        waiting = self._preview and any(self._waits_for_preview(source, start) for source, start in self._open.items())
         held = bool(self._loading) or waiting or self.also_held()
         if held == self.held:
             return None
@@ -53,9 +57,20 @@ class HeldReplays:
         return held
 
 
+    def _waits_for_preview(self, source: str, start: int) -> bool:
+        """The utterance has gone on ``GRACE_S`` past its start (or past its first Partial)
+        without a first (or second) Partial."""
+        runs, heard_then = self._previewed.get((source, start), (0, start))
+        return runs < 2 and self._heard.get(source, start) - heard_then > GRACE_S * SAMPLE_RATE
+
     def also_held(self) -> bool:
         """What else a test holds the replays for (a subclass says)."""
         return False
+
+    def orders(self) -> list:
+        """Messages for the supervisor to hand on now, as the monitor's keys do (a subclass
+        gives them: a Retry once a line is kept)."""
+        return []
 
 
 class HeldUntilEvicted:

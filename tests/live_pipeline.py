@@ -17,7 +17,7 @@ from held_replays import HeldReplays
 async def run_live(config: Config, until, hold=None, timeout: float = 180.0) -> tuple[list, Supervisor]:
     """Run the whole pipeline (capture, mel, preview, final) until ``until(messages)``; the
     replays hold their place when ``hold`` says (by default while a model loads:
-    ``HeldReplays``)."""
+    ``HeldReplays``), and what it orders is told to the supervisor."""
     plan = transcription_plan(config, segments.run_prefix())
     seen: list = []
     hold = hold or HeldReplays()
@@ -34,6 +34,8 @@ async def run_live(config: Config, until, hold=None, timeout: float = 180.0) -> 
             if (held := hold.see(message)) is not None:
                 for source in ("mic", "speakers"):
                     supervisor.tell(PauseSource(source=source, paused=held))
+            for order in hold.orders():
+                supervisor.tell(order)
     return seen, supervisor
 
 

@@ -13,7 +13,9 @@ base (``scripts/setup-vllm``, ``earwig models export``), and base here.
 - death: the server gone after its first Final of a live run (the proxy in front of it
   closes: connections are refused, as a dead server's are): seconds from the next
   utterance's SpeechEnd to its Final (the local model's), against a local pass (the local
-  run's p50).
+  run's p50). Until then each utterance's replay waits for its Final, and the server is
+  waited for as long as it takes (``server.wait_s``), so that the server's first Final
+  comes before the last utterance however busy the machine.
 
 On a 2-core machine the server and earwig share the cores, which every figure here pays
 for; the figures that matter for users come from a GPU (README, "Served").
@@ -35,7 +37,7 @@ import soundfile
 from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE, Config, ServerConfig, SourceConfig
 from earwig.decoding.served import Server
-from earwig.messages import Final, SourceEnded, SpeechEnd
+from earwig.messages import Final, PauseSource, SourceEnded, SpeechEnd
 from earwig.profiling.harness import REAL_AUDIO
 from earwig.profiling.harness.scoring import word_error_rate
 from earwig.profiling.harness.served import SERVED_NAME, FaultProxy, VllmServer, vllm_server
@@ -80,11 +82,15 @@ async def live(path: Path, server: ServerConfig, kill: FaultProxy | None = None)
             message = await messages.get()
             if isinstance(message, Final):
                 finals.append(message)
-                if kill is not None and killed_at is None and message.model:
-                    kill.close()
-                    killed_at = time.monotonic()
+                if kill is not None and killed_at is None:
+                    if message.model:
+                        kill.close()
+                        killed_at = time.monotonic()
+                    supervisor.tell(PauseSource(source="mic", paused=False))
                 elif ended_after_kill is not None and after_kill is None:
                     after_kill = time.monotonic() - ended_after_kill
+            if isinstance(message, SpeechEnd) and kill is not None and killed_at is None:
+                supervisor.tell(PauseSource(source="mic", paused=True))  # until this utterance's Final
             if isinstance(message, SpeechEnd) and killed_at is not None and ended_after_kill is None:
                 ended_after_kill = time.monotonic()
             ends += isinstance(message, SpeechEnd)
@@ -146,7 +152,8 @@ def run(quick: bool = False, vllm: VllmServer | None = None) -> str:
                  for n in (QUICK_SOURCES_AT_ONCE if quick else SOURCES_AT_ONCE)
                  for t in [asyncio.run(sources_at_once(vllm.url, each_sends, n))]]
         proxy = FaultProxy(vllm.url)
-        _, after_kill = asyncio.run(live(path, ServerConfig(url=proxy.url, model=SERVED_NAME), kill=proxy))
+        patient = ServerConfig(url=proxy.url, model=SERVED_NAME, wait_s=600, timeout_s=600)
+        _, after_kill = asyncio.run(live(path, patient, kill=proxy))
     audio_s = sum(len(c) for c, _ in clips) / SAMPLE_RATE
     lines = [f"server: {len(clips)} real recordings ({audio_s:.0f} s) replayed live {GAP_S:.0f} s apart; "
              f"{psutil.cpu_count()} cores shared by the server and earwig; seconds from capture of the "
