@@ -107,7 +107,7 @@ class ServedFinals:
         except ServerFailed as failed:
             self._tell(self.route.failed(time.monotonic(), failed.problem, sent_after))
             return None
-        final = kept_final(retry.source, retry.start, retry.end, served_transcript(served))
+        final = kept_final(retry.source, retry.start, retry.end, served_transcript(served, len(samples) / SAMPLE_RATE))
         return msgspec.structs.replace(final, revised=True, model=self.model)
 
     async def close(self) -> None:
@@ -135,7 +135,8 @@ class ServedFinals:
             captured_ns = self._rings[utterance.source].stamp_ns(utterance.end - 1) or 0
             stamps = Stamps(captured_ns=captured_ns, ready_ns=sent_ns, pass_start_ns=sent_ns,
                             pass_end_ns=time.monotonic_ns())
-            final = kept_final(utterance.source, utterance.start, utterance.end, served_transcript(served), stamps)
+            audio_s = (utterance.end - utterance.start) / SAMPLE_RATE
+            final = kept_final(utterance.source, utterance.start, utterance.end, served_transcript(served, audio_s), stamps)
             if self._ledger.owed(utterance):
                 self._ledger.record(utterance, msgspec.structs.replace(final, model=self.model), 0.0)
         self._changed.set()

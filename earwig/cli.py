@@ -265,7 +265,7 @@ def _final_line(final: Final, as_json: bool, source: str) -> str:
         return json.dumps({
             "source": source, "start": round(final.start / SAMPLE_RATE, 3),
             "end": round(final.end / SAMPLE_RATE, 3), "text": final.text, "language": final.language,
-            "words": [{"word": w.text, "start": round(w.start / SAMPLE_RATE, 3),
+            "model": final.model, "words": [{"word": w.text, "start": round(w.start / SAMPLE_RATE, 3),
                        "end": round(w.end / SAMPLE_RATE, 3)} for w in final.words]},
             ensure_ascii=False)
     return f"[{_clock(final.start)} -> {_clock(final.end)}] {final.text}"
@@ -285,8 +285,14 @@ def _transcribe(args: argparse.Namespace) -> int:
     config = _config_from(args)
     for path in args.files:
         require_file(path)  # every file checked before the first one is transcribed
-    check_model(final_model(config.models.final), config.models)
+    check_model(final_model(config.models.final), config.models)  # the server's fallback too
     torch_device(config.device)
+    if config.server.url:
+        import msgspec
+
+        from earwig.decoding import served
+
+        config = msgspec.structs.replace(config, server=served.checked(config.server))
 
     begun: set[str] = set()
 
@@ -459,7 +465,7 @@ def _models_arguments(parser: argparse.ArgumentParser) -> None:
 _SESSION_KEYS = frozenset({"keep_audio"})
 #: What files need of the config: the VAD and the final model, not the live parts.
 _FILE_OMITS = frozenset({"keep_audio", "ring_seconds", "block_samples", "models.preview",
-                         "models.preview_interval_ms", "models.idle_evict_s"})
+                         "models.preview_interval_ms", "models.idle_evict_s", "server.wait_s", "server.prompt"})
 
 COMMANDS = (
     Command("devices", _devices, "list microphones, speaker loopbacks and the compute device"),
@@ -471,7 +477,7 @@ COMMANDS = (
             "Each file is cut by the same VAD as live audio; consecutive utterances are read together in "
             "windows of up to vad.max_utterance_s, and the windows of all the files are decoded in batches. "
             "One line per segment (or one JSON object per line with --json).",
-            arguments=_transcribe_arguments, sections=frozenset({"", "vad", "models"}), omit=_FILE_OMITS,
+            arguments=_transcribe_arguments, sections=frozenset({"", "vad", "models", "server"}), omit=_FILE_OMITS,
             aliases={"models.final": ("--model",)}),
     Command("dictate", _dictate, "hotkey dictation: hold the hotkey, speak, and the text is typed into the "
             "focused window", "Hold dictation.hotkey (default <ctrl>+<alt>+<space>) and speak; on release the "

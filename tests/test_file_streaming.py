@@ -42,12 +42,12 @@ def test_lines_come_out_in_order_while_the_file_is_still_read_and_memory_stays_b
         return files.AudioStream(stream.seconds, counting())
     monkeypatch.setattr(files, "audio_stream", counted)
     held = []
-    append = files._Frames.append
+    append = files._Kept.append
 
     def measured(self, frames):
         append(self, frames)
-        held.append(len(self._frames))
-    monkeypatch.setattr(files._Frames, "append", measured)
+        held.append(len(self._rows))
+    monkeypatch.setattr(files._Kept, "append", measured)
 
     lines = []
     config = Config(models=ModelsConfig(final="base"))

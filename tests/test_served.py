@@ -7,6 +7,7 @@ for a server that cannot work."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -237,6 +238,33 @@ def revised(seen: list) -> list[Final]:
     return [f for f in finals(seen) if f.revised]
 
 
+def transcribed(path: Path, *flags: str) -> tuple[list[dict], str]:
+    """``earwig transcribe --json``'s lines, and what it said on stderr."""
+    result = subprocess.run([*EARWIG, "transcribe", "--json", *flags, str(path)], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    return [json.loads(line) for line in result.stdout.splitlines()], result.stderr
+
+
+def test_a_file_read_through_the_server_is_as_good_and_a_failing_server_costs_no_line(proxy, tmp_path):
+    """One sonnet (53 s: three windows) through the server, this machine's model, and a
+    server that answers HTTP 500 (one warning, every window read here)."""
+    sonnet = REAL_AUDIO / SONNETS[0]
+    said = manifest_references()[sonnet.name]
+    local, _ = transcribed(sonnet)
+    served, quiet_err = transcribed(sonnet, "--server-url", proxy.url, "--server-model", SERVED_NAME)
+    proxy.set("error")
+    fell_back, warned = transcribed(sonnet, "--server-url", proxy.url, "--server-model", SERVED_NAME)
+    assert all(line["model"] == f"{SERVED_NAME} at {proxy.url}" for line in served) and not quiet_err.strip()
+    assert all(line["model"] == "" for line in local + fell_back)
+    for lines in (served, local, fell_back):
+        assert [line["start"] for line in lines] == sorted(line["start"] for line in lines)  # in the file's order
+    local_wer = word_error_rate(said, " ".join(line["text"] for line in local))
+    assert word_error_rate(said, " ".join(line["text"] for line in served)) <= local_wer + 0.01, served
+    assert word_error_rate(said, " ".join(line["text"] for line in fell_back)) <= local_wer + 0.01, fell_back
+    assert warned.count("HTTP 500") == 1, warned
+
+
 def earwig_line(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*EARWIG, *args], capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})
@@ -284,3 +312,6 @@ def test_the_server_benchmark_prints_both_engines_the_sources_curve_and_the_fall
         assert int(served.split("/")[0]) >= 1, report  # which engine wins each race is the report's figure
     assert [row(str(n))[0] for n in bench.QUICK_SOURCES_AT_ONCE] == [str(n) for n in bench.QUICK_SOURCES_AT_ONCE]
     assert "the next utterance's SpeechEnd -> its Final (the local model's)" in report, report
+    for name in ("transcribe: this machine (base)", "transcribe: server (base on vLLM)"):  # both ways
+        wall, speed, wer = row(name)[-3:]
+        assert float(wall) > 0 and speed.endswith("x") and float(wer) < 0.5, report

@@ -22,23 +22,35 @@ recording of an hour prints its first lines within a minute, keeps them when sto
 holds in memory a few windows' frames, not the hour's.
 
 The model loads once for all the files.
+
+With a transcription server (``server.url``), each window's samples go to the server
+instead, ``SERVED_AT_ONCE`` at a time so that the server batches them (vLLM decodes the
+requests that arrive together in one batch on its GPU), and no frames are computed here;
+the lines still go out in the files' order. The server detects each window's language.
+A request that fails is one warning, and this machine's final model (loaded then) reads
+that window and every one after it: a file run is not a live session, it has no
+listener to bring back to the server.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import Callable, Iterator
 
+import msgspec
 import numpy as np
 
 from earwig import model_store
 from earwig.audio.files import AudioStream, audio_stream
-from earwig.audio.log_mel import HOP, LogMelStream, bins_for_model
+from earwig.audio.log_mel import HOP, LogMelStream, bins_for_model, log_mel
 from earwig.audio.vad import MARGIN_S, VoiceActivity
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config
 from earwig.decoding.file_windows import Span, Widener, WindowPacker
 from earwig.decoding.hallucinations import segment_finals
 from earwig.decoding.model import LoadedModel, padded_length
+from earwig.decoding.served import Server, ServerFailed, served_transcript
 from earwig.decoding.transcribe import Window, compile_alignment, transcribe
 from earwig.decoding.window_queue import WindowQueue
 from earwig.messages import Final, SpeechEnd
@@ -58,6 +70,8 @@ FILE_BUCKET_FRAMES = 500
 MOST_WAITING = 2 * BATCH
 #: Utterances wait for their language (detected several at a time) no longer than this span.
 DETECT_WITHIN = 60 * SAMPLE_RATE
+#: Windows sent to a transcription server before the oldest one's answer is waited for.
+SERVED_AT_ONCE = 8
 
 
 def transcribe_files(config: Config, paths: list[str], on_finals: Callable[[str, list[Final]], None],
@@ -66,11 +80,10 @@ def transcribe_files(config: Config, paths: list[str], on_finals: Callable[[str,
     """Each file's Finals to ``on_finals``, window by window in the files' order, as soon
     as every window before them is done; once with [] as each file begins. ``progress``:
     how far into which file the lines out reach, and its length where known."""
-    name = final_model(config.models.final)
-    device = torch_device(config.device)
-    model = LoadedModel(model_store.load(name, device), device, config.models.language, config.models.task,
-                        config.models.initial_prompt)
-    compile_alignment()
+    if config.server.url:
+        asyncio.run(_served_files(config, paths, on_finals, warn, progress))
+        return
+    model = _local_model(config)
     queue = WindowQueue(BATCH, MOST_WAITING)
     lengths: dict[str, float | None] = {}
 
@@ -97,15 +110,83 @@ def transcribe_files(config: Config, paths: list[str], on_finals: Callable[[str,
         on_finals(path, finals)
 
 
-def _windows(stream: AudioStream, config: Config, model: LoadedModel) -> Iterator[tuple[Span, np.ndarray]]:
-    """The file's windows and their frames, as its blocks are decoded: the live VAD's
-    utterances, joined (``WindowPacker``), widened into the silence around them
-    (``Widener``). With the language to be detected, each utterance's is, and a window holds
-    one language: a window decoded in English stops where German begins."""
+def _local_model(config: Config) -> LoadedModel:
+    device = torch_device(config.device)
+    model = LoadedModel(model_store.load(final_model(config.models.final), device), device, config.models.language,
+                        config.models.task, config.models.initial_prompt)
+    compile_alignment()
+    return model
+
+
+async def _served_files(config: Config, paths: list[str], on_finals: Callable[[str, list[Final]], None],
+                        warn: Callable[[str], None], progress: Callable[[str, float, float | None], None]) -> None:
+    """``transcribe_files`` through the server: the windows' requests in flight together,
+    their lines out in order; after a failure, this machine's model reads the rest."""
+    server = Server(config.server)
+    by_server = f"{server.model} at {server.url}"
+    language = None if config.models.language == "auto" else config.models.language
+    failed: list[str] = []  # the problem that sent the rest to this machine's model
+    local: list[LoadedModel] = []  # loaded at the first failure
+    local_turn = asyncio.Lock()  # one window at a time through the local model
+    lengths: dict[str, float | None] = {}
+    out: deque[tuple[str, int, asyncio.Future]] = deque()  # in the files' order
+
+    async def read(span: Span, samples: np.ndarray) -> list[Final]:
+        if not failed:
+            try:
+                served = await server.transcribe(samples, language)
+                lines = segment_finals("mic", span.start, span.end, served_transcript(served, len(samples) / SAMPLE_RATE))
+                return [msgspec.structs.replace(final, model=by_server) for final in lines]
+            except ServerFailed as failure:
+                if not failed:
+                    failed.append(failure.problem)
+                    warn(f"{failure.problem}; this machine's model reads the rest")
+        async with local_turn:
+            if not local:
+                local.append(await asyncio.to_thread(_local_model, config))
+            frames = log_mel(samples, local[0].whisper.dims.n_mels)
+            [transcript] = await asyncio.to_thread(transcribe, local[0], [Window(frames, language=span.language)],
+                                                   config.models.beam_size, n_frames=_file_length(len(frames)))
+        return segment_finals("mic", span.start, span.end, transcript)
+
+    async def lines_out(most: int) -> None:
+        while out and (len(out) > most or out[0][2].done()):
+            path, end, lines = out.popleft()
+            on_finals(path, await lines)
+            progress(path, end / SAMPLE_RATE, lengths[path])
+
+    try:
+        for path in paths:
+            stream = audio_stream(path, warn)
+            lengths[path] = stream.seconds
+            begun = asyncio.get_running_loop().create_future()
+            begun.set_result([])
+            out.append((path, 0, begun))
+            windows = _windows(stream, config, None, samples=True)
+            while (window := await asyncio.to_thread(next, windows, None)) is not None:
+                out.append((path, window[0].end, asyncio.ensure_future(read(*window))))
+                await lines_out(SERVED_AT_ONCE)
+        await lines_out(0)
+    finally:
+        for _, _, lines in out:
+            lines.cancel()
+        await server.aclose()
+
+
+def _windows(stream: AudioStream, config: Config, model: LoadedModel | None,
+             samples: bool = False) -> Iterator[tuple[Span, np.ndarray]]:
+    """The file's windows and their frames (with ``samples``: their samples, and no frames
+    are computed), as its blocks are decoded: the live VAD's utterances, joined
+    (``WindowPacker``), widened into the silence around them (``Widener``). With the
+    language to be detected by ``model``, each utterance's is, and a window holds one
+    language: a window decoded in English stops where German begins (``model`` None: a
+    server detects each window's)."""
     bins = bins_for_model(final_model(config.models.final))
-    vad, mel, frames = VoiceActivity("mic", config.vad), LogMelStream([bins]), _Frames(bins)
+    vad = VoiceActivity("mic", config.vad)
+    mel = None if samples else LogMelStream([bins])
+    kept = _Kept((), 1) if samples else _Kept((bins,), HOP)
     packer, widener = WindowPacker(int(config.vad.max_utterance_s * SAMPLE_RATE)), Widener(int(MARGIN_S * SAMPLE_RATE))
-    detect = model.language is None
+    detect = model is not None and model.language is None
     ended: list[SpeechEnd] = []  # utterances waiting for their language
     position = 0
 
@@ -113,7 +194,7 @@ def _windows(stream: AudioStream, config: Config, model: LoadedModel) -> Iterato
         nonlocal ended
         if not ended or (detect and not final and len(ended) < BATCH and ended[-1].end - ended[0].start < DETECT_WITHIN):
             return []
-        languages = model.detect_languages(model.encode([frames.between(e.start, e.end) for e in ended])) \
+        languages = model.detect_languages(model.encode([kept.between(e.start, e.end) for e in ended])) \
             if detect else [""] * len(ended)
         out = [wide for end, language in zip(ended, languages) for span in packer.push(end, language)
                for wide in widener.push(span)]
@@ -121,38 +202,40 @@ def _windows(stream: AudioStream, config: Config, model: LoadedModel) -> Iterato
         return out
 
     for block in stream.blocks:
-        frames.append(mel.push(block)[bins])
+        kept.append(block if mel is None else mel.push(block)[bins])
         ended += [e for e in vad.push(block, position) if isinstance(e, SpeechEnd)]
         position += len(block)
         for span in spans(final=False):
-            yield span, frames.between(span.start, span.end)
+            yield span, kept.between(span.start, span.end)
         waiting = [s for s in (ended[0].start if ended else None, packer.open_start, widener.held_start,
                                vad.segmenter.start) if s is not None]
-        frames.forget_before(min(waiting, default=position) - int((MARGIN_S + config.vad.lead_ms / 1000) * SAMPLE_RATE))
-    frames.append(mel.finish(position)[bins])
+        kept.forget_before(min(waiting, default=position) - int((MARGIN_S + config.vad.lead_ms / 1000) * SAMPLE_RATE))
+    if mel is not None:
+        kept.append(mel.finish(position)[bins])
     ended += vad.finish(position)
     last = spans(final=True) + [wide for span in packer.finish() for wide in widener.push(span)] + widener.finish(position)
     for span in last:
-        yield span, frames.between(span.start, span.end)
+        yield span, kept.between(span.start, span.end)
 
 
-class _Frames:
-    """A file's log-mel frames from the oldest one a window may still need on."""
+class _Kept:
+    """What a file run still needs of its audio from the oldest sample a window may still
+    need on: its log-mel frames (rows of ``HOP`` samples each) or its samples (rows of one)."""
 
-    def __init__(self, bins: int) -> None:
-        self._frames, self._first = np.zeros((0, bins), np.float32), 0
+    def __init__(self, row: tuple[int, ...], samples_per_row: int) -> None:
+        self._rows, self._first, self._per = np.zeros((0, *row), np.float32), 0, samples_per_row
 
-    def append(self, frames: np.ndarray) -> None:
-        self._frames = np.concatenate((self._frames, frames))
+    def append(self, rows: np.ndarray) -> None:
+        self._rows = np.concatenate((self._rows, rows))
 
     def between(self, start: int, end: int) -> np.ndarray:
-        """The frames of samples ``[start, end)`` (a copy: they outlive the buffer)."""
-        return self._frames[start // HOP - self._first:end // HOP - self._first].copy()
+        """The rows of samples ``[start, end)`` (a copy: they outlive the buffer)."""
+        return self._rows[start // self._per - self._first:end // self._per - self._first].copy()
 
     def forget_before(self, sample: int) -> None:
-        drop = min(max(0, sample // HOP - self._first), len(self._frames))
+        drop = min(max(0, sample // self._per - self._first), len(self._rows))
         if drop:
-            self._frames, self._first = self._frames[drop:], self._first + drop
+            self._rows, self._first = self._rows[drop:], self._first + drop
 
 
 def _file_length(frames: int) -> int:

@@ -188,11 +188,12 @@ def _usable(answer: httpx.Response, url: str) -> httpx.Response:
     return answer
 
 
-def served_transcript(served: ServedText) -> Transcript:
+def served_transcript(served: ServedText, audio_s: float) -> Transcript:
     """The answer as the local model's transcript, for the same hallucination rules; without
     word times, the rules that need them (too fast to be said, past the audio) do not apply,
-    and where the server gave no segments its text is one segment over the whole audio."""
-    segments = served.segments or (ServedSegment(served.text, 0.0, 0.0),)
+    and where the server gave no segments its text is one segment over the whole audio
+    (``audio_s`` long)."""
+    segments = served.segments or (ServedSegment(served.text, 0.0, audio_s),)
     return Transcript(served.language, [Segment(s.text, s.start, s.end, s.avg_logprob, s.no_speech_prob,
                                                 compression_ratio(s.text)) for s in segments])
 

@@ -10,6 +10,9 @@ base (``scripts/setup-vllm``, ``earwig models export``), and base here.
 - sources at once: N simulated live sources (1, 2, 4, 8), each sending the same
   utterances to the one server at the pace they were spoken, as N earwigs would: the
   server's answer time p50/p95 against N, the curve that says how many users it holds;
+- files: ``earwig transcribe`` of the same recordings (one file, no gaps' worth of
+  speech more), this machine's model against the server (its windows sent together):
+  wall seconds (the model's load included, as a user waits for it) and WER;
 - death: the server gone after its first Final of a live run (the proxy in front of it
   closes: connections are refused, as a dead server's are): seconds from the next
   utterance's SpeechEnd to its Final (the local model's), against a local pass (the local
@@ -36,6 +39,7 @@ import soundfile
 
 from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE, Config, ServerConfig, SourceConfig
+from earwig.decoding.files import transcribe_files
 from earwig.decoding.served import Server
 from earwig.messages import Final, PauseSource, SourceEnded, SpeechEnd
 from earwig.profiling.harness import REAL_AUDIO
@@ -125,6 +129,14 @@ async def sources_at_once(url: str, clips: list[tuple[np.ndarray, str]], sources
     return times
 
 
+def file_run(path: Path, server: ServerConfig, reference: str) -> tuple[float, float]:
+    """``earwig transcribe`` of ``path`` (as the command runs it): wall seconds and WER."""
+    said: list[str] = []
+    started = time.perf_counter()
+    transcribe_files(Config(server=server), [str(path)], lambda _, finals: said.extend(f.text for f in finals))
+    return time.perf_counter() - started, word_error_rate(reference, " ".join(said))
+
+
 def _p(values: list[float], q: float) -> str:
     return f"{np.percentile(values, q):.2f}" if values else "-"
 
@@ -151,6 +163,8 @@ def run(quick: bool = False, vllm: VllmServer | None = None) -> str:
         curve = [(str(n), *(_p(t, q) for q in (50, 95)))
                  for n in (QUICK_SOURCES_AT_ONCE if quick else SOURCES_AT_ONCE)
                  for t in [asyncio.run(sources_at_once(vllm.url, each_sends, n))]]
+        file_rows = [(f"transcribe: {name}", *file_run(path, server, reference))
+                     for name, server in list(runs.items())[:2]]
         proxy = FaultProxy(vllm.url)
         patient = ServerConfig(url=proxy.url, model=SERVED_NAME, wait_s=600, timeout_s=600)
         _, after_kill = asyncio.run(live(path, patient, kill=proxy))
@@ -164,6 +178,11 @@ def run(quick: bool = False, vllm: VllmServer | None = None) -> str:
     lines.append("sources at once against one server (each sends its utterances as they are spoken): "
                  "request -> answer")
     lines += table(("sources", "p50 s", "p95 s"), curve)
+    lines.append("")
+    lines.append("earwig transcribe of the same recordings as one file: wall s (the model's load included), "
+                 "x real time, WER")
+    lines += table(("read by", "wall s", "x real time", "WER"),
+                   [(name, f"{wall:.1f}", f"{audio_s / wall:.1f}x", f"{file_wer:.3f}") for name, wall, file_wer in file_rows])
     lines.append("")
     lines.append(f"server killed after its first Final: the next utterance's SpeechEnd -> its Final (the local "
                  f"model's) {after_kill:.2f} s; a local pass p50 {local_p50:.2f} s" if after_kill is not None

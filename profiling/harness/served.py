@@ -100,7 +100,8 @@ def vllm_server(folder: Path = BASE_FOLDER, name: str = SERVED_NAME) -> Iterator
 class FaultProxy:
     """A proxy to ``upstream`` (an API root) whose ``mode`` says how it answers: "pass",
     "error" (HTTP 500), "garbage" (200 with text that is not JSON), "stall" (holds each
-    request until ``release()``), "refuse" (401 unless the request carries ``key``).
+    request until ``release()``), the three to transcription requests (POST; the list of
+    models still answers), "refuse" (401 to any request unless it carries ``key``).
     ``requests`` counts what reached it, by mode."""
 
     def __init__(self, upstream: str, key: str = "") -> None:
@@ -142,11 +143,11 @@ class FaultProxy:
         body = request.rfile.read(int(request.headers.get("Content-Length", 0) or 0))
         if mode == "refuse" and request.headers.get("Authorization") != f"Bearer {self.key}":
             return self._answer(request, 401, b'{"error": "invalid api key"}')
-        if mode == "error":
+        if mode == "error" and method == "POST":
             return self._answer(request, 500, b"Internal Server Error")
-        if mode == "garbage":
+        if mode == "garbage" and method == "POST":
             return self._answer(request, 200, b"<html>not a transcription</html>")
-        if mode == "stall":
+        if mode == "stall" and method == "POST":
             self._released.wait()
         path = request.path[len("/v1"):] if request.path.startswith("/v1") else request.path
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
