@@ -24,7 +24,21 @@ from earwig.messages import Level, ModelState, Partial, SpeechEnd, SpeechStart
 GRACE_S = 2.0
 
 
-class HeldReplays:
+class Hold:
+    """What ``live_pipeline.run_live`` asks of the test as each message comes: whether the
+    replays hold their place (``see``), and what to tell the supervisor (``orders``)."""
+
+    def see(self, message: object) -> bool | None:
+        """The replays' new state (True: hold, False: go on) when ``message`` changes it."""
+        return None
+
+    def orders(self) -> list:
+        """Messages for the supervisor to hand on now, as the monitor's keys do (a test
+        gives them: a Retry once a line is kept)."""
+        return []
+
+
+class HeldReplays(Hold):
     def __init__(self, preview: bool = False) -> None:
         """``preview``: hold for a Partial of every utterance too, not only for model loads."""
         self._preview = preview
@@ -56,7 +70,6 @@ class HeldReplays:
         self.held = held
         return held
 
-
     def _waits_for_preview(self, source: str, start: int) -> bool:
         """The utterance has gone on ``GRACE_S`` past its start (or past its first Partial)
         without a first (or second) Partial."""
@@ -67,13 +80,8 @@ class HeldReplays:
         """What else a test holds the replays for (a subclass says)."""
         return False
 
-    def orders(self) -> list:
-        """Messages for the supervisor to hand on now, as the monitor's keys do (a subclass
-        gives them: a Retry once a line is kept)."""
-        return []
 
-
-class HeldUntilEvicted:
+class HeldUntilEvicted(Hold):
     """For a test of eviction: from the first utterance's SpeechEnd until every model it
     loaded is evicted, the replays hold their place in the silence after it, so the next
     utterance finds the models gone however long their loads and passes took."""

@@ -11,10 +11,10 @@ from earwig.messages import Final, PauseSource, SourceEnded, SpeechEnd, SpeechSt
 from earwig.shm import segments
 from earwig.supervisor.plan import transcription_plan
 from earwig.supervisor.supervisor import Supervisor
-from held_replays import HeldReplays
+from held_replays import HeldReplays, Hold
 
 
-async def run_live(config: Config, until, hold=None, timeout: float = 180.0) -> tuple[list, Supervisor]:
+async def run_live(config: Config, until, hold: Hold | None = None, timeout: float = 180.0) -> tuple[list, Supervisor]:
     """Run the whole pipeline (capture, mel, preview, final) until ``until(messages)``; the
     replays hold their place when ``hold`` says (by default while a model loads:
     ``HeldReplays``), and what it orders is told to the supervisor."""

@@ -78,7 +78,7 @@ def test_transcribe_writes_what_whisper_transcribe_writes(spoken, tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert lines and all(set(line) == {"source", "start", "end", "text", "language", "words"}
+    assert lines and all(set(line) == {"source", "start", "end", "text", "language", "model", "words"}
                          for line in lines)
     for line in lines:
         assert line["language"] == "en" and line["start"] < line["end"]
