@@ -1,8 +1,9 @@
 """The final actor's requests to a transcription server (``server.url``): each confirmed
 utterance's audio sent once, its answer recorded as the utterance's Final where the local
 model has not answered it first; and a line the user asks to be read again (``Retry``),
-which the server's model reads while the server is up. Which utterances go, and when the local model steps in,
-is ``final_route.ServerRoute``'s decision; this module holds the requests in flight.
+which the server's model reads while the server is up. Which utterances go, and when the
+local model steps in, is ``final_route.ServerRoute``'s decision; this module holds the
+requests in flight.
 
 What leaves the machine: each utterance's samples, from its first to its last, as WAV;
 with ``server.prompt``, the text its source said before it.
