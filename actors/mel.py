@@ -1,13 +1,15 @@
 """The mel actor: every source's PCM ring in; log-mel frame rings and speech events out.
 
 receive  every CYCLE_S, the PCM items each source's ring holds (read in its own reader
-         slot, so a fast replay waits for it; a restart resumes where the frames stop; a
+         slot, so a fast replay waits for it; a restart resumes the frames where they stop,
+         the VAD where its predecessor had not yet announced what it heard; a
          fast replay is read only as far as the final actor's hold in the frame rings
          allows, so the whole pipeline goes at the pace of its slowest stage);
          SourceEnded from the supervisor, so a replayed file's last frames and utterance
          are closed; DictationStart / DictationStop: the key, not silence, bounds the mic's
          utterance meanwhile; SpeechStart after a restart: the utterance that was open when
-         the last mel process died, which this one carries on
+         the last mel process died, which this one carries on; SpeechEnd after a restart:
+         the last utterance it announced, which this one's VAD does not hear again
 compute  log-mel frames for every bin count the models need (one shared STFT per hop,
          ``audio.log_mel.LogMelStream``), and Silero VAD per source (``audio.vad``)
          (the mic cleaned of the speakers' echo first, ``actors/mel_echo``, when on)
@@ -35,10 +37,10 @@ from earwig.actors.mel_dictated import DictatedOnly
 from earwig.actors.mel_echo import MicEchoStage
 from earwig.actors.runtime import Actor
 from earwig.audio.log_mel import HALF_WINDOW, HOP, LogMelStream
-from earwig.audio.vad import CHUNK, VoiceActivity
+from earwig.audio.vad import CHUNK, WARM_UP_S, VoiceActivity
 from earwig.compute import torch_device
 from earwig.config import SAMPLE_RATE, VadConfig
-from earwig.messages import (DictationSpan, DictationStart, DictationStop, Source, SourceEnded, SpeechStart,
+from earwig.messages import (DictationSpan, DictationStart, DictationStop, Source, SourceEnded, SpeechEnd, SpeechStart,
                              Stats)
 from earwig.shm import Batch, Ring
 
@@ -83,9 +85,10 @@ class MelParams:
     device: str = "auto"
 
 
-#: The supervisor's word that a replay ended, of an open utterance (after a restart), and
-#: of a dictation's key going down and up (its span is cut at those positions).
-LISTENS = (SourceEnded, SpeechStart, DictationStart, DictationStop)
+#: The supervisor's word that a replay ended, of an open utterance and of the last one
+#: ended (after a restart: this actor's own), and of a dictation's key going down and up
+#: (its span is cut at those positions).
+LISTENS = (SourceEnded, SpeechStart, SpeechEnd, DictationStart, DictationStop)
 
 
 async def main(actor: Actor) -> None:
@@ -102,11 +105,16 @@ async def main(actor: Actor) -> None:
         if message.source in streams:
             streams[message.source].resume_utterance(message.start)
 
+    def resume_after(message: SpeechEnd) -> None:
+        if message.source in streams:
+            streams[message.source].resume_after(message.end)
+
     def dictate(message: DictationStart | DictationStop) -> None:
         if "mic" in streams:
             streams["mic"].dictation.append(message)
 
-    handlers = {SourceEnded: ended, SpeechStart: resume, DictationStart: dictate, DictationStop: dictate}
+    handlers = {SourceEnded: ended, SpeechStart: resume, SpeechEnd: resume_after, DictationStart: dictate,
+                DictationStop: dictate}
     try:
         await actor.serve(handlers, _frames_and_speech(actor, streams))
     finally:
@@ -117,7 +125,8 @@ async def main(actor: Actor) -> None:
 async def _frames_and_speech(actor: Actor, streams: dict[Source, _SourceStream]) -> None:
     loop = asyncio.get_running_loop()
     # The first cycle waits one period: after a restart, the supervisor's word of an
-    # open utterance (SpeechStart) is already in the pipe and must come first.
+    # open utterance (SpeechStart) and of the last one ended (SpeechEnd) is already in
+    # the pipe and must come first.
     due = loop.time() + CYCLE_S
     await asyncio.sleep(CYCLE_S)
     while not actor.stopping.is_set() and not all(s.done for s in streams.values()):
@@ -141,8 +150,16 @@ class _SourceStream:
         self._item_len = self._pcm.spec.item_len
         self._frames = LogMelStream(list(self._writers), device, first_frame,
                                     holdback=self._item_len if source.replay else 0)
+        # A killed predecessor left in its reader slot where its VAD had not yet announced
+        # what it heard (``VoiceActivity.resume_from``): the VAD begins there, the frames
+        # where they stop.
+        stored = self._pcm.slot_cursor(PCM_READER_SLOT)
         start = self._frames.needs_sample
-        self._reader = self._pcm.reader(PCM_READER_SLOT, start // self._item_len)
+        read_from = start
+        if stored is not None:
+            start = min(start, stored * self._item_len)
+            read_from = max(0, start - int(WARM_UP_S * SAMPLE_RATE))
+        self._reader = self._pcm.reader(PCM_READER_SLOT, read_from // self._item_len, announces_reads=False)
         self._paced = source.paced
         self._echo = MicEchoStage(source.echo_reference, self._pcm) if source.echo_reference else None
         self._vad = VoiceActivity(self.source, vad, start)
@@ -188,19 +205,19 @@ class _SourceStream:
             return
         at = batch.seq * self._item_len
         samples = batch.data.reshape(-1)
-        if batch.lost:
+        if batch.lost and at > self._frames.needs_sample:
             self._publish_frames(self._frames.skip_to(at), None)
-        head = self._frames.needs_sample - at  # a resumed stream starts inside an item
-        if head > 0:
-            samples, at = samples[head:], at + head
         heard = samples
         if self._echo is not None:
             clean = self._echo.clean(samples, at, batch, talking=self._vad.segmenter.active)
             samples, heard = clean.frames, clean.vad
+        # A resumed stream's frames start inside an item, and may start after its VAD.
+        samples = samples[max(0, self._frames.needs_sample - at):]
         started = time.thread_time()
         self._publish_frames(self._frames.push(samples), batch)
         frames_done = time.thread_time()
         self._publish_events(self._vad.push(heard, at))
+        self._reader.hold(self._vad.resume_from // self._item_len)
         self._frames_cpu_s += frames_done - started
         self._vad_cpu_s += time.thread_time() - frames_done
 
@@ -213,9 +230,13 @@ class _SourceStream:
 
     def resume_utterance(self, start: int) -> None:
         """Carry on an utterance a killed mel process had started (its SpeechStart went out)."""
-        self._vad.segmenter.resume(start)
+        self._vad.resume_utterance(start)
         if self._dictated is not None:
             self._dictated.resumed(start)
+
+    def resume_after(self, end: int) -> None:
+        """The last utterance a killed mel process announced ended at ``end``."""
+        self._vad.resume_after(end)
 
     def _dictate(self) -> None:
         """Hold the utterance at a key press; close it at the release once the VAD has

@@ -197,8 +197,14 @@ class Ring:
     def writer(self) -> RingWriter:
         return RingWriter(self)
 
-    def reader(self, slot: int | None = None, start: int | None = None) -> RingReader:
-        return RingReader(self, slot, start)
+    def reader(self, slot: int | None = None, start: int | None = None, announces_reads: bool = True) -> RingReader:
+        return RingReader(self, slot, start, announces_reads=announces_reads)
+
+    def slot_cursor(self, slot: int) -> int | None:
+        """The cursor stored in reader slot ``slot`` (None: unused): where a reader killed
+        while holding it must begin again."""
+        stored = int(self._words[_FIRST_READER_W + slot * _LINE])
+        return stored if stored >= 0 else None
 
     def get(self, seq: int, count: int | None = None) -> Batch | None:
         """Items ``seq`` to ``seq + count`` (``count=None``: all published) as the ring holds
@@ -358,10 +364,13 @@ class RingReader:
     With a ``slot`` the cursor is also stored in the ring, so a restarted reader resumes
     where it stopped and a replay source can pace itself to its slowest reader.
     Without a ``start`` it begins at the slot's stored cursor, else at the newest item.
+    Without ``announces_reads`` the slot holds only what ``hold`` announces: a reader whose
+    work on the items it read is not done when it reads them (the mel actor's VAD, which
+    has not announced the speech it began to hear) keeps them for its successor.
     """
 
     def __init__(self, ring: Ring, slot: int | None = None, start: int | None = None,
-                 spin_s: float = 0.0003, max_sleep_s: float = 0.004) -> None:
+                 spin_s: float = 0.0003, max_sleep_s: float = 0.004, announces_reads: bool = True) -> None:
         if slot is not None and not 0 <= slot < ring.spec.max_readers:
             raise ValueError(f"reader slot {slot} outside 0..{ring.spec.max_readers - 1}")
         self._ring = ring
@@ -375,6 +384,7 @@ class RingReader:
         self._sleeper: ThreadPoolExecutor | None = None
         self._spin_s = spin_s
         self._max_sleep_s = max_sleep_s
+        self._announces_reads = announces_reads
         self._announce()
 
     def available(self) -> int:
@@ -397,7 +407,8 @@ class RingReader:
             batch = batch._replace(lost=self._unreported_lost + lost)
         self.overruns += lost
         self._unreported_lost = 0 if batch else self._unreported_lost + lost
-        self._announce()
+        if self._announces_reads:
+            self._announce()
         return batch
 
     async def wait(self, timeout: float | None = None, until: int | None = None) -> bool:

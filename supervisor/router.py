@@ -31,13 +31,19 @@ class Lasting:
     actor stays paused."""
 
     ended_by: tuple[type, ...] = ()
+    #: Told again only to the actor that said it: what it must know of its own past.
+    to_sender: bool = False
 
 
-#: Every lasting fact. Dictation is of the mic.
+#: Every lasting fact. Dictation is of the mic. The last SpeechEnd of a source goes back to
+#: the mel actor alone: its VAD begins after it (a process killed between announcing an
+#: utterance and storing where its successor begins would otherwise be heard twice); to the
+#: model actors it would be an utterance owed again.
 LASTING: dict[type, Lasting] = {
     SourceEnded: Lasting(),
     PauseSource: Lasting(),
     SpeechStart: Lasting(ended_by=(SpeechEnd,)),
+    SpeechEnd: Lasting(to_sender=True),
     DictationStart: Lasting(ended_by=(DictationSpan,)),
     DictationStop: Lasting(ended_by=(DictationSpan,)),
 }
@@ -67,7 +73,8 @@ class Router:
                 self._listeners.setdefault(kind, []).append(spec.name)
         self._listens = {spec.name: spec.listens for spec in specs}
         self._answerer = next((spec.name for spec in specs if spec.answers_speech), None)
-        self._lasting: dict[tuple[type, str], AnyMessage] = {}
+        #: Each lasting fact, and who said it.
+        self._lasting: dict[tuple[type, str], tuple[AnyMessage, str | None]] = {}
         #: SpeechEnds not yet answered by a Final, in order.
         self._unanswered: dict[tuple[str, int, int], SpeechEnd] = {}
         #: Each source's last Finals: context for a restarted final actor, so a kill changes
@@ -83,8 +90,9 @@ class Router:
         for fact, lasting in LASTING.items():
             if kind in lasting.ended_by:
                 self._lasting.pop((fact, _source(message)), None)
-        if kind in LASTING:
-            self._lasting[kind, _source(message)] = message
+        if kind in LASTING:  # the newest fact last: facts are told again in the order they became true
+            self._lasting.pop((kind, _source(message)), None)
+            self._lasting[kind, _source(message)] = message, sender
         if isinstance(message, SpeechEnd) and self._answerer is not None:
             self._unanswered[message.source, message.start, message.end] = message
         if kind in ACTIVITY:
@@ -111,7 +119,8 @@ class Router:
         listens to, in the order they became true; to the actor that answers speech also each
         source's recent Finals and then the SpeechEnds it still owes a Final."""
         listens = self._listens[actor]
-        again = [message for (kind, _), message in self._lasting.items() if kind in listens]
+        again = [message for (kind, _), (message, sender) in self._lasting.items()
+                 if kind in listens and (sender == actor or not LASTING[kind].to_sender)]
         if actor == self._answerer:
             again += [final for finals in self._recent.values() for final in finals]
             again += self._unanswered.values()

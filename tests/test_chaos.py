@@ -21,10 +21,7 @@ from earwig.supervisor.session_log import SessionLog, read
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 from speech_text import spoken_file, word_error_rate
 
-#: Alone: beside another test file (two at a time), the kill -9 run's speakers text came out
-#: 0.38 against its calm run's 0.16 in two runs of four, the same figures both times, where
-#: alone, and beside two busy loops, it stayed within 0.1. Not understood yet: it runs alone.
-pytestmark = [pytest.mark.pipeline, pytest.mark.alone]
+pytestmark = pytest.mark.pipeline
 
 SAID = {
     "mic": ["We will meet in the conference room after lunch on Friday.",
@@ -130,7 +127,8 @@ def test_kill_9_of_random_actors_loses_no_utterance_and_duplicates_none(config, 
         text = {name: " ".join(f.text for f in sorted(run, key=lambda f: f.start) if f.source == source)
                 for name, run in (("calm", calm), ("chaos", chaos))}
         spans = sorted((f.start, f.end) for f in chaos if f.source == source)
-        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # no utterance heard twice
+        calm_spans = {(f.start, f.end) for f in calm if f.source == source}
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), (source, [s for s in spans if s not in calm_spans])  # no utterance heard twice
         calm_wer, chaos_wer = word_error_rate(" ".join(said), text["calm"]), word_error_rate(" ".join(said), text["chaos"])
         # Nothing lost or doubled is asserted above, utterance by utterance. The text itself
         # differs between any two runs, kills or not: the final pass's batches (which

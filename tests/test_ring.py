@@ -110,6 +110,18 @@ def test_a_reader_holds_the_oldest_item_it_needs_without_reading(make_ring):
     assert holder.read().seq == 0  # holding moved no cursor it reads with
 
 
+def test_a_reader_that_does_not_announce_its_reads_keeps_what_it_holds_for_its_successor(make_ring):
+    ring = make_ring()
+    ring.writer().write(items(0, 6))
+    assert ring.slot_cursor(3) is None
+    reader = ring.reader(slot=3, start=1, announces_reads=False)
+    assert ring.slot_cursor(3) == 1  # where it begins
+    assert reader.read(max_items=4).seq == 1
+    assert ring.slot_cursor(3) == 1  # read, not yet done with: still held
+    reader.hold(4)
+    assert ring.slot_cursor(3) == 4 and reader.read().seq == 5
+
+
 def test_attached_ring_shares_data_and_shape(make_ring):
     ring = make_ring(capacity=16, item_len=3, dtype="int16")
     ring.writer().write(np.array([[1, 2, 3]], np.int16))

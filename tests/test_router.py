@@ -15,7 +15,7 @@ from earwig.supervisor.router import RECENT_FINALS, Router
 
 pytestmark = pytest.mark.pure
 
-MEL = ActorSpec("mel", "m", listens=frozenset({SourceEnded, SpeechStart, DictationStart, DictationStop}))
+MEL = ActorSpec("mel", "m", listens=frozenset({SourceEnded, SpeechStart, SpeechEnd, DictationStart, DictationStop}))
 CAPTURE = ActorSpec("capture-mic", "c", listens=frozenset({PauseSource}))
 FINAL = ActorSpec("final", "f", listens=frozenset({SpeechStart, SpeechPause, SpeechEnd, Partial}),
                   answers_speech=True)
@@ -43,10 +43,24 @@ def test_lasting_facts_are_told_again_in_the_order_they_became_true():
     book.heard(SourceEnded(source="speakers", end=100), sender="capture-speakers")
     book.heard(SpeechEnd(source="mic", start=9, end=50), sender="mel")  # the mic's utterance is over
     assert book.told_again("mel") == [SpeechStart(source="speakers", start=5),
-                                      SourceEnded(source="speakers", end=100)]
+                                      SourceEnded(source="speakers", end=100),
+                                      SpeechEnd(source="mic", start=9, end=50)]
     assert book.told_again("capture-mic") == [PauseSource(source="mic", paused=True)]
     book.heard(PauseSource(source="mic", paused=False))  # a newer fact of the same kind replaces it
     assert book.told_again("capture-mic") == [PauseSource(source="mic", paused=False)]
+
+
+def test_the_last_utterance_ended_is_told_again_to_the_mel_actor_alone():
+    """The mel actor's VAD resumes after it; the model actors would take it for an
+    utterance owed again."""
+    book = router()
+    for start, end in ((0, 10), (20, 30)):
+        book.heard(SpeechStart(source="mic", start=start), sender="mel")
+        book.heard(SpeechEnd(source="mic", start=start, end=end), sender="mel")
+        book.answered(Final(source="mic", start=start, end=end, text="said", language="en"))
+    book.heard(SpeechStart(source="mic", start=40), sender="mel")
+    assert book.told_again("mel") == [SpeechEnd(source="mic", start=20, end=30), SpeechStart(source="mic", start=40)]
+    assert not any(isinstance(m, SpeechEnd) for m in book.told_again("final") + book.told_again("preview"))
 
 
 def test_a_dictation_is_lasting_until_the_mel_actor_closes_its_span():

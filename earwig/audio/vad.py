@@ -34,6 +34,8 @@ NEG_MARGIN = 0.15
 #: threshold, and next to speech it was sure of that is most often speech too, which
 #: Whisper hears.
 MARGIN_S = 2.0
+#: Audio a VAD that takes over from a killed one hears before it judges any (``_warm_up``).
+WARM_UP_S = 1.0
 #: The stretch at the end of a too-long utterance in which its cut is placed.
 CUT_SEARCH_S = 5.0
 
@@ -220,6 +222,9 @@ class VoiceActivity:
     def __init__(self, source: Source, settings: VadConfig, first_sample: int = 0) -> None:
         self.probability = SpeechProbability()
         self.segmenter = Segmenter(source, settings)
+        #: A resumed stream (``resume_from`` of a killed process) was judged up to here: no
+        #: utterance it finds may begin before (the last one may have ended there).
+        self.segmenter.last_end = first_sample
         #: Chunks start at multiples of CHUNK; a resumed stream starts at the next one.
         self._next = -(-first_sample // CHUNK) * CHUNK
         self._samples = np.zeros(0, np.float32)
@@ -227,8 +232,14 @@ class VoiceActivity:
         self.chunks = 0
 
     def push(self, samples: np.ndarray, at: int) -> list[SpeechEvent]:
-        """``samples`` begin at sample ``at`` (a gap after an overrun is allowed)."""
-        if at != self._origin + len(self._samples):
+        """``samples`` begin at sample ``at`` (a gap after an overrun is allowed; samples
+        before the first one this stream expects are not judged twice)."""
+        expected = self._origin + len(self._samples)
+        if at < expected:
+            if self.chunks == 0:
+                self._warm_up(samples[:expected - at])
+            samples, at = samples[expected - at:], expected
+        if at != expected:
             self._samples = np.zeros(0, np.float32)
             self._origin = at
             self._next = -(-at // CHUNK) * CHUNK
@@ -251,6 +262,48 @@ class VoiceActivity:
 
     def finish(self, end: int) -> list[SpeechEnd]:
         return self.segmenter.finish(end)
+
+    def _warm_up(self, samples: np.ndarray) -> None:
+        """Audio just before the first sample this VAD judges (a killed process's successor
+        is given ``WARM_UP_S``): the model's state is carried through it, its
+        probabilities unused. Begun cold inside an utterance, Silero hears its tail as
+        silence earlier (160 ms earlier on a sentence's last word)."""
+        whole = len(samples) // CHUNK * CHUNK
+        if whole:
+            self.probability(samples[len(samples) - whole:].reshape(-1, CHUNK))
+
+    def resume_utterance(self, start: int) -> None:
+        """The killed process this VAD replaces had announced an utterance from ``start``: it
+        is in progress, and the audio before it is not judged again (its silence would end
+        the utterance before it began)."""
+        self.segmenter.resume(start)
+        self._judge_from(start)
+
+    def resume_after(self, end: int) -> None:
+        """The killed process this VAD replaces had announced an utterance ending at ``end``:
+        nothing before it is judged again, and the next utterance begins after it."""
+        self.segmenter.last_end = max(self.segmenter.last_end, end)
+        self._judge_from(end)
+
+    def _judge_from(self, sample: int) -> None:
+        if self._origin + len(self._samples) < sample:
+            self._samples = np.zeros(0, np.float32)
+            self._origin = sample
+            self._next = -(-sample // CHUNK) * CHUNK
+
+    @property
+    def resume_from(self) -> int:
+        """Where a VAD that replaces this one (its process was killed) must begin, to
+        announce exactly what this one has not announced yet: at speech heard but not yet
+        long enough to count (less the lead an utterance starts with), at the silence an
+        utterance's end is waiting out (the utterance itself is told to it again), else
+        at the first sample not judged."""
+        segmenter = self.segmenter
+        if segmenter.active:
+            return self._next if segmenter.silence_from is None else segmenter.silence_from
+        if segmenter.candidate is not None:
+            return max(segmenter.candidate - segmenter.lead, segmenter.last_end)
+        return self._next
 
     @property
     def processed(self) -> int:
