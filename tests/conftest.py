@@ -39,7 +39,7 @@ RESOURCE_TRACKER = b"multiprocessing.resource_tracker"
 FILE_SECONDS = {
     "test_served.py": 512, "test_kept_text.py": 267, "test_bench_latency.py": 220,
     "test_bench_resources.py": 215, "test_monitor.py": 208, "test_cli.py": 201, "test_bench_text.py": 150,
-    "test_dictation.py": 141, "test_transcription.py": 135, "test_signals.py": 116, "test_chaos.py": 110,
+    "test_dictation.py": 141, "test_transcription.py": 135, "test_signals.py": 116,
     "test_monitor_terminal.py": 73, "test_echo.py": 67, "test_dictate_lifecycle.py": 63,
     "test_encoder_windows.py": 58, "test_profile.py": 37, "test_capture_pulse.py": 36, "test_model_store.py": 33,
 }
