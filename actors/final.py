@@ -81,8 +81,7 @@ async def main(actor: Actor) -> None:
         if ledger.resumed(message.source):  # the guesses in flight are void: stop decoding them
             abandon.set()
 
-    served = ServedFinals(actor, params.server, params.language, params.pcm_rings, ledger, changed) \
-        if params.server is not None else None
+    served = ServedFinals(actor, params, ledger, changed) if params.server is not None else None
 
     def ended(message: SpeechEnd) -> None:
         ledger.ended(message.source, message.start, message.end, now())

@@ -62,6 +62,8 @@ class FinalLedger:
         self._speculative: dict[Source, Utterance] = {}
         #: The guesses being transcribed now.
         self._guessing: set[Utterance] = set()
+        #: Each source's guess until speech resumes or its SpeechEnd comes: a server may read it.
+        self._guesses: dict[Source, Utterance] = {}
         #: Finals computed (ahead of their SpeechEnd, or waiting for their turn), with the
         #: hottest fallback each needed: a hot one does not become context.
         self._results: dict[Utterance, tuple[Final, float]] = {}
@@ -77,7 +79,8 @@ class FinalLedger:
         self._retries: dict[tuple[Source, int, int], Retry] = {}
         #: The actor's Stats: these decisions', and the decoder's work the actor adds.
         self.counters = {"finals": 0.0, "speculative_used": 0.0, "speculative_abandoned": 0.0,
-                         "transcribe_s": 0.0, "decoder_passes": 0.0, "tokens": 0.0, "retries": 0.0, "retry_s": 0.0}
+                         "transcribe_s": 0.0, "decoder_passes": 0.0, "tokens": 0.0, "retries": 0.0, "retry_s": 0.0,
+                         "served_guesses": 0.0}
 
     # --- what was heard -----------------------------------------------------------------
 
@@ -89,13 +92,14 @@ class FinalLedger:
         """A SpeechPause: ``[start, end)`` may be the whole utterance; guess it."""
         guess = Utterance(source, start, end)
         self._ready_ns.setdefault(guess, now_ns)
-        self._speculative[source] = guess
+        self._speculative[source] = self._guesses[source] = guess
         self._forget_guesses(source, keep=guess)
 
     def resumed(self, source: Source) -> bool:
         """A SpeechResume: the source's guess is void. True when the batch in flight held
         guesses only and none is wanted any more: abandon it."""
         self._speculative.pop(source, None)
+        self._guesses.pop(source, None)
         self._forget_guesses(source, keep=None)
         if not self._guessing:
             return False
@@ -109,6 +113,7 @@ class FinalLedger:
         self.context.ended(source, end)
         self._ready_ns.setdefault(utterance, now_ns)
         self._speculative.pop(source, None)
+        self._guesses.pop(source, None)
         self._forget_guesses(source, keep=utterance)
         if utterance in self._results:
             self.counters["speculative_used"] += 1
@@ -146,6 +151,17 @@ class FinalLedger:
     def unanswered(self) -> list[Utterance]:
         """The confirmed utterances without a result, oldest first."""
         return [u for u in self._confirmed if u not in self._results]
+
+    def guesses(self) -> list[Utterance]:
+        """Each source's guess (its SpeechPause's span) still without a result: what a server
+        may read ahead of the SpeechEnd, as the local model does."""
+        return [u for u in self._guesses.values() if u not in self._results]
+
+    def wanted(self, utterance: Utterance) -> bool:
+        """Whether an answer for ``utterance`` is still of use: it is owed, or it is a
+        source's guess without a result."""
+        return self.owed(utterance) or (self._guesses.get(utterance.source) == utterance
+                                        and utterance not in self._results)
 
     def owed(self, utterance: Utterance) -> bool:
         """Whether ``utterance`` is confirmed and still without a result: a second engine's

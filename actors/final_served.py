@@ -1,12 +1,16 @@
-"""The final actor's requests to a transcription server (``server.url``): each confirmed
-utterance's audio sent once, its answer recorded as the utterance's Final where the local
-model has not answered it first; and a line the user asks to be read again (``Retry``),
+"""The final actor's requests to a transcription server (``server.url``): each utterance's
+audio sent once, at its first pause (the VAD's SpeechPause: the local model reads it then
+too, so the server's text is as early; if speech resumes the request is dropped and the
+longer span goes at the next pause), its answer recorded as the utterance's Final where the
+local model has not answered it first; and a line the user asks to be read again (``Retry``),
 which the server's model reads while the server is up. Which utterances go, and when the
 local model steps in, is ``final_route.ServerRoute``'s decision; this module holds the
 requests in flight.
 
 What leaves the machine: each utterance's samples, from its first to its last, as WAV;
-with ``server.prompt``, the text its source said before it.
+the user's ``models.initial_prompt``; with ``server.prompt``, the text its source said
+before it. With ``models.task = "translate"`` the server translates (to English), as the
+local model would.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import msgspec
 
 from earwig.actors.final_ledger import FinalLedger, Utterance
 from earwig.actors.final_route import RouteChange, ServerRoute
+from earwig.actors.model_session import ModelParams
 from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE, ServerConfig
 from earwig.decoding.hallucinations import kept_final
@@ -27,13 +32,13 @@ from earwig.shm import Ring
 
 
 class ServedFinals:
-    def __init__(self, actor: Actor, server: ServerConfig, language: str, pcm_rings: dict[Source, str],
-                 ledger: FinalLedger, changed: asyncio.Event) -> None:
+    def __init__(self, actor: Actor, params: ModelParams, ledger: FinalLedger, changed: asyncio.Event) -> None:
         self._actor, self._ledger, self._changed = actor, ledger, changed
-        self._server = Server(server)
+        server: ServerConfig = params.server
+        self._server = Server(server, params.task, params.initial_prompt)
         self._prompt = server.prompt
-        self._language = None if language == "auto" else language
-        self._rings = {source: Ring.attach(name) for source, name in pcm_rings.items()}
+        self._language = None if params.language == "auto" else params.language
+        self._rings = {source: Ring.attach(name) for source, name in params.pcm_rings.items()}
         self.route = ServerRoute(server.wait_s)
         #: Requests in flight: when the local model may read each utterance (monotonic s), and
         #: the route's failures when it was sent.
@@ -41,19 +46,31 @@ class ServedFinals:
         #: Utterances sent once: never sent again, whatever became of the request.
         self._sent: set[Utterance] = set()
         self._newest: Utterance | None = None
+        #: Requests sent for a guess whose SpeechEnd has not come: dropped if speech resumes.
+        self._guessed: set[Utterance] = set()
         #: The engine that wrote the kept text of an utterance: the server's model, by name.
         self.model = f"{self._server.model} at {self._server.url}"
 
     def ended(self, utterance: Utterance) -> None:
         """A SpeechEnd: the newest utterance, which a try of a server that is down reads (the
-        local model, guessing at the pause, has often answered it already)."""
+        local model, guessing at the pause, has often answered it already); its guess's
+        request, if one went, is now the request for it."""
         self._newest = utterance
+        self._guessed.discard(utterance)
 
     def send(self) -> None:
-        """While the server is up, every owed utterance not sent yet; while it is down, the
-        newest utterance, once the route says a try is due."""
-        wanted = self._ledger.unanswered() if self.route.up else [u for u in [self._newest] if u is not None]
-        self._sent &= {*self._ledger.unanswered(), self._newest}
+        """While the server is up, every owed utterance not sent yet, and each source's guess
+        (its SpeechPause's span: read ahead, as the local model reads it when it writes the
+        text; the request is dropped when speech resumes); while it is down, the newest
+        utterance, once the route says a try is due."""
+        guesses = self._ledger.guesses()
+        for void in [u for u in self._guessed if u not in guesses]:
+            self._guessed.discard(void)
+            if (request := self._in_flight.pop(void, None)) is not None:
+                request[0].cancel()
+        wanted = [*self._ledger.unanswered(), *guesses] if self.route.up \
+            else [u for u in [self._newest] if u is not None]
+        self._sent &= {*self._ledger.unanswered(), *guesses, self._newest}
         now = time.monotonic()
         for utterance in wanted:
             if utterance in self._sent:
@@ -64,6 +81,9 @@ class ServedFinals:
             if samples is None:  # the ring no longer holds it: the local model reads it from its frames
                 continue
             self._sent.add(utterance)
+            if utterance in guesses:
+                self._guessed.add(utterance)
+                self._ledger.counters["served_guesses"] += 1
             self.route.sent()
             local_at = now + self.route.local_after((utterance.end - utterance.start) / SAMPLE_RATE)
             task = asyncio.create_task(self._ask(utterance, samples.copy()))
@@ -138,7 +158,7 @@ class ServedFinals:
                             pass_end_ns=time.monotonic_ns())
             audio_s = (utterance.end - utterance.start) / SAMPLE_RATE
             final = kept_final(utterance.source, utterance.start, utterance.end, served_transcript(served, audio_s), stamps)
-            if self._ledger.owed(utterance):
+            if self._ledger.wanted(utterance):
                 self._ledger.record(utterance, msgspec.structs.replace(final, model=self.model), 0.0)
         self._changed.set()
 

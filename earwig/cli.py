@@ -482,7 +482,8 @@ COMMANDS = (
     Command("dictate", _dictate, "hotkey dictation: hold the hotkey, speak, and the text is typed into the "
             "focused window", "Hold dictation.hotkey (default <ctrl>+<alt>+<space>) and speak; on release the "
             "final model's text is typed where the focus was. `earwig ctl` drives it without a hotkey. Each "
-            "dictation's text is also printed.", sections=frozenset({"", "mic", "vad", "models", "dictation"})),
+            "dictation's text is also printed.",
+            sections=frozenset({"", "mic", "vad", "models", "dictation", "server"})),
     Command("ctl", _ctl, "drive a running `earwig dictate`: start, stop, toggle, cancel, status, retry",
             "Sends one command over the control socket in $XDG_RUNTIME_DIR; bind these to keys where there "
             "are no global hotkeys (Wayland). stop waits for the text and prints it; retry reads held text "

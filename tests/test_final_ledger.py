@@ -117,6 +117,24 @@ def test_no_guess_is_read_while_a_server_writes_the_text():
     assert book.next_batch().speculative
 
 
+def test_a_server_reads_each_sources_guess_until_speech_resumes_and_its_answer_is_the_final():
+    book = ledger()
+    guess = Utterance("mic", 0, 3 * SECOND)
+    book.paused("mic", guess.start, guess.end, now_ns=1)
+    assert book.guesses() == [guess] and book.wanted(guess)
+    book.resumed("mic")
+    assert book.guesses() == [] and not book.wanted(guess)  # its request is void
+    longer = Utterance("mic", 0, 5 * SECOND)
+    book.paused("mic", longer.start, longer.end, now_ns=2)
+    book.record(longer, final_of(longer, "from the server"), 0.0)  # answered before the SpeechEnd
+    assert book.guesses() == [] and not book.wanted(longer)  # a second answer is not wanted
+    assert book.due() == []
+    book.ended("mic", longer.start, longer.end, now_ns=3)
+    assert book.next_batch(speculate=False) is None  # nothing left to read locally
+    assert [f.text for f in book.due()] == ["from the server"]
+    assert book.counters["speculative_used"] == 1
+
+
 def test_a_restarted_actor_redoes_the_unanswered_utterance_with_the_context_it_had():
     """After a kill the supervisor sends the recent Finals, then the SpeechEnds still owed."""
     book = FinalLedger(max_window=30 * SECOND)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -20,12 +21,13 @@ import soundfile
 
 from earwig.audio.files import read_audio
 from earwig.config import Config, ServerConfig, SourceConfig
-from earwig.messages import ActorFailed, Final, Retry, ServerState, SpeechEnd
+from earwig.messages import ActorFailed, Final, Retry, ServerState, SpeechEnd, Stats
 from earwig.profiling.harness import REAL_AUDIO, manifest_references
 from earwig.profiling.harness.served import SERVED_NAME, VLLM_PYTHON, FaultProxy, VllmServer
+from dictate_daemon import env, started  # noqa: F401 (fixtures)
 from held_replays import HeldReplays
 from live_pipeline import quiet, replays_done, run_live
-from speech_text import word_error_rate
+from speech_text import spoken_file, word_error_rate
 
 pytestmark = pytest.mark.pipeline
 
@@ -105,6 +107,9 @@ def test_live_finals_through_the_server_match_the_local_models(server):
         every_utterance_answered(seen)
         kept = finals(seen)
         assert all(f.model == (f"{SERVED_NAME} at {url}" if url else "") for f in kept), [f.model for f in kept]
+        if url:  # each utterance went at its pause, before its SpeechEnd, as the local model reads it
+            guessed = max(m.counters.get("served_guesses", 0) for m in seen if isinstance(m, Stats) and m.actor == "final")
+            assert guessed >= 1, guessed
         texts[url or "local"] = {s: " ".join(f.text for f in kept if f.source == s) for s in reference}
     for source, said in reference.items():
         local = word_error_rate(said, texts["local"][source])
@@ -263,6 +268,36 @@ def test_a_file_read_through_the_server_is_as_good_and_a_failing_server_costs_no
     assert word_error_rate(said, " ".join(line["text"] for line in served)) <= local_wer + 0.01, served
     assert word_error_rate(said, " ".join(line["text"] for line in fell_back)) <= local_wer + 0.01, fell_back
     assert warned.count("HTTP 500") == 1, warned
+
+
+def test_a_translation_and_the_users_prompt_are_asked_of_the_server(proxy):
+    """--translate through the server is the server's translation (English, as this machine's
+    model writes it), and --prompt goes with every request, as the local model reads it."""
+    german = REAL_AUDIO / "picovoice_test_de.wav"
+    prompt = "Portal, Leichenhalle."
+    local, _ = transcribed(german, "--translate", "--prompt", prompt)
+    served, _ = transcribed(german, "--translate", "--prompt", prompt, "--server-url", proxy.url,
+                            "--server-model", SERVED_NAME)
+    assert proxy.posted and all(path == "/audio/translations" and prompt.encode() in body
+                                for path, body in proxy.posted), [path for path, _ in proxy.posted]
+    said = manifest_references()[german.name]  # the German words: a translation shares few
+    local_text, served_text = (" ".join(line["text"] for line in lines) for lines in (local, served))
+    assert word_error_rate(said, local_text) > 0.7 and word_error_rate(said, served_text) > 0.7, served_text
+    assert word_error_rate(local_text, served_text) <= 0.3, (local_text, served_text)
+
+
+def test_a_dictation_is_read_by_the_server(proxy, started, tmp_path):
+    said = "Please send the quarterly report to the whole team by Friday."
+    replay = spoken_file(tmp_path / "said.wav", [said], "en-us", gap_s=0.5, lead_s=2.0).path
+    daemon = started(replay, "--server-url", proxy.url, "--server-model", SERVED_NAME,
+                     "--server-wait-s", str(PATIENT_S), "--server-timeout-s", str(PATIENT_S))
+    daemon.wait_for("earwig dictate: ready")
+    assert daemon.ctl("start").returncode == 0
+    daemon.wait_for("Friday", where="out", timeout=PATIENT_S)  # the replay ended, the dictation with it
+    assert word_error_rate(said, daemon.out.read_text()) <= 0.2, daemon.out.read_text()
+    assert proxy.posted and {path for path, _ in proxy.posted} == {"/audio/transcriptions"}
+    daemon.process.send_signal(signal.SIGINT)
+    assert daemon.process.wait(120) == 0, daemon.err.read_text()
 
 
 def earwig_line(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

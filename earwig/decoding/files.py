@@ -122,7 +122,7 @@ async def _served_files(config: Config, paths: list[str], on_finals: Callable[[s
                         warn: Callable[[str], None], progress: Callable[[str, float, float | None], None]) -> None:
     """``transcribe_files`` through the server: the windows' requests in flight together,
     their lines out in order; after a failure, this machine's model reads the rest."""
-    server = Server(config.server)
+    server = Server(config.server, config.models.task, config.models.initial_prompt)
     by_server = f"{server.model} at {server.url}"
     language = None if config.models.language == "auto" else config.models.language
     failed: list[str] = []  # the problem that sent the rest to this machine's model
@@ -134,7 +134,7 @@ async def _served_files(config: Config, paths: list[str], on_finals: Callable[[s
     async def read(span: Span, samples: np.ndarray) -> list[Final]:
         if not failed:
             try:
-                served = await server.transcribe(samples, language)
+                served = await server.transcribe(samples, span.language or language)
                 lines = segment_finals("mic", span.start, span.end, served_transcript(served, len(samples) / SAMPLE_RATE))
                 return [msgspec.structs.replace(final, model=by_server) for final in lines]
             except ServerFailed as failure:

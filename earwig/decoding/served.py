@@ -1,6 +1,8 @@
-"""A transcription server that speaks the OpenAI API (``POST /v1/audio/transcriptions``):
-vLLM, speaches, whisper.cpp's server, LocalAI. One request per utterance; the answer's text
-and segment times, or one ``ServerFailed`` that says what went wrong in a line.
+"""A transcription server that speaks the OpenAI API (``POST /v1/audio/transcriptions``, and
+``/v1/audio/translations`` for ``models.task = "translate"``): vLLM, speaches, whisper.cpp's
+server, LocalAI. One request per utterance; the answer's text and segment times, or one
+``ServerFailed`` that says what went wrong in a line. The user's ``models.initial_prompt``
+goes with every request, as the local model reads it, before any context.
 
 Why httpx: an asyncio client (the final actor's loop sends while it transcribes locally)
 with separate connect and read timeouts, connection reuse, and multipart uploads; the
@@ -97,25 +99,29 @@ def api_key(config: ServerConfig) -> str | None:
 
 
 class Server:
-    """One server, one connection pool, for the final actor's loop."""
+    """One server, one connection pool, for the final actor's loop; every request asks for
+    ``task`` ("transcribe" or "translate", to English) with ``initial_prompt`` first."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, task: str = "transcribe", initial_prompt: str = "") -> None:
         self.url, self.model = config.url.rstrip("/"), config.model
+        self._path = "/audio/translations" if task == "translate" else "/audio/transcriptions"
+        self._initial_prompt = initial_prompt.strip()
         self._client = httpx.AsyncClient(base_url=self.url, headers=_headers(config), timeout=_timeout(config))
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def transcribe(self, audio: np.ndarray, language: str | None = None, prompt: str = "") -> ServedText:
-        """The server's text of ``audio`` (16 kHz mono float32); ``language`` None: detected."""
+    async def transcribe(self, audio: np.ndarray, language: str | None = None, context: str = "") -> ServedText:
+        """The server's text of ``audio`` (16 kHz mono float32), said in ``language`` (None:
+        detected), after ``context`` (what was said before it; the prompt, after the user's)."""
         wav = io.BytesIO()
         soundfile.write(wav, audio, SAMPLE_RATE, format="WAV", subtype="PCM_16")
         fields = {"model": self.model, "response_format": "verbose_json", "temperature": "0"}
         if language:
             fields["language"] = language
-        if prompt:
+        if prompt := " ".join(part for part in (self._initial_prompt, context.strip()) if part):
             fields["prompt"] = prompt
-        path = "/audio/transcriptions"
+        path = self._path
         try:
             answer = await self._client.post(path, data=fields,
                                              files={"file": ("utterance.wav", wav.getvalue(), "audio/wav")})

@@ -102,11 +102,12 @@ class FaultProxy:
     "error" (HTTP 500), "garbage" (200 with text that is not JSON), "stall" (holds each
     request until ``release()``), the three to transcription requests (POST; the list of
     models still answers), "refuse" (401 to any request unless it carries ``key``).
-    ``requests`` counts what reached it, by mode."""
+    ``requests`` counts what reached it, by mode; ``posted`` keeps each POST's path and body."""
 
     def __init__(self, upstream: str, key: str = "") -> None:
         self.upstream, self.key, self.mode = upstream.rstrip("/"), key, "pass"
         self.requests: dict[str, int] = {}
+        self.posted: list[tuple[str, bytes]] = []
         self._released = threading.Event()
         proxy = self
 
@@ -150,6 +151,8 @@ class FaultProxy:
         if mode == "stall" and method == "POST":
             self._released.wait()
         path = request.path[len("/v1"):] if request.path.startswith("/v1") else request.path
+        if method == "POST":
+            self.posted.append((path, body))
         headers = {k: v for k, v in request.headers.items() if k.lower() in ("content-type", "authorization")}
         try:
             answer = httpx.request(method, self.upstream + path, content=body, headers=headers, timeout=120)
