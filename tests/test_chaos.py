@@ -21,8 +21,8 @@ from earwig.supervisor.session_log import SessionLog, read
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 from speech_text import spoken_file, word_error_rate
 
-#: Alone: its twenty restarts reload models on both cores; beside another test file it took
-#: 205 s instead of 50 and slowed that file too (a fresh-clone CI run, 29 min against 26).
+#: Alone: its twenty restarts reload models on both cores. In one fresh-clone run beside the
+#: other files (with a stray busy loop on the machine too) it took 205 s, against 50 alone.
 pytestmark = [pytest.mark.pipeline, pytest.mark.alone]
 
 SAID = {
