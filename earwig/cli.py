@@ -158,15 +158,26 @@ async def _meter(args: argparse.Namespace) -> int:
     return 0
 
 
-def _monitor(args: argparse.Namespace) -> int:
+async def _monitor(args: argparse.Namespace) -> int:
     from earwig.shm import segments
     from earwig.supervisor.plan import transcription_plan
+    from earwig.supervisor.stop_signals import StopSignals
     from earwig.tui.app import MonitorApp
 
     config = _config_from(args)
     transcription_plan(config, segments.run_prefix(), devices_optional=True)  # bad settings: one line, before the screen opens
     app = MonitorApp(config)
-    app.run()
+    stopped = asyncio.Event()
+
+    async def quit_when_stopped() -> None:
+        """A stop signal ends the session as q does: the Finals owed are written first."""
+        await stopped.wait()
+        await app.action_quit()
+
+    with StopSignals(stopped):
+        quitting = asyncio.create_task(quit_when_stopped())
+        await app.run_async()
+        quitting.cancel()
     return app.return_code or 0
 
 

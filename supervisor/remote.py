@@ -34,6 +34,7 @@ from earwig.errors import EarwigError
 from earwig.messages import ActorFailed, ActorReady, AnyMessage, Message, Shutdown, Source, encode
 from earwig.shm import Ring, RingSpec, segments
 from earwig.supervisor.session_log import SessionLog
+from earwig.supervisor.stop_signals import STOP_SIGNALS
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 
 #: The name the supervisor's process goes by in ActorReady / ActorFailed and process lists.
@@ -58,10 +59,12 @@ class Keeping:
 def serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keeping: Keeping,
           conn: Connection) -> None:
     """Process entry point (spawn target): run a Supervisor until the client says Shutdown
-    or goes away. Ctrl-C and a closed terminal reach the client, which decides."""
+    or goes away. Ctrl-C, a kill of the session and a closed terminal reach the client's
+    whole process group, this process too: the client decides (this process, ended by
+    them, would lose the Finals still owed and leave its actors' rings)."""
     redirect_output(log_path)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     run_loop(_serve(rings, actors, log_path, keeping, conn))
 
 

@@ -6,6 +6,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ import soundfile
 
 from earwig.audio.files import read_audio
 from earwig.shm import segments
+from earwig.supervisor import session_log
 from processes import actor_processes
 from speech_text import spoken_file, word_error_rate
 from test_transcription import CLEAR_SAID as SAID
@@ -57,20 +59,28 @@ class Terminal:
     def pid(self) -> int:
         return int(self._tmux("list-panes", "-F", "#{pane_pid}").strip())
 
+    def full_screen(self) -> bool:
+        """Whether the pane shows an application's alternate screen (the app's, until it
+        gives the terminal back)."""
+        return self._tmux("display-message", "-p", "#{alternate_on}").strip() == "1"
+
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
 
 
 def columns(screen: list[str]) -> dict[str, str]:
     """The Mic and Speakers columns' text: the box rows between ╭ and ╰, split at ││
-    (empty before the app has drawn them)."""
+    (empty before the app has drawn them; the Mic's alone where the speakers are off)."""
     top = next((i for i, line in enumerate(screen) if "╭─ Mic" in line), None)
     if top is None:
         return {"mic": "", "speakers": ""}
     bottom = next(i for i, line in enumerate(screen) if i > top and line.startswith("╰"))
     left, right = [], []
     for line in screen[top + 1:bottom]:
-        middle = line.index("││")
+        middle = line.find("││")
+        if middle < 0:
+            left.append(line[1:].rstrip()[:-1])
+            continue
         left.append(line[1:middle])
         right.append(line[middle + 2:].rstrip()[:-1])
     return {"mic": " ".join(left).strip(), "speakers": " ".join(right).strip()}
@@ -183,6 +193,37 @@ def test_without_an_audio_server_the_mic_column_says_why_and_the_replay_runs(ter
     assert "No mic audio: no audio server" in text["mic"] and "Fix: start PulseAudio" in text["mic"]
     terminal.press("q")
     _wait((tmp_path / "terminal-0" / "exit-code").exists, 60, "the app to exit", terminal)
+
+
+#: How a monitor ends other than by q: ``kill PID``; Ctrl-C twice, as ``kill -INT`` sends it
+#: (in the app's raw terminal Ctrl-C is a key); its terminal closed (SIGHUP to the terminal's
+#: whole process group: the app, its pipeline's processes and the shell).
+STOPS = {"sigterm": [signal.SIGTERM], "sigint-twice": [signal.SIGINT, signal.SIGINT], "terminal-closed": []}
+
+
+@pytest.mark.parametrize("stop", STOPS)
+def test_a_signal_or_a_closed_terminal_ends_the_monitor_and_keeps_what_it_showed(stop, terminal_factory,
+                                                                               long_speech, tmp_path):
+    terminal = terminal_factory([*EARWIG, "monitor", "--replay-mic", str(long_speech), "--no-speakers"])
+    app = psutil.Process(_wait(lambda: next((c.pid for c in _children(terminal.pid())
+                                             if "earwig.cli" in " ".join(c.cmdline())), None), 30,
+                               "the app's process", terminal))
+    shown = _wait(lambda: STAMP.findall(columns(terminal.screen())["mic"]), 200, "a first Final", terminal)
+    pipeline = app.children(recursive=True)
+    if stop == "terminal-closed":
+        terminal.close()
+    for i, signum in enumerate(STOPS[stop]):
+        if i:
+            time.sleep(0.3)
+        app.send_signal(signum)
+    assert psutil.wait_procs([app, *pipeline], timeout=120)[1] == []
+    assert segments.existing(f"{segments.PREFIX}{app.pid}-") == []
+    logged, = session_log.sessions_dir().glob("*.jsonl")
+    assert len(session_log.read(logged)) >= len(shown)
+    if stop != "terminal-closed":
+        _wait((tmp_path / "terminal-0" / "exit-code").exists, 30, "the shell to go on", terminal)
+        assert (tmp_path / "terminal-0" / "exit-code").read_text().strip() == "0"
+        assert not terminal.full_screen() and "Traceback" not in "\n".join(terminal.screen())
 
 
 def _children(pid: int):
