@@ -8,7 +8,7 @@ pytestmark = pytest.mark.bench
 
 
 def test_latency_benchmark_prints_both_latencies_against_whisper_transcribe():
-    result = quick_run("latency", timeout=600)
+    result = quick_run("latency")
     rows = {line.strip().split("  ")[0]: line.split() for line in result.stdout.splitlines()}
     onset, end = rows["(a) onset -> first Partial"], rows["(b) end of speech -> Final, vs transcribe() alone"]
     piped, vad = rows["vs SpeechEnd, then transcribe()"], rows["of which: end of speech -> SpeechEnd (VAD)"]
@@ -23,7 +23,7 @@ def test_latency_benchmark_prints_both_latencies_against_whisper_transcribe():
 
 
 def test_monitor_benchmark_prints_the_screens_cpu_and_latency_on_against_off():
-    result = quick_run("monitor", timeout=600)
+    result = quick_run("monitor")
     rows = cells_by_row(result.stdout)
     cpu = rows["client process CPU, % of one core"]
     on, off, screen = float(cpu[-5]), float(cpu[-4]), float(cpu[-3])
@@ -34,7 +34,7 @@ def test_monitor_benchmark_prints_the_screens_cpu_and_latency_on_against_off():
 
 
 def test_dictation_benchmark_prints_release_to_typed_against_transcribe():
-    result = quick_run("dictation", timeout=600)
+    result = quick_run("dictation")
     rows = cells_by_row(result.stdout)
     ours = rows["earwig: key release -> last character typed"]
     theirs = rows["baseline: transcribe() from the release"]
@@ -45,7 +45,7 @@ def test_dictation_benchmark_prints_release_to_typed_against_transcribe():
 
 def test_play_benchmark_prints_enter_to_first_sample_out_against_portaudios_floor():
     """Its smoke run: jfk.flac through the monitor, each line played once with enter."""
-    rows = cells_by_row(quick_run("play", timeout=600).stdout)
+    rows = cells_by_row(quick_run("play").stdout)
     ring, floor = rows["enter, line in the ring"], rows["Player.play() alone (PortAudio's floor)"]
     assert int(ring[-4]) >= 1 and int(floor[-4]) == int(ring[-4]), rows  # every line played, both ways
     assert float(ring[-3]) > 0 and float(floor[-3]) > 0 and ring[-1].endswith("x"), rows
@@ -59,7 +59,7 @@ def test_echo_benchmark_prints_bleed_wer_and_return_loss_against_no_loopback():
     talker's words in it, and the echo's path found where the loopback puts it. How far
     each canceller got (ERLE) and what they cost depend on how long the run leaves them and
     on the machine: the benchmark reports them, this smoke run only checks they are printed."""
-    result = quick_run("echo", timeout=600)
+    result = quick_run("echo")
     on = cells_by_row(result.stdout)["80 ms, cancellation on"]
     bleed, wer, double_talk_wer = float(on[-9]), float(on[-8]), float(on[-6])
     assert bleed <= 0.05 and wer < 0.3 and double_talk_wer < 0.4, on  # the speakers' words stayed out

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.bench
 
 
 def test_ring_benchmark_prints_ratios_against_the_queue():
-    result = quick_run("ring", timeout=300)
+    result = quick_run("ring")
     rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
     assert "x" in rows["throughput (blocks/s)"].split()[-3]
     for label in ("hop p50 @ 5,000 blocks/s (ms)", "hop p99 @ 100 blocks/s (ms)"):
@@ -18,7 +18,7 @@ def test_ring_benchmark_prints_ratios_against_the_queue():
 
 
 def test_mel_benchmark_prints_ratios_against_the_naive_window():
-    result = quick_run("mel", timeout=300)
+    result = quick_run("mel")
     lines = result.stdout.splitlines()
     incremental = next(line for line in lines if line.startswith("incremental, 100 ms blocks (the"))
     assert "x less" in incremental
@@ -27,7 +27,7 @@ def test_mel_benchmark_prints_ratios_against_the_naive_window():
 
 
 def test_session_log_benchmark_prints_the_fsyncs_cost_against_plain_writes():
-    result = quick_run("session_log", timeout=300)
+    result = quick_run("session_log")
     rows = cells_by_row(result.stdout)
     synced = rows["SessionLog.append (write + fsync)"]
     plain = rows["the same lines, write only (baseline)"]
@@ -37,7 +37,7 @@ def test_session_log_benchmark_prints_the_fsyncs_cost_against_plain_writes():
 
 
 def test_recovery_benchmark_times_every_actor_back_after_a_kill_against_its_cold_start():
-    result = quick_run("recovery", timeout=600)
+    result = quick_run("recovery")
     rows = cells_by_row(result.stdout)
     for actor in ("capture-mic", "mel", "preview", "final"):
         cold, back, worst, working = (float(cell) for cell in rows[actor][1:5])
@@ -48,7 +48,7 @@ def test_recovery_benchmark_times_every_actor_back_after_a_kill_against_its_cold
 
 
 def test_model_memory_benchmark_prints_each_way_against_neither():
-    result = quick_run("model_memory", timeout=600)
+    result = quick_run("model_memory")
     rows = cells_by_row(result.stdout)
     ways = [label for label in rows if "heap" in label]
     assert len(ways) == 4 and rows[ways[0]][-2] == "1.00x"
@@ -64,7 +64,7 @@ def test_soak_benchmark_keeps_the_screen_bounded_and_every_final_in_the_session_
     takes it): the same widgets throughout, no column over its bound though more Finals came,
     every Final in the session log, nothing lost; RSS growth is reported (its goal is for the
     hour-long run, not a smoke run)."""
-    result = quick_run("soak", timeout=900)
+    result = quick_run("soak")
     rows = cells_by_row(result.stdout)
     fewest, most = rows["widgets on screen, fewest..most"][-2].split("..")
     assert fewest == most

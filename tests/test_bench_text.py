@@ -7,7 +7,7 @@ pytestmark = pytest.mark.bench
 
 
 def test_peers_benchmark_prints_every_system_on_the_same_speech():
-    result = quick_run("peers", timeout=900)
+    result = quick_run("peers")
     rows = cells_by_row(result.stdout)
     systems = ("earwig (preview tiny.en, final base)", "(a) openai-whisper transcribe()", "(b) faster-whisper",
                "(c) whisperlivekit LocalAgreement-2 on faster-whisper")
@@ -22,7 +22,7 @@ def test_peers_benchmark_prints_every_system_on_the_same_speech():
 
 
 def test_wer_benchmark_prints_every_system_against_transcribe_on_real_speech():
-    result = quick_run("wer", timeout=900)
+    result = quick_run("wer")
     corpus, subset, per_file = (cells_by_row(table) for table in result.stdout.split("\n\n")[:3])
     for system in ("earwig file mode (greedy)", "openai-whisper transcribe()", "faster-whisper (beam 5)"):
         cells = corpus[system]  # corpus WER, its ratio, wall s, its ratio
@@ -35,7 +35,7 @@ def test_wer_benchmark_prints_every_system_against_transcribe_on_real_speech():
 def test_retry_benchmark_prints_work_per_second_and_wer_against_the_live_pass():
     """Its smoke run: two lines, each pair of models (cells counted from the right: a pass's
     label has spaces, and the live rows have no WER difference)."""
-    rows = cells_by_row(quick_run("retry", timeout=600).stdout)
+    rows = cells_by_row(quick_run("retry").stdout)
     for live in ("base", "tiny.en"):
         said, again = rows[f"live {live} greedy"], rows[f"retry of {live} by base beam 5"]
         assert float(said[-3]) > 0 and said[-2] == "1.00x" and 0 <= float(said[-1]) < 0.5, rows

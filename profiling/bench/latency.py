@@ -152,6 +152,8 @@ async def live(path: Path, utterances: list[Utterance]) -> Live:
                     u.speech_end_s = (now - captured_ns(u.end)) / 1e9
             elif isinstance(message, SourceEnded):
                 ended = True
+                # Both models may have gone idle before the replay's last silence was played.
+                evicted = all(supervisor.evicted(role) for role in ("preview", "final"))
             elif isinstance(message, ModelState) and message.state == "ready":
                 result.load_s[message.role] = message.load_s
                 result.model_bytes[message.role] = message.memory_bytes
