@@ -12,7 +12,8 @@ the clock passed in, so that every rule has a test of its own:
   is not a transcription) marks the server down: one warning, and the local model reads
   everything at once. The server is tried again with one utterance after 1 s, then 2, 4,
   ... up to a minute between tries (never hammered); the local model reads that
-  utterance too. The first answer brings it back (a notice).
+  utterance too. The first answer to a request sent since the failure brings it back (a
+  notice).
 """
 
 from __future__ import annotations
@@ -76,8 +77,14 @@ class ServerRoute:
         pace = took_s / max(audio_s, 1.0)
         self._pace = pace if self._pace is None else (1 - PACE_WEIGHT) * self._pace + PACE_WEIGHT * pace
 
-    def answered(self) -> RouteChange | None:
-        """The server answered; a notice when it was down."""
+    def answered(self, sent_after: int | None = None) -> RouteChange | None:
+        """The server answered; a notice when it was down. ``sent_after``: the route's
+        ``failures`` when the request was sent. An answer to a request sent before the
+        latest failure says nothing of the server since (a request in flight when another
+        failed, answered late): it changes nothing, or a server failing every new request
+        would come back and warn again with each late answer."""
+        if sent_after is not None and sent_after < self.failures:
+            return None
         was_up, self.up, self._probing, self._backoff = self.up, True, False, FIRST_RETRY_S
         return None if was_up else RouteChange(False, "the server answers again: it writes the kept text")
 

@@ -151,8 +151,8 @@ class ServedFinals:
             self._in_flight = {u: (task, min(local_at, now), sent) for u, (task, local_at, sent)
                                in self._in_flight.items()}
         else:
-            self._in_flight.pop(utterance, None)
-            self._tell(self.route.answered())
+            _, _, sent_after = self._in_flight.pop(utterance, (None, 0.0, None))
+            self._tell(self.route.answered(sent_after))
             captured_ns = self._rings[utterance.source].stamp_ns(utterance.end - 1) or 0
             stamps = Stamps(captured_ns=captured_ns, ready_ns=sent_ns, pass_start_ns=sent_ns,
                             pass_end_ns=time.monotonic_ns())

@@ -89,3 +89,15 @@ def test_a_request_sent_before_a_failure_that_fails_after_the_server_came_back_w
     assert route.failed(32.0, "did not answer in time", sent_after=second) is None
     assert route.up and route.use_server(32.0)  # the outage it belonged to is over
     assert route.failed(40.0, "down", sent_after=route.failures).warning  # a new one warns
+
+
+def test_a_late_answer_to_a_request_sent_before_a_failure_does_not_bring_the_server_back():
+    route = ServerRoute()
+    before = route.failures  # in flight while another request fails
+    assert route.failed(10.0, "HTTP 500", sent_after=route.failures).warning
+    assert route.answered(sent_after=before) is None and not route.up
+    assert route.use_server(10.0 + FIRST_RETRY_S)  # the try is still due, after the same wait
+    route.sent()
+    assert route.failed(11.0, "HTTP 500", sent_after=route.failures) is None  # the same outage: no warning
+    route.sent()
+    assert route.answered(sent_after=route.failures) is not None and route.up  # a try answered: back

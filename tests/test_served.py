@@ -29,7 +29,10 @@ from held_replays import HeldReplays
 from live_pipeline import quiet, replays_done, run_live
 from speech_text import spoken_file, word_error_rate
 
-pytestmark = pytest.mark.pipeline
+#: pytest's limit (300 s) times each test alone: the module's server is started once, by the
+#: first test, after vLLM's install (scripts/test runs it beside the first test files), each
+#: with a limit of its own.
+pytestmark = [pytest.mark.pipeline, pytest.mark.timeout(300, func_only=True)]
 
 EARWIG = [sys.executable, "-m", "earwig"]
 JFK = REAL_AUDIO.parent / "jfk.flac"

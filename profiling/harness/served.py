@@ -43,11 +43,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_setup() -> str | None:
-    """Waits while vLLM's install runs in the background; then None when vLLM and its model
-    are installed, else why not (the install's last output, or that none was run)."""
+def wait_for_setup(most_s: float = 900.0) -> str | None:
+    """Waits while vLLM's install runs in the background (at most ``most_s``); then None
+    when vLLM and its model are installed, else why not (the install's last output, or that
+    none was run)."""
+    deadline = time.monotonic() + most_s
     with open(SETUP_LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_SH)
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return f"vLLM's install failed: still running after {most_s:.0f} s (scripts/setup-vllm)"
+                time.sleep(1.0)
     if VLLM_PYTHON.exists() and (BASE_FOLDER / "config.json").exists():
         return None
     if SETUP_LOG.exists() and SETUP_LOG.stat().st_size:
@@ -64,8 +73,10 @@ class VllmServer:
         self.log = Path(tempfile.mkstemp(prefix="earwig-vllm-", suffix=".log")[1])
         self._process: subprocess.Popen | None = None
 
-    def start(self) -> None:
-        """Start it and return once ``/health`` answers (or raise with its log's end)."""
+    def start(self, most_s: float = 300.0) -> None:
+        """Start it and return once ``/health`` answers (or raise with its log's end): 30-50 s
+        on two cores, more beside other work."""
+        deadline = time.monotonic() + most_s
         env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1",
                "VLLM_CPU_OMP_THREADS_BIND": f"0-{(os.cpu_count() or 1) - 1}"}
         with open(self.log, "ab") as log:
@@ -74,8 +85,9 @@ class VllmServer:
                  "--served-model-name", self.name, "--host", "127.0.0.1", "--port", str(self.port),
                  "--enforce-eager"], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         while not self._healthy():
-            if self._process.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {self._process.returncode}: "
+            if (code := self._process.poll()) is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"vLLM did not start (exit code {code}, {most_s:.0f} s at most): "
                                    f"{self.log.read_text(errors='replace')[-2000:]}")
             time.sleep(0.5)
         self._warm_up()
