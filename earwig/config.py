@@ -249,7 +249,12 @@ def load(path: Path | None = None) -> Config:
     """Read the config file; a missing default file means defaults, a missing named one is an error."""
     explicit = path is not None
     path = path or default_path()
-    if not path.exists():
+    try:
+        present = path.exists()
+    except OSError as error:  # a folder on the way that this user may not enter
+        raise EarwigError(f"cannot read config {path}: {error.strerror or error}",
+                          "fix the permissions of its folder, or give a config you can read (--config FILE)") from None
+    if not present:
         if explicit:
             raise EarwigError(f"config file {path} does not exist",
                               "check the path given to --config")

@@ -7,8 +7,10 @@ import resource
 import shutil
 import signal
 import subprocess
+import tempfile
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -109,6 +111,53 @@ def test_corrupt_audio_file(tmp_path):
     corrupt.write_bytes(b"RIFF\x00\x10\x00\x00WAVEfmt " + os.urandom(200))
     result = run(["meter", "--replay-mic", str(corrupt), "--no-speakers"])
     assert_one_clear_line(result, "cannot decode audio file", str(corrupt))
+
+
+@pytest.fixture
+def as_a_user(tmp_path):
+    """Runs earwig as a user without root's right to read every file (``nobody`` where the
+    tests run as root), in a folder that user can reach, with XDG folders of its own there;
+    gives the folder and the run."""
+    user = [] if os.getuid() else ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    if user and shutil.which("setpriv") is None:
+        pytest.skip("setpriv is not installed (util-linux)")
+    folder = Path(tempfile.mkdtemp(prefix="earwig-user-"))
+    folder.chmod(0o777)
+    env = {**os.environ, **{name: str(folder / name.lower()) for name in
+                            ("HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME",
+                             "XDG_RUNTIME_DIR")}}
+
+    def run_as_user(args: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run([*user, *EARWIG, *args], capture_output=True, text=True, timeout=120, env=env)
+
+    yield folder, run_as_user
+    for inside in folder.rglob("*"):
+        inside.chmod(0o700)
+    shutil.rmtree(folder)
+
+
+@pytest.mark.pipeline
+def test_an_audio_file_the_user_may_not_read_is_one_line(speech, as_a_user):
+    """``transcribe``, which reads in its own process (a replay is read by the capture actor
+    through the same ``audio_stream``; ``nobody`` cannot start actors here: the interpreter
+    under /root is not theirs to run as a fork server)."""
+    folder, run_as_user = as_a_user
+    locked = folder / "locked.wav"
+    shutil.copy(speech["a"], locked)
+    locked.chmod(0)
+    assert_one_clear_line(run_as_user(["transcribe", str(locked)]),
+                          f"audio file {locked} cannot be read: permission denied")
+
+
+@pytest.mark.pipeline
+def test_a_config_folder_the_user_may_not_enter_is_one_line(speech, as_a_user):
+    folder, run_as_user = as_a_user
+    config = folder / "xdg_config_home" / "earwig"
+    config.mkdir(parents=True)
+    (config / "config.toml").write_text("[models]\nfinal = 'base'\n")
+    config.chmod(0)
+    assert_one_clear_line(run_as_user(["transcribe", str(speech["a"])]),
+                          f"cannot read config {config / 'config.toml'}: Permission denied")
 
 
 @pytest.mark.pipeline
