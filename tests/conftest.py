@@ -37,11 +37,12 @@ RESOURCE_TRACKER = b"multiprocessing.resource_tracker"
 #: the short files fill in beside the long ones and no worker is left with a long file at
 #: the end. Only the order depends on these figures; a file not listed goes last.
 FILE_SECONDS = {
-    "test_served.py": 626, "test_bench_latency.py": 252, "test_kept_text.py": 236, "test_cli.py": 184,
-    "test_monitor.py": 170, "test_dictation.py": 150, "test_bench_text.py": 134, "test_bench_resources.py": 134,
-    "test_transcription.py": 130, "test_signals.py": 83, "test_echo.py": 72, "test_file_streaming.py": 55,
-    "test_monitor_terminal.py": 54, "test_dictate_lifecycle.py": 53, "test_capture_pulse.py": 37,
-    "test_mel_actor.py": 29, "test_model_store.py": 28, "test_encoder_windows.py": 28, "test_profile.py": 27,
+    "test_served.py": 559, "test_kept_text.py": 268, "test_bench_latency.py": 249, "test_cli.py": 204,
+    "test_bench_resources.py": 195, "test_monitor.py": 194, "test_monitor_terminal.py": 183,
+    "test_signals.py": 160, "test_transcription.py": 136, "test_dictation.py": 136, "test_bench_text.py": 127,
+    "test_echo.py": 62, "test_dictate_lifecycle.py": 59, "test_encoder_windows.py": 49, "test_mel_actor.py": 38,
+    "test_file_streaming.py": 37, "test_capture_pulse.py": 36, "test_profile.py": 31, "test_supervisor.py": 25,
+    "test_model_store.py": 25, "test_session_log.py": 22,
 }
 
 #: Files whose service scripts/test installs beside the first test files (vLLM: 1-2 minutes).
