@@ -127,8 +127,7 @@ def test_both_replays_reach_their_columns_then_copy_save_and_quit(terminal_facto
     files = {s: spoken_file(tmp_path / f"{s}.wav", said, VOICES[s]).path for s, said in SAID.items()}
     terminal = terminal_factory([*EARWIG, "monitor", "--replay-mic", str(files["mic"]),
                                  "--replay-speakers", str(files["speakers"]), "--keep-audio"])
-    app_pid = _wait(lambda: next((c.pid for c in _children(terminal.pid()) if "earwig.cli" in " ".join(c.cmdline())),
-                                 None), 30, "the app's process", terminal)
+    app_pid = _app_pid(terminal)
 
     def both_heard() -> dict[str, str] | None:
         shown = columns(terminal.screen())
@@ -205,9 +204,7 @@ STOPS = {"sigterm": [signal.SIGTERM], "sigint-twice": [signal.SIGINT, signal.SIG
 def test_a_signal_or_a_closed_terminal_ends_the_monitor_and_keeps_what_it_showed(stop, terminal_factory,
                                                                                long_speech, tmp_path):
     terminal = terminal_factory([*EARWIG, "monitor", "--replay-mic", str(long_speech), "--no-speakers"])
-    app = psutil.Process(_wait(lambda: next((c.pid for c in _children(terminal.pid())
-                                             if "earwig.cli" in " ".join(c.cmdline())), None), 30,
-                               "the app's process", terminal))
+    app = psutil.Process(_app_pid(terminal))
     shown = _wait(lambda: STAMP.findall(columns(terminal.screen())["mic"]), 200, "a first Final", terminal)
     pipeline = app.children(recursive=True)
     if stop == "terminal-closed":
@@ -224,6 +221,12 @@ def test_a_signal_or_a_closed_terminal_ends_the_monitor_and_keeps_what_it_showed
         _wait((tmp_path / "terminal-0" / "exit-code").exists, 30, "the shell to go on", terminal)
         assert (tmp_path / "terminal-0" / "exit-code").read_text().strip() == "0"
         assert not terminal.full_screen() and "Traceback" not in "\n".join(terminal.screen())
+
+
+def _app_pid(terminal: Terminal) -> int:
+    """The earwig process the terminal's shell runs, once it has started."""
+    return _wait(lambda: next((c.pid for c in _children(terminal.pid()) if "earwig.cli" in " ".join(c.cmdline())),
+                              None), 30, "the app's process", terminal)
 
 
 def _children(pid: int):

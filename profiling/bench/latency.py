@@ -132,9 +132,14 @@ async def live(path: Path, utterances: list[Utterance]) -> Live:
             await asyncio.sleep(0.1)
         await asyncio.sleep(1.0)
         result.rss["before load"] = _tree_rss(supervisor, names)
-        ended = evicted = False
+        ended = False
         finals = ends = 0
-        while not (ended and finals == ends and evicted):
+
+        def evicted() -> bool:
+            """Both models gone idle: before the replay's end is reported, or after it."""
+            return all(supervisor.evicted(role) for role in ("preview", "final"))
+
+        while not (ended and finals == ends and evicted()):
             message = await messages.get()
             now = time.monotonic_ns()
             if isinstance(message, Partial):
@@ -152,15 +157,11 @@ async def live(path: Path, utterances: list[Utterance]) -> Live:
                     u.speech_end_s = (now - captured_ns(u.end)) / 1e9
             elif isinstance(message, SourceEnded):
                 ended = True
-                # Both models may have gone idle before the replay's last silence was played.
-                evicted = all(supervisor.evicted(role) for role in ("preview", "final"))
             elif isinstance(message, ModelState) and message.state == "ready":
                 result.load_s[message.role] = message.load_s
                 result.model_bytes[message.role] = message.memory_bytes
                 if len(result.load_s) == 2 and "after load" not in result.rss:
                     result.rss["after load"] = _tree_rss(supervisor, names)
-            elif isinstance(message, ModelState) and message.state == "evicted" and ended:
-                evicted = all(supervisor.evicted(role) for role in ("preview", "final"))
         await asyncio.sleep(0.5)
         result.rss["after eviction"] = _tree_rss(supervisor, names)
     return result

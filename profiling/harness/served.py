@@ -45,8 +45,8 @@ def free_port() -> int:
 
 def wait_for_setup(most_s: float = 900.0) -> str | None:
     """Waits while vLLM's install runs in the background (at most ``most_s``); then None
-    when vLLM and its model are installed, else why not (the install's last output, or that
-    none was run)."""
+    when vLLM and its model are installed, or why not where no install was run. Raises
+    RuntimeError where the install failed (with its last output) or never ended."""
     deadline = time.monotonic() + most_s
     with open(SETUP_LOCK, "a") as lock:
         while True:
@@ -55,12 +55,13 @@ def wait_for_setup(most_s: float = 900.0) -> str | None:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    return f"vLLM's install failed: still running after {most_s:.0f} s (scripts/setup-vllm)"
+                    raise RuntimeError(f"vLLM's install (scripts/setup-vllm) still runs after {most_s:.0f} s") from None
                 time.sleep(1.0)
     if VLLM_PYTHON.exists() and (BASE_FOLDER / "config.json").exists():
         return None
     if SETUP_LOG.exists() and SETUP_LOG.stat().st_size:
-        return "vLLM's install failed (scripts/setup-vllm):\n" + "\n".join(SETUP_LOG.read_text().splitlines()[-20:])
+        raise RuntimeError("vLLM's install failed (scripts/setup-vllm):\n"
+                           + "\n".join(SETUP_LOG.read_text().splitlines()[-20:]))
     return "vLLM is not installed (scripts/setup-vllm installs it)"
 
 
