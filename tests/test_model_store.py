@@ -70,6 +70,24 @@ def test_a_second_load_uses_the_cache(model_cache):
     assert path.stat().st_mtime_ns == before
 
 
+@pytest.mark.model
+def test_a_load_that_skips_the_random_draws_gives_the_same_model_and_leaves_them_drawn_after(model_cache):
+    from whisper.model import ModelDimensions, Whisper
+
+    loaded = model_store.load("tiny.en")
+    checkpoint = torch.load(model_store.checkpoint_path("tiny.en"), weights_only=True)
+    ordinary = Whisper(ModelDimensions(**checkpoint["dims"]))
+    ordinary.load_state_dict(checkpoint["model_state_dict"])
+    ours, theirs = dict(loaded.named_buffers()), dict(ordinary.named_buffers())
+    ours.update(loaded.named_parameters())
+    theirs.update(ordinary.named_parameters())
+    assert ours.keys() == theirs.keys()
+    for name, tensor in theirs.items():  # every weight and buffer (the decoder's mask too) ...
+        if name != "alignment_heads":  # ... but the heads, which the store sets for word times
+            assert torch.equal(ours[name], tensor), name
+    assert torch.nn.Linear(64, 64).weight.abs().sum() > 0  # later layers draw their weights again
+
+
 @pytest.mark.pipeline
 def test_import_of_a_faster_whisper_directory(model_cache, tiny_directory, speech):
     result = subprocess.run(EARWIG + ["models", "import", str(tiny_directory), "--name", "my-tiny"],
