@@ -165,23 +165,34 @@ def test_the_server_killed_mid_session_then_started_again_costs_no_utterance(ser
 class _Faults(HeldReplays):
     """Each fault in turn, once the server has written a Final: it fails (a warning, a
     local Final), then answers again (a served Final), then the next fault. A stalled
-    request fails at ``STALL_TIMEOUT_S``. ``warned``: each warning, with the fault the
-    proxy was playing then ("pass": none)."""
+    request fails at ``STALL_TIMEOUT_S``. From the end of the first utterance the fault
+    meets until its warning, the replay holds its place: the fault plays out on that one
+    utterance, not on every one the replay would speak meanwhile (an utterance whose
+    request went before the fault was set does not hold it: no warning would end the
+    hold). ``warned``: each warning, with the fault the proxy was playing then ("pass": none)."""
 
     def __init__(self, proxy: FaultProxy, faults: list[str]) -> None:
         super().__init__()
         self.proxy, self.left, self.done, self.warned = proxy, list(faults), [], []
+        self.failing, self._met_before = False, 0
 
     def see(self, message):
         if isinstance(message, ActorFailed) and message.actor == "final":
             self.warned.append((self.proxy.mode, message.error))
         if isinstance(message, Final) and message.model and self.left and self.proxy.mode == "pass":
+            self._met_before = self.proxy.requests.get(self.left[0], 0)
             self.proxy.set(self.left[0])
+        elif isinstance(message, SpeechEnd) and self.proxy.mode != "pass":
+            self.failing = self.proxy.requests.get(self.proxy.mode, 0) > self._met_before
         elif isinstance(message, ActorFailed) and self.proxy.mode != "pass":
             self.done.append(self.left.pop(0))
             self.proxy.set("pass")
             self.proxy.release()
+            self.failing = False
         return super().see(message)
+
+    def also_held(self) -> bool:
+        return self.failing
 
 
 def test_a_server_that_fails_stalls_or_answers_garbage_costs_no_utterance_and_warns_once_each(proxy, sonnets):
