@@ -6,6 +6,7 @@ from __future__ import annotations
 import _posixsubprocess
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -49,7 +50,18 @@ FILE_SECONDS = {
 WAITS_FOR_SETUP = ("test_served.py",)
 
 
+#: Signals the tests send to the commands they start, as a terminal or a session would.
+SENT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def pytest_configure(config):
+    # A suite started in the background (``&`` in a script, nohup) ignores SIGINT or SIGHUP,
+    # and every process it starts would inherit that: a Ctrl-C test would pass without its
+    # Ctrl-C ever arriving (``earwig transcribe`` simply read to the end). The tests' commands
+    # get them as from a terminal.
+    for signum in SENT_SIGNALS:
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
     for name, meaning in TIERS.items():
         config.addinivalue_line("markers", f"{name}: {meaning}")
     config.addinivalue_line("markers", "alone: run by scripts/test after the others, with no test file beside it")

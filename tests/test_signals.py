@@ -43,6 +43,13 @@ def _at_work(process: subprocess.Popen, command: str, starting: bool = False) ->
         time.sleep(0.01 if starting else 0.05)
 
 
+def _ignored(pid: int) -> set[int]:
+    """The signals the process ignores (its SigIgn mask, one bit per signal)."""
+    status = dict(line.split(":\t", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":\t" in line)
+    mask = int(status["SigIgn"], 16)
+    return {signum for signum in range(1, 65) if mask >> (signum - 1) & 1}
+
+
 def _left_behind(session: int) -> list[psutil.Process]:
     """Processes still in the command's session (its actors, fork server and resource
     tracker are; none of them starts a session of its own)."""
@@ -71,6 +78,7 @@ def _stop(command: str, signals: list[int], long_speech, tmp_path, starting: boo
                                env=env, start_new_session=True)
     try:
         _at_work(process, command, starting)
+        assert not _ignored(process.pid) & set(signals), "the command ignores the signal: the test would prove nothing"
         for i, signum in enumerate(signals):
             if i:
                 time.sleep(0.3)
@@ -81,6 +89,8 @@ def _stop(command: str, signals: list[int], long_speech, tmp_path, starting: boo
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(60)
     assert process.returncode in (0, 130, -signal.SIGTERM), (process.returncode, err)
+    if command == "transcribe":  # stopped, not read to the end
+        assert process.returncode != 0, (process.returncode, out)
     assert "Traceback" not in err and "Exception ignored" not in err, err
     assert psutil.wait_procs(_left_behind(process.pid), timeout=60)[1] == []
     assert segments.existing(f"{segments.PREFIX}{process.pid}-") == []
