@@ -29,6 +29,8 @@ USER_ERROR_EXIT = 2
 
 
 def _config_from(args: argparse.Namespace) -> config_module.Config:
+    """The command's settings. Each command reads them first, before it imports what runs
+    the session (PyTorch among it: 2 s of CPU), so that a bad setting is one line at once."""
     return config_flags.apply(config_module.load(args.config), args)
 
 
@@ -116,12 +118,12 @@ class _MeterView:
 
 
 async def _meter(args: argparse.Namespace) -> int:
+    config = _config_from(args)
     from earwig.shm import segments
     from earwig.supervisor.plan import listen_plan, with_what_can_run
     from earwig.supervisor.stop_signals import StopSignals
     from earwig.supervisor.supervisor import Supervisor
 
-    config = _config_from(args)
     plan = with_what_can_run(listen_plan(config, segments.run_prefix(), devices_optional=True), _warn)
     only_replays = all(config.source(s).replay for s in plan.sources)
     view = _MeterView(plan.sources, {s for s in plan.sources if config.source(s).replay},
@@ -159,12 +161,12 @@ async def _meter(args: argparse.Namespace) -> int:
 
 
 async def _monitor(args: argparse.Namespace) -> int:
+    config = _config_from(args)
     from earwig.shm import segments
     from earwig.supervisor.plan import transcription_plan
     from earwig.supervisor.stop_signals import StopSignals
     from earwig.tui.app import MonitorApp
 
-    config = _config_from(args)
     transcription_plan(config, segments.run_prefix(), devices_optional=True)  # bad settings: one line, before the screen opens
     app = MonitorApp(config)
     stopped = asyncio.Event()
@@ -182,6 +184,7 @@ async def _monitor(args: argparse.Namespace) -> int:
 
 
 async def _dictate(args: argparse.Namespace) -> int:
+    config = _config_from(args)
     from earwig import paths
     from earwig.actors import dictation_control
     from earwig.actors.dictation_keys import NO_DISPLAY_FIX, display_problem, parse
@@ -191,7 +194,6 @@ async def _dictate(args: argparse.Namespace) -> int:
     from earwig.supervisor.stop_signals import StopSignals
     from earwig.supervisor.supervisor import Supervisor
 
-    config = _config_from(args)
     problem = display_problem()
     if problem is None:
         parse(config.dictation.hotkey)
@@ -289,13 +291,14 @@ def _clock(sample: int) -> str:
 
 def _transcribe(args: argparse.Namespace) -> int:
     from earwig.audio.files import require_file
-    from earwig.compute import final_model, torch_device
-    from earwig.decoding.files import transcribe_files
-    from earwig.supervisor.plan import check_model
 
     config = _config_from(args)
     for path in args.files:
         require_file(path)  # every file checked before the first one is transcribed
+    from earwig.compute import final_model, torch_device
+    from earwig.decoding.files import transcribe_files
+    from earwig.supervisor.plan import check_model
+
     check_model(final_model(config.models.final), config.models)  # the server's fallback too
     torch_device(config.device)
     if config.server.url:
@@ -342,9 +345,9 @@ class _Progress:
 
 
 async def _profile(args: argparse.Namespace) -> int:
+    config = _config_from(args)
     from earwig.profiling import profile_plot, profile_report, profile_run, profile_trace
 
-    config = _config_from(args)
     out = args.out or Path(f"earwig-profile-{datetime.now():%Y%m%d-%H%M%S}")
     made = not out.exists()
     try:  # before the run: a folder it cannot write is found before the user has spoken

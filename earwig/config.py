@@ -6,6 +6,9 @@ of the offending key (``$.mic.device``), which becomes the one line the user see
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -101,8 +104,7 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "Seconds without speech after which the model processes end, freeing their memory.")] = 300.0
 
     def __post_init__(self) -> None:
-        from whisper.tokenizer import LANGUAGES, TO_LANGUAGE_CODE
-
+        LANGUAGES, TO_LANGUAGE_CODE = _whisper_languages()
         self.language = TO_LANGUAGE_CODE.get(self.language.lower(), self.language.lower())
         checks = [("language", self.language == "auto" or self.language in LANGUAGES,
                    'a Whisper language code ("en", "de", ...) or "auto"'),
@@ -111,6 +113,22 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                   ("preview_interval_ms", 50 <= self.preview_interval_ms <= 10_000, "between 50 and 10000"),
                   ("idle_evict_s", self.idle_evict_s > 0, "more than 0")]
         _require("models.", checks)
+
+
+@functools.cache
+def _whisper_languages() -> tuple[dict[str, str], dict[str, str]]:
+    """Whisper's language tables (code -> name, name -> code), from its tokenizer module
+    alone: imported the usual way, ``whisper.tokenizer`` imports the whisper package and
+    with it PyTorch (1.2 s of CPU before any command could say that a setting is wrong)."""
+    if "whisper.tokenizer" in sys.modules:
+        tokenizer = sys.modules["whisper.tokenizer"]
+    else:
+        package = importlib.util.find_spec("whisper")
+        spec = importlib.util.spec_from_file_location(
+            "earwig._whisper_tokenizer", Path(package.submodule_search_locations[0]) / "tokenizer.py")
+        tokenizer = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tokenizer)
+    return tokenizer.LANGUAGES, tokenizer.TO_LANGUAGE_CODE
 
 
 class MonitorConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

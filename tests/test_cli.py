@@ -106,6 +106,19 @@ def test_missing_audio_file():
 
 
 @pytest.mark.pipeline
+@pytest.mark.parametrize("argv", [["monitor", "--vad-threshold", "3"], ["dictate", "--models-language", "klingon"],
+                                  ["transcribe", "/nonexistent/speech.wav"]])
+def test_a_bad_setting_or_file_is_said_before_pytorch_is_imported(argv):
+    """The line comes at once: the command reads its settings and files before what runs
+    a session (PyTorch and whisper: 2 s of CPU)."""
+    checked = [sys.executable, "-c", "import sys; from earwig import cli; code = cli.main(sys.argv[1:]); "
+               "print('imported:', sorted({'torch', 'whisper'} & set(sys.modules))); sys.exit(code)", *argv]
+    result = subprocess.run(checked, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.startswith("earwig: "), result.stderr
+    assert "imported: []" in result.stdout, result.stdout
+
+
+@pytest.mark.pipeline
 def test_corrupt_audio_file(tmp_path):
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x10\x00\x00WAVEfmt " + os.urandom(200))
