@@ -60,7 +60,7 @@ def test_model_memory_benchmark_prints_each_way_against_neither():
 
 
 def test_soak_benchmark_keeps_the_screen_bounded_and_every_final_in_the_session_log():
-    """The soak's smoke run (half a minute of real speech per source, as fast as the pipeline
+    """The soak's smoke run (a minute of real speech per source, as fast as the pipeline
     takes it): the same widgets throughout, no column over its bound though more Finals came,
     every Final in the session log, nothing lost; RSS growth is reported (its goal is for the
     hour-long run, not a smoke run)."""

@@ -56,8 +56,8 @@ EVERY_S = 600.0
 SETTLED_S = 600.0
 GOAL_GROWTH = 0.05
 COLUMN_FINALS = 200
-#: The smoke run: half a minute of speech per source, a row every 10 s, a bound it crosses.
-QUICK_MINUTES, QUICK_EVERY_S, QUICK_COLUMN_FINALS = 0.5, 10.0, 2
+#: The smoke run: a minute of speech per source, a row every 10 s, a bound it crosses.
+QUICK_MINUTES, QUICK_EVERY_S, QUICK_COLUMN_FINALS = 1, 10.0, 4
 #: Counters the actors report (Stats) that say audio was lost.
 LOSSES = ("input_overflows", "mic_pcm_overruns", "speakers_pcm_overruns")
 
