@@ -29,6 +29,40 @@ def best_correlation(recorded: np.ndarray, played: np.ndarray) -> float:
     return float(np.corrcoef(recorded[lag: lag + len(played)], played)[0, 1])
 
 
+def correlation_in_pieces(recorded: np.ndarray, played: np.ndarray, piece_s: float = 0.5,
+                          slack_s: float = 0.5) -> float:
+    """The median, over the played audio's voiced half-seconds, of each one's Pearson
+    correlation with ``recorded`` at its own best lag within ``slack_s`` of the whole file's.
+    Playback on a busy machine may run dry for a moment (an underrun): the speakers then
+    play a gap, and everything after it comes a little later; the whole file no longer
+    lines up at one lag, while each piece of it still does. Audio that was not played has
+    no lag at which most pieces line up."""
+    recorded = np.concatenate([np.zeros(1600, recorded.dtype), recorded]).astype(np.float64)
+    played = played.astype(np.float64)
+    n = len(recorded) + len(played)
+    spectrum = np.fft.rfft(recorded, n) * np.conj(np.fft.rfft(played, n))
+    lag = int(np.argmax(np.fft.irfft(spectrum, n)[: len(recorded) - len(played) + 1]))
+    piece, slack = int(piece_s * SAMPLE_RATE), int(slack_s * SAMPLE_RATE)
+    scores = []
+    for start in range(0, len(played) - piece + 1, piece):
+        chunk = played[start:start + piece] - played[start:start + piece].mean()
+        if chunk.std() < 0.1 * played.std():
+            continue
+        low = max(0, lag + start - slack)
+        window = recorded[low: min(len(recorded), lag + start + slack + piece)]
+        if len(window) < piece:
+            scores.append(0.0)
+            continue
+        m = len(window) + piece
+        products = np.fft.irfft(np.fft.rfft(window, m) * np.conj(np.fft.rfft(chunk, m)), m)[: len(window) - piece + 1]
+        sums = np.concatenate([[0.0], np.cumsum(window)])
+        squares = np.concatenate([[0.0], np.cumsum(window ** 2)])
+        spread = (squares[piece:] - squares[:-piece]) - (sums[piece:] - sums[:-piece]) ** 2 / piece
+        pearson = products / np.sqrt(np.maximum(spread, 1e-12) * np.sum(chunk ** 2))
+        scores.append(float(pearson.max()))
+    return float(np.median(scores))
+
+
 async def samples_written(ring, reader, count: int, within_s: float = 60.0) -> None:
     """Waits until the ring holds ``count`` samples past ``reader``'s position: a count of
     audio, not a time, so a slow machine only makes it wait longer."""

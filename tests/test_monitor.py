@@ -31,7 +31,7 @@ from earwig.tui.app import MonitorApp
 from earwig.tui.spectrogram import FRAMES_PER_COLUMN, Spectrogram
 from held_replays import HeldReplays
 from speech_text import spoken_file, word_error_rate
-from test_capture_pulse import best_correlation
+from test_capture_pulse import correlation_in_pieces
 from test_transcription import CLEAR_SAID as SAID
 from test_transcription import VOICES
 
@@ -312,7 +312,7 @@ def test_enter_plays_the_selected_line_which_the_speakers_column_does_not_transc
         return app, line, recorder.audio()
 
     app, line, heard = asyncio.run(run())
-    assert best_correlation(heard, said[line.start:line.end]) > 0.9
+    assert correlation_in_pieces(heard, said[line.start:line.end]) > 0.9
     logged = session_log.read(app.session_log)
     assert [final.echo for final in logged if final.source == "speakers"] == [True]
     assert not session_log.audio_path(app.session_log, "mic").exists()  # no --keep-audio: gone at the end

@@ -22,7 +22,7 @@ from earwig.session_search import search, words_of
 from earwig.supervisor.plan import session_audio_rings, transcription_plan
 from earwig.supervisor.session_log import SessionLog, audio_path, read
 from earwig.supervisor.supervisor import Supervisor
-from test_capture_pulse import best_correlation
+from test_capture_pulse import correlation_in_pieces
 
 
 def _final(text: str, source: str = "mic", start: int = 16000, echo: bool = False) -> Final:
@@ -160,7 +160,7 @@ def test_a_line_said_in_an_earlier_session_is_found_and_played_back_as_it_was_sa
                                 capture_output=True, text=True, timeout=60)
     assert played.returncode == 0, played.stderr
     kept, _ = soundfile.read(audio_path(log.path, "mic"), start=line.start, stop=line.end, dtype="float32")
-    assert best_correlation(recorder.audio(), kept) > 0.9
+    assert correlation_in_pieces(recorder.audio(), kept) > 0.9
 
 
 
