@@ -189,7 +189,8 @@ TALKER_AFTER_S = 9.0
 
 async def listen_with_bleed(prefix: str, folder, cancel: str) -> tuple[list[tuple[float, float]], EchoState | None, float]:
     """Real capture and the mel actor's VAD while the speakers play ~16 s of read speech and
-    a talker joins after TALKER_AFTER_S: the mic's speech spans (s from the speakers' start),
+    a talker joins after TALKER_AFTER_S: the mic's speech spans (s from the speakers' start,
+    each from its first voiced sample),
     the last EchoState, and the canceller's CPU seconds per second of audio."""
     speakers = folder / "speakers.wav"
     soundfile.write(speakers, np.concatenate([read_audio(REAL_AUDIO / name) for name in SPEAKERS_FILES]), SAMPLE_RATE)
@@ -212,7 +213,10 @@ async def listen_with_bleed(prefix: str, folder, cancel: str) -> tuple[list[tupl
         if isinstance(message, SpeechStart) and message.source == "mic":
             opened = message.start
         elif isinstance(message, SpeechEnd) and message.source == "mic":
-            spans.append(((message.start - began) / SAMPLE_RATE, (message.end - began) / SAMPLE_RATE))
+            # From the first voiced sample: an utterance begins vad.lead_ms before it, which
+            # would put the talker's first 0.3 s before the talker spoke.
+            onset = config.vad.onset(message.start)
+            spans.append(((onset - began) / SAMPLE_RATE, (message.end - began) / SAMPLE_RATE))
         elif isinstance(message, EchoState):
             state = message
         elif isinstance(message, Stats) and "mic_echo_cpu_s" in message.counters:
