@@ -11,6 +11,7 @@ import tempfile
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import psutil
@@ -371,3 +372,28 @@ def test_kill_9_of_the_supervisor_leaves_no_orphan_and_the_next_start_cleans_up(
     # one may be first): whichever it is, the next start must have removed them.
     assert run(["meter", "--replay-mic", str(long_speech), "--no-speakers", "--seconds", "0.5"]).returncode == 0
     assert segments.existing(prefix) == []
+
+
+@pytest.mark.pure
+def test_a_long_files_progress_goes_to_stderr_every_ten_seconds_and_a_short_ones_never(monkeypatch, capsys):
+    """`earwig transcribe` of a file over five minutes says how far it is, on stderr (its
+    lines go to stdout): on a terminal in place, else a line each time; a short file is
+    quiet. The clock is the test's: each call is a step of it."""
+    from earwig import cli
+
+    now = [1000.0]
+    monkeypatch.setattr(cli, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    for interactive in (False, True):
+        progress = cli._Progress(interactive)
+        for step in range(31):  # 30 s of the clock, a call each second
+            progress("talk.flac", done_s=60.0 * step, total_s=3600.0)
+            progress("short.flac", done_s=1.0 * step, total_s=299.0)
+            now[0] += 1.0
+        said = capsys.readouterr()
+        assert said.out == ""
+        if interactive:
+            assert said.err.count("\r\033[K") == 3 and "\n" not in said.err, said.err
+        else:
+            assert said.err.splitlines() == [f"earwig: talk.flac: {done} of 60:00.00 transcribed ({share}%)"
+                                             for done, share in (("10:00.00", 17), ("20:00.00", 33), ("30:00.00", 50))]
+        assert "short.flac" not in said.err
