@@ -137,7 +137,11 @@ def _check_partials(seen: list, source: str, finals: list[Final]) -> None:
         committed_words += len(committed[-1])
         agreed_words += agreement(partials[-1].committed, final.text) * len(committed[-1])
     assert committed_words, f"no committed partial text on {source}"
-    assert agreed_words / committed_words > 0.8, (source, agreed_words, committed_words)
+    # Two models, so a word may differ ("cold in here" committed by tiny.en, "cold and the"
+    # kept by base); how many words the preview commits before an utterance ends depends on
+    # the CPU it gets, so on a busy machine one such word could be a fifth of them.
+    differing = committed_words - agreed_words
+    assert differing <= max(1.0, 0.2 * committed_words), (source, agreed_words, committed_words)
 
 
 # --- lazy load, eviction ---------------------------------------------------------------------------
