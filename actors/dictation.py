@@ -21,12 +21,14 @@ the ring's write position at that moment, the same clock the VAD and the models 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from earwig.actors import dictation_control
 from earwig.actors.dictation_delivery import Desktop, Outcome
+from earwig.actors.dictation_desktops import DesktopChoice
 from earwig.actors.dictation_keys import Hotkey
 from earwig.actors.dictation_text import dictated, joined
 from earwig.actors.final_context import said_before
@@ -59,9 +61,9 @@ class DictationParams:
     pcm_ring: str
     #: The control socket's path, for ``earwig ctl``.
     socket: str
-    #: False without an X display: no hotkey, no typing; ``earwig ctl`` still works and
-    #: the text is only published (the command prints it).
-    desktop: bool = True
+    #: Where the text goes (``dictation_desktops``): X11, Wayland, or none (no hotkey, no
+    #: typing; ``earwig ctl`` still works and the text is only published: the command prints it).
+    desktop: DesktopChoice = DesktopChoice("x11", focus="x11", hotkey=True)
 
 
 @dataclass
@@ -81,7 +83,7 @@ async def main(actor: Actor) -> None:
     loop = asyncio.get_running_loop()
     dictation = Dictator(actor, params)
     hotkey = None
-    if params.desktop:
+    if params.desktop.hotkey:
         hotkey = Hotkey(params.settings.hotkey, loop, dictation.key_down, dictation.key_up)
         await asyncio.to_thread(hotkey.start)
     server = await dictation_control.serve(Path(params.socket), dictation.command)
@@ -109,6 +111,17 @@ async def main(actor: Actor) -> None:
 # --- compute ------------------------------------------------------------------------------
 
 
+def _open_desktop(choice: DesktopChoice, settings: DictationConfig):
+    """The desktop the text is typed into, as ``choice`` found it; None: the text is printed."""
+    if choice.kind == "x11":
+        return Desktop(settings.delivery)
+    if choice.kind == "wayland":
+        from earwig.actors.dictation_wayland import WaylandDesktop
+
+        return WaylandDesktop(settings.delivery, choice.focus, settings.type_without_focus_check)
+    return None
+
+
 class Dictator:
     """One dictation at a time: its bounds, its Finals, its delivery."""
 
@@ -116,7 +129,8 @@ class Dictator:
         self._actor = actor
         self._settings = params.settings
         self._pcm = Ring.attach(params.pcm_ring)
-        self._desktop = Desktop(params.settings.delivery) if params.desktop else None
+        self._desktop = _open_desktop(params.desktop, params.settings)
+        self._hotkey = params.desktop.hotkey
         self._current: _Dictation | None = None
         self._state = DictationState(state="ready")
         #: The last text delivered: into which window, when; the next one may continue it.
@@ -178,7 +192,7 @@ class Dictator:
         elif action in ("enable", "disable"):
             self._enabled = action == "enable"
             self.publish_state("ready" if self._enabled else "off",
-                               self.ready_detail(self._desktop is not None) if self._enabled else "the hotkey is off")
+                               self.ready_detail(self._hotkey) if self._enabled else "the hotkey is off")
         return self._state
 
     def mic_ended(self) -> None:
@@ -286,7 +300,7 @@ class Dictator:
 
     async def _deliver(self, text: str, window: int | None, finals: list[Final]) -> None:
         if self._desktop is None:
-            outcome = Outcome("no X display: the text is printed, not typed")
+            outcome = Outcome("no desktop to type into: the text is printed, not typed")
         elif window is None:
             self._desktop.set_clipboard(text)
             outcome = Outcome("dictation was interrupted (its process restarted), so the text was not "
@@ -294,14 +308,22 @@ class Dictator:
         else:
             try:
                 outcome = await asyncio.to_thread(self._desktop.deliver, text, window)
-            except (EarwigError, OSError) as error:
-                outcome = Outcome(f"could not type the text: {error}")
+            except (EarwigError, OSError, subprocess.SubprocessError) as error:
+                outcome = Outcome(f"could not type the text: {error}; {self._onto_clipboard(text)}")
         if not outcome.held:
             self._last = (window, text, time.monotonic())
             self._settle(DictationState(state="delivered", text=text))
         else:
             self._held = finals
             self._settle(DictationState(state="held", detail=outcome.held, text=text))
+
+    def _onto_clipboard(self, text: str) -> str:
+        """Where text that could not be typed went, in words."""
+        try:
+            self._desktop.set_clipboard(text)
+        except (EarwigError, OSError, subprocess.SubprocessError):
+            return "it is printed only"
+        return "it is on the clipboard (paste it with ctrl+v)"
 
     def _settle(self, state: DictationState) -> None:
         self._state = state

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from earwig.errors import EarwigError
@@ -32,11 +33,31 @@ TEXT_TARGETS = ("UTF8_STRING", "text/plain;charset=utf-8", "text/plain", "STRING
 XCLIP = ["xclip", "-selection", "clipboard"]
 
 
+#: The window a dictation began in, where the desktop cannot say which one had the focus
+#: (Wayland without a compositor IPC that names it).
+FOCUS_UNKNOWN = -1
+ON_THE_CLIPBOARD = "it is on the clipboard (paste it with ctrl+v)"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """``held``: why the text was not typed (it is on the clipboard instead), or "" if it was."""
 
     held: str = ""
+
+
+def why_held(window: int, focused_window: Callable[[], int], unchecked: bool = False) -> str:
+    """Why text meant for ``window`` (focused when dictation began) must not be typed now,
+    or "" when it may: the focus is still there, or, where nobody can tell, the user chose
+    to type without the check (``unchecked``)."""
+    if window == FOCUS_UNKNOWN:
+        return "" if unchecked else \
+            f"this desktop does not say which window has the focus, so the text was not typed: {ON_THE_CLIPBOARD}"
+    if not window:
+        return f"no window had the keyboard focus when dictation started, so the text was not typed: {ON_THE_CLIPBOARD}"
+    if focused_window() != window:
+        return f"the focus moved to another window, so the text was not typed: {ON_THE_CLIPBOARD}"
+    return ""
 
 
 class Desktop:
@@ -69,14 +90,9 @@ class Desktop:
         """Type or paste ``text`` if ``window`` still has the focus; else hold it on the clipboard."""
         if not text:
             return Outcome()
-        if not window:
+        if held := why_held(window, self.focused_window):
             self.set_clipboard(text)
-            return Outcome("no window had the keyboard focus when dictation started, so the text was not "
-                           "typed: it is on the clipboard (paste it with ctrl+v)")
-        if self.focused_window() != window:
-            self.set_clipboard(text)
-            return Outcome("the focus moved to another window, so the text was not typed: "
-                           "it is on the clipboard (paste it with ctrl+v)")
+            return Outcome(held)
         if self._delivery == "paste":
             self._paste(text)
         else:

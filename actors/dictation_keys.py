@@ -17,16 +17,12 @@ from earwig.errors import EarwigError
 
 HOTKEY_FIX = ("spell it like <ctrl>+<alt>+<space> or <cmd>+d: key names in <> (ctrl, alt, shift, "
               "cmd, space, f1, ...), single characters as they are, joined by +")
-NO_DISPLAY_FIX = ("drive dictation with `earwig ctl toggle` (bind that command to a key in your "
-                  "desktop's settings), or run earwig in an X11 session")
 
 
 def display_problem() -> str | None:
     """Why a global hotkey and typing cannot work here, or None when they can."""
     display = os.environ.get("DISPLAY")
     if not display:
-        if os.environ.get("WAYLAND_DISPLAY"):
-            return "Wayland gives applications no global hotkeys, and there is no X display"
         return "there is no X display (DISPLAY is not set)"
     try:
         importlib.import_module("pynput.keyboard")  # connects to the display when imported

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import math
+import os
+import shutil
 import signal
 import sys
 import time
@@ -49,6 +51,8 @@ def _fatal(failure: ActorFailed) -> ActorFailed | None:
 def _devices(args: argparse.Namespace) -> int:
     from earwig import compute
     from earwig.actors.capture_devices import NO_SERVER_FIX, echo_between, list_devices, resolve
+    from earwig.actors.dictation_desktops import choose_desktop
+    from earwig.actors.dictation_keys import display_problem
 
     devices = list_devices()
     for title, loopback in (("Microphones and other inputs", False),
@@ -68,6 +72,8 @@ def _devices(args: argparse.Namespace) -> int:
     except EarwigError:
         pass  # no default pair: nothing to say of one
     print(f"Compute device: {compute.describe()}")
+    desktop = choose_desktop(os.environ, shutil.which, display_problem)
+    print(f"Dictation: {desktop.describe() if desktop.kind else desktop.problem}")
     return 0
 
 
@@ -187,23 +193,25 @@ async def _dictate(args: argparse.Namespace) -> int:
     config = _config_from(args)
     from earwig import paths
     from earwig.actors import dictation_control
-    from earwig.actors.dictation_keys import NO_DISPLAY_FIX, display_problem, parse
+    from earwig.actors.dictation_desktops import choose_desktop
+    from earwig.actors.dictation_keys import display_problem, parse
     from earwig.shm import segments
     from earwig.supervisor.plan import dictation_plan, session_audio_rings
     from earwig.supervisor.session_log import SessionLog
     from earwig.supervisor.stop_signals import StopSignals
     from earwig.supervisor.supervisor import Supervisor
 
-    problem = display_problem()
-    if problem is None:
+    desktop = choose_desktop(os.environ, shutil.which, display_problem, config.dictation.type_without_focus_check)
+    if desktop.hotkey:
         parse(config.dictation.hotkey)
-    else:
-        print(f"earwig dictate: {problem}: no global hotkey, and the text is printed here, not "
-              f"typed. {NO_DISPLAY_FIX[0].upper()}{NO_DISPLAY_FIX[1:]}.", file=sys.stderr)
+    if desktop.kind:
+        print(f"earwig dictate: {desktop.describe()}", file=sys.stderr)
+    if desktop.problem:
+        print(f"earwig dictate: {desktop.problem}.", file=sys.stderr)
     path = dictation_control.socket_path()
     dictation_control.ensure_free(path)
     prefix = segments.run_prefix()
-    plan = dictation_plan(config, prefix, str(path), desktop=problem is None)
+    plan = dictation_plan(config, prefix, str(path), desktop)
     view = _DictationView(sys.stderr.isatty())
     kept_audio = session_audio_rings(plan, prefix) if config.keep_audio else None
     log_path, done = paths.fresh_log("dictate.log"), asyncio.Event()

@@ -182,6 +182,10 @@ class DictationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "`earwig dictate` also transcribes, and logs in the session log, what the mic hears "
         "outside a dictation; off, only what is said while dictating is transcribed or kept "
         "(the monitor transcribes everything either way: that is what it is for).")] = False
+    type_without_focus_check: Annotated[bool, Meta(description=
+        "On a Wayland desktop that does not say which window has the focus (GNOME, KDE), type the "
+        "text into whatever window has it when the text is ready; off, the text is held on the "
+        "clipboard there, since it could land in a window that took the focus while you spoke.")] = False
     in_monitor: Annotated[bool, Meta(description=
         "The monitor runs dictation too (its hotkey works while the monitor is open; d turns "
         "it off and on), when there is an X display and no `earwig dictate` is running.")] = True

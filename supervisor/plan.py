@@ -15,6 +15,7 @@ from earwig import model_store
 from earwig.actors.capture import CaptureParams
 from earwig.actors.capture_devices import resolve
 from earwig.actors.dictation import DictationParams
+from earwig.actors.dictation_desktops import DesktopChoice
 from earwig.actors.mel import MelParams, MelSource
 from earwig.actors.model_session import ModelParams
 from earwig.actors.runtime import ActorSpec, spec_for
@@ -257,9 +258,9 @@ def check_model(model: str, models: ModelsConfig, role: str = "final") -> None:
                           f"use the multilingual {model[:-3]} to translate")
 
 
-def dictation_plan(config: Config, prefix: str, socket: str, desktop: bool) -> Plan:
-    """The mic's transcription (no speakers) plus the dictation actor. ``desktop``: an X
-    display for the hotkey and the typing."""
+def dictation_plan(config: Config, prefix: str, socket: str, desktop: DesktopChoice) -> Plan:
+    """The mic's transcription (no speakers) plus the dictation actor. ``desktop``: where the
+    hotkey is read and the text typed (``actors/dictation_desktops``)."""
     if not config.mic.enabled:
         raise EarwigError("dictation needs the mic, and it is disabled", "drop --no-mic (or mic.enabled = false)")
     config = msgspec.structs.replace(config, speakers=msgspec.structs.replace(config.speakers, enabled=False))
@@ -274,7 +275,7 @@ def _only_dictated(mel: ActorSpec) -> ActorSpec:
     return replace(mel, params=replace(mel.params, sources=sources))
 
 
-def with_dictation(plan: Plan, config: Config, prefix: str, socket: str, desktop: bool) -> Plan:
+def with_dictation(plan: Plan, config: Config, prefix: str, socket: str, desktop: DesktopChoice) -> Plan:
     """``plan`` (which transcribes the mic) plus the dictation actor. It stops last: a
     session ended mid-dictation (Ctrl-C) still has its text, which the mel actor closes
     and the final actor answers as they stop, delivered and printed."""

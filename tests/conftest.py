@@ -23,11 +23,11 @@ TIERS = {
     "pure": "runs in the test's own process alone: no child process, audio server, display or model weights",
     "model": "reads real Whisper or Silero weights in the test's own process; starts no process",
     "pipeline": "starts real processes: actors under a supervisor, the earwig CLI, a process sharing a ring",
-    "service": "needs a service its fixture starts: PulseAudio, Xvfb, tmux",
+    "service": "needs a service its fixture starts: PulseAudio, Xvfb, a headless sway, tmux",
     "bench": "a benchmark's smoke run (python -m earwig.profiling.bench NAME --quick)",
 }
 #: What a service test's fixtures are called; a test that asks for one is a service test.
-SERVICE_FIXTURES = {"pulse", "desktop", "terminal_factory"}
+SERVICE_FIXTURES = {"pulse", "desktop", "sway", "terminal_factory"}
 #: Programs a pure or model test may run, none of them the code under test: espeak-ng makes
 #: its speech, ldconfig is how ctypes finds a shared library (libspeexdsp, PortAudio), and
 #: multiprocessing's resource tracker comes with any shared memory (a ring in the test's process).
@@ -43,7 +43,7 @@ FILE_SECONDS = {
     "test_signals.py": 160, "test_transcription.py": 136, "test_dictation.py": 136, "test_bench_text.py": 127,
     "test_echo.py": 62, "test_dictate_lifecycle.py": 59, "test_encoder_windows.py": 49, "test_mel_actor.py": 38,
     "test_file_streaming.py": 37, "test_capture_pulse.py": 36, "test_profile.py": 31, "test_supervisor.py": 25,
-    "test_model_store.py": 25, "test_session_log.py": 22,
+    "test_model_store.py": 25, "test_session_log.py": 22, "test_dictation_wayland.py": 35,
 }
 
 #: Files whose service scripts/test installs beside the first test files (vLLM: 1-2 minutes).

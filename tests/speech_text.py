@@ -49,3 +49,12 @@ def spoken_file(path: Path, texts: list[str], voice: str, gap_s: float = 1.5,
         parts += [audio, np.zeros(int(gap_s * RATE), np.float32)]
     soundfile.write(path, np.concatenate(parts), RATE)
     return Spoken(path, list(texts), utterances)
+
+
+def spoken_sentences(folder: Path, texts: list[str]) -> list[Path]:
+    """Each text said by espeak-ng (en-us, 150 words a minute) into a file of its own in
+    ``folder``: what a dictation test plays into the fake microphone, one sentence a time."""
+    paths = [folder / f"{i}.wav" for i in range(len(texts))]
+    for path, text in zip(paths, texts):
+        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(path), text], check=True)
+    return paths

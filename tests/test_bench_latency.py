@@ -41,6 +41,8 @@ def test_dictation_benchmark_prints_release_to_typed_against_transcribe():
     assert 0 < float(ours[-6]) <= float(ours[-5]) and 0 < float(theirs[-4]) <= float(theirs[-3])
     assert float(ours[-4]) <= 0.2  # what was typed is what was said
     assert ours[-3].endswith("x")  # a ratio to the baseline of the same run
+    wayland = rows["earwig on Wayland (sway, wtype): ctl stop -> last character"]
+    assert 0 < float(wayland[-6]) <= float(wayland[-5]) and float(wayland[-4]) <= 0.2 and wayland[-3].endswith("x")
 
 
 def test_play_benchmark_prints_enter_to_first_sample_out_against_portaudios_floor():

@@ -23,7 +23,7 @@ from earwig.profiling.harness import headless
 from earwig.supervisor import session_log
 from earwig.tui.app import MonitorApp
 from processes import actor_processes
-from speech_text import word_error_rate
+from speech_text import spoken_sentences, word_error_rate
 
 pytestmark = pytest.mark.service
 
@@ -49,12 +49,7 @@ def display():
 
 @pytest.fixture(scope="module")
 def sentences(tmp_path_factory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("said")
-    paths = []
-    for i, text in enumerate(SAID):
-        paths.append(folder / f"{i}.wav")
-        subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(paths[-1]), text], check=True)
-    return paths
+    return spoken_sentences(tmp_path_factory.mktemp("said"), SAID)
 
 
 class Daemon:
@@ -296,7 +291,7 @@ def test_without_a_display_ctl_still_works_and_the_text_is_printed(desktop, sent
     _run(*EARWIG, "ctl", "toggle")
     _say(sentences[2])
     stopped = _run(*EARWIG, "ctl", "toggle")
-    assert stopped.startswith("held: no X display")
+    assert stopped.startswith("held: no desktop to type into")
     assert word_error_rate(SAID[2], daemon.wait_for("summer", where="out")) <= 0.1
 
 

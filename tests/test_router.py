@@ -10,6 +10,7 @@ from earwig.actors.runtime import ActorSpec
 from earwig.config import Config, SourceConfig
 from earwig.messages import (DictationSpan, DictationStart, DictationStop, Final, Partial, PauseSource, Retry,
                              SourceEnded, SpeechEnd, SpeechPause, SpeechStart)
+from earwig.actors.dictation_desktops import DesktopChoice
 from earwig.supervisor.plan import transcription_plan, with_dictation
 from earwig.supervisor.router import RECENT_FINALS, Router
 
@@ -121,7 +122,7 @@ def test_the_plan_subscribes_every_actor_to_the_types_its_module_declares(tmp_pa
     """The plan reads each actor module's LISTENS; the router routes exactly those."""
     from earwig.actors import capture, dictation, final, mel, preview
     config = Config(mic=SourceConfig(replay="x.wav"), speakers=SourceConfig(enabled=False))
-    plan = with_dictation(transcription_plan(config, "t-"), config, "t-", str(tmp_path / "s"), desktop=False)
+    plan = with_dictation(transcription_plan(config, "t-"), config, "t-", str(tmp_path / "s"), desktop=DesktopChoice(""))
     modules = {"capture-mic": capture, "mel": mel, "preview": preview, "final": final, "dictation": dictation}
     assert {spec.name: spec.listens for spec in plan.actors} == \
         {name: frozenset(module.LISTENS) for name, module in modules.items()}

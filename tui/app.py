@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -247,13 +248,15 @@ class MonitorApp(App):
         """The plan with the dictation actor, where dictation can run: the mic is on, there
         is an X display, the hotkey reads, and no ``earwig dictate`` holds the socket."""
         from earwig.actors import dictation_control
+        from earwig.actors.dictation_desktops import choose_desktop
         from earwig.actors.dictation_keys import display_problem, parse
         from earwig.supervisor.plan import with_dictation
 
         if not self.config.dictation.in_monitor or "mic" not in plan.sources:
             return plan
         path = dictation_control.socket_path()
-        if display_problem() is not None:  # no X here (SSH, Wayland): nothing to say on every start
+        desktop = choose_desktop(os.environ, shutil.which, display_problem)
+        if not desktop.hotkey:  # no X here (SSH, Wayland: `earwig dictate`): nothing to say on every start
             self.status.dictation = "unavailable"
             return plan
         try:
@@ -264,7 +267,7 @@ class MonitorApp(App):
             self.notify(f"No dictation: {error.problem} ({error.fix})", severity="warning", timeout=10)
             return plan
         self.dictating = True
-        return with_dictation(plan, self.config, prefix, str(path), desktop=True)
+        return with_dictation(plan, self.config, prefix, str(path), desktop)
 
     async def _follow(self, supervisor: RemoteSupervisor) -> None:
         """Show what the supervisor publishes until it has ended (q asks it to)."""

@@ -1,19 +1,23 @@
-"""Dictation latency: key release -> the last character in a real text field, against
-openai-whisper's ``transcribe()`` of the same audio with the same model started at the
-release, in the same run.
+"""Dictation latency: key release -> the last character in a real window, on X11 and on
+Wayland, against openai-whisper's ``transcribe()`` of the same audio with the same model
+started at the release, in the same run.
 
-The desktop is headless (``headless``): Xvfb, a Tk text field, a PulseAudio whose fake
-microphone ``earwig dictate`` captures. For each sentence (espeak-ng, 3-8 s): focus the
-field, press the hotkey with xdotool, play the sentence into the microphone, release the
-key 0.2 s after it ends. earwig's figure runs from the release to the field's last change
-(the Tk field stamps every change with the monotonic clock, which every process shares).
-Then, with the dictation idle, the baseline: ``transcribe()`` of the sentence's audio,
-timed from its call to its return, as if it had been called at the release. The runs
-alternate sentence by sentence, so drift on a shared machine falls on both alike.
+The desktops are headless (``headless``): Xvfb with a Tk text field, a sway with a foot
+window, and a PulseAudio whose fake microphone both ``earwig dictate`` daemons capture (each
+transcribes only its own dictations). For each sentence (espeak-ng, 3-8 s), on X11: focus
+the field, press the hotkey with xdotool, play the sentence into the microphone, release the
+key 0.2 s after it ends; on Wayland, where a compositor's key binding runs ``earwig ctl``,
+the same with ``earwig ctl start`` and ``earwig ctl stop``. earwig's figure runs from the
+release (the call of ``ctl stop``) to the window's last change (the Tk field stamps every
+change with the monotonic clock, which every process shares; foot's file is watched every
+5 ms). Then, with the dictations idle, the baseline: ``transcribe()`` of the sentence's
+audio, timed from its call to its return, as if it had been called at the release. The runs
+alternate sentence by sentence, so drift on a shared machine falls on all alike.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -60,42 +64,69 @@ def run(quick: bool = False) -> str:
         model.transcribe(audio[0], fp16=False, language="en")  # the baseline's own warm-up
         with headless.x_server(), headless.pulse_server(folder / "runtime"):
             field = headless.TextField("earwig-bench-dictation")
-            daemon = _Daemon(folder)
+            daemons = [_Daemon(folder, "x11", os.environ)]
             try:
-                _dictate(field, files[0])  # loads the final model: not timed
-                ours, theirs, typed, written = [], [], [], []
-                for path, clip in zip(files, audio):
-                    field_before = len(field.changes)
-                    released_ns = _dictate(field, path)
-                    ours.append((field.changes[-1][0] - released_ns) / 1e9)
-                    typed.append(field.text[len(field.changes[field_before - 1][1]):] if field_before else field.text)
-                    started = time.perf_counter()
-                    written.append(model.transcribe(clip, fp16=False, language="en")["text"])
-                    theirs.append(time.perf_counter() - started)
+                with headless.wayland_session() as session:
+                    # A control socket of its own (one daemon per runtime folder), the same PulseAudio.
+                    wayland_env = {**os.environ, "XDG_RUNTIME_DIR": str(_private(folder / "wayland-runtime")),
+                                   "PULSE_SERVER": f"unix:{folder / 'runtime' / 'pulse' / 'native'}"}
+                    daemons.append(_Daemon(folder, "wayland", wayland_env))
+                    window = headless.WaylandWindow(session, "earwig-bench-dictation")
+                    try:
+                        _dictate(field, files[0])  # each loads its final model: not timed
+                        _dictate_by_ctl(window, files[0], wayland_env)
+                        x11, wayland, theirs, typed, on_wayland, written = [], [], [], [], [], []
+                        for path, clip in zip(files, audio):
+                            field_before = len(field.changes)
+                            released_ns = _dictate(field, path)
+                            x11.append((field.changes[-1][0] - released_ns) / 1e9)
+                            typed.append(field.text[len(field.changes[field_before - 1][1]):] if field_before
+                                         else field.text)
+                            before = len(window.text)
+                            seconds, text = _dictate_by_ctl(window, path, wayland_env)
+                            wayland.append(seconds)
+                            on_wayland.append(text[before:])
+                            started = time.perf_counter()
+                            written.append(model.transcribe(clip, fp16=False, language="en")["text"])
+                            theirs.append(time.perf_counter() - started)
+                    finally:
+                        window.close()
+                        daemons.pop().stop()
             finally:
-                daemon.stop()
+                for daemon in daemons:
+                    daemon.stop()
                 field.close()
     seconds = [len(clip) / 16000 for clip in audio]
     p50, p95 = (lambda v: float(np.percentile(v, 50))), (lambda v: float(np.percentile(v, 95)))
     lines = [f"dictation: {len(sentences)} espeak-ng sentences of {min(seconds):.1f}-{max(seconds):.1f} s, "
-             f"model {MODEL}, CPU; Xvfb, a Tk field, PulseAudio's fake microphone"]
+             f"model {MODEL}, CPU; Xvfb with a Tk field, a headless sway with a foot window, "
+             "PulseAudio's fake microphone"]
+
+    def row(name: str, times: list[float], said: list[str], goal: str) -> tuple[str, ...]:
+        return (name, f"{p50(times):.2f}", f"{p95(times):.2f}", f"{word_error_rate(sentences, said):.3f}",
+                f"{p50(times) / p50(theirs):.2f}x", goal)
+
     lines += table(("", "p50 s", "p95 s", "WER", "vs baseline p50", "goal"), [
-        ("earwig: key release -> last character typed", f"{p50(ours):.2f}", f"{p95(ours):.2f}",
-         f"{word_error_rate(sentences, typed):.3f}", f"{p50(ours) / p50(theirs):.2f}x", "<= 0.5x"),
-        ("baseline: transcribe() from the release", f"{p50(theirs):.2f}", f"{p95(theirs):.2f}",
-         f"{word_error_rate(sentences, written):.3f}", "1.00x", ""),
+        row("earwig: key release -> last character typed", x11, typed, "<= 0.5x"),
+        row("earwig on Wayland (sway, wtype): ctl stop -> last character", wayland, on_wayland, "<= 0.5x"),
+        row("baseline: transcribe() from the release", theirs, written, ""),
     ])
     return "\n".join(lines)
 
 
-class _Daemon:
-    """``earwig dictate`` on the fake microphone, ready for the hotkey."""
+def _private(folder: Path) -> Path:
+    folder.mkdir(mode=0o700)
+    return folder
 
-    def __init__(self, folder: Path) -> None:
-        self.err = folder / "dictate.err"
+
+class _Daemon:
+    """``earwig dictate`` on the fake microphone, ready for the hotkey or ``earwig ctl``."""
+
+    def __init__(self, folder: Path, name: str, env) -> None:
+        self.err = folder / f"dictate-{name}.err"
         with open(self.err, "w") as err:
             self.process = subprocess.Popen([sys.executable, "-m", "earwig.cli", "dictate", "--mic", "fakemic"],
-                                            stdout=subprocess.DEVNULL, stderr=err)
+                                            stdout=subprocess.DEVNULL, stderr=err, env=dict(env))
         deadline = time.monotonic() + 120
         while "earwig dictate: ready" not in self.err.read_text():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -124,6 +155,30 @@ def _dictate(field: headless.TextField, path: Path) -> int:
             raise RuntimeError("nothing was typed within 60 s of the release")
         time.sleep(0.05)
     return released_ns
+
+
+def _dictate_by_ctl(window: headless.WaylandWindow, path: Path, env) -> tuple[float, str]:
+    """One dictation on Wayland, started and stopped by ``earwig ctl`` as a compositor's key
+    binding runs it: seconds from ``ctl stop`` to the window's last change, and its text
+    then, once it has stopped changing for SETTLED_S."""
+    window.focus()
+    before = window.text
+    subprocess.run([sys.executable, "-m", "earwig.cli", "ctl", "start"], check=True, env=env, capture_output=True)
+    subprocess.run(["paplay", "--device=micfeed", str(path)], check=True)
+    time.sleep(0.2)
+    released = time.monotonic()
+    stop = subprocess.Popen([sys.executable, "-m", "earwig.cli", "ctl", "stop"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    text, changed = before, None
+    deadline = released + 60
+    while changed is None or time.monotonic() - changed < SETTLED_S:
+        if (now := window.text) != text:
+            text, changed = now, time.monotonic()
+        if time.monotonic() > deadline:
+            raise RuntimeError("nothing was typed on Wayland within 60 s of ctl stop")
+        time.sleep(0.005)
+    stop.wait(60)
+    return changed - released, text
 
 
 def _speak(folder: Path, index: int, text: str) -> Path:

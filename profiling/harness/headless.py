@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -244,6 +246,106 @@ class TextField:
 
     def focus(self) -> None:
         subprocess.run(["xdotool", "windowfocus", "--sync", self.window], check=True)
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+SWAY_CONFIG = "output HEADLESS-1 resolution 1280x720\ndefault_border none\nfocus_follows_mouse no\nxwayland disable\n"
+
+
+@dataclass(frozen=True)
+class WaylandSession:
+    """``env``: what the compositor's own clients run with; ``as_user``: the prefix that runs
+    a command as the compositor's user; ``home``: that user's folder, removed at the end."""
+
+    env: dict[str, str]
+    as_user: list[str]
+    home: Path
+
+
+@contextmanager
+def wayland_session() -> Iterator[WaylandSession]:
+    """A headless sway (pixman rendering, no input devices), started as ``nobody`` when this
+    process is root (sway refuses root); this process and what it starts reach it through
+    ``WAYLAND_DISPLAY`` (an absolute path) and ``SWAYSOCK``. A ``DISPLAY`` set too is left
+    as it is: a Wayland session's XWayland, which dictation must not type into."""
+    home = Path(tempfile.mkdtemp(prefix="earwig-sway-"))
+    runtime = home / "runtime"
+    runtime.mkdir(mode=0o700)
+    (home / "config").write_text(SWAY_CONFIG)
+    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    if as_user:
+        subprocess.run(["chown", "-R", "65534:65534", str(home)], check=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "XDG_RUNTIME_DIR": str(runtime),
+           "WLR_BACKENDS": "headless", "WLR_RENDERER": "pixman", "WLR_LIBINPUT_NO_DEVICES": "1"}
+    with open(home / "sway.log", "w") as log:
+        sway = subprocess.Popen([*as_user, "sway", "-c", str(home / "config")], env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        display, ipc = _sway_sockets(sway, runtime, home)
+        env.update(WAYLAND_DISPLAY=str(display), SWAYSOCK=str(ipc))
+        with environment(WAYLAND_DISPLAY=str(display), SWAYSOCK=str(ipc), XDG_SESSION_TYPE="wayland"):
+            yield WaylandSession(env, as_user, home)
+    finally:
+        sway.terminate()
+        sway.wait(10)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _sway_sockets(sway: subprocess.Popen, runtime: Path, home: Path) -> tuple[Path, Path]:
+    """Its Wayland and IPC sockets, once both exist (sway makes them as it starts)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sway.poll() is None:
+        displays, ipcs = sorted(runtime.glob("wayland-[0-9]")), sorted(runtime.glob("sway-ipc.*.sock"))
+        if displays and ipcs:
+            return displays[0], ipcs[0]
+        time.sleep(0.05)
+    sway.kill()
+    raise RuntimeError(f"sway did not start: {(home / 'sway.log').read_text()[-2000:]}")
+
+
+#: ctrl+v pastes, as in a text field (a terminal's own binding is ctrl+shift+v).
+FOOT_CONFIG = "[key-bindings]\nclipboard-paste=Control+v Control+Shift+v\n"
+
+
+class WaylandWindow:
+    """A foot terminal with app id ``name`` in ``session``'s sway whose every typed or pasted
+    character goes, as it comes (a raw terminal), into a file: ``text`` reads it back."""
+
+    def __init__(self, session: WaylandSession, name: str) -> None:
+        self.name = name
+        self.path = session.home / f"{name}.typed"
+        self.path.touch()
+        config = session.home / "foot.ini"
+        config.write_text(FOOT_CONFIG)
+        if session.as_user:
+            os.chown(self.path, 65534, 65534)
+            os.chown(config, 65534, 65534)
+        self.process = subprocess.Popen([*session.as_user, "foot", f"--config={config}", f"--app-id={name}", "sh", "-c",
+                                         f"stty raw -echo; exec cat > '{self.path}'"],
+                                        env=session.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not self.window_id():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"foot ({name}) did not open a window")
+            time.sleep(0.05)
+
+    def window_id(self) -> int:
+        """Its window's id in sway's tree (0 until it has one)."""
+        from earwig.actors.dictation_wayland import sway_nodes
+
+        tree = json.loads(subprocess.run(["swaymsg", "-t", "get_tree", "-r"], check=True, capture_output=True,
+                                         text=True).stdout)
+        return next((node["id"] for node in sway_nodes(tree) if node.get("app_id") == self.name), 0)
+
+    @property
+    def text(self) -> str:
+        return self.path.read_text(encoding="utf-8", errors="replace")
+
+    def focus(self) -> None:
+        subprocess.run(["swaymsg", f"[app_id={self.name}] focus"], check=True, capture_output=True)
 
     def close(self) -> None:
         self.process.kill()

@@ -1,0 +1,86 @@
+"""Which desktop dictated text goes to, decided from what the session has, not guessed.
+
+Why Wayland first when both are there: in a Wayland session ``DISPLAY`` usually points at
+XWayland, whose keyboard and focus reach only the X applications in it; native windows
+would never see the text. So a session with ``WAYLAND_DISPLAY`` (or ``XDG_SESSION_TYPE``
+wayland) takes the Wayland path, and an X11 session keeps pynput and Xlib.
+
+What Wayland allows: no application may read a global hotkey, so a key bound in the
+compositor runs ``earwig ctl toggle`` (or start/stop for hold-to-talk); wtype types through
+the virtual-keyboard protocol (sway, Hyprland, KDE); wl-clipboard holds the text when it
+is not typed. Which window has the focus only the compositor knows: sway and Hyprland say so
+over their IPC; where none does (GNOME, KDE), typing blind could land in a window that took
+the focus while the user spoke, so the text is held on the clipboard unless the user opts
+into typing without the check (``dictation.type_without_focus_check``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+WAYLAND_TOOLS = {"wtype": "wtype", "wl-copy": "wl-clipboard", "wl-paste": "wl-clipboard"}
+#: The compositors whose IPC names the focused window: the tool that asks, and the
+#: variable that says this session runs that compositor.
+FOCUS_IPC = {"sway": ("swaymsg", "SWAYSOCK"), "hyprland": ("hyprctl", "HYPRLAND_INSTANCE_SIGNATURE")}
+CTL_FIX = ("drive dictation with `earwig ctl toggle` (bind that command to a key in your desktop's "
+           "settings: README, \"Dictation on Wayland\")")
+
+
+@dataclass(frozen=True)
+class DesktopChoice:
+    """``kind``: "x11", "wayland", or "" (none: the text is printed, not typed). ``focus``:
+    who names the focused window ("x11", "sway", "hyprland"; "" where nobody can).
+    ``hotkey``: a global hotkey can be read. ``problem``: what does not work here and its
+    fix, said once at start ("" when everything does)."""
+
+    kind: Literal["x11", "wayland", ""]
+    focus: str = ""
+    hotkey: bool = False
+    problem: str = ""
+
+    def describe(self) -> str:
+        """One line for ``earwig devices`` and the daemon's start: how text gets typed."""
+        if self.kind == "x11":
+            return "X11: typed with pynput, focus from the X server, hotkey read by pynput"
+        if self.kind == "wayland":
+            focus = f"focus from {self.focus}'s IPC" if self.focus else \
+                "the focused window cannot be known here: the text is held on the clipboard"
+            return f"Wayland: typed with wtype, {focus}, hotkey: bind `earwig ctl toggle` in the compositor"
+        return "no desktop: the text is printed, not typed"
+
+
+def choose_desktop(env: Mapping[str, str], which: Callable[[str], str | None],
+                   x_display_problem: Callable[[], str | None], unchecked_focus: bool = False) -> DesktopChoice:
+    """The session's desktop. ``which``: ``shutil.which``; ``x_display_problem``: why the X
+    display cannot be used (it is only asked in an X11 session: it connects)."""
+    if env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland":
+        return _wayland(env, which, unchecked_focus)
+    if env.get("DISPLAY"):
+        problem = x_display_problem()
+        if problem is None:
+            return DesktopChoice("x11", focus="x11", hotkey=True)
+        return DesktopChoice("", problem=f"{problem}: no global hotkey, and the text is printed here, not typed; "
+                                         f"{CTL_FIX}")
+    return DesktopChoice("", problem="there is no X display or Wayland session (neither DISPLAY nor WAYLAND_DISPLAY "
+                                     f"is set): no global hotkey, and the text is printed here, not typed; {CTL_FIX}")
+
+
+def _wayland(env: Mapping[str, str], which: Callable[[str], str | None], unchecked_focus: bool) -> DesktopChoice:
+    if not env.get("WAYLAND_DISPLAY"):
+        return DesktopChoice("", problem="the session is Wayland but WAYLAND_DISPLAY is not set, so no window can "
+                                         "be reached: the text is printed here, not typed (run earwig from the "
+                                         f"desktop session); {CTL_FIX}")
+    missing = sorted({package for tool, package in WAYLAND_TOOLS.items() if which(tool) is None})
+    if missing:
+        return DesktopChoice("", problem=f"typing on Wayland needs {' and '.join(missing)}, which "
+                                         f"{'is' if len(missing) == 1 else 'are'} not installed: the text is printed "
+                                         f"here, not typed (install: sudo apt-get install {' '.join(missing)})")
+    focus = next((name for name, (tool, variable) in FOCUS_IPC.items() if env.get(variable) and which(tool)), "")
+    note = "Wayland gives applications no global hotkey: " + CTL_FIX
+    if not focus and not unchecked_focus:
+        note += ("; this compositor does not say which window has the focus, so dictated text is held on the "
+                 "clipboard (paste it with ctrl+v), or set dictation.type_without_focus_check = true to type it "
+                 "into whatever window has the focus when it is ready")
+    return DesktopChoice("wayland", focus=focus, problem=note)
