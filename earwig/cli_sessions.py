@@ -11,7 +11,7 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from earwig import export, playback, session_search
+from earwig import export, session_search
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
 from earwig.messages import Final
@@ -105,6 +105,8 @@ def play_line(args: argparse.Namespace) -> int:
                           "`earwig search WORDS` prints each line's play command")
     final = min(around, key=lambda f: abs(f.start - position))
     print(f"[{final.source}] {final.text}")
+    from earwig import playback  # NumPy and an audio output: what `earwig ctl`, run per key press, need not load
+
     player = playback.Player()
     player.play(playback.line_audio(log, final))
     player.done.wait()
