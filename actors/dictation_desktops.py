@@ -7,7 +7,8 @@ wayland) takes the Wayland path, and an X11 session keeps pynput and Xlib.
 
 What Wayland allows: no application may read a global hotkey, so a key bound in the
 compositor runs ``earwig ctl toggle`` (or start/stop for hold-to-talk); wtype types through
-the virtual-keyboard protocol (sway, Hyprland, KDE); wl-clipboard holds the text when it
+the virtual-keyboard protocol (wlroots compositors: sway, Hyprland, river, labwc; KDE's KWin
+and GNOME's Mutter do not offer it); wl-clipboard holds the text when it
 is not typed. Which window has the focus only the compositor knows: sway and Hyprland say so
 over their IPC; where none does (GNOME, KDE), typing blind could land in a window that took
 the focus while the user spoke, so the text is held on the clipboard unless the user opts

@@ -1,8 +1,9 @@
 """Dictated text into a Wayland window: the same promise as on X11 (``dictation_delivery``),
 typed only into the window that had the focus when dictation started.
 
-Why wtype: it types through the virtual-keyboard protocol, which sway, Hyprland and KDE
-offer to any client, uploading a keymap for the characters it needs, so accents and CJK
+Why wtype: it types through the virtual-keyboard protocol, which the wlroots compositors
+(sway, Hyprland, river, labwc) offer to any client (KWin and Mutter do not: there wtype
+fails, and the text goes to the clipboard), uploading a keymap for the characters it needs, so accents and CJK
 arrive as they are (under a UTF-8 locale). Its first key was seen lost now and then
 unless it waits a moment after connecting (``TYPE_SETTLE_MS``).
 

@@ -183,7 +183,7 @@ class DictationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "outside a dictation; off, only what is said while dictating is transcribed or kept "
         "(the monitor transcribes everything either way: that is what it is for).")] = False
     type_without_focus_check: Annotated[bool, Meta(description=
-        "On a Wayland desktop that does not say which window has the focus (GNOME, KDE), type the "
+        "On a Wayland desktop that does not say which window has the focus, type the "
         "text into whatever window has it when the text is ready; off, the text is held on the "
         "clipboard there, since it could land in a window that took the focus while you spoke.")] = False
     in_monitor: Annotated[bool, Meta(description=
