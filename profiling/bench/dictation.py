@@ -55,7 +55,7 @@ SETTLED_S = 0.5
 
 
 def run(quick: bool = False) -> str:
-    sentences = SENTENCES[:2] if quick else SENTENCES
+    sentences = SENTENCES[:1] if quick else SENTENCES
     model = model_store.load(MODEL)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
