@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from earwig.actors import dictation_control
-from earwig.actors.dictation_delivery import Desktop, Outcome
+from earwig.actors.dictation_delivery import ON_THE_CLIPBOARD, Desktop, Outcome
 from earwig.actors.dictation_desktops import DesktopChoice
 from earwig.actors.dictation_keys import Hotkey
 from earwig.actors.dictation_text import dictated, joined
@@ -303,8 +303,8 @@ class Dictator:
             outcome = Outcome("no desktop to type into: the text is printed, not typed")
         elif window is None:
             self._desktop.set_clipboard(text)
-            outcome = Outcome("dictation was interrupted (its process restarted), so the text was not "
-                              "typed: it is on the clipboard (paste it with ctrl+v)")
+            outcome = Outcome(f"dictation was interrupted (its process restarted), so the text was not "
+                              f"typed: {ON_THE_CLIPBOARD}")
         else:
             try:
                 outcome = await asyncio.to_thread(self._desktop.deliver, text, window)
@@ -323,7 +323,7 @@ class Dictator:
             self._desktop.set_clipboard(text)
         except (EarwigError, OSError, subprocess.SubprocessError):
             return "it is printed only"
-        return "it is on the clipboard (paste it with ctrl+v)"
+        return ON_THE_CLIPBOARD
 
     def _settle(self, state: DictationState) -> None:
         self._state = state

@@ -3,8 +3,8 @@ typed only into the window that had the focus when dictation started.
 
 Why wtype: it types through the virtual-keyboard protocol, which the wlroots compositors
 (sway, Hyprland, river, labwc) offer to any client (KWin and Mutter do not: there wtype
-fails, and the text goes to the clipboard), uploading a keymap for the characters it needs, so accents and CJK
-arrive as they are (under a UTF-8 locale). Its first key was seen lost now and then
+fails, and the text goes to the clipboard), uploading a keymap for the characters it needs,
+so accents and CJK arrive as they are (under a UTF-8 locale). Its first key was seen lost now and then
 unless it waits a moment after connecting (``TYPE_SETTLE_MS``).
 
 Why wl-clipboard: a Wayland selection, like an X one, needs an owner that answers paste
@@ -19,10 +19,10 @@ Which window has the focus: sway's ``get_tree`` marks the focused node; Hyprland
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 
 from earwig.actors.dictation_delivery import FOCUS_UNKNOWN, PASTE_FETCH_MOST_S, PASTE_SETTLE_S, Outcome, why_held
 from earwig.errors import EarwigError
