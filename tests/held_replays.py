@@ -6,9 +6,10 @@ machine's speed or load: while a model loads, and (where the test checks the pre
 text) while an utterance has gone on for ``GRACE_S`` of audio without a Partial, or for
 ``GRACE_S`` more after its first (the preview runs at a lower priority and, on a busy
 machine, may get no CPU before the utterance ends; its text is committed where two runs
-agree, so a test of committed text needs two). A Partial is waited for only once the
-utterance has grown since the last one: the preview reads an utterance again only when it
-has, so a held replay waiting for a run on audio it has read would wait forever. A test
+agree, so a test of committed text needs runs until one has committed a word: two runs
+that disagree commit nothing). A Partial is waited for only once the utterance has grown
+since the last one: the preview reads an utterance again only when it has, so a held
+replay waiting for a run on audio it has read would wait forever. A test
 that holds for the preview must not evict the models meanwhile: a held replay is silence to
 the eviction. Whether the preview keeps up is a benchmark's figure (bench latency, bench
 peers); what it writes is the tests'.
@@ -45,9 +46,9 @@ class HeldReplays(Hold):
         self._loading: set[str] = set()
         self._open: dict[str, int] = {}  # source -> start of its utterance in progress
         self._heard: dict[str, int] = {}  # source -> the audio position its Levels reached
-        #: (source, utterance start) -> its Partials so far, and how far the audio had been
-        #: heard at the latest one.
-        self._previewed: dict[tuple[str, int], tuple[int, int]] = {}
+        #: (source, utterance start) -> whether a Partial of it has committed text, and how
+        #: far the audio had been heard at the latest one.
+        self._previewed: dict[tuple[str, int], tuple[bool, int]] = {}
         self.held = False
 
     def see(self, message: object) -> bool | None:
@@ -59,8 +60,9 @@ class HeldReplays(Hold):
         elif isinstance(message, SpeechEnd):
             self._open.pop(message.source, None)
         elif isinstance(message, Partial):
-            runs, _ = self._previewed.get((message.source, message.start), (0, 0))
-            self._previewed[message.source, message.start] = (runs + 1, self._heard.get(message.source, 0))
+            committed, _ = self._previewed.get((message.source, message.start), (False, 0))
+            self._previewed[message.source, message.start] = (committed or bool(message.committed.strip()),
+                                                              self._heard.get(message.source, 0))
         elif isinstance(message, Level):
             self._heard[message.source] = message.end
         waiting = self._preview and any(self._waits_for_preview(source, start) for source, start in self._open.items())
@@ -71,10 +73,10 @@ class HeldReplays(Hold):
         return held
 
     def _waits_for_preview(self, source: str, start: int) -> bool:
-        """The utterance has gone on ``GRACE_S`` past its start (or past its first Partial)
-        without a first (or second) Partial."""
-        runs, heard_then = self._previewed.get((source, start), (0, start))
-        return runs < 2 and self._heard.get(source, start) - heard_then > GRACE_S * SAMPLE_RATE
+        """The utterance has gone on ``GRACE_S`` past its start (or past its latest Partial)
+        with no committed text yet."""
+        committed, heard_then = self._previewed.get((source, start), (False, start))
+        return not committed and self._heard.get(source, start) - heard_then > GRACE_S * SAMPLE_RATE
 
     def also_held(self) -> bool:
         """What else a test holds the replays for (a subclass says)."""
