@@ -75,12 +75,12 @@ async def record(config: Config, seconds: float, warn: Callable[[str], None] = l
             only_replays = bool(plan.sources) and all(config.source(s).replay for s in plan.sources)
             if not seconds and not only_replays:
                 warn("profile: live devices: Ctrl-C ends the run (or give --seconds N)")
-            utterances = finals = 0
+            owed: set[tuple[str, int]] = set()  # utterances ended (source, end) that no Final ends at yet
             next_sample = time.monotonic()
             while not stop.is_set():
                 elapsed_s = (time.monotonic_ns() - recording.started_ns) / 1e9
                 if (seconds and elapsed_s >= seconds) or (
-                        not seconds and only_replays and supervisor.finished("mel") and finals == utterances):
+                        not seconds and only_replays and supervisor.finished("mel") and not owed):
                     break
                 try:
                     message = await asyncio.wait_for(messages.get(), max(0.0, next_sample - time.monotonic()))
@@ -94,8 +94,10 @@ async def record(config: Config, seconds: float, warn: Callable[[str], None] = l
                         config.vad.onset(message.start)) or 0
                 if isinstance(message, ActorFailed) and message.fatal:
                     raise EarwigError(message.error, message.fix)
-                utterances += isinstance(message, SpeechEnd)
-                finals += isinstance(message, Final)
+                if isinstance(message, SpeechEnd):
+                    owed.add((message.source, message.end))
+                elif isinstance(message, Final):  # an echo split's last part ends where its utterance did
+                    owed.discard((message.source, message.end))
             recording.ended_ns = time.monotonic_ns()
         while not messages.empty():  # what it published while it shut down: the Finals it still owed
             recording.messages.append((time.monotonic_ns(), messages.get_nowait()))

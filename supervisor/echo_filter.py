@@ -6,6 +6,13 @@ finds the path, and a loud speaker can overdrive it. Both are heard as the speak
 in the mic, at the speakers' time; a talker who happens to say the same words later, or
 over other speech, is not.
 
+Why words, not only Finals: the speakers' first words, heard before the canceller has
+found the path, are often joined to the talker's own words in one mic utterance ("he hoped
+there" + what the talker said). Such a Final is split where the echo ends: its first (or
+last) words that repeat the speakers' words at their time, in runs of ``RUN`` or more,
+become a Final of their own marked ``echo`` (logged, nothing lost), and the talker's words
+stay. Word times are needed on both sides; a served Final (none) is judged whole.
+
 Decisions only (no I/O): ``heard`` takes the supervisor's messages in order and returns the
 Finals to pass on now. A mic Final overlapping a speakers utterance whose Final has not
 come yet waits for it (the final actor reads the two sources' utterances in the order they
@@ -22,7 +29,7 @@ from difflib import SequenceMatcher
 import msgspec
 
 from earwig.config import SAMPLE_RATE
-from earwig.messages import AnyMessage, EchoState, Final, SpeechEnd, SpeechStart
+from earwig.messages import AnyMessage, EchoState, Final, SpeechEnd, SpeechStart, Word
 
 #: Of a mic Final's words, at least this share in the same order as the overlapping
 #: speakers' words makes it their echo.
@@ -32,6 +39,9 @@ SAME_WORDS = 0.6
 SLACK_S = 1.0
 #: Speakers Finals kept to match against: more than overlap any one mic Final.
 KEEP_SPEAKERS = 16
+#: Words repeated in a run at least this long, each within ``SLACK_S`` of the speakers'
+#: word, are the speakers' words: single common words ("the", "and") match by chance.
+RUN = 2
 
 
 def words(text: str) -> list[str]:
@@ -67,12 +77,12 @@ class EchoFilter:
     def flush(self) -> list[Final]:
         """The session ends: every held mic Final, judged on what came."""
         held, self._held = self._held, []
-        return [self._judged(final) for final in held]
+        return [part for final in held for part in self._judged(final)]
 
     def _release(self) -> list[Final]:
         ready = [final for final in self._held if not self._waits(final)]
         self._held = [final for final in self._held if self._waits(final)]
-        return [self._judged(final) for final in ready]
+        return [part for final in ready for part in self._judged(final)]
 
     def _span(self, final: Final) -> tuple[int, int]:
         """A mic Final's span in speakers positions, widened by the slack."""
@@ -84,13 +94,66 @@ class EchoFilter:
         _, end = self._span(final)
         return any(start < end for start in self._open)
 
-    def _judged(self, final: Final) -> Final:
+    def _judged(self, final: Final) -> list[Final]:
+        """The mic Final as it is, marked echo, or split into its echo and the talker's words."""
         start, end = self._span(final)
-        said = [w for other in self._speakers if other.start < end and other.end > start for w in words(other.text)]
+        overlapping = [other for other in self._speakers if other.start < end and other.end > start]
+        said = [w for other in overlapping for w in words(other.text)]
         mine = words(final.text)
         if not mine or not said:
-            return final
+            return [final]
         same = sum(block.size for block in SequenceMatcher(None, mine, said, autojunk=False).get_matching_blocks())
-        if same / len(mine) < SAME_WORDS:
-            return final
-        return msgspec.structs.replace(final, echo=True)
+        if same / len(mine) >= SAME_WORDS:
+            return [msgspec.structs.replace(final, echo=True)]
+        return self._split(final, [w for other in overlapping for w in other.words])
+
+    def _split(self, final: Final, played: list[Word]) -> list[Final]:
+        """The Final's leading and trailing words that repeat ``played`` (the speakers' timed
+        words) at their time, each as a Final marked echo, and the words between."""
+        if not final.words or not played:
+            return [final]
+        echoed = self._echoed(final.words, played)
+        first = next((i for i, echo in enumerate(echoed) if not echo), len(echoed))
+        last = len(echoed) - next((i for i, echo in enumerate(reversed(echoed)) if not echo), len(echoed))
+        if first >= last:
+            return [msgspec.structs.replace(final, echo=True)]
+        if first == 0 and last == len(echoed):
+            return [final]
+        parts = []
+        if first:
+            parts.append(_part(final, 0, first, echo=True))
+        parts.append(_part(final, first, last, echo=False))
+        if last < len(final.words):
+            parts.append(_part(final, last, len(final.words), echo=True))
+        return parts
+
+    def _echoed(self, mine: list[Word], played: list[Word]) -> list[bool]:
+        """Per word of ``mine``: whether it is in a run of ``RUN`` or more words that repeat
+        ``played`` in order, each within ``SLACK_S`` of the played word's time."""
+        slack = SLACK_S * SAMPLE_RATE
+        heard, spoken = [words(w.text) for w in mine], [words(w.text) for w in played]
+        a = [tokens[0] if tokens else "" for tokens in heard]
+        b = [tokens[0] if tokens else "" for tokens in spoken]
+        echoed = [False] * len(mine)
+        for block in SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
+            timely = [abs(mine[block.a + k].start + self._offset - played[block.b + k].start) <= slack
+                      and a[block.a + k] != "" for k in range(block.size)]
+            run = 0
+            for k, ok in enumerate([*timely, False]):
+                if ok:
+                    run += 1
+                    continue
+                if run >= RUN:
+                    echoed[block.a + k - run:block.a + k] = [True] * run
+                run = 0
+        return echoed
+
+
+def _part(final: Final, first: int, last: int, echo: bool) -> Final:
+    """Words ``[first, last)`` of a Final as a Final of their own; the parts' spans meet
+    at the first word of each, and together cover the whole Final's."""
+    chosen = final.words[first:last]
+    start = final.start if first == 0 else chosen[0].start
+    end = final.end if last == len(final.words) else final.words[last].start
+    return msgspec.structs.replace(final, start=start, end=end, words=chosen, echo=echo,
+                                   text="".join(w.text for w in chosen).strip())

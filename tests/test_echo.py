@@ -11,7 +11,8 @@ import whisper
 
 from earwig import model_store
 from earwig.audio import linear_echo
-from earwig.audio.echo import FRAME, PATH_EVERY_S, UNHEARD_S, CleanMic, MicEcho, RingClock, far_offset, gcc_phat_lag
+from earwig.audio.echo import (FRAME, PATH_EVERY_S, UNHEARD_S, CleanMic, EchoPath, MicEcho, RingClock, far_offset,
+                               gcc_phat_lag)
 from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE, Config, EchoConfig, SourceConfig
 from earwig.messages import EchoState, SpeechEnd, SpeechStart, Stats
@@ -117,6 +118,26 @@ def test_a_talker_over_echo_louder_than_them_keeps_their_words(far, talker, whis
 
     assert wer(mic[said]) > 0.5
     assert wer(clean.frames[said]) <= 0.1
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("delay_s", [0.02, 0.2])
+def test_the_path_is_found_within_the_speakers_first_second_of_speech(far, delay_s):
+    """The mic has listened for half a second of silence, then the speakers begin: the
+    path is heard within 0.8 s of audio from their first voiced sample (checked every
+    ``PATH_EVERY_S``, two estimates agreeing), so at most their first word or two reach
+    the mic uncancelled (the text-level net takes those out). Audio positions, not time:
+    fed in the mel actor's 100 ms blocks."""
+    far = np.concatenate((np.zeros(SAMPLE_RATE // 2, np.float32), far[:3 * SAMPLE_RATE]))
+    mic = room(far, delay_s)
+    path, block = EchoPath(), SAMPLE_RATE // 10
+    first_voiced = int(np.argmax(np.abs(far) > 0.01))
+    for at in range(0, len(far) - block, block):
+        estimate = path.push(mic[at:at + block], far[at:at + block])
+        if estimate.heard:
+            break
+    assert estimate.heard and estimate.delay_s == pytest.approx(delay_s, abs=0.005), estimate
+    assert (at + block - first_voiced) / SAMPLE_RATE <= 0.8, (at + block - first_voiced) / SAMPLE_RATE
 
 
 @pytest.mark.pure

@@ -5,7 +5,7 @@ says something else (or the same later) is not marked."""
 import pytest
 
 from earwig.config import SAMPLE_RATE
-from earwig.messages import EchoState, Final, SpeechEnd, SpeechStart
+from earwig.messages import EchoState, Final, SpeechEnd, SpeechStart, Word
 from earwig.supervisor.echo_filter import EchoFilter
 
 pytestmark = pytest.mark.pure
@@ -86,3 +86,58 @@ def test_held_finals_come_out_at_the_end_of_the_session():
     assert net.heard(mic) == []
     assert net.flush() == [mic]
     assert net.flush() == []
+
+
+def timed(source, start_s, text, per_word_s=0.3) -> Final:
+    """A Final whose words are ``per_word_s`` apart from ``start_s``, as Whisper's word times."""
+    said = text.split()
+    at = [int((start_s + i * per_word_s) * SAMPLE_RATE) for i in range(len(said) + 1)]
+    return Final(source=source, start=at[0], end=at[-1], text=text, language="en",
+                 words=[Word(text=f" {w}", start=at[i], end=at[i + 1], probability=0.9) for i, w in enumerate(said)])
+
+
+PLAYED = "he hoped there would be stew for dinner turnips and carrots and bruised potatoes"
+TALKER = "the birch canoe slid on the smooth planks glue the sheet to the dark blue background"
+
+
+def test_the_speakers_first_words_joined_to_the_talkers_are_split_off_as_echo():
+    """The canceller let "he hoped there" through before it found the path; the talker began
+    right after: the three words become an echo Final, the talker's stay, nothing is lost."""
+    net = EchoFilter()
+    net.heard(timed("speakers", 2.0, PLAYED))
+    parts = net.heard(timed("mic", 2.1, "he hoped there " + TALKER))
+    assert [p.echo for p in parts] == [True, False]
+    assert parts[0].text == "he hoped there" and parts[1].text == TALKER
+    assert parts[0].start == int(2.1 * SAMPLE_RATE) and parts[0].end == parts[1].start == parts[1].words[0].start
+    assert parts[1].end == int((2.1 + 0.3 * (3 + len(TALKER.split()))) * SAMPLE_RATE)
+
+
+def test_the_speakers_last_words_at_the_end_of_a_talkers_final_are_split_off():
+    net = EchoFilter()
+    net.heard(timed("speakers", 6.2, "turnips and carrots"))
+    parts = net.heard(timed("mic", 2.0, TALKER + " turnips and carrots"))
+    assert [(p.text, p.echo) for p in parts] == [(TALKER, False), ("turnips and carrots", True)]
+
+
+def test_the_same_words_said_by_the_talker_at_another_time_stay():
+    """The talker quotes the speakers four seconds after they said it: not their echo."""
+    net = EchoFilter()
+    net.heard(timed("speakers", 2.0, PLAYED))
+    [mic] = net.heard(timed("mic", 6.0, "he hoped there " + TALKER))
+    assert not mic.echo and mic.text.startswith("he hoped there")
+
+
+def test_one_common_word_at_the_speakers_time_is_not_echo():
+    """"the" at the same time as the speakers' "the" is chance, not echo (runs of RUN)."""
+    net = EchoFilter()
+    net.heard(timed("speakers", 2.0, "the stew was good"))
+    [mic] = net.heard(timed("mic", 2.0, TALKER))
+    assert not mic.echo and mic.text == TALKER
+
+
+def test_a_final_without_word_times_is_judged_whole():
+    """A served Final has no word times: it is not split (the whole-Final rule still applies)."""
+    net = EchoFilter()
+    net.heard(timed("speakers", 2.0, PLAYED))
+    [mic] = net.heard(final("mic", 2.1, 9.0, "he hoped there " + TALKER))
+    assert not mic.echo and mic.text == "he hoped there " + TALKER
