@@ -12,9 +12,9 @@ import pytest
 STUCK_S = 270
 
 
-def quick_run(name: str) -> subprocess.CompletedProcess:
-    """``bench NAME --quick``, which must succeed."""
-    argv = [sys.executable, "-X", "faulthandler", "-m", "earwig.profiling.bench", name, "--quick"]
+def quick_run(name: str, *options: str) -> subprocess.CompletedProcess:
+    """``bench NAME --quick [OPTIONS]``, which must succeed."""
+    argv = [sys.executable, "-X", "faulthandler", "-m", "earwig.profiling.bench", name, "--quick", *options]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = process.communicate(timeout=STUCK_S)

@@ -22,14 +22,22 @@ def test_peers_benchmark_prints_every_system_on_the_same_speech():
 
 
 def test_wer_benchmark_prints_every_system_against_transcribe_on_real_speech():
-    result = quick_run("wer")
-    corpus, subset, per_file = (cells_by_row(table) for table in result.stdout.split("\n\n")[:3])
+    """Its smoke run, with one degraded copy made in the run (a reverberant room): every
+    system read the recordings and the copies (live: the recordings alone, in a smoke run),
+    and each copy's word errors are split by cause (shares of the reference's words, which
+    add up to the deletions)."""
+    result = quick_run("wer", "--degrade", "room")
+    corpus, subset, per_file, degraded, errors = (cells_by_row(table) for table in result.stdout.split("\n\n")[:5])
     for system in ("earwig file mode (greedy)", "openai-whisper transcribe()", "faster-whisper (beam 5)"):
         cells = corpus[system]  # corpus WER, its ratio, wall s, its ratio
         assert 0 <= float(cells[-4]) < 0.5 and cells[-3].endswith("x") and float(cells[-2]) > 0, cells
+        assert 0 <= float(degraded[system][-2]) < 0.6 and degraded[system][-1].endswith("x"), degraded[system]
     live = subset["earwig live (real-time replay)"]  # the live subset's WER, its ratio
     assert 0 <= float(live[-2]) < 0.5 and live[-1].endswith("x"), live
     assert len(per_file["vctk_p225_002_mic1.flac"]) == 6  # name, seconds, a WER per system
+    room = errors["room: earwig file mode"]  # sub, del, ins, then the deletions by cause
+    assert float(room[-7]) == pytest.approx(sum(float(c) for c in room[-4:]), abs=0.002), room
+    assert errors["room: openai-whisper transcribe()"][-4:] == ["-"] * 4
 
 
 def test_retry_benchmark_prints_work_per_second_and_wer_against_the_live_pass():

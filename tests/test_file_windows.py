@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from earwig.decoding.file_windows import Span, WindowPacker, widened
+from earwig.decoding.file_windows import GapFiller, Span, WindowPacker, widened
 from earwig.messages import SpeechEnd
 
 pytestmark = pytest.mark.pure
@@ -52,3 +52,33 @@ def test_a_change_of_language_closes_the_window():
     assert packer.push(end(6.0, 9.0), "en") == []
     assert packer.push(end(10.0, 14.0), "de") == [Span(0, 9 * S, "en")]  # decoded in English, it stops there
     assert packer.finish() == [Span(10 * S, 14 * S, "de")]
+
+
+def test_the_stretches_the_vad_left_out_are_read_as_windows_of_their_own():
+    """Speech the VAD missed (a quiet talker in a reverberant room) is still read: the gap
+    before a window, between two, and after the last, each in windows of at most 25 s."""
+    gaps = GapFiller(1 * S, 25 * S)
+    assert gaps.push(Span(3 * S, 10 * S)) == [Span(0, 3 * S, gap=True), Span(3 * S, 10 * S)]
+    assert gaps.push(Span(10 * S + S // 2, 20 * S)) == [Span(10 * S + S // 2, 20 * S)]  # half a second: left
+    assert gaps.push(Span(60 * S, 70 * S)) == [Span(20 * S, 40 * S, gap=True), Span(40 * S, 60 * S, gap=True),
+                                               Span(60 * S, 70 * S)]
+    assert gaps.finish(80 * S) == [Span(70 * S, 80 * S, gap=True)]
+
+
+def test_a_long_silence_is_read_as_it_passes_not_held_to_the_end():
+    """An hour with no speech goes out 25 s at a time as the file is read, so a file run
+    keeps a window's audio in memory, not the hour's."""
+    gaps = GapFiller(1 * S, 25 * S)
+    assert gaps.idle(20 * S) == []
+    assert gaps.idle(60 * S) == [Span(0, 25 * S, gap=True), Span(25 * S, 50 * S, gap=True)]
+    assert gaps.covered == 50 * S
+    assert gaps.push(Span(52 * S, 60 * S)) == [Span(50 * S, 52 * S, gap=True), Span(52 * S, 60 * S)]
+
+
+def test_without_reading_gaps_the_windows_pass_alone_and_nothing_is_held_for_a_gap():
+    """Through a server no gap is read; a long silence still lets the audio before it go."""
+    gaps = GapFiller(1 * S, 25 * S, read=False)
+    assert gaps.push(Span(3 * S, 10 * S)) == [Span(3 * S, 10 * S)]
+    assert gaps.idle(60 * S) == [] and gaps.covered == 60 * S
+    assert gaps.push(Span(62 * S, 70 * S)) == [Span(62 * S, 70 * S)]
+    assert gaps.finish(80 * S) == []

