@@ -59,8 +59,8 @@ def left_channel(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def degraded(tmp_path_factory) -> dict[str, Path]:
     """The disfluent file in a reverberant room and a LibriSpeech sentence under white noise
-    (bench wer's ``room`` and ``noise``), and jfk.flac twice with 40 s of a room's hum
-    between (pink noise 35 dB under the speech)."""
+    (bench wer's ``room`` and ``noise``), and jfk.flac followed by 25 s of a room's hum
+    (pink noise 35 dB under the speech)."""
     from earwig.audio.files import read_audio
     from earwig.profiling.harness.degrade import DEGRADATIONS, pink_noise
 
@@ -70,7 +70,7 @@ def degraded(tmp_path_factory) -> dict[str, Path]:
     soundfile.write(copies["room"], DEGRADATIONS["room"].apply(read_audio(DISFLUENT), DISFLUENT.name), 16_000)
     soundfile.write(copies["noise"], DEGRADATIONS["noise"].apply(read_audio(NOISY), NOISY.name), 16_000)
     jfk = read_audio(AUDIO / "jfk.flac")
-    hum = pink_noise(35.0)(np.concatenate([jfk, np.zeros(40 * 16_000, np.float32), jfk]), np.random.default_rng(1))
+    hum = pink_noise(35.0)(np.concatenate([jfk, np.zeros(25 * 16_000, np.float32)]), np.random.default_rng(1))
     soundfile.write(copies["hum"], hum, 16_000)
     return copies
 
@@ -194,12 +194,12 @@ def test_live_auto_writes_english_then_german_and_the_english_preview_says_it_ca
 def test_a_reverberant_and_a_noisy_copy_keep_their_words_and_a_hum_gets_none(read_whole, degraded):
     """In the room Silero stops hearing the disfluent file's second, softer talker after the
     first (the second half was never read: WER 0.57); the stretches the VAD left out are read
-    too (measured 0.11; transcribe() 0.07). The noisy sentence: 0.15 measured. Over the
-    hum between the two jfk sentences, the gap is read and nothing is written."""
+    too (measured 0.11; transcribe() 0.07). The noisy sentence: 0.15 measured. The hum
+    after jfk's sentence is read as a gap, and nothing is written there."""
     finals = read_whole
     room, noisy = text(finals[str(degraded["room"])]), text(finals[str(degraded["noise"])])
     assert word_error_rate(reference(DISFLUENT), room) <= 0.2, room
     assert word_error_rate(reference(NOISY), noisy) <= 0.25, noisy
     hum = finals[str(degraded["hum"])]
-    assert all(f["end"] <= 11.5 or f["start"] >= 50.5 for f in hum if f["text"]), hum  # seconds
-    assert words(text(hum)).count("country") == 4, text(hum)
+    assert all(f["end"] <= 11.5 for f in hum if f["text"]), hum  # seconds
+    assert words(text(hum)).count("country") == 2, text(hum)
