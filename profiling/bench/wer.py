@@ -27,11 +27,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tempfile
 
 import msgspec
 import torch

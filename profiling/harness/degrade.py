@@ -54,9 +54,13 @@ def _at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     kept below full scale."""
     noise_power = float((noise.astype(np.float64) ** 2).mean()) or 1.0
     gain = np.sqrt(active_level(speech) / noise_power / 10 ** (snr_db / 10))
-    mixed = speech + gain * noise
-    peak = float(np.abs(mixed).max())
-    return (mixed / peak * 0.99 if peak > 0.99 else mixed).astype(np.float32)
+    return _below_full_scale(speech + gain * noise)
+
+
+def _below_full_scale(audio: np.ndarray) -> np.ndarray:
+    """Scaled down to a 0.99 peak where it would clip, as float32."""
+    peak = float(np.abs(audio).max())
+    return (audio / peak * 0.99 if peak > 0.99 else audio).astype(np.float32)
 
 
 def white_noise(snr_db: float) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
@@ -95,8 +99,7 @@ def room(rt60_s: float, direct_to_reverberant_db: float) -> Callable[[np.ndarray
         size = len(audio) + len(response) - 1
         wet = np.fft.irfft(np.fft.rfft(audio, size) * np.fft.rfft(response, size), size)[:len(audio)]
         wet *= np.sqrt(active_level(audio) / max(active_level(wet), 1e-12))
-        peak = float(np.abs(wet).max())
-        return (wet / peak * 0.99 if peak > 0.99 else wet).astype(np.float32)
+        return _below_full_scale(wet)
     return degrade
 
 
