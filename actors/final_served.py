@@ -27,7 +27,7 @@ from earwig.actors.runtime import Actor
 from earwig.config import SAMPLE_RATE, ServerConfig
 from earwig.decoding.hallucinations import kept_final
 from earwig.decoding.served import Server, ServerFailed, served_transcript
-from earwig.messages import ActorFailed, Final, Retry, ServerState, Source, Stamps
+from earwig.messages import ActorFailed, Final, Retry, ServerState, Stamps
 from earwig.shm import Ring
 
 

@@ -58,10 +58,6 @@ class ActorSpec:
     #: Added to the process's nice value: a best-effort actor (the preview) yields the CPU
     #: to the others when they want it, and has it all when they do not.
     niceness: int = 0
-    #: It answers every SpeechEnd with a Final (the final actor): the supervisor's router
-    #: keeps the SpeechEnds not yet answered and sends them again to it after a crash, so
-    #: an utterance whose pass was in flight is redone, and drops a second answer to one.
-    answers_speech: bool = False
     #: Shutdown goes to the actors in steps, lowest first, each step once the one before
     #: has exited: the final actor (step 1) ends after the mel actor (step 0) has closed
     #: the utterance in progress, so that utterance gets its Final too.

@@ -24,8 +24,7 @@ from earwig.cli_sessions import (export_arguments, export_session, play_argument
                                  search_sessions)
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
-from earwig.messages import (ActorFailed, DictationState, Final, Level, Partial, SourceEnded,
-                             SourceState, SpeechEnd, SpeechStart)
+from earwig.messages import (ActorFailed, DictationState, Final, Level, Partial, SourceState, SpeechEnd, SpeechStart)
 
 USER_ERROR_EXIT = 2
 
@@ -40,12 +39,9 @@ def _warn(problem: str) -> None:
     print(f"earwig: {problem}", file=sys.stderr, flush=True)
 
 
-def _fatal(failure: ActorFailed) -> ActorFailed | None:
-    """The failure that ends a command's run; a failure that does not is said, and None."""
-    if failure.fatal:
-        return failure
+def _warn_failure(failure: ActorFailed) -> None:
+    """A failure that does not end the run (an actor restarting, the log full): said."""
     _warn(f"{failure.error} ({failure.fix})" if failure.fix else failure.error)
-    return None
 
 
 def _devices(args: argparse.Namespace) -> int:
@@ -80,11 +76,9 @@ def _devices(args: argparse.Namespace) -> int:
 class _MeterView:
     """What ``earwig meter`` shows: each source's level, whether it is speech, each utterance."""
 
-    def __init__(self, sources: list[str], replaying: set[str], interactive: bool) -> None:
+    def __init__(self, sources: list[str], interactive: bool) -> None:
         self.levels: dict[str, Level | None] = {s: None for s in sources}
         self.speaking: set[str] = set()
-        self.replaying = replaying
-        self.failure: ActorFailed | None = None
         self.interactive = interactive
 
     def handle(self, message) -> None:
@@ -97,18 +91,19 @@ class _MeterView:
             cut = " (cut: continues)" if message.cut else ""
             self._event(f"{message.source:>8} speech {message.start / SAMPLE_RATE:7.2f} - "
                         f"{message.end / SAMPLE_RATE:7.2f} s{cut}")
-        elif isinstance(message, SourceEnded):
-            self.replaying.discard(message.source)
         elif isinstance(message, SourceState):
             self._event(f"{message.source:>8} {'reconnected' if message.connected else 'disconnected'}: "
                         f"{message.detail}")
-        elif isinstance(message, ActorFailed):
-            self.failure = _fatal(message) or self.failure
+        elif isinstance(message, ActorFailed) and not message.fatal:
+            _warn_failure(message)
 
     def _event(self, text: str) -> None:
         """A line of its own above the meter line (which it first blanks on a terminal)."""
         print(f"{' ' * 100}\r" if self.interactive else "", end="")
         print(text, flush=True)
+
+    def print_line(self) -> None:
+        print(self.line(), end="\r" if self.interactive else "\n", flush=True)
 
     def line(self) -> str:
         parts = []
@@ -126,43 +121,25 @@ class _MeterView:
 async def _meter(args: argparse.Namespace) -> int:
     config = _config_from(args)
     from earwig.shm import segments
+    from earwig.supervisor.following import RunEnd, drain, follow
     from earwig.supervisor.plan import listen_plan, with_what_can_run
     from earwig.supervisor.stop_signals import StopSignals
     from earwig.supervisor.supervisor import Supervisor
 
     plan = with_what_can_run(listen_plan(config, segments.run_prefix(), devices_optional=True), _warn)
-    only_replays = all(config.source(s).replay for s in plan.sources)
-    view = _MeterView(plan.sources, {s for s in plan.sources if config.source(s).replay},
-                      sys.stdout.isatty())
-    done = asyncio.Event()
-    with StopSignals(done):
+    view = _MeterView(plan.sources, sys.stdout.isatty())
+    end = RunEnd(replays_only=all(config.source(s).replay for s in plan.sources), finals=False)
+    stop = asyncio.Event()
+    with StopSignals(stop):
         async with Supervisor(plan.rings, plan.actors) as supervisor:
             events = supervisor.subscribe()
-
-            async def follow() -> None:
-                next_print = 0.0
-                while not done.is_set():
-                    try:
-                        view.handle(await asyncio.wait_for(events.get(), 0.25))
-                    except asyncio.TimeoutError:
-                        pass
-                    if view.failure or (only_replays and not view.replaying and supervisor.finished("mel")):
-                        done.set()  # every file played and its last speech reported, or a failure
-                    now = time.monotonic()
-                    if now >= next_print:
-                        next_print = now + (0.1 if view.interactive else 1.0)
-                        print(view.line(), end="\r" if view.interactive else "\n", flush=True)
-
-            follower = asyncio.create_task(follow())
-            timer = asyncio.get_running_loop().call_later(args.seconds, done.set) if args.seconds else None
-            await done.wait()
-            follower.cancel()
-            if timer:
-                timer.cancel()
+            await follow(supervisor, events, view.handle, stop, end, seconds=args.seconds or 0.0,
+                         tick=view.print_line, tick_every_s=0.1 if view.interactive else 1.0)
+            drain(events, view.handle)  # every file's last speech reported
     if view.interactive:
         print()
-    if view.failure:
-        raise EarwigError(view.failure.error, view.failure.fix)
+    if end.failure:
+        raise EarwigError(end.failure.error, end.failure.fix)
     return 0
 
 
@@ -195,9 +172,11 @@ async def _dictate(args: argparse.Namespace) -> int:
     from earwig.actors import dictation_control
     from earwig.actors.dictation_desktops import choose_desktop
     from earwig.actors.dictation_keys import display_problem, parse
+    from earwig.session.keeper import Keeping, SessionKeeper
+    from earwig.session.log import new_session_path
     from earwig.shm import segments
+    from earwig.supervisor.following import RunEnd, drain, follow
     from earwig.supervisor.plan import dictation_plan, session_audio_rings
-    from earwig.supervisor.session_log import SessionLog
     from earwig.supervisor.stop_signals import StopSignals
     from earwig.supervisor.supervisor import Supervisor
 
@@ -213,26 +192,16 @@ async def _dictate(args: argparse.Namespace) -> int:
     prefix = segments.run_prefix()
     plan = dictation_plan(config, prefix, str(path), desktop)
     view = _DictationView(sys.stderr.isatty())
-    kept_audio = session_audio_rings(plan, prefix) if config.keep_audio else None
-    log_path, done = paths.fresh_log("dictate.log"), asyncio.Event()
-    with StopSignals(done):
-        async with Supervisor(plan.rings, plan.actors, log_path=log_path, session_log=SessionLog(),
-                              keep_audio=kept_audio) as supervisor:
+    keeping = Keeping(log=new_session_path(), audio=session_audio_rings(plan, prefix) if config.keep_audio else {})
+    end, stop = RunEnd(replays_only=False), asyncio.Event()
+    with StopSignals(stop):
+        async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("dictate.log"),
+                              keeper=SessionKeeper(keeping)) as supervisor:
             events = supervisor.subscribe()
-
-            async def follow() -> None:
-                while True:  # on through the shutdown: the dictation in progress still prints
-                    view.handle(await events.get())
-                    if view.failure:
-                        done.set()
-
-            follower = asyncio.create_task(follow())
-            await done.wait()
-    follower.cancel()
-    while not events.empty():
-        view.handle(events.get_nowait())
-    if view.failure:
-        raise EarwigError(view.failure.error, view.failure.fix)
+            await follow(supervisor, events, view.handle, stop, end)
+    drain(events, view.handle)  # the dictation in progress at the end: its text still prints
+    if end.failure:
+        raise EarwigError(end.failure.error, end.failure.fix)
     return 0
 
 
@@ -242,7 +211,6 @@ class _DictationView:
 
     def __init__(self, interactive: bool) -> None:
         self.interactive = interactive
-        self.failure: ActorFailed | None = None
         self.listening = False
 
     def handle(self, message) -> None:
@@ -254,8 +222,8 @@ class _DictationView:
                 print(f"\r\033[K... {text[-100:]}", end="", file=sys.stderr, flush=True)
             else:
                 print(f"... {text}", file=sys.stderr, flush=True)
-        elif isinstance(message, ActorFailed):
-            self.failure = _fatal(message) or self.failure
+        elif isinstance(message, ActorFailed) and not message.fatal:
+            _warn_failure(message)
 
     def _state(self, state: DictationState) -> None:
         self.listening = state.state == "listening"

@@ -1,6 +1,6 @@
 """The commands on logged sessions: export a transcript, search every session's text, play
-a line's audio again. They read what the supervisor wrote (``supervisor/session_log.py``,
-``supervisor/session_audio.py``) and start nothing."""
+a line's audio again. They read what the supervisor wrote (``earwig/session/log.py``,
+``earwig/session/audio.py``) and start nothing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from earwig import export, session_search
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
 from earwig.messages import Final
-from earwig.supervisor.session_log import find_session, logged_sessions, read_session, sessions_dir
+from earwig.session.log import find_session, logged_sessions, read_session, sessions_dir
 
 
 def export_session(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from earwig.audio.files import native_stderr_dropped
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
 from earwig.messages import Final
-from earwig.supervisor.session_log import audio_path
+from earwig.session.log import audio_path
 
 
 def line_audio(log: Path, final: Final) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 from earwig.config import SAMPLE_RATE
 from earwig.messages import Final
 from earwig.errors import EarwigError
-from earwig.supervisor.session_log import read_session
+from earwig.session.log import read_session
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from earwig import paths
 from earwig.config import Config
 from earwig.errors import EarwigError
-from earwig.messages import ActorFailed, AnyMessage, Final, SpeechEnd, SpeechStart
+from earwig.messages import AnyMessage, SpeechStart
 from earwig.profiling.process_usage import ProcessUsage
+from earwig.session.keeper import Keeping, SessionKeeper
 from earwig.shm import segments
+from earwig.supervisor.following import RunEnd, drain, follow
 from earwig.supervisor.plan import Plan, pcm_ring_name, transcription_plan, with_what_can_run
 from earwig.supervisor.stop_signals import StopSignals
 from earwig.supervisor.supervisor import Supervisor
@@ -65,42 +67,29 @@ async def record(config: Config, seconds: float, warn: Callable[[str], None] = l
     plan = with_what_can_run(transcription_plan(config, prefix, devices_optional=True), warn)
     recording = Recording(config, plan, started_ns=time.monotonic_ns())
     stop = asyncio.Event()
+    end = RunEnd(replays_only=bool(plan.sources) and all(config.source(s).replay for s in plan.sources))
     with StopSignals(stop):
         async with Supervisor(plan.rings, plan.actors, log_path=paths.fresh_log("profile.log"),
-                              echo_filter=plan.echo.on) as supervisor:
+                              keeper=SessionKeeper(Keeping(echo_filter=plan.echo.on))) as supervisor:
             messages = supervisor.subscribe()
             pcm = {source: supervisor.rings[pcm_ring_name(prefix, source)] for source in plan.sources}
             recording.ring_capacity = {name: ring.spec.capacity for name, ring in supervisor.rings.items()}
             sampler = _Sampler(supervisor, [spec.name for spec in plan.actors])
-            only_replays = bool(plan.sources) and all(config.source(s).replay for s in plan.sources)
-            if not seconds and not only_replays:
+            if not seconds and not end.replays_only:
                 warn("profile: live devices: Ctrl-C ends the run (or give --seconds N)")
-            owed: set[tuple[str, int]] = set()  # utterances ended (source, end) that no Final ends at yet
-            next_sample = time.monotonic()
-            while not stop.is_set():
-                elapsed_s = (time.monotonic_ns() - recording.started_ns) / 1e9
-                if (seconds and elapsed_s >= seconds) or (
-                        not seconds and only_replays and supervisor.finished("mel") and not owed):
-                    break
-                try:
-                    message = await asyncio.wait_for(messages.get(), max(0.0, next_sample - time.monotonic()))
-                except asyncio.TimeoutError:
-                    recording.samples.append(sampler.sample())
-                    next_sample += SAMPLE_EVERY_S
-                    continue
+
+            def keep(message: AnyMessage) -> None:
                 recording.messages.append((time.monotonic_ns(), message))
                 if isinstance(message, SpeechStart):
                     recording.onsets_ns[message.source, message.start] = pcm[message.source].stamp_ns(
                         config.vad.onset(message.start)) or 0
-                if isinstance(message, ActorFailed) and message.fatal:
-                    raise EarwigError(message.error, message.fix)
-                if isinstance(message, SpeechEnd):
-                    owed.add((message.source, message.end))
-                elif isinstance(message, Final):  # an echo split's last part ends where its utterance did
-                    owed.discard((message.source, message.end))
+
+            await follow(supervisor, messages, keep, stop, end, seconds=seconds,
+                         tick=lambda: recording.samples.append(sampler.sample()), tick_every_s=SAMPLE_EVERY_S)
             recording.ended_ns = time.monotonic_ns()
-        while not messages.empty():  # what it published while it shut down: the Finals it still owed
-            recording.messages.append((time.monotonic_ns(), messages.get_nowait()))
+            if end.failure:
+                raise EarwigError(end.failure.error, end.failure.fix)
+        drain(messages, keep)  # what it published while it shut down: the Finals it still owed
     return recording
 
 

@@ -237,11 +237,10 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
                              pcm_rings={source: pcm_ring_name(prefix, source) for source in plan.sources}
                              if role == "final" else {},
                              server=server if role == "final" else None)
-        # The final actor answers every SpeechEnd, and stops last: after the mel actor has
-        # closed the utterance in progress.
+        # The final actor stops last: after the mel actor has closed the utterance in progress.
         actors.append(spec_for(role, f"earwig.actors.{role}", params, idle_evict_s=models.idle_evict_s,
                                niceness=PREVIEW_NICENESS if role == "preview" else 0,
-                               answers_speech=role == "final", shutdown_step=int(role == "final")))
+                               shutdown_step=int(role == "final")))
     return replace(plan, actors=actors)
 
 

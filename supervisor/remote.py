@@ -24,16 +24,15 @@ import os
 import queue
 import signal
 import threading
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 from earwig.actors.runtime import ActorSpec, redirect_output, run_loop
 from earwig.channel import Channel
 from earwig.errors import EarwigError
-from earwig.messages import ActorFailed, ActorReady, AnyMessage, Message, Shutdown, Source, encode
+from earwig.messages import ActorFailed, ActorReady, AnyMessage, Message, Shutdown, encode
+from earwig.session.keeper import Keeping, SessionKeeper
 from earwig.shm import Ring, RingSpec, segments
-from earwig.supervisor.session_log import SessionLog
 from earwig.supervisor.stop_signals import STOP_SIGNALS
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 
@@ -42,18 +41,6 @@ SUPERVISOR = "supervisor"
 
 
 # --- the supervisor's process ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Keeping:
-    """What the supervisor keeps of the session: the session log (``log``: its path), the
-    PCM rings of ``audio`` beside it (``session_audio``), after the session too where
-    ``audio_after_session``; ``echo_filter``: it marks the mic's echo Finals (``Supervisor``)."""
-
-    log: Path | None = None
-    audio: dict[Source, str] = field(default_factory=dict)
-    audio_after_session: bool = True
-    echo_filter: bool = False
 
 
 def serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str | None, keeping: Keeping,
@@ -74,9 +61,7 @@ async def _serve(rings: list[RingSpec], actors: list[ActorSpec], log_path: str |
     sender = _Sender(conn)
     try:
         async with Supervisor(rings, actors, log_path=log_path and Path(log_path),
-                              session_log=keeping.log and SessionLog(path=keeping.log), keep_audio=keeping.audio,
-                              audio_after_session=keeping.audio_after_session,
-                              echo_filter=keeping.echo_filter) as supervisor:
+                              keeper=SessionKeeper(keeping)) as supervisor:
             published = supervisor.subscribe()
             sender.put(ActorReady(actor=SUPERVISOR, pid=os.getpid()))
             forwarding = asyncio.create_task(_forward(published, sender))

@@ -18,6 +18,10 @@ from earwig.actors.runtime import ActorSpec
 from earwig.messages import (AnyMessage, DictationSpan, DictationStart, DictationStop, Final, PauseSource, Retry,
                              SourceEnded, SpeechEnd, SpeechStart)
 
+#: The actor that answers every SpeechEnd with a Final: the router keeps the SpeechEnds not
+#: yet answered and sends them again to it after a crash, so an utterance whose pass was in
+#: flight is redone, and a second answer to one is dropped.
+ANSWERER = "final"
 #: Finals per source re-sent to a restarted final actor: more than its context holds
 #: (``final_context.KEEP_WORDS``) in most conversations.
 RECENT_FINALS = 8
@@ -72,7 +76,7 @@ class Router:
             for kind in spec.listens:
                 self._listeners.setdefault(kind, []).append(spec.name)
         self._listens = {spec.name: spec.listens for spec in specs}
-        self._answerer = next((spec.name for spec in specs if spec.answers_speech), None)
+        self._answerer = ANSWERER if ANSWERER in self._listens else None
         #: Each lasting fact, and who said it.
         self._lasting: dict[tuple[type, str], tuple[AnyMessage, str | None]] = {}
         #: SpeechEnds not yet answered by a Final, in order.

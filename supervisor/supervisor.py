@@ -1,5 +1,8 @@
 """The supervisor: owns the rings, spawns the actors, restarts them, delivers their
 messages where the router (``supervisor/router``) says, and evicts idle model actors.
+What the session keeps of those messages (the log, the audio, the echo and playback marks)
+is the session keeper's (``earwig.session.keeper``): every message passes through it before
+it is published.
 
 Why it owns the rings: an actor that crashes must not take captured audio with it. The
 rings are created here before any actor starts and unlinked here on every exit path, so a
@@ -34,19 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import msgspec
-
 from earwig.actors.runtime import FATAL_EXIT, ActorSpec, run_actor
 from earwig.channel import Channel
 from earwig.errors import EarwigError
-from earwig.messages import (ActorFailed, ActorReady, AnyMessage, Final, Heartbeat, Message, ModelState, Partial,
-                             PlayedBack, Shutdown, Source)
+from earwig.messages import ActorFailed, ActorReady, AnyMessage, Final, Heartbeat, Message, ModelState, Shutdown
+from earwig.session.keeper import SessionKeeper
 from earwig.shm import Ring, RingSpec, segments
 from earwig.supervisor.router import Router
-from earwig.supervisor.session_audio import KEEP_EVERY_S, SessionAudio
-from earwig.supervisor.echo_filter import EchoFilter
-from earwig.supervisor.played_back import PlayedBackSpans
-from earwig.supervisor.session_log import SessionLog
 
 
 #: What the fork server imports once, for every actor it starts.
@@ -117,11 +114,10 @@ class _Running:
     drained: bool = False
     #: It said ActorReady: from then on its heartbeats are watched.
     ready: bool = False
-    #: The model a model actor loaded ("" none yet: no memory to free by evicting). Not
-    #: always the configured one: one that does not fit falls back to a smaller one.
-    model: str = ""
-    #: The final actor's retry model, where a retry loaded one of its own ("": its model).
-    retry_model: str = ""
+    #: The models it says it loaded (``ModelState``), by role: none yet, no memory to free
+    #: by evicting it. Not always the configured one: one that does not fit falls back to
+    #: a smaller one, and a retry may load a second.
+    models: dict[str, str] = field(default_factory=dict)
 
 
 class Supervisor:
@@ -129,29 +125,19 @@ class Supervisor:
 
     def __init__(self, rings: list[RingSpec], actors: list[ActorSpec],
                  policy: RestartPolicy = RestartPolicy(), log_path: Path | None = None,
-                 session_log: SessionLog | None = None, keep_audio: dict[Source, str] | None = None,
-                 audio_after_session: bool = True, echo_filter: bool = False) -> None:
+                 keeper: SessionKeeper | None = None) -> None:
         """``log_path``: where the actors' output goes (default: the terminal).
-        ``session_log``: where every Final is written before it is published.
-        ``keep_audio``: the PCM ring of each source whose audio is kept beside the log
-        while the session runs; ``audio_after_session``: and after it ends.
-        ``echo_filter``: mark the mic's Finals that repeat the speakers' (``echo_filter``),
-        where the mic's echo is cancelled."""
+        ``keeper``: what the session keeps (default: nothing)."""
         self._ring_specs = rings
         self.log_path = log_path
-        self.session_log = session_log
-        self.session_audio = (SessionAudio(session_log.path, keep_audio, audio_after_session)
-                              if session_log and keep_audio else None)
+        self.keeper = keeper or SessionKeeper()
         self._actors = {spec.name: _Running(spec) for spec in actors}
         self.policy = policy
         self.rings: dict[str, Ring] = {}
         self.stale_removed: list[str] = []
         self._subscribers: list[asyncio.Queue[AnyMessage]] = []
         self.router = Router(actors)
-        self._echo_filter = EchoFilter() if echo_filter else None
-        self._played_back = PlayedBackSpans()
         self.router.last_activity = time.monotonic()
-        self._warned_log = False
         self._watchdog_task: asyncio.Task | None = None
         self._stopping = False
         self._tasks: set[asyncio.Task] = set()
@@ -172,9 +158,7 @@ class Supervisor:
             await self.close()
             raise
         self._watchdog_task = self._watch(self._watchdog())
-        if self.session_audio is not None:
-            self.session_audio.start(self.rings)
-            self._watch(self._keep_audio())
+        self.keeper.start(self.rings)
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -194,9 +178,8 @@ class Supervisor:
             await self._shut_down([r for r in self._actors.values() if r.spec.shutdown_step == step])
         for task in self._tasks:
             task.cancel()
-        if self._echo_filter is not None:  # mic Finals still waiting for a speakers Final
-            answerer = next((r for r in self._actors.values() if self.router.answers(r.spec.name)), None)
-            self._pass_on(self._echo_filter.flush(), answerer)
+        answerer = next((r for r in self._actors.values() if self.router.answers(r.spec.name)), None)
+        self._deliver(self.keeper.end(), answerer)
         for running in self._actors.values():
             if running.process is not None:
                 if running.process.is_alive():
@@ -204,14 +187,11 @@ class Supervisor:
                 running.process.join(5)
             if running.channel is not None:
                 running.channel.close()
-        if self.session_audio is not None:
-            self.session_audio.close()
+        self.keeper.close()
         for ring in self.rings.values():
             ring.close()
             ring.unlink()
         self.rings.clear()
-        if self.session_log is not None:
-            self.session_log.close()
 
     async def _shut_down(self, group: list[_Running]) -> None:
         live = [r for r in group if r.process and r.process.is_alive()]
@@ -236,12 +216,8 @@ class Supervisor:
 
     def tell(self, message: Message) -> None:
         """A message from the user (the UI) to every actor that listens for its type; a
-        pause is remembered and told again to an actor that restarts. A line played back
-        is the supervisor's own to know: its Finals are marked on their way out."""
-        if isinstance(message, PlayedBack):
-            self._played_back.played(message)
-        self._publish(message)
-        self._forward(message, sender=None)
+        pause is remembered and told again to an actor that restarts."""
+        self._deliver(self.keeper.heard(message), None)
 
     def pid(self, actor: str) -> int | None:
         process = self._actors[actor].process
@@ -274,7 +250,7 @@ class Supervisor:
         running.process, running.channel = process, Channel(ours)
         running.last_seen = running.last_output = time.monotonic()
         running.evicted = running.drained = running.ready = False
-        running.model = running.retry_model = ""
+        running.models = {}
         running.exited = asyncio.Event()
         loop.add_reader(process.sentinel, self._on_exit, running, process)
         self._watch(self._receive(running, running.channel))
@@ -290,22 +266,21 @@ class Supervisor:
         exit = self.policy.after_exit(process.exitcode, running.evicted, running.restarts, time.monotonic())
         name = running.spec.name
         if exit.action == "evicted":
-            self._publish(ModelState(role=name, model=getattr(running.spec.params, "model", ""), state="evicted"))
-            if running.retry_model:  # its second model went with it
-                self._publish(ModelState(role="retry", model=running.retry_model, state="evicted"))
+            for role, model in running.models.items():
+                self._announce(ModelState(role=role, model=model, state="evicted"))
             if running.missed:
                 self._wake(running)
         elif exit.action == "failed":  # it said why in an ActorFailed
             running.gave_up = True
         elif exit.action == "gave_up":
             running.gave_up = True
-            self._publish(ActorFailed(
+            self._announce(ActorFailed(
                 actor=name, fatal=True,
                 error=f"{name} keeps crashing ({len(running.restarts)} times in {self.policy.window_s:.0f} s); "
                       "not restarting it again",
                 fix=f"its error output in {self.log_path or 'the terminal'} says why"))
         elif exit.action == "restart":
-            self._publish(ActorFailed(
+            self._announce(ActorFailed(
                 actor=name, fatal=False,
                 error=f"{name} exited with code {process.exitcode}; restarting in {exit.delay_s:.1f} s"))
             asyncio.get_running_loop().call_later(exit.delay_s, self._respawn, running)
@@ -319,53 +294,17 @@ class Supervisor:
             running.last_seen = time.monotonic()
             running.ready = running.ready or isinstance(message, ActorReady)
             if isinstance(message, ModelState) and message.state == "ready":
-                if message.role == "retry":
-                    running.retry_model = message.model
-                else:
-                    running.model = message.model
+                running.models[message.role] = message.model
             if isinstance(message, Heartbeat):
                 continue
             running.last_output = running.last_seen
-            if isinstance(message, (Partial, Final)) and message.stamps is not None:
-                message = msgspec.structs.replace(message, stamps=msgspec.structs.replace(
-                    message.stamps, received_ns=time.monotonic_ns()))
-            if isinstance(message, Final) and self.router.answers(running.spec.name):
-                if self.router.answered(message):
-                    paired = self._echo_filter is not None and not message.revised
-                    self._pass_on(self._echo_filter.heard(message) if paired else [message], running)
-                continue
-            if self._echo_filter is not None:
-                self._echo_filter.heard(message)  # when the speakers talk, how the clocks line up
-            self._publish(message)
-            self._forward(message, running)
+            if (isinstance(message, Final) and self.router.answers(running.spec.name)
+                    and not self.router.answered(message)):
+                continue  # a restarted final actor redid an utterance already answered
+            self._deliver(self.keeper.heard(message), running)
         channel.close()
         if channel is running.channel:
             running.drained = True
-
-    def _pass_on(self, finals: list[Final], running: _Running | None) -> None:
-        """Kept Finals (the first answer to each utterance, a retry's revision): into the session log first,
-        then to every subscriber and listener."""
-        for final in map(self._played_back.mark, finals):
-            model = final.model or ("" if running is None else (final.revised and running.retry_model) or running.model)
-            if self.session_log is not None and not self.session_log.append(final, model):
-                self._warn_session_log()
-            self._publish(final)
-            self._forward(final, running)
-
-    def _warn_session_log(self) -> None:
-        problem = self.session_log.problem if self.session_log else None
-        if problem is not None and not self._warned_log:
-            self._warned_log = True
-            self._publish(ActorFailed(actor="session-log", fatal=False, error=problem,
-                                      fix="the text stays on screen; free space or make the data dir "
-                                          "($XDG_DATA_HOME/earwig) writable to keep the next ones"))
-
-    async def _keep_audio(self) -> None:
-        while self.session_audio.problem is None:
-            self.session_audio.keep()
-            await asyncio.sleep(KEEP_EVERY_S)
-        self._publish(ActorFailed(actor="session-audio", fatal=False, error=self.session_audio.problem,
-                                  fix="the text is still logged; free space to keep the audio next time"))
 
     async def _watchdog(self) -> None:
         """Kill an actor that stopped answering (hung, not crashed); the exit path restarts it.
@@ -387,7 +326,7 @@ class Supervisor:
 
     def _idle(self, running: _Running, now: float) -> bool:
         limit = running.spec.idle_evict_s
-        return (limit is not None and bool(running.model or running.retry_model) and self.router.quiet
+        return (limit is not None and bool(running.models) and self.router.quiet
                 and now - max(self.router.last_activity, running.last_output) > limit)
 
     def _evict_check_s(self) -> float:
@@ -402,6 +341,17 @@ class Supervisor:
                 running.channel.send(message)
             except (BrokenPipeError, OSError):
                 pass  # it is exiting; the exit path deals with it
+
+    def _deliver(self, messages: list[AnyMessage], sender: _Running | None) -> None:
+        """What the keeper let through, to every subscriber, then to the actors that listen."""
+        for message in messages:
+            self._publish(message)
+            self._forward(message, sender)
+
+    def _announce(self, message: AnyMessage) -> None:
+        """The supervisor's own news (an actor evicted, failed), to every subscriber."""
+        for kept in self.keeper.heard(message):
+            self._publish(kept)
 
     def _publish(self, message: AnyMessage) -> None:
         for queue in self._subscribers:

@@ -11,14 +11,16 @@ import random
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from earwig.config import Config, SourceConfig
 from earwig.messages import ActorReady, Final, PauseSource, SourceEnded, SpeechEnd
+from earwig.session.keeper import Keeping, SessionKeeper
+from earwig.session.log import new_session_path, read
 from earwig.supervisor.plan import transcription_plan
-from earwig.supervisor.session_log import SessionLog, read
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 from speech_text import spoken_file, word_error_rate
 
@@ -64,7 +66,7 @@ def config(tmp_path_factory) -> Config:
                   speakers=SourceConfig(replay=str(files["speakers"]), realtime=False), ring_seconds=300.0)
 
 
-async def _run(config: Config, prefix: str, log: SessionLog, chaos: bool):
+async def _run(config: Config, prefix: str, log: Path, chaos: bool):
     """The whole pipeline until every utterance has its Final; returns the SpeechEnds seen,
     and the kills with how long each actor took to be back (kill -> its ActorReady).
 
@@ -80,7 +82,7 @@ async def _run(config: Config, prefix: str, log: SessionLog, chaos: bool):
     recovered_s: list[float] = []
     victims: list[str] = []
     chooser = random.Random(8)
-    async with Supervisor(plan.rings, plan.actors, POLICY, session_log=log) as supervisor:
+    async with Supervisor(plan.rings, plan.actors, POLICY, keeper=SessionKeeper(Keeping(log=log))) as supervisor:
         events = supervisor.subscribe()
 
         def pause(paused: bool) -> None:
@@ -125,20 +127,19 @@ async def _run(config: Config, prefix: str, log: SessionLog, chaos: bool):
                 recovered_s.append(time.monotonic() - killed[1])
                 killed = None
                 pause(False)
-    log.close()
     return speech_ends, recovered_s
 
 
 @pytest.mark.timeout(600)
 def test_kill_9_of_random_actors_loses_no_utterance_and_duplicates_none(config, ring_prefix, tmp_path):
-    calm_log, chaos_log = SessionLog(tmp_path / "calm"), SessionLog(tmp_path / "chaos")
+    calm_log, chaos_log = new_session_path(tmp_path / "calm"), new_session_path(tmp_path / "chaos")
     calm_ends, _ = asyncio.run(_run(config, ring_prefix, calm_log, chaos=False))
     chaos_ends, recovered_s = asyncio.run(_run(config, ring_prefix, chaos_log, chaos=True))
 
     for ends, log in ((calm_ends, calm_log), (chaos_ends, chaos_log)):
-        logged = [(f.source, f.start, f.end) for f in read(log.path)]
+        logged = [(f.source, f.start, f.end) for f in read(log)]
         assert len(logged) == len(set(logged)) == len(ends) and set(logged) == ends  # one Final each
-    calm, chaos = read(calm_log.path), read(chaos_log.path)
+    calm, chaos = read(calm_log), read(chaos_log)
     for source, said in SAID.items():
         text = {name: " ".join(f.text for f in sorted(run, key=lambda f: f.start) if f.source == source)
                 for name, run in (("calm", calm), ("chaos", chaos))}
@@ -169,15 +170,15 @@ def test_an_utterance_in_progress_at_the_end_still_gets_its_final(config, ring_p
 
     async def scenario():
         plan = transcription_plan(live, ring_prefix)
-        log = SessionLog(tmp_path)
-        async with Supervisor(plan.rings, plan.actors, POLICY, session_log=log) as supervisor:
+        log = new_session_path(tmp_path)
+        async with Supervisor(plan.rings, plan.actors, POLICY, keeper=SessionKeeper(Keeping(log=log))) as supervisor:
             events = supervisor.subscribe()
             starts = 0
             while starts < 2:  # mid-way through the second sentence
                 message = await asyncio.wait_for(events.get(), 120)
                 starts += type(message).__name__ == "SpeechStart"
             await asyncio.sleep(1.5)
-        return read(log.path)
+        return read(log)
 
     finals = asyncio.run(scenario())
     assert len(finals) == 2 and finals[1].text, [f.text for f in finals]

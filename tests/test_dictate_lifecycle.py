@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from earwig.shm import segments
-from earwig.supervisor import session_log
+from earwig.session import log as session_log
 from dictate_daemon import env, started  # noqa: F401 (fixtures)
 from processes import actor_processes
 from speech_text import spoken_file, word_error_rate

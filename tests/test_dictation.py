@@ -20,7 +20,7 @@ import pytest
 from earwig.actors.dictation_delivery import PASTE_SETTLE_S, PasteOffer
 from earwig.config import Config, MonitorConfig, SourceConfig
 from earwig.profiling.harness import headless
-from earwig.supervisor import session_log
+from earwig.session import log as session_log
 from earwig.tui.app import MonitorApp
 from processes import actor_processes
 from speech_text import spoken_sentences, word_error_rate
@@ -326,7 +326,8 @@ def test_the_monitor_runs_dictation_and_d_turns_its_hotkey_off(desktop, sentence
             await dictate(pilot, 0, heard=True)
             await until(pilot, lambda: field.text.endswith("Friday."), "the dictated text in the field")
             assert word_error_rate(SAID[0], field.text) <= 0.1, field.text
-            assert "dictation delivered" in status()
+            # Typed first, then said: the state comes through the pipeline after the last key.
+            await until(pilot, lambda: "dictation delivered" in status(), "dictation to say it delivered")
             await pilot.press("d")
             await until(pilot, lambda: "dictation off" in status(), "dictation off")
             typed = field.text

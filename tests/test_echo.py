@@ -11,7 +11,7 @@ import whisper
 
 from earwig import model_store
 from earwig.audio import linear_echo
-from earwig.audio.echo import (FRAME, PATH_EVERY_S, UNHEARD_S, CleanMic, EchoPath, MicEcho, RingClock, far_offset,
+from earwig.audio.echo import (FRAME, CleanMic, EchoPath, MicEcho, RingClock, far_offset,
                                gcc_phat_lag)
 from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE, Config, EchoConfig, SourceConfig

@@ -6,7 +6,7 @@ import pytest
 
 from earwig.config import SAMPLE_RATE
 from earwig.messages import EchoState, Final, SpeechEnd, SpeechStart, Word
-from earwig.supervisor.echo_filter import EchoFilter
+from earwig.session.echo_filter import EchoFilter
 
 pytestmark = pytest.mark.pure
 

@@ -26,7 +26,7 @@ from earwig.messages import Final, Level, ModelState, Partial, PauseSource, Spee
 from earwig.profiling.harness import REAL_AUDIO, headless, manifest_references
 from earwig.profiling.harness.scoring import bleed
 from earwig.shm import segments
-from earwig.supervisor import session_log
+from earwig.session import log as session_log
 from earwig.tui.app import MonitorApp
 from earwig.tui.spectrogram import FRAMES_PER_COLUMN, Spectrogram
 from held_replays import HeldReplays

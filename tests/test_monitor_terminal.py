@@ -18,7 +18,7 @@ import soundfile
 
 from earwig.audio.files import read_audio
 from earwig.shm import segments
-from earwig.supervisor import session_log
+from earwig.session import log as session_log
 from processes import actor_processes
 from speech_text import spoken_file, word_error_rate
 from test_transcription import CLEAR_SAID as SAID

@@ -3,7 +3,7 @@
 import pytest
 
 from earwig.messages import Final, PlayedBack
-from earwig.supervisor.played_back import PlayedBackSpans
+from earwig.session.played_back import PlayedBackSpans
 
 pytestmark = pytest.mark.pure
 

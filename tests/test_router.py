@@ -18,10 +18,9 @@ pytestmark = pytest.mark.pure
 
 MEL = ActorSpec("mel", "m", listens=frozenset({SourceEnded, SpeechStart, SpeechEnd, DictationStart, DictationStop}))
 CAPTURE = ActorSpec("capture-mic", "c", listens=frozenset({PauseSource}))
-FINAL = ActorSpec("final", "f", listens=frozenset({SpeechStart, SpeechPause, SpeechEnd, Partial}),
-                  answers_speech=True)
+FINAL = ActorSpec("final", "f", listens=frozenset({SpeechStart, SpeechPause, SpeechEnd, Partial}))
 PREVIEW = ActorSpec("preview", "p", listens=frozenset({SpeechStart, SpeechEnd, Final}))
-RETRYING_FINAL = ActorSpec("final", "f", listens=frozenset({SpeechStart, SpeechEnd, Retry}), answers_speech=True)
+RETRYING_FINAL = ActorSpec("final", "f", listens=frozenset({SpeechStart, SpeechEnd, Retry}))
 
 
 def router() -> Router:

@@ -19,10 +19,11 @@ from earwig.audio.files import read_audio
 from earwig.config import SAMPLE_RATE, Config, SourceConfig
 from earwig.messages import Final, Word
 from earwig.playback import kept_samples
+from earwig.session.audio import UNTIL_END, SessionAudio
+from earwig.session.keeper import Keeping, SessionKeeper
+from earwig.session.log import SessionLog, new_session_path, read, sessions_dir
 from earwig.shm import Ring, RingSpec
 from earwig.supervisor.plan import capture_plan, session_audio_rings
-from earwig.supervisor.session_audio import UNTIL_END, SessionAudio
-from earwig.supervisor.session_log import SessionLog, read, sessions_dir
 from earwig.supervisor.supervisor import Supervisor
 
 pytestmark = pytest.mark.pipeline
@@ -100,16 +101,16 @@ def test_kept_audio_lines_up_with_the_logs_sample_positions(ring_prefix, speech,
     config = Config(mic=SourceConfig(replay=str(long_speech)), speakers=SourceConfig(replay=str(speech["b"])),
                     keep_audio=True)
     plan = capture_plan(config, ring_prefix)
-    log = SessionLog()
+    log = new_session_path()
 
     async def run() -> None:
-        async with Supervisor(plan.rings, plan.actors, session_log=log,
-                              keep_audio=session_audio_rings(plan, ring_prefix)) as supervisor:
+        keeping = Keeping(log=log, audio=session_audio_rings(plan, ring_prefix))
+        async with Supervisor(plan.rings, plan.actors, keeper=SessionKeeper(keeping)) as supervisor:
             while not all(supervisor.finished(a.name) for a in plan.actors):
                 await asyncio.sleep(0.1)
     asyncio.run(run())
     for source, played in (("mic", long_speech), ("speakers", speech["b"])):
-        kept = log.path.with_name(f"{log.path.stem}-{source}.flac")
+        kept = log.with_name(f"{log.stem}-{source}.flac")
         assert oct(kept.stat().st_mode & 0o777) == "0o600"
         audio, rate = soundfile.read(kept, dtype="float32")
         said = read_audio(played)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,9 +19,10 @@ from earwig import cli
 from earwig.config import SAMPLE_RATE, Config, SourceConfig
 from earwig.messages import Final, SourceEnded, SpeechEnd
 from earwig.profiling.harness import headless
+from earwig.session.keeper import Keeping, SessionKeeper
+from earwig.session.log import SessionLog, audio_path, new_session_path, read
 from earwig.session_search import search, words_of
 from earwig.supervisor.plan import session_audio_rings, transcription_plan
-from earwig.supervisor.session_log import SessionLog, audio_path, read
 from earwig.supervisor.supervisor import Supervisor
 from test_capture_pulse import correlation_in_pieces
 
@@ -115,17 +117,17 @@ def test_a_damaged_line_or_log_costs_only_itself(capsys, tmp_path):
         assert code == 2 and f"START '{start}' is not a time" in err, err
 
 
-def _transcribe_session(wav, prefix: str) -> SessionLog:
+def _transcribe_session(wav, prefix: str) -> Path:
     """The real pipeline (capture, mel + VAD, preview, final) over a replayed file, with the
     session log and the session's audio kept, until every utterance has its Final."""
     config = Config(mic=SourceConfig(replay=str(wav), realtime=False), speakers=SourceConfig(enabled=False),
                     keep_audio=True)
     plan = transcription_plan(config, prefix)
-    log = SessionLog()
+    log = new_session_path()
 
     async def run() -> None:
-        async with Supervisor(plan.rings, plan.actors, session_log=log,
-                              keep_audio=session_audio_rings(plan, prefix)) as supervisor:
+        keeping = Keeping(log=log, audio=session_audio_rings(plan, prefix))
+        async with Supervisor(plan.rings, plan.actors, keeper=SessionKeeper(keeping)) as supervisor:
             events = supervisor.subscribe()
             ended, ends, finals = False, 0, 0
             while not (ended and supervisor.finished("mel") and finals >= ends):
@@ -147,19 +149,19 @@ def test_a_line_said_in_an_earlier_session_is_found_and_played_back_as_it_was_sa
     line's samples through the default output (PulseAudio's speakers), recorded back from
     their monitor: correlation > 0.9 with the kept audio of the line."""
     log = _transcribe_session(speech["b"], ring_prefix)
-    line, = [final for final in read(log.path) if "plants" in final.text.lower()]
+    line, = [final for final in read(log) if "plants" in final.text.lower()]
     found = subprocess.run([sys.executable, "-m", "earwig", "search", "PLANTS", "morning"],
                            capture_output=True, text=True, timeout=60)
     assert found.returncode == 0, found.stderr
     listed, command = found.stdout.splitlines()
-    assert log.path.stem in listed and line.text in listed
-    assert command.strip() == f"earwig play {log.path.stem} {line.start / SAMPLE_RATE:.2f} --source mic"
+    assert log.stem in listed and line.text in listed
+    assert command.strip() == f"earwig play {log.stem} {line.start / SAMPLE_RATE:.2f} --source mic"
 
     with headless.speakers_recorded() as recorder:
         played = subprocess.run([sys.executable, "-m", "earwig", *command.split()[1:]],
                                 capture_output=True, text=True, timeout=60)
     assert played.returncode == 0, played.stderr
-    kept, _ = soundfile.read(audio_path(log.path, "mic"), start=line.start, stop=line.end, dtype="float32")
+    kept, _ = soundfile.read(audio_path(log, "mic"), start=line.start, stop=line.end, dtype="float32")
     assert correlation_in_pieces(recorder.audio(), kept) > 0.9
 
 

@@ -46,7 +46,7 @@ from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, Dicta
                              EchoState, Final, Level, Message, ModelState, Partial, PauseSource, PlayedBack,
                              Retry, ServerState, Shutdown, Source,
                              SourceEnded, SourceState, SpeechStart, Stats)
-from earwig.supervisor.session_log import audio_path
+from earwig.session.log import audio_path
 from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import Latencies, ProfilingPanel
 from earwig.tui.spectrogram import Spectrogram
@@ -186,8 +186,9 @@ class MonitorApp(App):
         from earwig.shm import segments
         from earwig.supervisor.plan import (mel_ring_name, pcm_ring_name, retry_model, session_audio_rings,
                                             transcription_plan)
-        from earwig.supervisor.remote import SUPERVISOR, Keeping, RemoteSupervisor
-        from earwig.supervisor.session_log import new_session_path
+        from earwig.session.keeper import Keeping
+        from earwig.supervisor.remote import SUPERVISOR, RemoteSupervisor
+        from earwig.session.log import new_session_path
 
         prefix = segments.run_prefix()
         plan = self._with_dictation(transcription_plan(self.config, prefix, devices_optional=True), prefix)

@@ -54,7 +54,7 @@ class StatusBar(Static):
     def show_server(self, state: ServerState) -> None:
         """Said plainly, since earwig's promise is that nothing leaves the machine otherwise."""
         self.engine = (f"[yellow]audio sent to[/] {state.model}" if state.up
-                       else f"[bold red]server down[/]: final on this machine")
+                       else "[bold red]server down[/]: final on this machine")
 
     def show_writer(self, final: Final) -> None:
         """Who wrote the last Final, where a server is set: it, or this machine's model."""

@@ -8,7 +8,7 @@ The speakers play ~16 s of read speech (LibriSpeech); a talker (LJ Speech) speak
 mic over the speakers from 6 s on (double talk), and again alone after they stop. In the
 early-talker cases the talker begins 2 s into the speakers, while the canceller is still
 finding the path: the speakers' first words and the talker's share one mic utterance,
-which the text-level net must split (``supervisor/echo_filter``). The quick run is that
+which the text-level net must split (``earwig/session/echo_filter``). The quick run is that
 case.
 Everything through the whole live pipeline (capture, mel + VAD + canceller, preview,
 final; the text-level echo net on where cancellation is), as ``earwig monitor`` runs it.
@@ -40,6 +40,7 @@ from earwig.messages import ActorFailed, EchoState, Final, SpeechEnd, Stats
 from earwig.profiling.harness import REAL_AUDIO, headless, manifest_references
 from earwig.profiling.harness.scoring import bleed, word_error_rate
 from earwig.profiling.report import table
+from earwig.session.keeper import Keeping, SessionKeeper
 from earwig.shm import segments
 from earwig.supervisor.plan import pcm_ring_name, transcription_plan
 from earwig.supervisor.supervisor import Supervisor
@@ -91,7 +92,7 @@ async def _listen(case: Case, speakers: Path, talker: Path) -> None:
                     echo=EchoConfig(cancel=case.cancel))
     prefix = segments.run_prefix()
     plan = transcription_plan(config, prefix)
-    async with Supervisor(plan.rings, plan.actors, echo_filter=plan.echo.on) as supervisor:
+    async with Supervisor(plan.rings, plan.actors, keeper=SessionKeeper(Keeping(echo_filter=plan.echo.on))) as supervisor:
         messages = supervisor.subscribe()
         mic = supervisor.rings[pcm_ring_name(prefix, "mic")]
         while any(supervisor.pid(spec.name) is None for spec in plan.actors) or not mic.published:

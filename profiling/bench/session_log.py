@@ -18,7 +18,7 @@ import numpy as np
 from earwig import paths
 from earwig.messages import Final, Word
 from earwig.profiling.report import table
-from earwig.supervisor.session_log import SessionLog
+from earwig.session.log import SessionLog
 
 SENTENCE = "Please send the quarterly report to the whole team by Friday afternoon".split()
 

@@ -7,8 +7,9 @@ the source, the unit of every ``start``/``end`` in the session log, so a Final's
 ``file[start:end]`` with no bookkeeping. Audio the keeper fell a whole ring behind on (it
 never should: it reads twice a second) is written as silence, so positions still line up.
 
-Why in the supervisor: it holds the rings for the whole session, so what a restarted
-capture actor wrote is kept without a gap, and the files close after the last Final.
+Why from the rings the supervisor holds (``session.keeper`` reads them in its process): they
+last the whole session, so what a restarted capture actor wrote is kept without a gap, and
+the files close after the last Final.
 
 Audio meant to go at the session's end has a marker beside it (``<session>.audio-until-end``)
 while the session runs: a supervisor killed before its end (SIGKILL, the power) leaves the
@@ -29,7 +30,7 @@ import soundfile
 from earwig.config import SAMPLE_RATE
 from earwig.messages import Source
 from earwig.shm import Ring, RingReader
-from earwig.supervisor.session_log import audio_path
+from earwig.session.log import audio_path
 
 KEEP_EVERY_S = 0.5
 #: The suffix of the marker that says a session's audio goes when the session ends.

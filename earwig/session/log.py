@@ -1,8 +1,9 @@
 """The session log: every Final of a session, one JSON line each, written and fsync'd before
 anyone is shown the Final. Whatever earwig showed, it kept.
 
-Why in the supervisor: every Final passes through it on its way to the screen, dictation
-and the command line, so logging here covers them all, and before any of them.
+Why written by the session's keeper (``session.keeper``), in the supervisor's process: every
+Final passes through it on its way to the screen, dictation and the command line, so
+logging there covers them all, and before any of them.
 
 Where: ``$XDG_DATA_HOME/earwig/sessions/<started>-<pid>.jsonl``, mode 0600 in a 0700
 folder. A line: ``{"source", "start", "end", "wall", "text", "words": [{"word", "start",
