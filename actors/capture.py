@@ -17,14 +17,16 @@ file from the last sample the ring holds, so nothing is written twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import soxr
 
+from earwig.actors.capture_device_life import PRESENCE_POLL_S, DeviceLife, Pause
 from earwig.actors.capture_devices import NO_SERVER_FIX, Device, find_again
 from earwig.actors.runtime import Actor
 from earwig.audio.files import read_audio
@@ -36,8 +38,6 @@ from earwig.shm import Ring
 LEVEL_WINDOW_S = 0.05
 STATS_EVERY_S = 2.0
 REPLAY_CHUNK_S = 0.01
-DEVICE_SILENT_S = 5.0
-PRESENCE_POLL_S = 0.5
 PAUSED_POLL_S = 0.05
 
 
@@ -56,11 +56,11 @@ LISTENS = (PauseSource,)
 async def main(actor: Actor) -> None:
     params: CaptureParams = actor.params
     ring = Ring.attach(params.ring)
-    pause = _Pause()
+    pause = Pause()
 
     def follow(message: PauseSource) -> None:
         if message.source == params.source:
-            pause.set(message.paused)
+            pause.set(message.paused, time.monotonic())
 
     try:
         await actor.serve({PauseSource: follow}, _capture(actor, ring, pause))
@@ -68,7 +68,7 @@ async def main(actor: Actor) -> None:
         ring.close()
 
 
-async def _capture(actor: Actor, ring: Ring, pause: _Pause) -> None:
+async def _capture(actor: Actor, ring: Ring, pause: Pause) -> None:
     params: CaptureParams = actor.params
     publisher = _Publisher(actor, ring, params.source, fast=bool(params.replay) and not params.realtime)
     if params.replay:
@@ -86,56 +86,29 @@ async def _capture(actor: Actor, ring: Ring, pause: _Pause) -> None:
 # --- receive ------------------------------------------------------------------------------
 
 
-class _Pause:
-    """Whether the user paused the source, and for how long replay time stood still."""
-
-    def __init__(self) -> None:
-        self.paused = False
-        self.paused_s = 0.0
-        self._since = 0.0
-
-    def set(self, paused: bool) -> None:
-        if paused and not self.paused:
-            self._since = time.monotonic()
-        elif not paused and self.paused:
-            self.paused_s += time.monotonic() - self._since
-        self.paused = paused
-
-
 async def _device_blocks(actor: Actor, device: Device,
                          publisher: _Publisher) -> AsyncIterator[tuple[np.ndarray, int]]:
     """Blocks from a live device, resampled to 16 kHz mono as they arrive. While the device
-    is gone: silence at real-time pace until it is listed again, then a new stream."""
-    source = actor.params.source
-
-    def gone(why: str) -> None:
-        actor.publish(SourceState(source=source, connected=False, detail=f"{device.name}: {why}"))
-
-    reopening = False
+    is gone (``DeviceLife``): silence at real-time pace until it is listed again (maybe with
+    another PortAudio index), then a new stream."""
+    source, life = actor.params.source, DeviceLife()
     while True:
-        async for block in _stream_blocks(device, publisher, reopening, gone):
+        async for block in _stream_blocks(device, publisher, life):
             yield block
-        reopening = True
-        gone_since, written, found = time.monotonic(), 0, None
-        while found is None:  # it may come back with another PortAudio index
+        actor.publish(SourceState(source=source, connected=False, detail=f"{device.name}: {life.gone.why}"))
+        found = None
+        while found is None:
             await asyncio.sleep(PRESENCE_POLL_S)
-            due = int((time.monotonic() - gone_since) * SAMPLE_RATE) - written
-            written += due
-            yield np.zeros(due, np.float32), time.monotonic_ns()
+            yield np.zeros(life.silence_due(time.monotonic()), np.float32), time.monotonic_ns()
             found = await asyncio.to_thread(find_again, device)
         device = found
+        life.back()
         actor.publish(SourceState(source=source, connected=True, detail=device.name))
 
 
-async def _stream_blocks(device: Device, publisher: _Publisher, reopening: bool,
-                         gone: Callable[[str], None]) -> AsyncIterator[tuple[np.ndarray, int]]:
-    """One PortAudio stream's blocks until the device is unlisted or delivers nothing
-    (then it says why through ``gone`` and ends).
-
-    Why watch the listing: PulseAudio moves a stream whose source was unplugged to another
-    source (the next microphone, or the speakers' loopback) instead of ending it."""
-    if device.pulse_source:  # read by the ALSA pulse plugin when the stream opens
-        os.environ["PULSE_SOURCE"] = device.pulse_source
+async def _stream_blocks(device: Device, publisher: _Publisher,
+                         life: DeviceLife) -> AsyncIterator[tuple[np.ndarray, int]]:
+    """One PortAudio stream's blocks until ``life`` says the device is gone."""
     import sounddevice as sd
 
     loop = asyncio.get_running_loop()
@@ -147,36 +120,49 @@ async def _stream_blocks(device: Device, publisher: _Publisher, reopening: bool,
 
     resampler = soxr.ResampleStream(device.samplerate, SAMPLE_RATE, 1, dtype="float32")
     try:
-        stream = sd.InputStream(device=device.portaudio_device, samplerate=device.samplerate,
-                                channels=device.channels, dtype="float32", callback=on_audio)
-        stream.start()
+        with _pulse_source(device.pulse_source):
+            stream = sd.InputStream(device=device.portaudio_device, samplerate=device.samplerate,
+                                    channels=device.channels, dtype="float32", callback=on_audio)
+            stream.start()
     except (sd.PortAudioError, ValueError) as error:
-        if reopening:
-            gone(f"listed again but cannot be opened ({error})")
-            return
-        raise EarwigError(f"cannot open audio device {device.name!r}: {error}", NO_SERVER_FIX) from None
-    last_block = next_check = time.monotonic()
+        if life.open_failed(str(error), time.monotonic()) is None:
+            raise EarwigError(f"cannot open audio device {device.name!r}: {error}", NO_SERVER_FIX) from None
+        return
+    life.opened(time.monotonic())
     try:
-        while True:
+        while life.state == "streaming":
             try:
                 block, captured_ns, overflow = await asyncio.wait_for(arrived.get(), PRESENCE_POLL_S)
-                last_block = time.monotonic()
+                life.block(time.monotonic())
                 publisher.input_overflows += overflow
                 yield resampler.resample_chunk(block.mean(axis=1)), captured_ns
             except asyncio.TimeoutError:
-                if time.monotonic() - last_block > DEVICE_SILENT_S:
-                    gone("stopped delivering audio")
-                    return
-            if device.pulse_source and time.monotonic() >= next_check:
-                next_check = time.monotonic() + PRESENCE_POLL_S
-                if await asyncio.to_thread(find_again, device) is None:
-                    gone("disconnected")
-                    return
+                life.nothing_for_a_poll(time.monotonic())
+            if life.state == "streaming" and device.pulse_source and life.check_listing(time.monotonic()):
+                life.listed(await asyncio.to_thread(find_again, device) is not None, time.monotonic())
     finally:  # closing through the ALSA pulse plugin takes ~0.8 s: heartbeats go on meanwhile
         await asyncio.to_thread(stream.close)
 
 
-async def _replay_blocks(actor: Actor, ring: Ring, pause: _Pause) -> AsyncIterator[tuple[np.ndarray, int]]:
+@contextlib.contextmanager
+def _pulse_source(name: str) -> Iterator[None]:
+    """PulseAudio's source for the stream opened within: the ALSA pulse plugin reads it from
+    the environment when the stream opens, and nothing else in this process needs it."""
+    if not name:
+        yield
+        return
+    before = os.environ.get("PULSE_SOURCE")
+    os.environ["PULSE_SOURCE"] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("PULSE_SOURCE", None)
+        else:
+            os.environ["PULSE_SOURCE"] = before
+
+
+async def _replay_blocks(actor: Actor, ring: Ring, pause: Pause) -> AsyncIterator[tuple[np.ndarray, int]]:
     """A file in 10 ms chunks, at real-time pace or as fast as the slowest ring reader;
     nothing while paused. A file cut short is played as far as it goes, with a warning."""
     params, stopping = actor.params, actor.stopping
