@@ -14,6 +14,11 @@ log file in the state dir: the terminal is the screen's.
 A source whose device cannot be had (no audio server) says so in its column, with the fix,
 and the other source runs on.
 
+What the session holds and what each message means for it is ``tui/session_model``'s
+(``MonitorModel``, tested message by message); this module shows its effects, runs the
+pipeline's lifecycle (``PipelineLife``), and reaches the running pipeline through one
+``PipelineLink`` (its rings and its supervisor).
+
 ``MonitorApp(config)`` runs the pipeline; ``MonitorApp(config, pipeline=False)`` shows only
 what ``handle`` and the spectrograms' ``push`` are given (snapshot tests, demos).
 """
@@ -25,7 +30,6 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from datetime import datetime
 from multiprocessing import resource_tracker
 from pathlib import Path
@@ -38,22 +42,23 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input
 
-from earwig import export, paths, playback, session_search
+from earwig import export, paths, playback
 from earwig.config import SAMPLE_RATE, Config
 from earwig.errors import EarwigError
 from earwig.export import TITLES
-from earwig.messages import (SOURCES, ActorFailed, ActorReady, AnyMessage, DictationCommand, DictationState,
-                             EchoState, Final, Level, Message, ModelState, Partial, PauseSource, PlayedBack,
-                             Retry, ServerState, Shutdown, Source,
-                             SourceEnded, SourceState, SpeechStart, Stats)
+from earwig.messages import (SOURCES, AnyMessage, DictationState, EchoState, Final, Message, ModelState, PlayedBack,
+                             Retry, ServerState, Shutdown, Source, SpeechStart)
 from earwig.session.log import audio_path
 from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import Latencies, ProfilingPanel
+from earwig.tui.session_model import (Effect, Found, MeterSays, MonitorModel, NewLine, Notice, PipelineLife,
+                                      Revision, StatusShows)
 from earwig.tui.spectrogram import Spectrogram
 from earwig.tui.status import StatusBar
 from earwig.tui.transcript import TranscriptColumn
 
 if TYPE_CHECKING:
+    from earwig.shm import Ring, RingReader
     from earwig.supervisor.plan import Plan
     from earwig.supervisor.remote import RemoteSupervisor
 
@@ -78,6 +83,37 @@ def lower_priority(niceness: int) -> None:
             os.setpriority(os.PRIO_PROCESS, thread.id, min(19, current + niceness))
         except ProcessLookupError:
             pass  # it ended meanwhile
+
+
+class PipelineLink:
+    """The running pipeline as the screen reaches it: the rings it reads (the spectrograms'
+    frames, the capture stamps, a line's audio) and the supervisor it tells what the user
+    asks for. Made once the supervisor runs, closed before its rings are."""
+
+    def __init__(self, supervisor: RemoteSupervisor, mel: dict[Source, RingReader], pcm: dict[Source, Ring]) -> None:
+        self.supervisor = supervisor
+        self._mel, self._pcm = mel, pcm
+
+    def frames(self) -> list[tuple[Source, np.ndarray]]:
+        """Each source's mel frames since the last call."""
+        return [(source, batch.data) for source, reader in self._mel.items() if (batch := reader.read()) is not None]
+
+    def captured_ns(self, source: Source, sample: int) -> int | None:
+        """When a source's sample was captured (monotonic ns), from its PCM ring's stamps."""
+        return self._pcm[source].stamp_ns(sample)
+
+    def samples(self, source: Source, start: int, end: int) -> np.ndarray | None:
+        """A source's samples ``start..end`` while its PCM ring holds them."""
+        return self._pcm[source].samples(start, end)
+
+    def taken(self, source: Source) -> int:
+        """How many samples the source's ring has taken so far."""
+        ring = self._pcm[source]
+        return ring.published * ring.spec.item_len
+
+    def close(self) -> None:
+        self._mel.clear()
+        self._pcm.clear()
 
 
 class MonitorApp(App):
@@ -115,29 +151,18 @@ class MonitorApp(App):
         #: ``/``: words to find in the session's text; enter finds the next older line.
         self.search = Input(placeholder="Find words in this session (enter: next, escape: close)", id="search",
                             disabled=True)  # hidden: it must not take the focus (and the keys)
-        #: The line a search found last: the next enter searches on from there.
-        self._found: Final | None = None
         self.profiling = ProfilingPanel(classes="-shown" if config.monitor.profiling_panel else "")
-        #: Every Final of the session, in arrival order: what save writes (clear only
-        #: empties the screen).
-        self.session: list[Final] = []
+        self.model = MonitorModel()
+        self.model.pids["monitor"] = os.getpid()
+        self.life = PipelineLife(pipeline)
+        #: The running pipeline's rings and supervisor (None before and after it runs).
+        self.link: PipelineLink | None = None
         self.started = datetime.now()
-        self.paused: set[Source] = set()
-        self.disconnected: set[Source] = set()
         #: Whether this session runs dictation (``dictation.in_monitor``, and it can run).
         self.dictating = False
-        #: The Final the user selected (click, or up/down in a column): what copy takes.
-        self.selected: Final | None = None
-        self._pipeline = pipeline
-        #: Set to end the pipeline (pending Finals come first); the app exits after it.
-        self._stop = asyncio.Event()
+        #: Set by q: a pipeline that is still starting stops as soon as it runs.
+        self._quit = asyncio.Event()
         self.pipeline_done = asyncio.Event()
-        #: When a source's sample was captured (monotonic ns), from its PCM ring's stamps.
-        self._captured_ns: Callable[[Source, int], int | None] = lambda source, sample: None
-        #: A source's samples ``start..end`` while its PCM ring holds them; and how many it
-        #: has taken so far (None without a pipeline).
-        self._ring_samples: Callable[[Source, int, int], np.ndarray | None] = lambda source, start, end: None
-        self._ring_taken: Callable[[Source], int | None] = lambda source: None
         #: The session log (and the session's audio beside it), once the pipeline runs.
         self.session_log: Path | None = None
         #: The model a retry reads with, once the pipeline runs.
@@ -145,19 +170,20 @@ class MonitorApp(App):
         #: Plays a line again (``enter``); made when the pipeline starts (PortAudio starts
         #: with it, not on the first key).
         self._player: playback.Player | None = None
-        #: Tells the supervisor what the user asked for (a pause, the end); a no-op without
-        #: a pipeline.
-        self._tell: Callable[[Message], None] = lambda message: None
-        #: What changed since the last frame: drawn together at the frame rate, so the
-        #: screen repaints a dozen times a second however fast levels and Partials come.
-        self._levels: dict[Source, Level] = {}
-        self._partials: dict[Source, Partial] = {}
-        #: Moves the rings' new mel frames into the spectrograms (a no-op without a pipeline).
-        self._read_frames: Callable[[], None] = lambda: None
-        #: The processes the profiling panel samples (from ActorReady), and their counters.
-        self._pids: dict[str, int | None] = {"monitor": os.getpid()}
-        self._counters: dict[str, dict[str, float]] = {}
         self.latencies = Latencies()
+
+    @property
+    def session(self) -> list[Final]:
+        """Every Final of the session shown so far (what save writes)."""
+        return self.model.finals
+
+    @property
+    def selected(self) -> Final | None:
+        return self.model.selected
+
+    @selected.setter
+    def selected(self, final: Final | None) -> None:
+        self.model.selected = final
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="sources"):
@@ -175,7 +201,7 @@ class MonitorApp(App):
     def on_mount(self) -> None:
         self.set_interval(1 / self.config.monitor.frame_rate, self.draw_frame)
         self.set_interval(PROFILING_EVERY_S, self._sample_processes)
-        if self._pipeline:
+        if self.life.state == "starting":
             self.run_worker(self._run_pipeline(), exclusive=True)
 
     # --- receive -------------------------------------------------------------------------
@@ -183,12 +209,12 @@ class MonitorApp(App):
     async def _run_pipeline(self) -> None:
         from earwig.audio.log_mel import bins_for_model
         from earwig.compute import final_model
+        from earwig.session.keeper import Keeping
+        from earwig.session.log import new_session_path
         from earwig.shm import segments
         from earwig.supervisor.plan import (mel_ring_name, pcm_ring_name, retry_model, session_audio_rings,
                                             transcription_plan)
-        from earwig.session.keeper import Keeping
         from earwig.supervisor.remote import SUPERVISOR, RemoteSupervisor
-        from earwig.session.log import new_session_path
 
         prefix = segments.run_prefix()
         plan = self._with_dictation(transcription_plan(self.config, prefix, devices_optional=True), prefix)
@@ -201,9 +227,8 @@ class MonitorApp(App):
         elif plan.echo.on:
             self.status.echo = "echo cancel on"
         if not plan.sources:  # nothing to run; the screen still says why, until q
-            await self._stop.wait()
-            self.pipeline_done.set()
-            self.exit()
+            await self._quit.wait()
+            self._pipeline_ended()
             return
         bins = bins_for_model(final_model(self.config.models.final))
         self.retry_model = retry_model(self.config.models)
@@ -214,34 +239,24 @@ class MonitorApp(App):
             async with RemoteSupervisor(plan.rings, plan.actors, paths.fresh_log("actors.log"),
                                         keeping=keeping) as supervisor:
                 lower_priority(self.config.monitor.niceness)
-                self._pids[SUPERVISOR] = supervisor.pid
-                mel = {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader() for s in plan.sources}
-                pcm = {s: supervisor.rings[pcm_ring_name(prefix, s)] for s in plan.sources}
-
-                def read_frames() -> None:
-                    for source, reader in mel.items():
-                        batch = reader.read()
-                        if batch is not None:
-                            self.spectrograms[source].push(batch.data)
-
-                self._captured_ns = lambda source, sample: pcm[source].stamp_ns(sample)
-                self._ring_samples = lambda source, start, end: pcm[source].samples(start, end)
-                self._ring_taken = lambda source: pcm[source].published * pcm[source].spec.item_len
+                self.model.pids[SUPERVISOR] = supervisor.pid
                 self._player = playback.Player()
-                self._read_frames = read_frames
+                self.link = PipelineLink(
+                    supervisor, {s: supervisor.rings[mel_ring_name(prefix, s, bins)].reader() for s in plan.sources},
+                    {s: supervisor.rings[pcm_ring_name(prefix, s)] for s in plan.sources})
                 try:
                     await self._follow(supervisor)
                 finally:  # nothing may still point into the rings when they are closed
-                    self._read_frames = lambda: None
-                    self._captured_ns = lambda source, sample: None
-                    self._ring_samples = lambda source, start, end: None
-                    self._ring_taken = lambda source: None
-                    self._tell = lambda message: None
-                    mel.clear()
-                    pcm.clear()
+                    link, self.link = self.link, None
+                    link.close()
         except EarwigError as error:
+            self.life.ended()
             self.exit(message=f"earwig: {error}", return_code=2)
             return
+        self._pipeline_ended()
+
+    def _pipeline_ended(self) -> None:
+        self.life.ended()
         self.pipeline_done.set()
         self.exit()
 
@@ -272,83 +287,46 @@ class MonitorApp(App):
 
     async def _follow(self, supervisor: RemoteSupervisor) -> None:
         """Show what the supervisor publishes until it has ended (q asks it to)."""
-        self._tell = supervisor.tell
-        if self._stop.is_set():
+        if not self.life.began():
             supervisor.stop()
         while (message := await supervisor.receive()) is not None:
             self.handle(message)
 
     def handle(self, message: AnyMessage) -> None:
         """Show what a pipeline message says."""
-        if isinstance(message, Partial):
-            self._partials[message.source] = message
-        elif isinstance(message, SpeechStart):
+        if isinstance(message, SpeechStart):
             self.latencies.speech_started(message, self._captured_ns(message.source,
                                                                      self.config.vad.onset(message.start)))
-        elif isinstance(message, Final):
-            if message.echo:
-                return  # the speakers heard in the mic: in the session log, not on screen
-            if message.revised:
-                self.show_revision(message)
-                return
-            if message.text:
-                self.session.append(message)
-            self.status.show_writer(message)
-            self._partials.pop(message.source, None)
-            self.columns[message.source].add_final(message)
-            self.latencies.shown(message, time.monotonic_ns())
-            captured = self._captured_ns(message.source, message.end)
-            if captured is not None and message.text:
+        for effect in self.model.heard(message):
+            self._show(effect)
+
+    def _show(self, effect: Effect) -> None:
+        if isinstance(effect, NewLine):
+            final = effect.final
+            self.status.show_writer(final)
+            self.columns[final.source].add_final(final)
+            self.latencies.shown(final, time.monotonic_ns())
+            captured = self._captured_ns(final.source, final.end)
+            if captured is not None and final.text:
                 self.status.final_after_s = (time.monotonic_ns() - captured) / 1e9
-        elif isinstance(message, Level):
-            if message.source not in self.paused and message.source not in self.disconnected:
-                self._levels[message.source] = message
-        elif isinstance(message, ModelState):
-            self.status.show_model(message)
-        elif isinstance(message, EchoState):
-            self.status.show_echo(message)
-        elif isinstance(message, ServerState):
-            self.status.show_server(message)
-        elif isinstance(message, SourceState):
-            self.show_connection(message)
-        elif isinstance(message, SourceEnded):
-            self._levels.pop(message.source, None)
-            self.levels[message.source].say("replay ended")
-        elif isinstance(message, DictationState):
-            self.status.dictation = message.state
-            if message.state == "held":
-                self.notify(f"Dictation: {message.detail}", severity="warning", timeout=10)
-        elif isinstance(message, ActorReady):
-            self._pids[message.actor] = message.pid
-        elif isinstance(message, Stats):
-            self._counters.setdefault(message.actor, {}).update(message.counters)
-        elif isinstance(message, ActorFailed):
-            self.notify(f"{message.error}" + (f" ({message.fix})" if message.fix else ""),
-                        severity="error" if message.fatal else "warning", timeout=10)
+        elif isinstance(effect, Revision):
+            self.columns[effect.final.source].revise(effect.final)
+        elif isinstance(effect, MeterSays):
+            self.levels[effect.source].say(effect.text, NOTICE if effect.notice else None)
+        elif isinstance(effect, Notice):
+            self.notify(effect.text, severity=effect.severity, timeout=effect.timeout)
+        elif isinstance(effect, StatusShows):
+            self._status_shows(effect.state)
 
-    def show_revision(self, final: Final) -> None:
-        """A retry's text takes its line's place: in the session (what save writes), in its
-        column, and as the selection."""
-        before = next((f for f in self.session if (f.source, f.start, f.end) == (final.source, final.start, final.end)),
-                      None)
-        self.session = [final if f is before else f for f in self.session]
-        self.columns[final.source].revise(final)
-        if self.selected is not None and self.selected is before:
-            self.selected = final
-        same = before is not None and before.text == final.text
-        self.notify(f"Retried {export.clock(final.start)}: " + ("the same text" if same else final.text or "(no speech)"),
-                    timeout=6)
-
-    def show_connection(self, state: SourceState) -> None:
-        """A device that went away keeps its column (what it said stays); the meter says
-        so until the device is back."""
-        (self.disconnected.discard if state.connected else self.disconnected.add)(state.source)
-        self._levels.pop(state.source, None)
-        if state.connected:
-            self.levels[state.source].say("reconnected")
+    def _status_shows(self, state: ModelState | EchoState | ServerState | DictationState) -> None:
+        if isinstance(state, ModelState):
+            self.status.show_model(state)
+        elif isinstance(state, EchoState):
+            self.status.show_echo(state)
+        elif isinstance(state, ServerState):
+            self.status.show_server(state)
         else:
-            self.levels[state.source].say("disconnected: waiting for it to come back", NOTICE)
-            self.notify(f"{TITLES[state.source]} disconnected ({state.detail})", severity="warning", timeout=10)
+            self.status.dictation = state.state
 
     def show_unavailable(self, source: Source, error: EarwigError) -> None:
         self.columns[source].show_problem(f"No {TITLES[source].lower()} audio: {error.problem}."
@@ -357,22 +335,34 @@ class MonitorApp(App):
 
     def draw_frame(self) -> None:
         """What changed since the last frame, onto the screen: new mel frames, the latest
-        level and Partial of each source (earlier ones are simply never drawn)."""
-        self._read_frames()
-        for source, level in self._levels.items():
+        level and Partial of each source."""
+        if self.link is not None:
+            for source, frames in self.link.frames():
+                self.spectrograms[source].push(frames)
+        levels, partials = self.model.frame()
+        for source, level in levels.items():
             self.levels[source].show(level)
-        for source, partial in self._partials.items():
+        for source, partial in partials.items():
             self.columns[source].show_partial(partial)
             self.latencies.shown(partial, time.monotonic_ns())
-        self._levels.clear()
-        self._partials.clear()
 
     def on_transcript_column_selected(self, event: TranscriptColumn.Selected) -> None:
         """One Final is selected on the whole screen: the other column's selection goes."""
-        self.selected = event.final
+        self.model.selected = event.final
         for column in self.columns.values():
             if column is not event.column:
                 column.unselect()
+
+    def _captured_ns(self, source: Source, sample: int) -> int | None:
+        return self.link.captured_ns(source, sample) if self.link is not None else None
+
+    def _ring_samples(self, source: Source, start: int, end: int) -> np.ndarray | None:
+        return self.link.samples(source, start, end) if self.link is not None else None
+
+    def _tell(self, message: Message) -> None:
+        """What the user asks for, to the pipeline (nothing without one)."""
+        if self.link is not None:
+            self.link.supervisor.tell(message)
 
     # --- actions -------------------------------------------------------------------------
 
@@ -387,24 +377,23 @@ class MonitorApp(App):
         return True
 
     async def action_quit(self) -> None:
-        if self._pipeline:
-            self.end_pipeline()
-        else:
-            self.exit()
+        self.end_pipeline()
 
     def end_pipeline(self) -> None:
         """Stop the pipeline (its actors end, its rings go; what it publishes meanwhile is
-        still shown); the screen closes after it."""
-        self._stop.set()
-        self._tell(Shutdown())
+        still shown); the screen closes after it. Without a pipeline, the screen closes."""
+        self._quit.set()
+        step = self.life.end()
+        if step == "exit":
+            self.exit()
+        elif step == "stop":
+            self._tell(Shutdown())
 
     def action_pause(self, source: Source) -> None:
         """Pause or resume a source: a device's ring takes silence, a replay holds its place."""
-        paused = source not in self.paused
-        (self.paused.add if paused else self.paused.discard)(source)
-        self._tell(PauseSource(source=source, paused=paused))
-        self._levels.pop(source, None)
-        self.levels[source].say("paused (m/s resumes)" if paused else "resumed", NOTICE if paused else None)
+        told, says = self.model.pause(source)
+        self._tell(told)
+        self._show(says)
 
     def action_view(self) -> None:
         """Both columns, then each alone (the other is muted: hidden, its text still kept
@@ -420,7 +409,7 @@ class MonitorApp(App):
         """Play the selected line's audio again, as it was captured: from its ring while the
         ring holds it, else from the session's audio. The speakers' loopback hears it: their
         Finals over that span are marked as the playback (``PlayedBack``), not shown."""
-        final = self.selected
+        final = self.model.selected
         if final is None:
             self.notify("Select a line first (click it, or up/down in its column), then enter",
                         severity="warning", timeout=4)
@@ -435,11 +424,10 @@ class MonitorApp(App):
         except EarwigError as error:
             self.notify(str(error), severity="warning", timeout=8)
             return
-        if "speakers" in self.sources and not self.config.speakers.replay:
-            taken = self._ring_taken("speakers")
-            if taken is not None:
-                self._tell(PlayedBack(source="speakers", start=taken,
-                                      end=taken + len(audio) + int(PLAYBACK_HEARD_WITHIN_S * SAMPLE_RATE)))
+        if "speakers" in self.sources and not self.config.speakers.replay and self.link is not None:
+            taken = self.link.taken("speakers")
+            self._tell(PlayedBack(source="speakers", start=taken,
+                                  end=taken + len(audio) + int(PLAYBACK_HEARD_WITHIN_S * SAMPLE_RATE)))
         self.notify(f"Playing {len(audio) / SAMPLE_RATE:.1f} s: {final.text}", timeout=3)
 
     def action_retry(self) -> None:
@@ -447,7 +435,7 @@ class MonitorApp(App):
         text on screen is replaced when the new one comes."""
         from earwig.actors.final_context import said_before  # with the decoder: not for the screen's start
 
-        final = self.selected
+        final = self.model.selected
         if final is None:
             self.notify("Select a line first (click it, or up/down in its column), then r",
                         severity="warning", timeout=4)
@@ -458,10 +446,8 @@ class MonitorApp(App):
         kept = self._ring_samples(final.source, final.start, final.end) is not None
         audio = str(audio_path(self.session_log, final.source))
         self._tell(Retry(source=final.source, start=final.start, end=final.end,
-                         prompt=said_before(self.session, final), audio=audio))
-        state = self.status.models.get("retry" if "retry" in self.status.models else "final")
-        ready = state is not None and state.state == "ready" and state.model == self.retry_model
-        loading = "" if ready else f"; {self.retry_model} loads first"
+                         prompt=said_before(self.model.finals, final), audio=audio))
+        loading = f"; {self.retry_model} loads first" if self.model.retry_loads_first(self.retry_model) else ""
         self.notify(f"Retrying {export.clock(final.start)} with {self.retry_model}, beam search"
                     + ("" if kept else ", from the session's audio") + loading, timeout=4)
 
@@ -471,47 +457,42 @@ class MonitorApp(App):
         self.search.focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """The newest line with every word asked for, older than the last one found (from
-        the newest again once none is left); selected and scrolled to."""
-        query = event.value
-        wanted = set(session_search.words_of(query))
-        if not wanted:
+        """The newest line with every word asked for, older than the last one found;
+        selected and scrolled to."""
+        found = self.model.search(event.value)
+        if not isinstance(found, Found):
+            if found is not None:
+                self._show(found)
             return
-        found = sorted((f for f in self.session if session_search.matches(f, wanted)), key=lambda f: (f.start, f.source))
-        if not found:
-            self.notify(f"No line of this session has {query!r}", severity="warning", timeout=4)
-            return
-        older = [f for f in found if self._found is None or f.start < self._found.start or
-                 (f.start == self._found.start and f.source < self._found.source)]
-        line = (older or found)[-1]
-        self._found = line
+        line = found.line
         if not self.columns[line.source].show_line(line):
             self.notify(f"{export.clock(line.start)}: {line.text} (cleared from the screen; "
                         "the saved transcript has it)", timeout=6)
             return
-        self.notify(f"{found.index(line) + 1} of {len(found)} lines have it: enter for the next, "
+        self.notify(f"{found.index + 1} of {found.of} lines have it: enter for the next, "
                     "escape to close", timeout=4)
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self._found = None
+        self.model.search_changed()
 
     def action_close_search(self) -> None:
         self.search.remove_class("-shown")
         self.search.disabled = True
         self.search.value = ""
-        column = self.columns[self.selected.source] if self.selected is not None else None
+        selected = self.model.selected
+        column = self.columns[selected.source] if selected is not None else None
         (column or next(iter(self.columns.values()))).focus()
 
     def action_clear(self) -> None:
         """Empty the columns; the session transcript (what save writes) keeps everything."""
         for column in self.columns.values():
             column.clear()
-        self.selected = None
+        self.model.selected = None
 
     def action_copy(self) -> None:
         """The selected Final (click one), else the newest, to the clipboard (through the
         terminal, OSC 52: it works over SSH, and in tmux with set-clipboard on)."""
-        final = self.selected if self.selected is not None else (self.session or [None])[-1]
+        final = self.model.copied()
         if final is None:
             self.notify("Nothing to copy yet", severity="warning")
             return
@@ -521,18 +502,17 @@ class MonitorApp(App):
     def action_save(self) -> None:
         folder = Path(self.config.monitor.transcripts or paths.data_dir() / "transcripts").expanduser()
         try:
-            path = export.save_text(self.session, self.started, folder)
+            path = export.save_text(self.model.finals, self.started, folder)
         except OSError as error:
             self.notify(f"Could not save the transcript: {error}. The text stays on screen; "
                         "set monitor.transcripts to a writable folder", severity="error", timeout=10)
             return
-        self.notify(f"Saved {len(self.session)} Finals to {path}", timeout=5)
+        self.notify(f"Saved {len(self.model.finals)} Finals to {path}", timeout=5)
 
     def action_dictation(self) -> None:
         """Turn the dictation hotkey off (it is ignored, so it can be used for something
         else meanwhile) and on again."""
-        on = self.status.dictation == "off"
-        self._tell(DictationCommand(action="enable" if on else "disable"))
+        self._tell(self.model.dictation_toggled())
 
     def action_profiling(self) -> None:
         self.profiling.toggle_class("-shown")
@@ -540,4 +520,4 @@ class MonitorApp(App):
 
     def _sample_processes(self) -> None:
         if self.profiling.has_class("-shown"):
-            self.profiling.sample(self._pids, self._counters, self.latencies)
+            self.profiling.sample(self.model.pids, self.model.counters, self.latencies)

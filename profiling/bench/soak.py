@@ -144,10 +144,10 @@ async def _soak(config: Config, every_s: float, sessions: Path) -> tuple[list[Ro
     started = time.monotonic()
 
     def sample() -> None:
-        counters = app._counters.values()
+        counters = app.model.counters.values()
         rows.append(Row(
             wall_s=time.monotonic() - started, audio_s={s: n / SAMPLE_RATE for s, n in heard.items()},
-            rss_mb=_rss_mb(app._pids), widgets=len(app.query("*")),
+            rss_mb=_rss_mb(app.model.pids), widgets=len(app.query("*")),
             column_finals={s: len(c.finals) for s, c in app.columns.items()},
             column_rows={s: len(c._rows) for s, c in app.columns.items()},
             losses=int(sum(c.get(name, 0) for c in counters for name in LOSSES)),
@@ -159,9 +159,9 @@ async def _soak(config: Config, every_s: float, sessions: Path) -> tuple[list[Ro
         if isinstance(message, Final):
             heard[message.source] = max(heard[message.source], message.end)
         shown(message)
-        if isinstance(message, ActorReady) and not rows and actors <= set(app._pids):
+        if isinstance(message, ActorReady) and not rows and actors <= set(app.model.pids):
             sample()  # every process is up: a short run's capture and mel may end before a timed row
-        if tracker.done and not app._stop.is_set():
+        if tracker.done and app.life.running:
             sample()
             app.end_pipeline()
 
