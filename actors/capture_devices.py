@@ -138,7 +138,7 @@ def _default(source: Source, devices: list[Device]) -> Device:
         raise EarwigError(
             "no loopback of the speakers found",
             "on Linux use PulseAudio/PipeWire; on Windows or macOS pass a loopback device "
-            "with --speakers NAME (README, 'Speakers'), or disable the source")
+            "with --speakers NAME (README, \"The speakers' loopback\"), or disable the source")
     inputs = [d for d in devices if not d.is_loopback]
     if not inputs:
         raise EarwigError("no microphone found", "connect one, or pick a device with --mic NAME")
@@ -157,4 +157,4 @@ def echo_between(mic: Device, speakers: Device) -> str:
         return (f"{pair} are one Bluetooth headset's, which cancels its own echo; earwig's canceller "
                 "stays out of the way until it hears one")
     return (f"{pair} are this machine's: without headphones the mic hears the speakers, and "
-            "echo.cancel = auto takes them out of it (README, 'Echo')")
+            "echo.cancel = auto takes them out of it (README, 'Laptop speakers, no headphones')")

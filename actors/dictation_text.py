@@ -21,7 +21,7 @@ SENTENCE_ENDS = (".", "!", "?", "\n")
 def dictated(finals: Iterable[Final], replacements: dict[str, str]) -> str:
     """The text of a dictation's Finals in the order they were said, with the spoken phrases
     replaced. A Final marked ``echo`` is the speakers heard by the mic: never typed."""
-    said = sorted((f for f in finals if f.text and not f.echo), key=lambda f: f.start)
+    said = sorted((f for f in finals if f.readable), key=lambda f: f.start)
     return replaced(" ".join(f.text for f in said), replacements)
 
 

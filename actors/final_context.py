@@ -141,7 +141,7 @@ def said_before(finals: Iterable[Final], line: Final) -> str:
     again (a retry) is prompted with, however long ago it was said."""
     words: list[str] = []
     after = line.start
-    for final in sorted((f for f in finals if f.source == line.source and f.end <= line.start and not f.echo),
+    for final in sorted((f for f in finals if f.source == line.source and f.end <= line.start and f.readable),
                         key=lambda f: f.start, reverse=True):
         if after - final.end > RESET_AFTER_S * SAMPLE_RATE or len(words) >= KEEP_WORDS:
             break

@@ -428,6 +428,18 @@ def _transcribe_arguments(parser: argparse.ArgumentParser) -> None:
                         '{"source","start","end","text","language","words":[{"word","start","end"}]}')
 
 
+def _config(args: argparse.Namespace) -> int:
+    from earwig.config_toml import as_toml
+
+    print(as_toml(config_module.Config() if args.defaults else _config_from(args)), end="")
+    return 0
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--defaults", action="store_true",
+                        help="the defaults alone, not the config file's values and the flags given")
+
+
 def _ctl_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["start", "stop", "toggle", "cancel", "status", "retry"],
                         help="retry: transcribe the held text (not typed: focus moved) again, more carefully, "
@@ -493,6 +505,10 @@ COMMANDS = (
             "then prints per-stage latency, real-time factors, mel and VAD cost, ring fill, and CPU and memory "
             "per process, and writes report.json, trace.json (open it in ui.perfetto.dev) and latency.png.",
             arguments=_profile_arguments, sections=None),
+    Command("config", _config, "print every setting this command line and config file give, as a config file",
+            "Every key with what it does, as TOML: copy it into the config file "
+            f"({config_module.default_path()}) and change what you need. Flags given here are applied, as "
+            "every command applies them.", arguments=_config_arguments, sections=None),
     Command("models", _models, "list the Whisper models this machine has or can get (and a server's); "
             "`models import DIR` converts a faster-whisper model, `models export DIR` writes one for a server",
             arguments=_models_arguments, sections=frozenset({"server"})),

@@ -52,7 +52,7 @@ def _shown_finals(log: Path, source: str | None) -> list[Final]:
                           "give a session from `earwig export --list`")
     if session.damage(log):
         print(f"earwig: {session.damage(log)}", file=sys.stderr)
-    return [f for f in session.finals if f.text and not f.echo and (source is None or f.source == source)]
+    return [f for f in session.finals if f.readable and (source is None or f.source == source)]
 
 
 def _started(log: Path) -> datetime:

@@ -25,7 +25,7 @@ def describe() -> str:
     arch = f"sm_{major}{minor}"
     if arch not in torch.cuda.get_arch_list():
         line += (f" - WARNING: this PyTorch build has no kernels for {arch}; "
-                 "install one built for it (README, 'GPU')")
+                 "install one built for it (README, 'A GPU')")
     return line
 
 
@@ -46,7 +46,7 @@ def torch_device(wanted: str):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if wanted.startswith("cuda") and not torch.cuda.is_available():
         raise EarwigError(f"device {wanted!r} was asked for, but PyTorch sees no CUDA device",
-                          'set device = "auto" or "cpu", or install a CUDA build of PyTorch (README, GPU)')
+                          'set device = "auto" or "cpu", or install a CUDA build of PyTorch (README, "A GPU")')
     try:
         device = torch.device(wanted)
     except RuntimeError:

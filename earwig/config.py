@@ -215,7 +215,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     prompt: Annotated[bool, Meta(description=
         "Send the text said before each utterance as the prompt, as the local model reads "
         "it. Off by default: vLLM reads a prompt as plain text, not as Whisper's previous "
-        "text, and on shared/audio/real it cost words (README, \"Served\").")] = False
+        "text, and on shared/audio/real it cost words (README, \"A bigger model on another machine\").")] = False
 
     def __post_init__(self) -> None:
         from urllib.parse import urlsplit

@@ -219,6 +219,12 @@ class Final(Message):
     #: ("NAME at URL", ``server.url``); such a Final has no word times (the API gives none).
     model: str = ""
 
+    @property
+    def readable(self) -> bool:
+        """Text for a reader: it says something, and it is not sound from elsewhere
+        (``echo``). What is shown, typed, exported, searched and read as context."""
+        return bool(self.text) and not self.echo
+
 
 class ServerState(Message):
     """The transcription server (``server.url``) now writes the kept text (``up``), or this

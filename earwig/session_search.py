@@ -45,7 +45,7 @@ def words_of(text: str) -> list[str]:
 def matches(final: Final, wanted: set[str]) -> bool:
     """Whether a line is one the user looks for with the words ``wanted`` (``words_of`` the
     query; the monitor's ``/`` too)."""
-    return not final.echo and wanted <= set(words_of(final.text))
+    return final.readable and wanted <= set(words_of(final.text))
 
 
 def search(logs: Iterable[Path], query: str, since: datetime | None = None,

@@ -59,3 +59,33 @@ def test_an_unknown_key_in_the_file_is_named(tmp_path):
     with pytest.raises(EarwigError) as caught:
         _config_from(parse("--config", str(path)))
     assert "framerate" in str(caught.value) and "monitor" in str(caught.value)
+
+
+def test_earwig_config_prints_a_config_file_that_reads_back_as_what_the_file_and_flags_gave(tmp_path, capsys):
+    """`earwig config` with a file and a flag: its output, as a config file, is the same
+    settings (every key, with the file's value, the flag's, and the defaults)."""
+    from earwig import cli
+    from earwig.config import load
+
+    path = tmp_path / "config.toml"
+    path.write_text('[vad]\nthreshold = 0.7\n[dictation.replacements]\n"full stop" = "."\n')
+    assert cli.main(["config", "--config", str(path), "--vad-min-silence-ms", "700", "--no-speakers"]) == 0
+    printed = tmp_path / "printed.toml"
+    printed.write_text(capsys.readouterr().out)
+    again = load(printed)
+    assert again == _config_from(parse("--config", str(path), "--vad-min-silence-ms", "700", "--no-speakers"))
+    assert again.vad.threshold == 0.7 and again.vad.min_silence_ms == 700 and not again.speakers.enabled
+    assert again.dictation.replacements == {"full stop": "."}
+    for setting in config_flags.settings():  # every key, with what it does above it
+        assert f"\n{setting.key.rsplit('.', 1)[-1]} = " in "\n" + printed.read_text()
+
+
+def test_the_readmes_config_example_is_the_defaults_as_earwig_config_prints_them(capsys):
+    from pathlib import Path
+
+    from earwig import cli
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    example = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    assert cli.main(["config", "--defaults"]) == 0
+    assert example == capsys.readouterr().out

@@ -74,3 +74,10 @@ def test_channel_carries_messages_both_ways_and_reports_a_closed_peer():
     assert received == EXAMPLES
     assert back == m.Shutdown()
     assert after_close is None
+
+
+def test_a_final_is_readable_when_it_says_something_and_is_not_echo():
+    said = m.Final(source="mic", start=0, end=16000, text="Hello.", language="en")
+    assert said.readable
+    assert not msgspec.structs.replace(said, text="").readable
+    assert not msgspec.structs.replace(said, echo=True).readable

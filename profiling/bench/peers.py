@@ -17,7 +17,7 @@ from the true onset/end of speech in the file; the first utterance is left out, 
 earwig loads its models at the first speech), WER of all the final text (jiwer after
 Whisper's normalizer), and CPU seconds per second of audio (every process of the system).
 The peers are optional (``pip install -e .[bench]``, and whisperlivekit without its
-dependencies: README, "Benchmarks against the peers").
+dependencies: README, "Libraries, and why").
 """
 
 from __future__ import annotations

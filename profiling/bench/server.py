@@ -21,7 +21,7 @@ base (``scripts/setup-vllm``, ``earwig models export``), and base here.
   comes before the last utterance however busy the machine.
 
 On a 2-core machine the server and earwig share the cores, which every figure here pays
-for; the figures that matter for users come from a GPU (README, "Served").
+for; the figures that matter for users come from a GPU (profiling/README.md, "server").
 """
 
 from __future__ import annotations
