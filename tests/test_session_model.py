@@ -7,8 +7,7 @@ import pytest
 
 from earwig.messages import (ActorFailed, ActorReady, DictationCommand, DictationState, Final, Level, ModelState,
                              Partial, PauseSource, SourceEnded, SourceState, Stats)
-from earwig.tui.session_model import (Found, MeterSays, MonitorModel, NewLine, Notice, PipelineLife, Revision,
-                                      StatusShows)
+from earwig.tui.session_model import Found, Line, MeterSays, MonitorModel, Notice, PipelineLife, StatusShows
 
 pytestmark = pytest.mark.pure
 
@@ -25,10 +24,10 @@ def test_finals_are_kept_for_save_and_shown_and_the_partial_they_end_is_dropped(
     model = MonitorModel()
     model.heard(Partial(source="mic", start=16000, end=24000, committed="Hello", tentative="there"))
     line = final("Hello there.")
-    assert model.heard(line) == [NewLine(line)]
+    assert model.heard(line) == [Line(line)]
     assert model.finals == [line] and model.frame() == ({}, {})
     silent = final("", start=48000)
-    assert model.heard(silent) == [NewLine(silent)] and model.finals == [line]  # shown (its latency), not saved
+    assert model.heard(silent) == [Line(silent)] and model.finals == [line]  # shown (its latency), not saved
 
 
 def test_echo_is_neither_shown_nor_kept():
@@ -44,7 +43,7 @@ def test_a_revision_takes_its_lines_place_and_the_selection_follows_it():
     model.selected = first
     revised = final("Hello there.", 16000, revised=True)
     effects = model.heard(revised)
-    assert effects[0] == Revision(revised) and isinstance(effects[1], Notice) and "Hello there." in effects[1].text
+    assert effects[0] == Line(revised) and isinstance(effects[1], Notice) and "Hello there." in effects[1].text
     assert model.finals == [revised, second] and model.selected is revised
     same = model.heard(final("Bye.", 64000, revised=True))
     assert "the same text" in same[1].text and model.selected is revised

@@ -51,8 +51,7 @@ from earwig.messages import (SOURCES, AnyMessage, DictationState, EchoState, Fin
 from earwig.session.log import audio_path
 from earwig.tui.level import NOTICE, LevelMeter
 from earwig.tui.profiling import Latencies, ProfilingPanel
-from earwig.tui.session_model import (Effect, Found, MeterSays, MonitorModel, NewLine, Notice, PipelineLife,
-                                      Revision, StatusShows)
+from earwig.tui.session_model import Effect, Found, Line, MeterSays, MonitorModel, Notice, PipelineLife, StatusShows
 from earwig.tui.spectrogram import Spectrogram
 from earwig.tui.status import StatusBar
 from earwig.tui.transcript import TranscriptColumn
@@ -301,7 +300,9 @@ class MonitorApp(App):
             self._show(effect)
 
     def _show(self, effect: Effect) -> None:
-        if isinstance(effect, NewLine):
+        if isinstance(effect, Line) and effect.final.revised:
+            self.columns[effect.final.source].revise(effect.final)
+        elif isinstance(effect, Line):
             final = effect.final
             self.status.show_writer(final)
             self.columns[final.source].add_final(final)
@@ -309,8 +310,6 @@ class MonitorApp(App):
             captured = self._captured_ns(final.source, final.end)
             if captured is not None and final.text:
                 self.status.final_after_s = (time.monotonic_ns() - captured) / 1e9
-        elif isinstance(effect, Revision):
-            self.columns[effect.final.source].revise(effect.final)
         elif isinstance(effect, MeterSays):
             self.levels[effect.source].say(effect.text, NOTICE if effect.notice else None)
         elif isinstance(effect, Notice):

@@ -34,15 +34,9 @@ class Notice:
 
 
 @dataclass(frozen=True)
-class NewLine:
-    """A Final for its column (and the status bar: who wrote it, how late)."""
-
-    final: Final
-
-
-@dataclass(frozen=True)
-class Revision:
-    """A retry's text, in the place of its line."""
+class Line:
+    """A Final for its column: a new line (and the status bar: who wrote it, how late), or a
+    retry's text in the place of its line (``final.revised``)."""
 
     final: Final
 
@@ -63,7 +57,7 @@ class StatusShows:
     state: ModelState | EchoState | ServerState | DictationState
 
 
-Effect = Union[Notice, NewLine, Revision, MeterSays, StatusShows]
+Effect = Union[Notice, Line, MeterSays, StatusShows]
 
 
 @dataclass(frozen=True)
@@ -118,7 +112,7 @@ class MonitorModel:
         if final.text:
             self.finals.append(final)
         self.partials.pop(final.source, None)
-        return [NewLine(final)]
+        return [Line(final)]
 
     def _revision(self, final: Final) -> list[Effect]:
         """A retry's text takes its line's place: in the session (what save writes), in its
@@ -130,7 +124,7 @@ class MonitorModel:
             self.selected = final
         same = before is not None and before.text == final.text
         said = "the same text" if same else final.text or "(no speech)"
-        return [Revision(final), Notice(f"Retried {clock(final.start)}: {said}", timeout=6)]
+        return [Line(final), Notice(f"Retried {clock(final.start)}: {said}", timeout=6)]
 
     def _level(self, level: Level) -> list[Effect]:
         if level.source not in self.paused and level.source not in self.disconnected:
