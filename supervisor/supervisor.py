@@ -44,6 +44,7 @@ from earwig.messages import ActorFailed, ActorReady, AnyMessage, Final, Heartbea
 from earwig.session.keeper import SessionKeeper
 from earwig.shm import Ring, RingSpec, segments
 from earwig.supervisor.router import Router
+from earwig.supervisor.stop_signals import STOP_SIGNALS
 
 
 #: What the fork server imports once, for every actor it starts.
@@ -401,7 +402,7 @@ def _start_fork_server() -> None:
     it ignores them itself (``run_actor``)."""
     from multiprocessing import forkserver
 
-    saved = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    saved = {signum: signal.signal(signum, signal.SIG_IGN) for signum in STOP_SIGNALS}
     try:
         forkserver.ensure_running()
     finally:
