@@ -209,8 +209,11 @@ class _SourceStream:
             self._publish_frames(self._frames.skip_to(at), None)
         heard = samples
         if self._echo is not None:
+            uncleaned = not self._echo.cleaned_from
             clean = self._echo.clean(samples, at, batch, talking=self._vad.segmenter.active)
             samples, heard = clean.frames, clean.vad
+            if uncleaned and self._echo.cleaned_from:  # said before the speech events it bears on
+                self._actor.publish(self._echo.state())
         # A resumed stream's frames start inside an item, and may start after its VAD.
         samples = samples[max(0, self._frames.needs_sample - at):]
         started = time.thread_time()

@@ -40,6 +40,8 @@ class MicEchoStage:
         self._mic_clock, self._far_clock = RingClock(), RingClock()
         self._far_seen = 0
         self.cpu_s = 0.0
+        #: The mic position from which the echo is cancelled (0: the path is not found yet).
+        self.cleaned_from = 0
 
     def readable(self, position: int, available: int) -> int:
         """How many of the mic's ``available`` unread items (from item ``position``) to
@@ -69,13 +71,16 @@ class MicEchoStage:
         started = time.thread_time()
         far = self._read_far(at + offset - self._echo.shift, len(samples))
         cleaned = self._echo.clean(samples, far, talking)
+        if not self.cleaned_from and self._echo.report.heard:
+            self.cleaned_from = at + len(samples)
         self.cpu_s += time.thread_time() - started
         return cleaned
 
     def state(self) -> EchoState:
         report = self._echo.report
         return EchoState(heard=report.heard, delay_ms=report.delay_ms, erle_db=report.erle_db,
-                         linear_erle_db=report.linear_erle_db, speakers_offset=self._offset() or 0)
+                         linear_erle_db=report.linear_erle_db, speakers_offset=self._offset() or 0,
+                         cleaned_from=self.cleaned_from)
 
     def close(self) -> None:
         self._far.close()

@@ -256,13 +256,16 @@ class EchoState(Message):
     (``delay_ms``, capture clocks aligned), and the echo return loss enhancement reached
     while they play: AEC3's in what the VAD hears (``erle_db``), the linear filter's in
     what Whisper reads (``linear_erle_db``). ``speakers_offset``: a speakers position minus
-    the mic position of the same instant, in samples (how the two sources' times line up)."""
+    the mic position of the same instant, in samples (how the two sources' times line up).
+    ``cleaned_from``: the mic position from which its echo is cancelled, once the mic was
+    first heard hearing the speakers (0: not yet); what the mic took before is uncleaned."""
 
     heard: bool
     delay_ms: float | None = None
     erle_db: float | None = None
     linear_erle_db: float | None = None
     speakers_offset: int = 0
+    cleaned_from: int = 0
 
 
 class Stats(Message):

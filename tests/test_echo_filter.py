@@ -141,3 +141,44 @@ def test_a_final_without_word_times_is_judged_whole():
     net.heard(timed("speakers", 2.0, PLAYED))
     [mic] = net.heard(final("mic", 2.1, 9.0, "he hoped there " + TALKER))
     assert not mic.echo and mic.text == "he hoped there " + TALKER
+
+
+def cleaned_from(seconds: float) -> EchoState:
+    return EchoState(heard=True, delay_ms=80.0, cleaned_from=int(seconds * SAMPLE_RATE))
+
+
+def test_what_the_mic_took_before_it_was_cleaned_while_the_speakers_spoke_is_echo_whatever_its_words():
+    """The speakers' first words in the mic, before the path was found, read badly: they do
+    not repeat the speakers, but the utterance began uncleaned and ended with the cleaning."""
+    net = EchoFilter()
+    net.heard(cleaned_from(1.0))
+    net.heard(timed("speakers", 0.5, "he hoped there would be stew for dinner turnips and carrots"))
+    [mic] = net.heard(timed("mic", 0.5, "We hope that we'll live in a better world.", per_word_s=0.1))
+    assert mic.echo
+
+
+def test_with_headphones_the_path_is_never_found_and_nothing_uncleaned_is_marked():
+    net = EchoFilter()
+    net.heard(EchoState(heard=False))
+    net.heard(timed("speakers", 0.5, "he hoped there would be stew for dinner turnips and carrots"))
+    [mic] = net.heard(timed("mic", 0.5, "We hope that we'll live in a better world.", per_word_s=0.1))
+    assert not mic.echo
+
+
+def test_a_talker_joined_to_the_uncleaned_start_keeps_the_words_said_after_the_cleaning():
+    net = EchoFilter()
+    net.heard(cleaned_from(1.0))
+    net.heard(timed("speakers", 0.5, "he hoped there would be stew for dinner turnips and carrots"))
+    said = "we hope I think we should stop the meeting here and go home now"
+    echo, mine = net.heard(timed("mic", 0.4, said, per_word_s=0.4))
+    assert echo.echo and echo.text == "we hope" and echo.start == int(0.4 * SAMPLE_RATE)
+    assert not mine.echo and mine.text.startswith("I think") and mine.start == echo.end
+    assert mine.end == int((0.4 + len(said.split()) * 0.4) * SAMPLE_RATE)
+
+
+def test_a_mic_final_after_the_cleaning_is_judged_by_its_words_alone():
+    net = EchoFilter()
+    net.heard(cleaned_from(1.0))
+    net.heard(timed("speakers", 0.5, "he hoped there would be stew for dinner turnips and carrots"))
+    [mic] = net.heard(timed("mic", 2.0, "I think we should stop the meeting here"))
+    assert not mic.echo

@@ -13,6 +13,15 @@ last) words that repeat the speakers' words at their time, in runs of ``RUN`` or
 become a Final of their own marked ``echo`` (logged, nothing lost), and the talker's words
 stay. Word times are needed on both sides; a served Final (none) is judged whole.
 
+Why the mic's uncleaned start too: the canceller cleans the mic only from the moment the
+echo path is found (``EchoState.cleaned_from``, 0.3-0.7 s into the speakers' first speech),
+and the VAD hears the speakers' first words in the mic before that. Whisper reads such a
+short echo badly ("We hope that we'll live in a better world" for "he hoped there"), so its
+words need not repeat the speakers'. A mic Final that began before the mic was cleaned,
+while the speakers spoke, is their sound up to then: whole, where it ended within
+``SLACK_S`` of the cleaning (the canceller then closed the utterance), else its words said
+before the cleaning began. With headphones the path is never found, and nothing is marked.
+
 Decisions only (no I/O): ``heard`` takes the supervisor's messages in order and returns the
 Finals to pass on now. A mic Final overlapping a speakers utterance whose Final has not
 come yet waits for it (the final actor reads the two sources' utterances in the order they
@@ -52,6 +61,8 @@ class EchoFilter:
     def __init__(self) -> None:
         #: Speakers positions minus mic positions at the same instant (EchoState says).
         self._offset = 0
+        #: The mic position from which the canceller cleans it (0: not yet).
+        self._cleaned_from = 0
         #: Speakers utterances begun (their start) whose Final has not come.
         self._open: set[int] = set()
         self._speakers: deque[Final] = deque(maxlen=KEEP_SPEAKERS)
@@ -61,6 +72,7 @@ class EchoFilter:
         """Every message the supervisor has, in order; the Finals to pass on now."""
         if isinstance(message, EchoState):
             self._offset = message.speakers_offset
+            self._cleaned_from = self._cleaned_from or message.cleaned_from
         elif isinstance(message, SpeechStart) and message.source == "speakers":
             self._open.add(message.start)
         elif isinstance(message, SpeechEnd) and message.source == "speakers":
@@ -98,14 +110,36 @@ class EchoFilter:
         """The mic Final as it is, marked echo, or split into its echo and the talker's words."""
         start, end = self._span(final)
         overlapping = [other for other in self._speakers if other.start < end and other.end > start]
+        if not words(final.text) or not any(words(other.text) for other in overlapping):
+            return [final]
+        if final.start >= self._cleaned_from:
+            return self._matched(final, overlapping)
+        return [kept for part in self._uncleaned(final)
+                for kept in ([part] if part.echo else self._matched(part, overlapping))]
+
+    def _matched(self, final: Final, overlapping: list[Final]) -> list[Final]:
+        """Echo where its words repeat the overlapping speakers Finals' (whole, or its
+        leading and trailing words at their time)."""
         said = [w for other in overlapping for w in words(other.text)]
         mine = words(final.text)
-        if not mine or not said:
+        if not mine:
             return [final]
         same = sum(block.size for block in SequenceMatcher(None, mine, said, autojunk=False).get_matching_blocks())
         if same / len(mine) >= SAME_WORDS:
             return [msgspec.structs.replace(final, echo=True)]
         return self._split(final, [w for other in overlapping for w in other.words])
+
+    def _uncleaned(self, final: Final) -> list[Final]:
+        """A mic Final that began while the speakers spoke, before the mic was cleaned: echo
+        whole where it ended soon after the cleaning began, else its words said before it."""
+        if final.end <= self._cleaned_from + SLACK_S * SAMPLE_RATE:
+            return [msgspec.structs.replace(final, echo=True)]
+        first = next((i for i, w in enumerate(final.words) if w.start >= self._cleaned_from), len(final.words))
+        if first == 0:
+            return [final]
+        if first == len(final.words):
+            return [msgspec.structs.replace(final, echo=True)]
+        return [_part(final, 0, first, echo=True), _part(final, first, len(final.words), echo=False)]
 
     def _split(self, final: Final, played: list[Word]) -> list[Final]:
         """The Final's leading and trailing words that repeat ``played`` (the speakers' timed
