@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import _posixsubprocess
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from earwig.profiling.harness import headless
 from earwig.shm import segments
+from installed import require
 
 
 
@@ -151,8 +151,7 @@ def pulse(tmp_path_factory):
     """A headless PulseAudio (``earwig.profiling.harness.headless``): speakers ``sysout``, a fake
     microphone ``fakemic`` fed by playing into ``micfeed``. This process and every actor it
     spawns talk to it."""
-    if shutil.which("pulseaudio") is None:
-        pytest.skip("pulseaudio is not installed (scripts/setup installs it)")
+    require("pulseaudio")
     with headless.pulse_server(tmp_path_factory.mktemp("xdg-runtime")) as env:
         yield env
 
@@ -166,8 +165,7 @@ def speak(text: str, path: Path) -> Path:
 @pytest.fixture(scope="session")
 def speech(tmp_path_factory):
     """Two different sentences of espeak-ng speech (about 3-4 s each)."""
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    require("espeak-ng")
     folder = tmp_path_factory.mktemp("speech")
     return {
         "a": speak("The quick brown fox jumps over the lazy dog near the river bank.", folder / "a.wav"),

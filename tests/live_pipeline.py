@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+from pathlib import Path
+
 from earwig.config import Config
 from earwig.messages import Final, PauseSource, SourceEnded, SpeechEnd, SpeechStart
+from earwig.session.keeper import Keeping, SessionKeeper
+from earwig.session.log import new_session_path
 from earwig.shm import segments
-from earwig.supervisor.plan import transcription_plan
+from earwig.supervisor.plan import Plan, session_audio_rings, transcription_plan
 from earwig.supervisor.supervisor import Supervisor
 from held_replays import HeldReplays, Hold
 
@@ -37,6 +41,12 @@ async def run_live(config: Config, until, hold: Hold | None = None, timeout: flo
             for order in hold.orders():
                 supervisor.tell(order)
     return seen, supervisor
+
+
+def keeping_everything(plan: Plan, prefix: str) -> tuple[Path, SessionKeeper]:
+    """A new session log, and a keeper that writes it and keeps every source's audio beside it."""
+    log = new_session_path()
+    return log, SessionKeeper(Keeping(log=log, audio=session_audio_rings(plan, prefix)))
 
 
 def replays_done(sources: list[str]):

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import os
 import random
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from earwig.session.keeper import Keeping, SessionKeeper
 from earwig.session.log import new_session_path, read
 from earwig.supervisor.plan import transcription_plan
 from earwig.supervisor.supervisor import RestartPolicy, Supervisor
+from installed import require
 from speech_text import spoken_file, word_error_rate
 
 #: Alone: its twenty restarts reload models on both cores. In one fresh-clone run beside the
@@ -58,8 +58,7 @@ POLICY = RestartPolicy(first_delay_s=0.1, max_delay_s=1.0, max_restarts=100)
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory) -> Config:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    require("espeak-ng")
     folder = tmp_path_factory.mktemp("chaos")
     files = {s: spoken_file(folder / f"{s}.wav", said, VOICES[s], gap_s=1.2).path for s, said in SAID.items()}
     return Config(mic=SourceConfig(replay=str(files["mic"]), realtime=False),

@@ -22,6 +22,7 @@ import soxr
 from earwig.actors.capture_devices import Device, echo_between
 from earwig.audio.files import read_audio
 from earwig.shm import segments
+from installed import require
 from processes import actor_processes
 
 EARWIG = [sys.executable, "-m", "earwig"]
@@ -254,8 +255,7 @@ def test_a_folder_earwig_cannot_use_is_one_line_naming_its_variable(speech, tmp_
 ])
 def test_a_wrong_argument_is_one_line_naming_it(tmp_path, args, needles):
     if "{tmp}/video.mp4" in args:
-        if shutil.which("ffmpeg") is None:
-            pytest.skip("ffmpeg is not installed (scripts/setup installs it)")
+        require("ffmpeg")
         subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=1:size=64x64:rate=5",
                         "-c:v", "mpeg4", str(tmp_path / "video.mp4")], check=True)
     result = run([a.replace("{tmp}", str(tmp_path)) for a in args], timeout=120)

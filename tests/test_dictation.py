@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from earwig.config import Config, MonitorConfig, SourceConfig
 from earwig.profiling.harness import headless
 from earwig.session import log as session_log
 from earwig.tui.app import MonitorApp
+from installed import require
 from processes import actor_processes
 from speech_text import spoken_sentences, word_error_rate
 
@@ -40,9 +40,7 @@ RELEASE = ("space", "ctrl+alt")
 @pytest.fixture(scope="module")
 def display():
     """An Xvfb of its own; DISPLAY points at it for this module's tests."""
-    for tool in ("Xvfb", "xdotool", "xclip", "espeak-ng"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (scripts/setup installs it)")
+    require("Xvfb", "xdotool", "xclip", "espeak-ng")
     with headless.x_server() as display:
         yield display
 

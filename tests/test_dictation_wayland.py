@@ -19,6 +19,7 @@ from earwig.actors.dictation_delivery import FOCUS_UNKNOWN, why_held
 from earwig.actors.dictation_desktops import DesktopChoice, choose_desktop
 from earwig.actors.dictation_wayland import sway_nodes
 from earwig.profiling.harness import headless
+from installed import require
 from speech_text import spoken_sentences, word_error_rate
 from test_dictation import Daemon, _until
 
@@ -99,9 +100,7 @@ WRITTEN = {"piano": " piano (café, 日本) "}
 
 @pytest.fixture(scope="module")
 def sway():
-    for tool in ("sway", "foot", "wtype", "wl-copy", "wl-paste", "espeak-ng"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (scripts/setup installs it)")
+    require("sway", "foot", "wtype", "wl-copy", "wl-paste", "espeak-ng")
     with headless.wayland_session() as session:
         yield session
 

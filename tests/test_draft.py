@@ -3,7 +3,6 @@ tokens are whisper's own greedy tokens whatever the draft, in fewer passes with 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -16,6 +15,7 @@ from earwig.audio.files import read_audio
 from earwig.audio.log_mel import LogMelStream, model_input
 from earwig.decoding.draft import DecoderCache, greedy_with_draft
 from earwig.decoding.model import PAD_FRAMES, _encoder, _FeaturesGiven
+from installed import require
 
 pytestmark = pytest.mark.model
 
@@ -29,8 +29,7 @@ def base():
 
 @pytest.fixture(scope="module")
 def features(base, tmp_path_factory) -> torch.Tensor:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    require("espeak-ng")
     wav = tmp_path_factory.mktemp("draft") / "said.wav"
     subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(wav), SAID], check=True)
     audio = read_audio(wav)

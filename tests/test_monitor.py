@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from earwig.session import log as session_log
 from earwig.tui.app import MonitorApp
 from earwig.tui.spectrogram import FRAMES_PER_COLUMN, Spectrogram
 from held_replays import HeldReplays
+from installed import require
 from speech_text import spoken_file, word_error_rate
 from test_capture_pulse import correlation_in_pieces
 from test_transcription import CLEAR_SAID as SAID
@@ -38,8 +38,7 @@ from test_transcription import VOICES
 
 @pytest.fixture(scope="module")
 def replays(tmp_path_factory) -> Config:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    require("espeak-ng")
     folder = tmp_path_factory.mktemp("monitor")
     files = {source: spoken_file(folder / f"{source}.wav", said, VOICES[source]).path
              for source, said in SAID.items()}

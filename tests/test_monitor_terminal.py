@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import soundfile
 from earwig.audio.files import read_audio
 from earwig.shm import segments
 from earwig.session import log as session_log
+from installed import require
 from processes import actor_processes
 from speech_text import spoken_file, word_error_rate
 from test_transcription import CLEAR_SAID as SAID
@@ -97,10 +97,7 @@ def transcript(text: str) -> str:
 
 @pytest.fixture
 def terminal_factory(tmp_path):
-    if shutil.which("tmux") is None:
-        pytest.skip("tmux is not installed (scripts/setup installs it)")
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    require("tmux", "espeak-ng")
     opened: list[Terminal] = []
 
     def open_terminal(command: list[str], env: dict[str, str] | None = None) -> Terminal:

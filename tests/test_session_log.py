@@ -20,11 +20,11 @@ from earwig.config import SAMPLE_RATE, Config, SourceConfig
 from earwig.messages import Final, Word
 from earwig.playback import kept_samples
 from earwig.session.audio import UNTIL_END, SessionAudio
-from earwig.session.keeper import Keeping, SessionKeeper
-from earwig.session.log import SessionLog, new_session_path, read, sessions_dir
+from earwig.session.log import SessionLog, read, sessions_dir
 from earwig.shm import Ring, RingSpec
-from earwig.supervisor.plan import capture_plan, session_audio_rings
+from earwig.supervisor.plan import capture_plan
 from earwig.supervisor.supervisor import Supervisor
+from live_pipeline import keeping_everything
 
 pytestmark = pytest.mark.pipeline
 #: Samples in a block of libFLAC's, as libsndfile writes 16 kHz audio.
@@ -101,11 +101,10 @@ def test_kept_audio_lines_up_with_the_logs_sample_positions(ring_prefix, speech,
     config = Config(mic=SourceConfig(replay=str(long_speech)), speakers=SourceConfig(replay=str(speech["b"])),
                     keep_audio=True)
     plan = capture_plan(config, ring_prefix)
-    log = new_session_path()
+    log, keeper = keeping_everything(plan, ring_prefix)
 
     async def run() -> None:
-        keeping = Keeping(log=log, audio=session_audio_rings(plan, ring_prefix))
-        async with Supervisor(plan.rings, plan.actors, keeper=SessionKeeper(keeping)) as supervisor:
+        async with Supervisor(plan.rings, plan.actors, keeper=keeper) as supervisor:
             while not all(supervisor.finished(a.name) for a in plan.actors):
                 await asyncio.sleep(0.1)
     asyncio.run(run())

@@ -19,11 +19,11 @@ from earwig import cli
 from earwig.config import SAMPLE_RATE, Config, SourceConfig
 from earwig.messages import Final, SourceEnded, SpeechEnd
 from earwig.profiling.harness import headless
-from earwig.session.keeper import Keeping, SessionKeeper
-from earwig.session.log import SessionLog, audio_path, new_session_path, read
+from earwig.session.log import SessionLog, audio_path, read
 from earwig.session_search import search, words_of
-from earwig.supervisor.plan import session_audio_rings, transcription_plan
+from earwig.supervisor.plan import transcription_plan
 from earwig.supervisor.supervisor import Supervisor
+from live_pipeline import keeping_everything
 from test_capture_pulse import correlation_in_pieces
 
 
@@ -123,11 +123,10 @@ def _transcribe_session(wav, prefix: str) -> Path:
     config = Config(mic=SourceConfig(replay=str(wav), realtime=False), speakers=SourceConfig(enabled=False),
                     keep_audio=True)
     plan = transcription_plan(config, prefix)
-    log = new_session_path()
+    log, keeper = keeping_everything(plan, prefix)
 
     async def run() -> None:
-        keeping = Keeping(log=log, audio=session_audio_rings(plan, prefix))
-        async with Supervisor(plan.rings, plan.actors, keeper=SessionKeeper(keeping)) as supervisor:
+        async with Supervisor(plan.rings, plan.actors, keeper=keeper) as supervisor:
             events = supervisor.subscribe()
             ended, ends, finals = False, 0, 0
             while not (ended and supervisor.finished("mel") and finals >= ends):

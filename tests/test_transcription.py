@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,6 +18,7 @@ from earwig import model_store
 from earwig.config import Config, ModelsConfig, SourceConfig
 from earwig.messages import ActorFailed, Final, Level, ModelState, Partial, SourceEnded, SpeechEnd, SpeechStart
 from held_replays import GRACE_S, HeldReplays, HeldUntilEvicted
+from installed import require
 from live_pipeline import quiet, replays_done, run_live
 from speech_text import RATE, Spoken, agreement, spoken_file, word_error_rate
 
@@ -52,8 +52,7 @@ MAX_WER = 0.35
 
 @pytest.fixture(scope="module")
 def spoken(tmp_path_factory) -> dict[str, Spoken]:
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (scripts/setup installs it)")
+    require("espeak-ng")
     folder = tmp_path_factory.mktemp("spoken")
     return {"mic": spoken_file(folder / "mic.wav", MIC_SAID, VOICES["mic"]),
             "speakers": spoken_file(folder / "speakers.wav", SPEAKERS_SAID, VOICES["speakers"])}
