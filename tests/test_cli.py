@@ -348,12 +348,13 @@ def start_meter(args):
 
 
 @pytest.mark.pipeline
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_a_signal_ends_the_run_with_nothing_left_behind(long_speech, signum):
+def test_a_closed_terminal_ends_the_run_with_nothing_left_behind(long_speech):
+    """SIGHUP to the command alone (SIGINT and SIGTERM, to its process group, are
+    test_signals.py's): the supervisor ends its actors, which ignore it."""
     process, prefix = start_meter(["--replay-mic", str(long_speech), "--replay-speakers", str(long_speech)])
     actors = actor_processes(process.pid)
     assert len(actors) == 3  # two captures and the mel actor
-    process.send_signal(signum)
+    process.send_signal(signal.SIGHUP)
     assert process.wait(60) == 0, process.stderr.read()
     assert segments.existing(prefix) == []
     assert psutil.wait_procs(actors, timeout=60)[1] == []
