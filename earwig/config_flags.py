@@ -51,16 +51,16 @@ class Setting:
 
 def settings(struct: type[msgspec.Struct] = Config, prefix: str = "") -> Iterator[Setting]:
     """The config's leaf keys, depth first, in the order the file's sections give them."""
-    for field in msgspec.structs.fields(struct):
-        kind, description = field.type, ""
+    for member in msgspec.structs.fields(struct):
+        kind, description = member.type, ""
         if get_origin(kind) is Annotated:
             kind, *metadata = get_args(kind)
             description = " ".join(m.description for m in metadata if getattr(m, "description", None))
-        key = prefix + field.name
+        key = prefix + member.name
         if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
             yield from settings(kind, key + ".")
         else:
-            default = field.default if field.default is not msgspec.NODEFAULT else field.default_factory()
+            default = member.default if member.default is not msgspec.NODEFAULT else member.default_factory()
             yield Setting(key, kind, description, default)
 
 
