@@ -20,13 +20,13 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import soxr
 
-from earwig.actors.capture_device_life import PRESENCE_POLL_S, DeviceLife, Pause
+from earwig.actors.capture_device_life import PRESENCE_POLL_S, DeviceLife, Gone, Pause
 from earwig.actors.capture_devices import NO_SERVER_FIX, Device, find_again
 from earwig.actors.runtime import Actor
 from earwig.audio.files import read_audio
@@ -92,10 +92,15 @@ async def _device_blocks(actor: Actor, device: Device,
     is gone (``DeviceLife``): silence at real-time pace until it is listed again (maybe with
     another PortAudio index), then a new stream."""
     source, life = actor.params.source, DeviceLife()
+
+    def gone(lost: Gone | None) -> None:
+        """Said at once: the stream's close (~0.8 s through the ALSA pulse plugin) comes after."""
+        if lost is not None:
+            actor.publish(SourceState(source=source, connected=False, detail=f"{device.name}: {lost.why}"))
+
     while True:
-        async for block in _stream_blocks(device, publisher, life):
+        async for block in _stream_blocks(device, publisher, life, gone):
             yield block
-        actor.publish(SourceState(source=source, connected=False, detail=f"{device.name}: {life.gone.why}"))
         found = None
         while found is None:
             await asyncio.sleep(PRESENCE_POLL_S)
@@ -106,9 +111,10 @@ async def _device_blocks(actor: Actor, device: Device,
         actor.publish(SourceState(source=source, connected=True, detail=device.name))
 
 
-async def _stream_blocks(device: Device, publisher: _Publisher,
-                         life: DeviceLife) -> AsyncIterator[tuple[np.ndarray, int]]:
-    """One PortAudio stream's blocks until ``life`` says the device is gone."""
+async def _stream_blocks(device: Device, publisher: _Publisher, life: DeviceLife,
+                         gone: Callable[[Gone | None], None]) -> AsyncIterator[tuple[np.ndarray, int]]:
+    """One PortAudio stream's blocks until ``life`` says the device is gone (``gone`` is
+    told why, as soon as it does)."""
     import sounddevice as sd
 
     loop = asyncio.get_running_loop()
@@ -125,8 +131,10 @@ async def _stream_blocks(device: Device, publisher: _Publisher,
                                     channels=device.channels, dtype="float32", callback=on_audio)
             stream.start()
     except (sd.PortAudioError, ValueError) as error:
-        if life.open_failed(str(error), time.monotonic()) is None:
+        lost = life.open_failed(str(error), time.monotonic())
+        if lost is None:
             raise EarwigError(f"cannot open audio device {device.name!r}: {error}", NO_SERVER_FIX) from None
+        gone(lost)
         return
     life.opened(time.monotonic())
     try:
@@ -137,9 +145,9 @@ async def _stream_blocks(device: Device, publisher: _Publisher,
                 publisher.input_overflows += overflow
                 yield resampler.resample_chunk(block.mean(axis=1)), captured_ns
             except asyncio.TimeoutError:
-                life.nothing_for_a_poll(time.monotonic())
+                gone(life.nothing_for_a_poll(time.monotonic()))
             if life.state == "streaming" and device.pulse_source and life.check_listing(time.monotonic()):
-                life.listed(await asyncio.to_thread(find_again, device) is not None, time.monotonic())
+                gone(life.listed(await asyncio.to_thread(find_again, device) is not None, time.monotonic()))
     finally:  # closing through the ALSA pulse plugin takes ~0.8 s: heartbeats go on meanwhile
         await asyncio.to_thread(stream.close)
 

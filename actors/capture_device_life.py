@@ -39,8 +39,6 @@ class DeviceLife:
         #: The device was lost once: a stream that cannot open now is the device still gone,
         #: not a setting to fix (the first open's error is).
         self.reopening = False
-        #: Why it is gone, while it is.
-        self.gone: Gone | None = None
         self._last_block = 0.0
         self._next_check = 0.0
         self._gone_since = 0.0
@@ -78,12 +76,12 @@ class DeviceLife:
 
     def back(self) -> None:
         """Listed again: the next stream opens."""
-        self.state, self.gone = "opening", None
+        self.state = "opening"
 
     def _gone(self, why: str, now: float) -> Gone:
-        self.state, self.reopening, self.gone = "gone", True, Gone(why)
+        self.state, self.reopening = "gone", True
         self._gone_since, self._silence_written = now, 0
-        return self.gone
+        return Gone(why)
 
 
 class Pause:
