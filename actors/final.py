@@ -172,6 +172,7 @@ async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, 
         ledger.record(u, final, transcript.temperature)
         ledger.counters["decoder_passes"] += transcript.decoder_passes
         ledger.counters["tokens"] += transcript.decoded_tokens
+        ledger.counters["rereads"] += transcript.reread
 
 
 async def _retry(session: ModelSession, retry: Retry, served: ServedFinals | None) -> Final | EarwigError:

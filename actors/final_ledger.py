@@ -80,7 +80,7 @@ class FinalLedger:
         #: The actor's Stats: these decisions', and the decoder's work the actor adds.
         self.counters = {"finals": 0.0, "speculative_used": 0.0, "speculative_abandoned": 0.0,
                          "transcribe_s": 0.0, "decoder_passes": 0.0, "tokens": 0.0, "retries": 0.0, "retry_s": 0.0,
-                         "served_guesses": 0.0}
+                         "served_guesses": 0.0, "rereads": 0.0}
 
     # --- what was heard -----------------------------------------------------------------
 

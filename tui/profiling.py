@@ -22,7 +22,7 @@ from earwig.profiling.profile_report import STAGES, summary, timed
 
 #: Counters worth a column; the rest of what actors count stays in Stats messages.
 SHOWN_COUNTERS = ("items_written", "input_overflows", "mic_pcm_overruns", "speakers_pcm_overruns",
-                  "previews", "skipped_ticks", "finals", "decoder_passes", "speculative_abandoned")
+                  "previews", "skipped_ticks", "finals", "decoder_passes", "rereads", "speculative_abandoned")
 
 
 class Latencies:
