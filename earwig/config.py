@@ -96,8 +96,9 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "Text the final model reads as preceding context: names and words it should spell "
         "your way (\"Kubernetes, Anneliese, earwig\").")] = ""
     beam_size: Annotated[int, Meta(description=
-        "Whisper's beam search width for files (`earwig transcribe`); 1 decodes greedily "
-        "(measured on shared/audio/real with base: beam 5 the same WER, 1.9x the time).")] = 1
+        "Whisper's beam search width for files (`earwig transcribe`); 1 decodes greedily and "
+        "reads a window again with beam 5 where the model doubts its words (measured on "
+        "shared/audio/real with base: beam 5 everywhere the same WER, 1.9x the time).")] = 1
     preview_interval_ms: Annotated[int, Meta(description=
         "How often the preview re-reads the utterance in progress.")] = 250
     idle_evict_s: Annotated[float, Meta(description=
