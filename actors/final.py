@@ -151,7 +151,8 @@ async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, 
     windows = [Window(f, context=job.context, draft=job.draft) for f, job in zip(frames, batch.jobs)]
     started_ns = time.monotonic_ns()
     try:
-        transcripts = await asyncio.to_thread(transcribe, session.loaded, windows, abandoned=abandon.is_set)
+        transcripts = await asyncio.to_thread(transcribe, session.loaded, windows, abandoned=abandon.is_set,
+                                              reread=session.params.reread)
     except Abandoned:
         ledger.abandoned()
         return

@@ -73,6 +73,8 @@ class ModelParams:
     #: The transcription server the final actor sends utterances to first, its model named
     #: (``decoding.served.connect`` resolved it); None: this machine's model only.
     server: ServerConfig | None = None
+    #: The final pass reads a doubted greedy pass again by beam search (``models.reread_live``).
+    reread: bool = False
 
 
 class ModelSession:

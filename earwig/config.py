@@ -99,6 +99,10 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "Whisper's beam search width for files (`earwig transcribe`); 1 decodes greedily and "
         "reads a window again with beam 5 where the model doubts its words (measured on "
         "shared/audio/real with base: beam 5 everywhere the same WER, 1.9x the time).")] = 1
+    reread_live: Annotated[bool, Meta(description=
+        "Live, read an utterance the final model doubts (over a tenth of its words below even "
+        "odds) again with beam search 5, as files always are: better text in noise, reverberation "
+        "or under another talker, its Final later by about the decoding's time again.")] = False
     preview_interval_ms: Annotated[int, Meta(description=
         "How often the preview re-reads the utterance in progress.")] = 250
     idle_evict_s: Annotated[float, Meta(description=

@@ -236,7 +236,8 @@ def transcription_plan(config: Config, prefix: str, roles: tuple[str, ...] = ("p
                              retry_model=retry_model(models) if role == "final" else "",
                              pcm_rings={source: pcm_ring_name(prefix, source) for source in plan.sources}
                              if role == "final" else {},
-                             server=server if role == "final" else None)
+                             server=server if role == "final" else None,
+                             reread=models.reread_live and role == "final")
         # The final actor stops last: after the mel actor has closed the utterance in progress.
         actors.append(spec_for(role, f"earwig.actors.{role}", params, idle_evict_s=models.idle_evict_s,
                                niceness=PREVIEW_NICENESS if role == "preview" else 0,

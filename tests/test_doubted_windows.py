@@ -1,6 +1,7 @@
 """A pass the model doubts is read again by beam search: on base and real speech, a noisy
 sentence whose greedy text the model itself doubts is read again and comes out better,
-and clean speech is not read again (it costs nothing there)."""
+and clean speech is not read again (it costs nothing there); live, only where
+``models.reread_live`` asks."""
 
 from __future__ import annotations
 
@@ -12,11 +13,14 @@ import torch
 from earwig import model_store
 from earwig.audio.files import read_audio
 from earwig.audio.log_mel import bins_for_model, log_mel
+from earwig.config import Config, ModelsConfig, SourceConfig
 from earwig.decoding import transcribe as transcribing
 from earwig.decoding.model import LoadedModel
 from earwig.decoding.transcribe import Window, doubtful, transcribe
 from earwig.profiling.harness.degrade import DEGRADATIONS
 from earwig.profiling.harness.scoring import word_error_rate, words
+from earwig.shm import segments
+from earwig.supervisor.plan import transcription_plan
 
 AUDIO = Path(__file__).resolve().parents[2] / "shared" / "audio"
 #: 3.3 s of LibriSpeech ("Stuff it into you, his belly counselled him."), read under bench
@@ -69,3 +73,13 @@ def test_clean_speech_is_not_read_again(base):
 
 def text(transcript) -> str:
     return " ".join(segment.text for segment in transcript.segments)
+
+
+@pytest.mark.pure
+@pytest.mark.parametrize("live", [False, True])
+def test_live_only_the_final_actor_rereads_and_only_when_the_setting_asks(live):
+    config = Config(mic=SourceConfig(replay=str(AUDIO / "jfk.flac")), speakers=SourceConfig(enabled=False),
+                    models=ModelsConfig(reread_live=live))
+    plan = transcription_plan(config, segments.run_prefix())
+    assert {spec.name: spec.params.reread for spec in plan.actors if spec.name in ("preview", "final")} == \
+        {"preview": False, "final": live}

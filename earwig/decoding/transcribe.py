@@ -56,7 +56,7 @@ PROMPT_UP_TO_TEMPERATURE = 0.5
 #: Preceding text read at most: half the decoder's 448-token context, as whisper does.
 PROMPT_TOKENS = 223
 #: A greedy pass the model doubts (more than this share of its words below even odds) is
-#: read again by beam search of this width, which keeps the more probable sequence where
+#: read again by beam search of this width (files; live with ``models.reread_live``), which keeps the more probable sequence where
 #: greedy decoding took a likely first token into an unlikely sentence. Measured on the 49
 #: English files of shared/audio/real with base, file mode, and bench wer's degraded copies:
 #: as recorded 0.066 -> 0.065 WER for 8 % more time; white noise 0.200 -> 0.186 for 2.1x the
@@ -120,25 +120,28 @@ class Window:
 
 
 def transcribe(model: LoadedModel, windows: list[Window], beam_size: int = 1,
-               abandoned: Callable[[], bool] = lambda: False, n_frames: int | None = None) -> list[Transcript]:
+               abandoned: Callable[[], bool] = lambda: False, n_frames: int | None = None,
+               reread: bool = True) -> list[Transcript]:
     """Each window's segments with word times, in its own language (detected per window
     when the model is multilingual and none is set). ``beam_size`` 1 decodes greedily,
     checking the drafts; more is whisper's beam search. Raises ``Abandoned`` at the first
     decoder pass after ``abandoned()`` turns true. ``n_frames``: the encoder's window for
-    all of them; by default each window's own ``padded_length``."""
+    all of them; by default each window's own ``padded_length``. ``reread``: a greedy pass
+    the model doubts is read again by beam search (``DOUBTFUL_SHARE``)."""
     if n_frames is not None:
-        return _read(model, windows, n_frames, beam_size, abandoned)
+        return _read(model, windows, n_frames, beam_size, abandoned, reread)
     lengths = [padded_length(len(window.frames)) for window in windows]
     transcripts: list[Transcript | None] = [None] * len(windows)
     for length in dict.fromkeys(lengths):
         group = [i for i, own in enumerate(lengths) if own == length]
-        for i, transcript in zip(group, _read(model, [windows[i] for i in group], length, beam_size, abandoned)):
+        for i, transcript in zip(group, _read(model, [windows[i] for i in group], length, beam_size, abandoned,
+                                              reread)):
             transcripts[i] = transcript
     return transcripts
 
 
 def _read(model: LoadedModel, windows: list[Window], n_frames: int, beam_size: int,
-          abandoned: Callable[[], bool]) -> list[Transcript]:
+          abandoned: Callable[[], bool], reread: bool) -> list[Transcript]:
     """``transcribe`` with one encoder window for all the windows."""
     features = model.encode([window.frames for window in windows], n_frames=n_frames)
     languages = [window.language or model.language for window in windows]
@@ -159,7 +162,7 @@ def _read(model: LoadedModel, windows: list[Window], n_frames: int, beam_size: i
             first[i] = result
     for i, window in enumerate(windows):
         _window(model, _tokenizer(model, languages[i]), prompts[i], window, features[i:i + 1],
-                first[i], transcripts[i], beam_size)
+                first[i], transcripts[i], beam_size, reread)
     return transcripts
 
 
@@ -190,7 +193,8 @@ def _same_decoding(languages: list[str], prompts: list[list[int]], drafts: list[
 
 
 def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], window: Window,
-            features: torch.Tensor, result: DecodingResult, transcript: Transcript, beam_size: int) -> None:
+            features: torch.Tensor, result: DecodingResult, transcript: Transcript, beam_size: int,
+            reread: bool) -> None:
     """``transcribe``'s seek loop over one window; its first pass is already decoded. Words
     that begin after the window's audio ends are dropped: over the silence after a sentence
     cut off mid-way, Whisper writes an ending that was never said."""
@@ -206,7 +210,7 @@ def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], window:
         if _is_silence(result):
             break
         pieces, advance, spoken_to = _pieces(model, tokenizer, features, result, seek, size, last_speech)
-        if beam_size == 1 and result.temperature == 0 and doubtful([w["probability"] for segment, _ in pieces
+        if reread and beam_size == 1 and result.temperature == 0 and doubtful([w["probability"] for segment, _ in pieces
                                                                      for w in segment.words]):
             again = _decode(model, features, prompt + said, transcript.language, TEMPERATURES[0], [""],
                             [transcript], _seconds(size), DOUBT_BEAM_SIZE)[0]
