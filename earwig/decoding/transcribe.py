@@ -15,8 +15,8 @@ several tokens a decoder pass, and keeps only the final model's own choices; win
 no draft decode in one batch (greedy or beam search). A greedy pass whose words the model
 itself doubts is read again by beam search (``DOUBTFUL_SHARE``): whisper's ``transcribe()``
 reads every window greedily unless told a beam width for all of them, which costs clean
-speech 1.9x the time for no gain; doubt puts the beam where the audio is hard. Each window is told what was said
-before it (``Window.context``), in its own language, detected when the model is
+speech 1.9x the time for no gain; doubt puts the beam where the audio is hard. Each window
+is told what was said before it (``Window.context``), in its own language, detected when the model is
 multilingual and the language "auto". Word times come from the same cross-attention DTW as
 whisper's; words that begin after the window's audio are dropped.
 """
@@ -56,8 +56,9 @@ PROMPT_UP_TO_TEMPERATURE = 0.5
 #: Preceding text read at most: half the decoder's 448-token context, as whisper does.
 PROMPT_TOKENS = 223
 #: A greedy pass the model doubts (more than this share of its words below even odds) is
-#: read again by beam search of this width (files; live with ``models.reread_live``), which keeps the more probable sequence where
-#: greedy decoding took a likely first token into an unlikely sentence. Measured on the 49
+#: read again by beam search of this width (files; live with ``models.reread_live``), which
+#: keeps the more probable sequence where greedy decoding took a likely first token into an
+#: unlikely sentence. Measured on the 49
 #: English files of shared/audio/real with base, file mode, and bench wer's degraded copies:
 #: as recorded 0.066 -> 0.065 WER for 8 % more time; white noise 0.200 -> 0.186 for 2.1x the
 #: time; a room 0.100 -> 0.095; another talker 0.317 -> 0.289; a voice codec 0.080 -> 0.075.
@@ -210,8 +211,8 @@ def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], window:
         if _is_silence(result):
             break
         pieces, advance, spoken_to = _pieces(model, tokenizer, features, result, seek, size, last_speech)
-        if reread and beam_size == 1 and result.temperature == 0 and doubtful([w["probability"] for segment, _ in pieces
-                                                                     for w in segment.words]):
+        heard = [word["probability"] for segment, _ in pieces for word in segment.words]
+        if reread and beam_size == 1 and result.temperature == 0 and doubtful(heard):
             again = _decode(model, features, prompt + said, transcript.language, TEMPERATURES[0], [""],
                             [transcript], _seconds(size), DOUBT_BEAM_SIZE)[0]
             if not _needs_fallback(again) and not _is_silence(again):
