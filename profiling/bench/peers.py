@@ -154,7 +154,9 @@ def _local_agreement(path: Path, utterances: list[latency.Utterance]) -> Result:
     committed: list[tuple[float, object]] = []  # (when, token)
     started_cpu, now, fed = time.process_time(), 0.0, 0
     while fed < len(audio):
-        due = min(len(audio), int(now * SAMPLE_RATE))
+        # round, not int: (fed + chunk) / rate * rate can fall a hair short of fed + chunk, and
+        # int() then waited forever for a chunk that had arrived (1 in 170 positions).
+        due = min(len(audio), round(now * SAMPLE_RATE))
         if due - fed < MIN_CHUNK_S * SAMPLE_RATE and due < len(audio):
             now = (fed + MIN_CHUNK_S * SAMPLE_RATE) / SAMPLE_RATE  # the next chunk has arrived
             continue
