@@ -84,8 +84,8 @@ async def main(actor: Actor) -> None:
     served = ServedFinals(actor, params, ledger, changed) if params.server is not None else None
 
     def ended(message: SpeechEnd) -> None:
-        ledger.ended(message.source, message.start, message.end, now())
-        if served is not None:
+        ledger.ended(message.source, message.start, message.end, now(), message.heard)
+        if served is not None and message.heard:  # an unheard stretch is read here (``final_served``)
             served.ended(Utterance(message.source, message.start, message.end))
 
     now = time.monotonic_ns
@@ -148,7 +148,8 @@ async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, 
                       served: ServedFinals | None) -> None:
     frames = [await session.frames(job.utterance.source, job.reading.read_from, job.utterance.end)
               for job in batch.jobs]
-    windows = [Window(f, context=job.context, draft=job.draft) for f, job in zip(frames, batch.jobs)]
+    windows = [Window(f, context=job.context, draft=job.draft, speech_heard=job.utterance.heard)
+               for f, job in zip(frames, batch.jobs)]
     started_ns = time.monotonic_ns()
     try:
         transcripts = await asyncio.to_thread(transcribe, session.loaded, windows, abandoned=abandon.is_set,

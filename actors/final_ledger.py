@@ -25,6 +25,8 @@ class Utterance:
     source: Source
     start: int
     end: int
+    #: False: a stretch the VAD heard no speech in, read all the same (``audio.unheard``).
+    heard: bool = True
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,9 @@ class FinalLedger:
         self._guessing = {u for u in self._guessing if u.source != source}
         return not self._guessing
 
-    def ended(self, source: Source, start: int, end: int, now_ns: int) -> None:
-        """A SpeechEnd: the utterance is owed a Final, in its turn."""
-        utterance = Utterance(source, start, end)
+    def ended(self, source: Source, start: int, end: int, now_ns: int, heard: bool = True) -> None:
+        """A SpeechEnd: the utterance (or unheard stretch) is owed a Final, in its turn."""
+        utterance = Utterance(source, start, end, heard)
         self._open.pop(source, None)
         self.context.ended(source, end)
         self._ready_ns.setdefault(utterance, now_ns)
@@ -194,7 +196,12 @@ class FinalLedger:
         return self._retries.pop(key)
 
     def _job(self, utterance: Utterance) -> Job:
-        reading = self.context.reading(utterance.source, utterance.start, utterance.end, self._max_window)
+        """An unheard stretch is read alone, with no draft: it is neither a fragment of the
+        speech before it nor anything the preview read."""
+        if not utterance.heard:
+            reading = Reading(utterance.start, utterance.start)
+        else:
+            reading = self.context.reading(utterance.source, utterance.start, utterance.end, self._max_window)
         draft = f"{reading.known} {self._drafts.get((utterance.source, utterance.start), '')}".strip()
         return Job(utterance, reading, self.context.before(utterance.source, reading.read_from), draft,
                    self._ready_ns.get(utterance, 0))

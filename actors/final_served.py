@@ -7,6 +7,10 @@ which the server's model reads while the server is up. Which utterances go, and 
 local model steps in, is ``final_route.ServerRoute``'s decision; this module holds the
 requests in flight.
 
+A stretch the VAD heard no speech in (``audio.unheard``) is this machine's to read: whether
+it holds words is decided by the model's own probabilities of them, which a server's answer
+does not carry (vLLM's has no word probabilities nor no-speech figure).
+
 What leaves the machine: each utterance's samples, from its first to its last, as WAV;
 the user's ``models.initial_prompt``; with ``server.prompt``, the text its source said
 before it. With ``models.task = "translate"`` the server translates (to English), as the
@@ -68,7 +72,7 @@ class ServedFinals:
             self._guessed.discard(void)
             if (request := self._in_flight.pop(void, None)) is not None:
                 request[0].cancel()
-        wanted = [*self._ledger.unanswered(), *guesses] if self.route.up \
+        wanted = [*(u for u in self._ledger.unanswered() if u.heard), *guesses] if self.route.up \
             else [u for u in [self._newest] if u is not None]
         self._sent &= {*self._ledger.unanswered(), *guesses, self._newest}
         now = time.monotonic()

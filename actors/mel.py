@@ -16,7 +16,9 @@ compute  log-mel frames for every bin count the models need (one shared STFT per
 publish  one frame per ring item in ``mel{bins}-{source}`` (item ``t`` is the frame centred
          on sample ``160 t``, stamped with the capture time of its last sample);
          SpeechStart / SpeechEnd with sample positions (under ``earwig dictate``, those of
-         the mic's utterances inside a dictation only, ``actors/mel_dictated``);
+         the mic's utterances inside a dictation only, ``actors/mel_dictated``); a
+         SpeechEnd with ``heard`` False alone for a stretch near speech that the VAD did not
+         hear but that has sound in it, read all the same (``audio.unheard``);
          DictationSpan once a dictation's utterance is closed (at the release, or where
          the audio ends); Stats; EchoState of the mic's echo canceller
 
@@ -107,7 +109,7 @@ async def main(actor: Actor) -> None:
 
     def resume_after(message: SpeechEnd) -> None:
         if message.source in streams:
-            streams[message.source].resume_after(message.end)
+            streams[message.source].resume_after(message.end, message.heard)
 
     def dictate(message: DictationStart | DictationStop) -> None:
         if "mic" in streams:
@@ -162,7 +164,7 @@ class _SourceStream:
         self._reader = self._pcm.reader(PCM_READER_SLOT, read_from // self._item_len, announces_reads=False)
         self._paced = source.paced
         self._echo = MicEchoStage(source.echo_reference, self._pcm) if source.echo_reference else None
-        self._vad = VoiceActivity(self.source, vad, start)
+        self._vad = VoiceActivity(self.source, vad, start, unheard=vad.read_unheard and not source.only_dictated)
         self.ended_at: int | None = None
         #: Dictation's key presses and releases, applied in order once the VAD reaches them.
         self.dictation: list[DictationStart | DictationStop] = []
@@ -237,9 +239,9 @@ class _SourceStream:
         if self._dictated is not None:
             self._dictated.resumed(start)
 
-    def resume_after(self, end: int) -> None:
-        """The last utterance a killed mel process announced ended at ``end``."""
-        self._vad.resume_after(end)
+    def resume_after(self, end: int, heard: bool) -> None:
+        """The last utterance (or unheard stretch) a killed mel process announced ended at ``end``."""
+        self._vad.resume_after(end, heard)
 
     def _dictate(self) -> None:
         """Hold the utterance at a key press; close it at the release once the VAD has
@@ -248,11 +250,11 @@ class _SourceStream:
         while self.dictation:
             message = self.dictation[0]
             if isinstance(message, DictationStart):
-                self._publish_events(segmenter.hold(message.start))
+                self._publish_events(self._vad.hold(message.start))
             elif segmenter.held_from != message.start:
                 pass  # a second stop (a restarted dictation actor's) of one already released
             elif self._vad.processed > message.end - CHUNK or self.ended_at is not None:
-                events, utterances = segmenter.release(message.end)
+                events, utterances = self._vad.release(message.end)
                 self._publish_events([*events, DictationSpan(start=message.start, end=message.end,
                                                              utterances=utterances)])
             else:
@@ -267,7 +269,7 @@ class _SourceStream:
         if segmenter.held_from is None:
             return
         start = segmenter.held_from
-        events, utterances = segmenter.release(at)
+        events, utterances = self._vad.release(at)
         self._publish_events([*events, DictationSpan(start=start, end=at, utterances=utterances)])
         self.dictation.clear()
 

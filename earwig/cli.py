@@ -89,7 +89,8 @@ class _MeterView:
         elif isinstance(message, SpeechEnd):
             self.speaking.discard(message.source)
             cut = " (cut: continues)" if message.cut else ""
-            self._event(f"{message.source:>8} speech {message.start / SAMPLE_RATE:7.2f} - "
+            kind = "speech" if message.heard else "sound near speech, read too"
+            self._event(f"{message.source:>8} {kind} {message.start / SAMPLE_RATE:7.2f} - "
                         f"{message.end / SAMPLE_RATE:7.2f} s{cut}")
         elif isinstance(message, SourceState):
             self._event(f"{message.source:>8} {'reconnected' if message.connected else 'disconnected'}: "

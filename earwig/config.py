@@ -60,6 +60,10 @@ class VadConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "it, so it adds to end of speech -> Final.")] = 100
     max_utterance_s: Annotated[float, Meta(description=
         "Longer utterances are cut at their quietest point (Whisper reads 30 s at most).")] = 25.0
+    read_unheard: Annotated[bool, Meta(description=
+        "Live, also read the stretches near speech in which the VAD heard none but which have "
+        "sound in them (a soft or distant second talker, speech under noise), as files are "
+        "read; text there is kept only where the model is sure at once.")] = True
 
     def __post_init__(self) -> None:
         checks = [("threshold", 0.15 < self.threshold < 1.0, "between 0.15 and 1"),

@@ -148,12 +148,15 @@ class SpeechResume(Message):
 
 
 class SpeechEnd(Message):
-    """``cut``: the utterance reached ``max_utterance_s`` and goes on as a new one at ``end``."""
+    """``cut``: the utterance reached ``max_utterance_s`` and goes on as a new one at ``end``.
+    ``heard`` False: no SpeechStart came before it; a stretch the VAD heard no speech in,
+    near speech it did hear and with sound in it, read all the same (``audio.unheard``)."""
 
     source: Source
     start: int
     end: int
     cut: bool = False
+    heard: bool = True
 
 
 # --- transcription -----------------------------------------------------------------------

@@ -95,7 +95,7 @@ class HeldUntilEvicted(Hold):
         self.held = False
 
     def see(self, message: object) -> bool | None:
-        if isinstance(message, SpeechEnd) and not self._ended:
+        if isinstance(message, SpeechEnd) and message.heard and not self._ended:
             self._ended = self.held = True
             return True
         if isinstance(message, ModelState) and message.state == "evicted" and self.held:

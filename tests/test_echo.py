@@ -233,7 +233,7 @@ async def listen_with_bleed(prefix: str, folder, cancel: str) -> tuple[list[tupl
         message = events.get_nowait()
         if isinstance(message, SpeechStart) and message.source == "mic":
             opened = message.start
-        elif isinstance(message, SpeechEnd) and message.source == "mic":
+        elif isinstance(message, SpeechEnd) and message.source == "mic" and message.heard:
             # From the first voiced sample: an utterance begins vad.lead_ms before it, which
             # would put the talker's first 0.3 s before the talker spoke.
             onset = config.vad.onset(message.start)

@@ -170,6 +170,20 @@ def test_a_fragment_is_read_with_the_utterance_before_it_and_its_text_as_the_dra
     assert job.draft == "ask not what your country can do for you,"
 
 
+def test_an_unheard_stretch_is_read_alone_and_a_fragment_after_it_does_not_reach_into_it():
+    book = ledger()
+    book.ended("mic", 0, 3 * SECOND, now_ns=1)
+    first = book.next_batch().jobs[0].utterance
+    book.record(first, final_of(first, "ask not what your country can do for you,"), 0.0)
+    book.due()
+    book.ended("mic", 3 * SECOND, 4 * SECOND + 8000, now_ns=2, heard=False)  # as short as a fragment
+    book.ended("mic", 4 * SECOND + 8000, 5 * SECOND, now_ns=3)  # a fragment, its Final after the stretch's
+    unheard, fragment = book.next_batch().jobs
+    assert not unheard.utterance.heard and unheard.reading.read_from == unheard.reading.own_from == 3 * SECOND
+    assert unheard.draft == ""  # not the speech before it
+    assert fragment.reading.read_from >= unheard.utterance.end  # never the stretch's audio twice
+
+
 def test_nothing_is_transcribed_before_speech_began():
     book = FinalLedger(max_window=30 * SECOND)
     assert not book.model_needed and book.next_batch() is None

@@ -238,7 +238,7 @@ class _Published:
         ends = [m for m in self.messages if isinstance(m, SpeechEnd)]
         starts = [m for m in self.messages if isinstance(m, SpeechStart)]
         if ends:
-            stream.resume_after(ends[-1].end)
+            stream.resume_after(ends[-1].end, ends[-1].heard)
         if starts and (not ends or starts[-1].start >= ends[-1].end):
             stream.resume_utterance(starts[-1].start)
 

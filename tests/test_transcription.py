@@ -194,7 +194,7 @@ def test_a_broken_final_model_fails_alone_and_the_partials_go_on(spoken, tmp_pat
 
     def enough(seen: list) -> bool:
         return any(isinstance(m, SourceEnded) for m in seen) and quiet(seen) and \
-            sum(isinstance(m, SpeechEnd) for m in seen) == len(MIC_SAID)
+            sum(isinstance(m, SpeechEnd) and m.heard for m in seen) == len(MIC_SAID)
 
     seen, supervisor = asyncio.run(run_live(config, enough, HeldReplays(preview=True)))
     failed = [m for m in seen if isinstance(m, ModelState) and m.state == "failed"]

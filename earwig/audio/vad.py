@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from earwig.audio.unheard import UnheardStretches
 from earwig.config import SAMPLE_RATE, VadConfig
 from earwig.messages import Source, SpeechEnd, SpeechPause, SpeechResume, SpeechStart
 
@@ -219,9 +220,12 @@ class Segmenter:
 class VoiceActivity:
     """One source's VAD: any block sizes in, chunked at absolute multiples of ``CHUNK``."""
 
-    def __init__(self, source: Source, settings: VadConfig, first_sample: int = 0) -> None:
+    def __init__(self, source: Source, settings: VadConfig, first_sample: int = 0, unheard: bool = False) -> None:
         self.probability = SpeechProbability()
         self.segmenter = Segmenter(source, settings)
+        #: Live, the stretches near speech that it did not hear, read all the same (a file
+        #: run reads every stretch: ``file_windows.GapFiller``).
+        self.unheard = UnheardStretches(source, CHUNK, self.segmenter.max_utterance, first_sample) if unheard else None
         #: A resumed stream (``resume_from`` of a killed process) was judged up to here: no
         #: utterance it finds may begin before (the last one may have ended there).
         self.segmenter.last_end = first_sample
@@ -251,9 +255,16 @@ class VoiceActivity:
         chunks = self._samples[offset:offset + count * CHUNK].reshape(count, CHUNK)
         energies = np.einsum("ij,ij->i", chunks, chunks) / CHUNK
         events = []
+        segmenter, unheard = self.segmenter, self.unheard
         for at, probability, energy in zip(range(self._next, self._next + count * CHUNK, CHUNK),
                                            self.probability(chunks).tolist(), energies.tolist()):
-            events += self.segmenter.push(at, probability, energy)
+            heard = segmenter.push(at, probability, energy)
+            if unheard is None:
+                events += heard
+                continue
+            quiet = not segmenter.active and segmenter.candidate is None and segmenter.held_from is None
+            events += unheard.judged(at, energy, heard, quiet)
+            segmenter.last_end = max(segmenter.last_end, unheard.covered)  # an utterance never reaches back into one
         self._next += count * CHUNK
         self.chunks += count
         self._samples = self._samples[self._next - self._origin:]
@@ -261,7 +272,19 @@ class VoiceActivity:
         return events
 
     def finish(self, end: int) -> list[SpeechEnd]:
-        return self.segmenter.finish(end)
+        return self._passed(self.segmenter.finish(end)) + (self.unheard.finish(end) if self.unheard else [])
+
+    def hold(self, at: int) -> list[SpeechStart | SpeechEnd]:
+        """Dictation began at ``at`` (``Segmenter.hold``)."""
+        return self._passed(self.segmenter.hold(at))
+
+    def release(self, at: int) -> tuple[list[SpeechEnd], int]:
+        """Dictation ended at ``at`` (``Segmenter.release``)."""
+        events, utterances = self.segmenter.release(at)
+        return self._passed(events), utterances
+
+    def _passed(self, events: list) -> list:
+        return events if self.unheard is None else self.unheard.passed(events)
 
     def _warm_up(self, samples: np.ndarray) -> None:
         """Audio just before the first sample this VAD judges (a killed process's successor
@@ -277,12 +300,17 @@ class VoiceActivity:
         is in progress, and the audio before it is not judged again (its silence would end
         the utterance before it began)."""
         self.segmenter.resume(start)
+        if self.unheard is not None:
+            self.unheard.covered = max(self.unheard.covered, start)
         self._judge_from(start)
 
-    def resume_after(self, end: int) -> None:
-        """The killed process this VAD replaces had announced an utterance ending at ``end``:
-        nothing before it is judged again, and the next utterance begins after it."""
+    def resume_after(self, end: int, heard: bool = True) -> None:
+        """The killed process this VAD replaces had announced an utterance (``heard``) or an
+        unheard stretch ending at ``end``: nothing before it is judged again, and the next
+        utterance begins after it."""
         self.segmenter.last_end = max(self.segmenter.last_end, end)
+        if self.unheard is not None:
+            self.unheard.resume_after(end, heard)
         self._judge_from(end)
 
     def _judge_from(self, sample: int) -> None:

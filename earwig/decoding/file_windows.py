@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from earwig.audio.unheard import tiles
 from earwig.messages import SpeechEnd
 
 
@@ -153,10 +154,7 @@ class GapFiller:
 
     def _tiled(self, end: int) -> list[Span]:
         """``[covered, end)`` in equal windows of at most ``max_samples`` (none if it is short)."""
-        length = end - self.covered
-        if length < self.min_samples or not self.read:
-            return []
-        count = -(-length // self.max_samples)
-        edges = [self.covered + length * i // count for i in range(count + 1)]
-        self.covered = end
-        return [Span(a, b, gap=True) for a, b in zip(edges, edges[1:])]
+        pieces = tiles(self.covered, end, self.min_samples, self.max_samples) if self.read else []
+        if pieces:
+            self.covered = end
+        return [Span(a, b, gap=True) for a, b in pieces]

@@ -47,6 +47,7 @@ import numpy as np
 from earwig import model_store
 from earwig.audio.files import AudioStream, audio_stream
 from earwig.audio.log_mel import HOP, LogMelStream, bins_for_model, log_mel
+from earwig.audio.unheard import MIN_STRETCH_S
 from earwig.audio.vad import MARGIN_S, VoiceActivity
 from earwig.compute import final_model, torch_device
 from earwig.config import SAMPLE_RATE, Config
@@ -73,9 +74,6 @@ FILE_BUCKET_FRAMES = 500
 MOST_WAITING = 2 * BATCH
 #: Utterances wait for their language (detected several at a time) no longer than this span.
 DETECT_WITHIN = 60 * SAMPLE_RATE
-#: Stretches the VAD heard no speech in are read as windows of their own from this long
-#: (``file_windows.GapFiller``); shorter ones lie within the margins of the windows around.
-GAP_S = 1.0
 #: Windows sent to a transcription server before the oldest one's answer is waited for.
 SERVED_AT_ONCE = 8
 
@@ -196,7 +194,7 @@ def windows_of(stream: AudioStream, config: Config, model: LoadedModel | None,
     kept = _Kept((), 1) if samples else _Kept((bins,), HOP)
     most = int(config.vad.max_utterance_s * SAMPLE_RATE)
     packer, widener = WindowPacker(most), Widener(int(MARGIN_S * SAMPLE_RATE))
-    filler = GapFiller(int(GAP_S * SAMPLE_RATE), most, read=gaps)
+    filler = GapFiller(int(MIN_STRETCH_S * SAMPLE_RATE), most, read=gaps)
     detect = model is not None and model.language is None
     ended: list[SpeechEnd] = []  # utterances waiting for their language
     position = 0
