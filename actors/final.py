@@ -170,7 +170,7 @@ async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, 
         stamps = Stamps(captured_ns=captured_ns, ready_ns=max(captured_ns, job.ready_ns),
                         pass_start_ns=started_ns, pass_end_ns=ended_ns)
         final = kept_final(u.source, u.start, u.end, transcript, stamps, read_from=reading.read_from,
-                           own_from=reading.own_from, known=reading.known)
+                           own_from=reading.own_from, known=reading.known, heard=u.heard)
         ledger.record(u, final, transcript.temperature)
         ledger.counters["decoder_passes"] += transcript.decoder_passes
         ledger.counters["tokens"] += transcript.decoded_tokens

@@ -221,6 +221,9 @@ class Final(Message):
     #: Who wrote it where not the final actor's own model: a transcription server's model
     #: ("NAME at URL", ``server.url``); such a Final has no word times (the API gives none).
     model: str = ""
+    #: False: it answers a stretch the VAD heard no speech in (``SpeechEnd.heard``): read once
+    #: the next utterance began, not at the end of speech, so no end-of-speech timing counts it.
+    heard: bool = True
 
     @property
     def readable(self) -> bool:

@@ -31,7 +31,7 @@ STAMPS = ("captured_ns", "ready_ns", "pass_start_ns", "pass_end_ns", "published_
 
 
 def build(recording: Recording) -> dict:
-    finals = [timed(at, m) for at, m in recording.messages if isinstance(m, Final) and m.stamps]
+    finals = [timed(at, m) for at, m in recording.messages if isinstance(m, Final) and m.stamps and m.heard]
     partials = [timed(at, m) for at, m in recording.messages if isinstance(m, Partial) and m.stamps]
     return {
         "run": _run(recording),

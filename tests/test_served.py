@@ -82,9 +82,12 @@ PATIENT_S = 600.0
 STALL_TIMEOUT_S = 30.0
 
 
-def served_config(url: str, mic: Path, speakers: Path | None = None, timeout_s: float = PATIENT_S) -> Config:
+def served_config(url: str, mic: Path, speakers: Path | None = None, timeout_s: float = PATIENT_S,
+                  realtime: bool = True) -> Config:
+    """``realtime`` False: the mic's replay goes as fast as the pipeline reads it (the final
+    actor waits for the server), for a test that counts utterances, not their timing."""
     server = ServerConfig(url=url, model=SERVED_NAME, wait_s=PATIENT_S, timeout_s=timeout_s)
-    return Config(mic=SourceConfig(replay=str(mic)),
+    return Config(mic=SourceConfig(replay=str(mic), realtime=realtime),
                   speakers=SourceConfig(replay=str(speakers)) if speakers else SourceConfig(enabled=False),
                   server=server if url else ServerConfig())
 
@@ -153,7 +156,8 @@ def test_the_server_killed_mid_session_then_started_again_costs_no_utterance(ser
         return back is not None and any(f.model for f in finals(seen[back:])) and ends == len(finals(seen)) \
             and quiet(seen)
 
-    seen, _ = asyncio.run(run_live(served_config(server.url, sonnets), served_again, hold=hold, timeout=600))
+    seen, _ = asyncio.run(run_live(served_config(server.url, sonnets, realtime=False), served_again, hold=hold,
+                                   timeout=600))
     every_utterance_answered(seen)
     writers = ["server" if f.model else "local" for f in finals(seen)]
     assert writers[0] == "server" and "local" in writers, writers

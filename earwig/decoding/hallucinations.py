@@ -99,7 +99,8 @@ def loop_start(words: list[str]) -> int | None:
 
 
 def kept_final(source: Source, start: int, end: int, transcript: Transcript, stamps: Stamps | None = None,
-               read_from: int | None = None, own_from: int | None = None, known: str = "") -> Final:
+               read_from: int | None = None, own_from: int | None = None, known: str = "",
+               heard: bool = True) -> Final:
     """The Final of samples ``[start, end)`` from the segments that are not inventions; word
     times in samples (time 0 of the transcript is the centre of the frame ``read_from``,
     by default ``start``, is in). A fragment read with the utterances before it keeps the
@@ -117,7 +118,7 @@ def kept_final(source: Source, start: int, end: int, transcript: Transcript, sta
         words = after if after is not None else [w for w in words if (w.start + w.end) // 2 >= own_from]
         text = "".join(w.text for w in words)
     return Final(source=source, start=start, end=end, text=text.strip(), language=transcript.language,
-                 words=words, stamps=stamps)
+                 words=words, stamps=stamps, heard=heard)
 
 
 def _after_known(words: list[Word], known: str) -> list[Word] | None:

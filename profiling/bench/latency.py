@@ -124,13 +124,8 @@ async def live(path: Path, utterances: list[Utterance]) -> Live:
             """The utterance a VAD segment starting at ``start`` begins (or belongs to)."""
             return next((u for u in utterances if u.onset - SAMPLE_RATE <= start < u.end), None)
 
-        unheard: set[tuple[int, int]] = set()
-
         def ending(start: int, stop: int) -> list[Utterance]:
-            """The utterances whose speech a VAD segment ``[start, stop)`` brings to an end (a
-            stretch the VAD heard no speech in ends none: ``audio.unheard``)."""
-            if (start, stop) in unheard:
-                return []
+            """The utterances whose speech a VAD segment ``[start, stop)`` brings to an end."""
             return [u for u in utterances if start <= u.end <= stop + SAMPLE_RATE // 2]
 
         while any(supervisor.pid(n) is None for n in names):
@@ -154,13 +149,11 @@ async def live(path: Path, utterances: list[Utterance]) -> Live:
             elif isinstance(message, Final):
                 finals += 1
                 result.texts.append(message.text)
-                for u in ending(message.start, message.end):
+                for u in ending(message.start, message.end) if message.heard else []:  # ``audio.unheard``
                     u.final_s = (now - captured_ns(u.end)) / 1e9
             elif isinstance(message, SpeechEnd):
                 ends += 1
-                if not message.heard:
-                    unheard.add((message.start, message.end))
-                for u in ending(message.start, message.end):
+                for u in ending(message.start, message.end) if message.heard else []:
                     u.speech_end_s = (now - captured_ns(u.end)) / 1e9
             elif isinstance(message, SourceEnded):
                 ended = True

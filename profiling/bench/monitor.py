@@ -59,7 +59,7 @@ class Tracker:
         elif isinstance(message, Final):
             self.finals += 1
             captured = self.captured_ns(message.source, message.end - 1)
-            if message.text and captured is not None:
+            if message.text and message.heard and captured is not None:
                 if message.source in self.firsts:
                     self.latency_s.append((time.monotonic_ns() - captured) / 1e9)
                 self.firsts.add(message.source)

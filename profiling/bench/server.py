@@ -73,10 +73,14 @@ def spoken(clips: list[tuple[np.ndarray, str]], folder: Path) -> Path:
     return path
 
 
-async def live(path: Path, server: ServerConfig, kill: FaultProxy | None = None) -> tuple[list[Final], float | None]:
-    """Every Final of the replay; with ``kill`` (the proxy ``server`` goes through), the
-    server dies at its first Final (the proxy closes: its port refuses connections, as a dead
-    server's does), and the seconds from the next SpeechEnd to its Final are returned too."""
+async def live(path: Path, server: ServerConfig, kill: FaultProxy | None = None) \
+        -> tuple[list[Final], list[Final], float | None]:
+    """Every Final of the replay, and those of the utterances the VAD heard (what it did not
+    hear is this machine's model's to read whatever the engine, ``audio.unheard``: left out
+    of the timings and of the served count); with ``kill`` (the proxy ``server`` goes through),
+    the server dies at its first Final (the proxy closes: its port refuses connections, as
+    a dead server's does), and the seconds from the next SpeechEnd to its Final are
+    returned too."""
     config = Config(mic=SourceConfig(replay=str(path)), speakers=SourceConfig(enabled=False), server=server)
     plan = transcription_plan(config, segments.run_prefix())
     finals, ends, ended, killed_at, ended_after_kill, after_kill = [], 0, False, None, None, None
@@ -91,15 +95,16 @@ async def live(path: Path, server: ServerConfig, kill: FaultProxy | None = None)
                         kill.close()
                         killed_at = time.monotonic()
                     supervisor.tell(PauseSource(source="mic", paused=False))
-                elif ended_after_kill is not None and after_kill is None:
+                elif ended_after_kill is not None and after_kill is None and message.heard:
                     after_kill = time.monotonic() - ended_after_kill
-            if isinstance(message, SpeechEnd) and kill is not None and killed_at is None:
+            heard_end = isinstance(message, SpeechEnd) and message.heard
+            if heard_end and kill is not None and killed_at is None:
                 supervisor.tell(PauseSource(source="mic", paused=True))  # until this utterance's Final
-            if isinstance(message, SpeechEnd) and killed_at is not None and ended_after_kill is None:
+            elif heard_end and killed_at is not None and ended_after_kill is None:
                 ended_after_kill = time.monotonic()
             ends += isinstance(message, SpeechEnd)
             ended = ended or isinstance(message, SourceEnded)
-    return finals, after_kill
+    return finals, [f for f in finals if f.heard], after_kill
 
 
 def latencies(finals: list[Final]) -> list[float]:
@@ -152,13 +157,13 @@ def run(quick: bool = False, vllm: VllmServer | None = None) -> str:
                 "server (base on vLLM)": ServerConfig(url=vllm.url, model=SERVED_NAME)}
         if not quick:  # the prompt's own test is tests/test_served.py's; a smoke run spares its replay
             runs["server, with the prompt"] = ServerConfig(url=vllm.url, model=SERVED_NAME, prompt=True)
-        measured = {name: asyncio.run(live(path, server))[0] for name, server in runs.items()}
-        local_p50 = float(np.percentile(latencies(measured["this machine (base)"]), 50))
-        for name, finals in measured.items():
-            times = latencies(finals)
-            served = sum(bool(f.model) for f in finals)
+        measured = {name: asyncio.run(live(path, server))[:2] for name, server in runs.items()}
+        local_p50 = float(np.percentile(latencies(measured["this machine (base)"][1]), 50))
+        for name, (finals, heard) in measured.items():
+            times = latencies(heard)
+            served = sum(bool(f.model) for f in heard)
             wer[name] = word_error_rate(reference, " ".join(f.text for f in finals))
-            rows.append((name, str(len(times)), f"{served}/{len(finals)}", _p(times, 50), _p(times, 95),
+            rows.append((name, str(len(times)), f"{served}/{len(heard)}", _p(times, 50), _p(times, 95),
                          f"{np.percentile(times, 50) / local_p50:.2f}x", f"{wer[name]:.3f}"))
         each_sends = clips[:QUICK_CURVE_CLIPS if quick else CURVE_CLIPS]
         curve = [(str(n), *(_p(t, q) for q in (50, 95)))
@@ -168,7 +173,7 @@ def run(quick: bool = False, vllm: VllmServer | None = None) -> str:
                      for name, server in list(runs.items())[:2]]
         proxy = FaultProxy(vllm.url)
         patient = ServerConfig(url=proxy.url, model=SERVED_NAME, wait_s=600, timeout_s=600)
-        _, after_kill = asyncio.run(live(path, patient, kill=proxy))
+        *_, after_kill = asyncio.run(live(path, patient, kill=proxy))
     audio_s = sum(len(c) for c, _ in clips) / SAMPLE_RATE
     lines = [f"server: {len(clips)} real recordings ({audio_s:.0f} s) replayed live {GAP_S:.0f} s apart; "
              f"{psutil.cpu_count()} cores shared by the server and earwig; seconds from capture of the "
