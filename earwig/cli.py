@@ -35,6 +35,18 @@ def _config_from(args: argparse.Namespace) -> config_module.Config:
     return config_flags.apply(config_module.load(args.config), args)
 
 
+def _replays_checked(config: config_module.Config) -> None:
+    """A replayed file that cannot be read is one line before the session starts, as ``earwig
+    transcribe`` says it, not a source's failure once the pipeline is up (its first block is
+    decoded: a damaged file fails here too)."""
+    from earwig.audio.files import audio_stream
+
+    for source in ("mic", "speakers"):
+        settings = config.source(source)
+        if settings.enabled and settings.replay:
+            next(audio_stream(settings.replay).blocks, None)
+
+
 def _warn(problem: str) -> None:
     print(f"earwig: {problem}", file=sys.stderr, flush=True)
 
@@ -121,6 +133,7 @@ class _MeterView:
 
 async def _meter(args: argparse.Namespace) -> int:
     config = _config_from(args)
+    _replays_checked(config)
     from earwig.shm import segments
     from earwig.supervisor.following import RunEnd, drain, follow
     from earwig.supervisor.plan import listen_plan, with_what_can_run
@@ -146,6 +159,7 @@ async def _meter(args: argparse.Namespace) -> int:
 
 async def _monitor(args: argparse.Namespace) -> int:
     config = _config_from(args)
+    _replays_checked(config)
     from earwig.shm import segments
     from earwig.supervisor.plan import transcription_plan
     from earwig.supervisor.stop_signals import StopSignals
@@ -169,6 +183,7 @@ async def _monitor(args: argparse.Namespace) -> int:
 
 async def _dictate(args: argparse.Namespace) -> int:
     config = _config_from(args)
+    _replays_checked(config)
     from earwig import paths
     from earwig.actors import dictation_control
     from earwig.actors.dictation_desktops import choose_desktop
@@ -323,6 +338,7 @@ class _Progress:
 
 async def _profile(args: argparse.Namespace) -> int:
     config = _config_from(args)
+    _replays_checked(config)
     from earwig.profiling import profile_plot, profile_report, profile_run, profile_trace
 
     out = args.out or Path(f"earwig-profile-{datetime.now():%Y%m%d-%H%M%S}")

@@ -109,7 +109,8 @@ def test_missing_audio_file():
 
 @pytest.mark.pipeline
 @pytest.mark.parametrize("argv", [["monitor", "--vad-threshold", "3"], ["dictate", "--models-language", "klingon"],
-                                  ["transcribe", "/nonexistent/speech.wav"]])
+                                  ["transcribe", "/nonexistent/speech.wav"],
+                                  ["monitor", "--replay-speakers", "/nonexistent/speech.wav"]])
 def test_a_bad_setting_or_file_is_said_before_pytorch_is_imported(argv):
     """The line comes at once: the command reads its settings and files before what runs
     a session (PyTorch and whisper: 2 s of CPU)."""

@@ -158,12 +158,18 @@ def test_the_preview_text_is_the_draft_until_the_utterance_is_published():
     assert book.next_batch().jobs[0].draft == ""  # the published utterance's draft is gone
 
 
-def test_a_fragment_is_read_with_the_utterance_before_it_and_its_text_as_the_draft():
+def after_a_sentence() -> FinalLedger:
+    """A ledger that has published the mic's Final of its first 3 s."""
     book = ledger()
     book.ended("mic", 0, 3 * SECOND, now_ns=1)
     first = book.next_batch().jobs[0].utterance
     book.record(first, final_of(first, "ask not what your country can do for you,"), 0.0)
     book.due()
+    return book
+
+
+def test_a_fragment_is_read_with_the_utterance_before_it_and_its_text_as_the_draft():
+    book = after_a_sentence()
     book.ended("mic", 3 * SECOND + 8000, 4 * SECOND, now_ns=2)  # 0.5 s: a fragment
     job = book.next_batch().jobs[0]
     assert job.reading.read_from == 0 and job.reading.own_from == 3 * SECOND
@@ -171,11 +177,7 @@ def test_a_fragment_is_read_with_the_utterance_before_it_and_its_text_as_the_dra
 
 
 def test_an_unheard_stretch_is_read_alone_and_a_fragment_after_it_does_not_reach_into_it():
-    book = ledger()
-    book.ended("mic", 0, 3 * SECOND, now_ns=1)
-    first = book.next_batch().jobs[0].utterance
-    book.record(first, final_of(first, "ask not what your country can do for you,"), 0.0)
-    book.due()
+    book = after_a_sentence()
     book.ended("mic", 3 * SECOND, 4 * SECOND + 8000, now_ns=2, heard=False)  # as short as a fragment
     book.ended("mic", 4 * SECOND + 8000, 5 * SECOND, now_ns=3)  # a fragment, its Final after the stretch's
     unheard, fragment = book.next_batch().jobs
