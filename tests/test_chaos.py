@@ -24,9 +24,7 @@ from earwig.supervisor.supervisor import RestartPolicy, Supervisor
 from installed import require
 from speech_text import spoken_file, word_error_rate
 
-#: Alone: its twenty restarts reload models on both cores. In one fresh-clone run beside the
-#: other files (with a stray busy loop on the machine too) it took 205 s, against 50 alone.
-pytestmark = [pytest.mark.pipeline, pytest.mark.alone]
+pytestmark = pytest.mark.pipeline
 
 SAID = {
     "mic": ["We will meet in the conference room after lunch on Friday.",
@@ -129,6 +127,9 @@ async def _run(config: Config, prefix: str, log: Path, chaos: bool):
     return speech_ends, recovered_s
 
 
+#: Alone: its twenty restarts reload models on both cores. In one fresh-clone run beside the
+#: other files (with a stray busy loop on the machine too) it took 205 s, against 50 alone.
+@pytest.mark.alone
 @pytest.mark.timeout(600)
 def test_kill_9_of_random_actors_loses_no_utterance_and_duplicates_none(config, ring_prefix, tmp_path):
     calm_log, chaos_log = new_session_path(tmp_path / "calm"), new_session_path(tmp_path / "chaos")

@@ -76,10 +76,17 @@ def degraded(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def read_whole(left_channel, degraded) -> dict[str, list[dict]]:
-    """jfk.flac, the stereo file's left talker, the disfluent two-talker file and the
-    degraded copies, in one run."""
-    return transcribe(AUDIO / "jfk.flac", left_channel, DISFLUENT, *degraded.values())
+def cut_off_copy(tmp_path_factory) -> Path:
+    copy = tmp_path_factory.mktemp("copy") / "copy.flac"
+    copy.write_bytes(CUT_OFF.read_bytes())
+    return copy
+
+
+@pytest.fixture(scope="module")
+def read_whole(left_channel, degraded, cut_off_copy) -> dict[str, list[dict]]:
+    """jfk.flac, the stereo file's left talker, the disfluent two-talker file, the degraded
+    copies and a sentence cut off mid-way with a copy of it, in one run."""
+    return transcribe(AUDIO / "jfk.flac", left_channel, DISFLUENT, *degraded.values(), CUT_OFF, cut_off_copy)
 
 
 def test_a_sentence_cut_at_its_breaths_is_read_whole(read_whole):
@@ -99,14 +106,12 @@ def test_disfluent_conversational_speech_is_as_good_as_offline_whisper(read_whol
     assert wer <= 0.07, text(read_whole[str(DISFLUENT)])
 
 
-def test_the_same_file_gives_the_same_text_in_one_run_and_the_next_and_nothing_past_its_speech(tmp_path):
+def test_the_same_file_gives_the_same_text_in_one_run_and_the_next_and_nothing_past_its_speech(read_whole,
+                                                                                                  cut_off_copy):
     """A sentence cut off mid-way once got three different invented endings in three runs.
-    Two runs: the first reads the file and a copy of it (read twice in one run), the second
-    the file again."""
-    copy = tmp_path / "copy.flac"
-    copy.write_bytes(CUT_OFF.read_bytes())
-    first = transcribe(CUT_OFF, copy)
-    runs = [first[str(CUT_OFF)], first[str(copy)], transcribe(CUT_OFF)[str(CUT_OFF)]]
+    Two runs: the module's, which reads the file and a copy of it among other files (read
+    twice in one run), and one of the file alone."""
+    runs = [read_whole[str(CUT_OFF)], read_whole[str(cut_off_copy)], transcribe(CUT_OFF)[str(CUT_OFF)]]
     spans = [[(f["text"], f["start"], f["end"]) for f in finals] for finals in runs]
     assert spans[0] == spans[1] == spans[2], spans
     said = words(text(runs[0]))
