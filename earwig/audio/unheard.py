@@ -65,6 +65,7 @@ def tiles(start: int, end: int, min_samples: int, max_samples: int) -> list[tupl
 
 
 def level_db(mean_square: float) -> float:
+    """A chunk's level in dB of full scale (digital silence: -120)."""
     return 10 * math.log10(mean_square + 1e-12)
 
 
