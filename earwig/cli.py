@@ -24,7 +24,8 @@ from earwig.cli_sessions import (export_arguments, export_session, play_argument
                                  search_sessions)
 from earwig.config import SAMPLE_RATE
 from earwig.errors import EarwigError
-from earwig.messages import (ActorFailed, DictationState, Final, Level, Partial, SourceState, SpeechEnd, SpeechStart)
+from earwig.messages import (SOURCES, ActorFailed, DictationState, Final, Level, Partial, SourceState, SpeechEnd,
+                             SpeechStart)
 
 USER_ERROR_EXIT = 2
 
@@ -41,7 +42,7 @@ def _replays_checked(config: config_module.Config) -> None:
     decoded: a damaged file fails here too)."""
     from earwig.audio.files import audio_stream
 
-    for source in ("mic", "speakers"):
+    for source in SOURCES:
         settings = config.source(source)
         if settings.enabled and settings.replay:
             next(audio_stream(settings.replay).blocks, None)
