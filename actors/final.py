@@ -118,11 +118,10 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
         stopping = actor.stopping.is_set()
         if stopping and not ledger.owes:
             return
-        if served is not None and not stopping:
-            served.send()
-        waiting = served.waiting() if served is not None and not stopping else frozenset()
+        waiting = _left_to_server(served, stopping)
         if ledger.model_needed:
             await session.ready_model()
+            waiting = _left_to_server(served, stopping)  # what ended while the model loaded goes too
         batch = ledger.next_batch(stopping=stopping, waiting=waiting,
                                   speculate=served is None or not served.route.up) if ledger.model_needed else None
         retry = ledger.next_retry(stopping=actor.stopping.is_set()) if batch is None else None
@@ -139,6 +138,16 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
             continue
         abandon.clear()
         await _transcribe(session, ledger, batch, abandon, served)
+
+
+def _left_to_server(served: ServedFinals | None, stopping: bool) -> frozenset[Utterance]:
+    """Sends the server what it is owed; the utterances the local model leaves to it for now.
+    Asked again after a model load: utterances end during it, and one the local model is
+    not told to leave would be read here at once, the server up or not."""
+    if served is None or stopping:
+        return frozenset()
+    served.send()
+    return served.waiting()
 
 
 # --- compute ------------------------------------------------------------------------------
