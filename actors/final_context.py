@@ -67,12 +67,14 @@ class Reading:
 
 @dataclass(frozen=True)
 class Said:
-    """A Final's text, language and sample span."""
+    """A Final's text, language and sample span; ``heard`` False: an unheard stretch's
+    (``audio.unheard``), which is context but never joined to a fragment."""
 
     text: str
     language: str
     start: int
     end: int
+    heard: bool = True
 
 
 class SpokenContext:
@@ -92,7 +94,7 @@ class SpokenContext:
         del ends[:-RECENT_ENDS]
 
     def record(self, source: Source, text: str, language: str, start: int, end: int,
-               temperature: float = 0.0) -> None:
+               temperature: float = 0.0, heard: bool = True) -> None:
         """A Final of ``source`` of samples ``[start, end)``, decoded at ``temperature``."""
         said = self._said.setdefault(source, [])
         if said and said[-1].language != language:
@@ -101,7 +103,7 @@ class SpokenContext:
             said.clear()
             return
         if text.strip():
-            said.append(Said(text.strip(), language, start, end))
+            said.append(Said(text.strip(), language, start, end, heard))
         while sum(len(s.text.split()) for s in said) > KEEP_WORDS and len(said) > 1:
             said.pop(0)
 
@@ -116,7 +118,9 @@ class SpokenContext:
         """How to read the utterance ``[start, end)``: alone, or, a fragment, with the
         source's Finals of the last ``READ_BACK_S`` that follow each other (and it) by at most
         ``JOIN_GAP_S`` (all within ``max_samples``), else with up to ``MARGIN_S`` of the
-        silence before it; never with an utterance whose Final has not come yet."""
+        silence before it; never with an utterance whose Final has not come yet, nor with an
+        unheard stretch (read alone: a pass over it again would write its words twice where
+        the join's text does not match them word for word)."""
         said = [s for s in self._said.get(source, []) if s.end <= start]
         if end - start >= FRAGMENT_S * SAMPLE_RATE:
             return Reading(start, start)
@@ -124,7 +128,7 @@ class SpokenContext:
         for before in reversed(said):
             after = joined[0].start if joined else start
             if after - before.end > JOIN_GAP_S * SAMPLE_RATE or end - before.start > max_samples \
-                    or start - before.start > READ_BACK_S * SAMPLE_RATE:
+                    or start - before.start > READ_BACK_S * SAMPLE_RATE or not before.heard:
                 break
             joined.insert(0, before)
         # The last utterance that ended before this one, whether its Final has come or not.

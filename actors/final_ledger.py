@@ -127,7 +127,7 @@ class FinalLedger:
 
     def recalled(self, final: Final) -> None:
         """A Final this actor published before it restarted: context for what comes next."""
-        self.context.record(final.source, final.text, final.language, final.start, final.end)
+        self.context.record(final.source, final.text, final.language, final.start, final.end, heard=final.heard)
 
     def retry_asked(self, retry: Retry) -> None:
         """The user asked for a line again; asked twice, it is read once (the later
@@ -223,7 +223,8 @@ class FinalLedger:
         while self._confirmed and self._confirmed[0] in self._results:
             done = self._confirmed.popleft()
             final, temperature = self._results.pop(done)
-            self.context.record(done.source, final.text, final.language, done.start, done.end, temperature)
+            self.context.record(done.source, final.text, final.language, done.start, done.end, temperature,
+                                done.heard)
             self._drafts = {key: text for key, text in self._drafts.items()
                             if key[0] != done.source or key[1] > done.start}
             self._ready_ns = {u: at for u, at in self._ready_ns.items()

@@ -186,6 +186,19 @@ def test_an_unheard_stretch_is_read_alone_and_a_fragment_after_it_does_not_reach
     assert fragment.reading.read_from >= unheard.utterance.end  # never the stretch's audio twice
 
 
+def test_a_fragment_after_an_unheard_stretchs_final_is_not_joined_to_it():
+    """Once the stretch's Final has come, a fragment right after it is still read without the
+    stretch's audio: joined, its pass would read the stretch's words again."""
+    book = after_a_sentence()
+    book.ended("mic", 3 * SECOND, 4 * SECOND + 8000, now_ns=2, heard=False)
+    stretch = book.next_batch().jobs[0].utterance
+    book.record(stretch, final_of(stretch, "printing in the only sense,"), 0.0)
+    assert [f.text for f in book.due()] == ["printing in the only sense,"]
+    book.ended("mic", 4 * SECOND + 8000, 5 * SECOND, now_ns=3)  # a fragment
+    fragment = book.next_batch().jobs[0]
+    assert fragment.reading.read_from >= stretch.end and fragment.draft == ""
+
+
 def test_nothing_is_transcribed_before_speech_began():
     book = FinalLedger(max_window=30 * SECOND)
     assert not book.model_needed and book.next_batch() is None
