@@ -119,7 +119,7 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
         if stopping and not ledger.owes:
             return
         waiting = _left_to_server(served, stopping)
-        if ledger.model_needed:
+        if ledger.model_needed and session.model is None:
             await session.ready_model()
             waiting = _left_to_server(served, stopping)  # what ended while the model loaded goes too
         batch = ledger.next_batch(stopping=stopping, waiting=waiting,
@@ -142,8 +142,9 @@ async def _until_all_answered(actor: Actor, session: ModelSession, ledger: Final
 
 def _left_to_server(served: ServedFinals | None, stopping: bool) -> frozenset[Utterance]:
     """Sends the server what it is owed; the utterances the local model leaves to it for now.
-    Asked again after a model load: utterances end during it, and one the local model is
-    not told to leave would be read here at once, the server up or not."""
+    Asked again after a model load (only then: it is asked once a turn otherwise): utterances
+    end during it, and one the local model is not told to leave would be read here at once,
+    the server up or not."""
     if served is None or stopping:
         return frozenset()
     served.send()
