@@ -11,8 +11,8 @@ the clock passed in, so that every rule has a test of its own:
 - A failed request (refused, unreachable, late past ``server.timeout_s``, an answer that
   is not a transcription) marks the server down: one warning, and the local model reads
   everything at once. The server is tried again with one utterance after 1 s, then 2, 4,
-  ... up to a minute between tries (never hammered); the local model reads that
-  utterance too. The first answer to a request sent since the failure brings it back (a
+  ... up to a minute between tries (never hammered), as soon as the wait is over (with
+  the utterance heard last, in a silence); the local model reads that utterance too. The first answer to a request sent since the failure brings it back (a
   notice).
 """
 
@@ -56,6 +56,14 @@ class ServerRoute:
         """Whether the next confirmed utterance goes to the server: while it is up, or as the
         one try once its wait after a failure is over (no other request is in flight)."""
         return self.up or (not self._probing and now >= self._retry_at)
+
+    def next_try_s(self, now: float) -> float | None:
+        """Seconds until a try of a server that is down is due; None while it is up or a try
+        is in flight. The final actor wakes then: in a silence, the server is tried with the
+        utterance heard last, not only once someone speaks again."""
+        if self.up or self._probing:
+            return None
+        return max(self._retry_at - now, 0.0)
 
     def sent(self) -> None:
         if not self.up:

@@ -35,6 +35,10 @@ from earwig.messages import ActorFailed, Final, Retry, ServerState, Stamps
 from earwig.shm import Ring
 
 
+#: The shortest wait for audio the ring does not hold yet (a capture block is 10-100 ms).
+AUDIO_POLL_S = 0.01
+
+
 class ServedFinals:
     def __init__(self, actor: Actor, params: ModelParams, ledger: FinalLedger, changed: asyncio.Event) -> None:
         self._actor, self._ledger, self._changed = actor, ledger, changed
@@ -50,6 +54,8 @@ class ServedFinals:
         #: Utterances sent once: never sent again, whatever became of the request.
         self._sent: set[Utterance] = set()
         self._newest: Utterance | None = None
+        #: When an utterance to send, whose audio the ring did not hold yet, should be there.
+        self._audio_at: float | None = None
         #: Requests sent for a guess whose SpeechEnd has not come: dropped if speech resumes.
         self._guessed: set[Utterance] = set()
         #: The engine that wrote the kept text of an utterance: the server's model, by name.
@@ -76,13 +82,18 @@ class ServedFinals:
             else [u for u in [self._newest] if u is not None]
         self._sent &= {*self._ledger.unanswered(), *guesses, self._newest}
         now = time.monotonic()
+        self._audio_at = None
         for utterance in wanted:
             if utterance in self._sent:
                 continue
             if not self.route.use_server(now):
                 return
             samples = self._rings[utterance.source].samples(utterance.start, utterance.end)
-            if samples is None:  # the ring no longer holds it: the local model reads it from its frames
+            if samples is None:
+                if (due := self._audio_due_s(utterance)) is None:  # gone: the local model reads it from its frames
+                    self._sent.add(utterance)
+                else:
+                    self._audio_at = now + due if self._audio_at is None else min(self._audio_at, now + due)
                 continue
             self._sent.add(utterance)
             if utterance in guesses:
@@ -99,10 +110,24 @@ class ServedFinals:
         return frozenset(u for u, (_, local_at, _) in self._in_flight.items() if local_at > now)
 
     def next_turn_s(self) -> float | None:
-        """Seconds until the local model may read an utterance it leaves to the server now."""
+        """Seconds until the next thing to do: the local model may read an utterance it leaves
+        to the server now, a server that is down is due its try with the utterance heard last,
+        or the audio of an utterance to send is all in the ring."""
         now = time.monotonic()
         turns = [local_at - now for _, local_at, _ in self._in_flight.values() if local_at > now]
+        if self._newest is not None and self._newest not in self._sent:
+            turns += [due for due in [self.route.next_try_s(now)] if due is not None]
+        if self._audio_at is not None:
+            turns.append(max(self._audio_at - now, 0.0))
         return min(turns) if turns else None
+
+    def _audio_due_s(self, utterance: Utterance) -> float | None:
+        """Seconds until the ring holds the rest of ``utterance`` at the pace of speech (a
+        pause's span ends ``vad.pad_ms`` past the audio the VAD had read when it sent it);
+        None when its audio is gone from the ring."""
+        ring = self._rings[utterance.source]
+        missing = utterance.end - ring.published * ring.spec.item_len
+        return max(missing / SAMPLE_RATE, AUDIO_POLL_S) if missing > 0 else None
 
     def answered_locally(self, utterance: Utterance, audio_s: float, took_s: float) -> None:
         """The local model wrote ``utterance``'s Final. A request still in flight for it came

@@ -50,6 +50,20 @@ def test_a_down_server_is_tried_with_one_utterance_after_a_wait_that_doubles():
     assert route.use_server(FIRST_RETRY_S + 2 * FIRST_RETRY_S)
 
 
+def test_a_down_server_says_when_its_try_is_due_so_that_a_silence_does_not_put_it_off():
+    route = ServerRoute()
+    assert route.next_try_s(0.0) is None  # up: nothing to try
+    route.failed(10.0, "down")
+    assert route.next_try_s(10.0) == pytest.approx(FIRST_RETRY_S)
+    assert route.next_try_s(10.0 + 5 * FIRST_RETRY_S) == 0.0  # overdue: at once
+    route.sent()
+    assert route.next_try_s(20.0) is None  # the try is in flight
+    route.failed(20.0, "still down")
+    assert route.next_try_s(20.0) == pytest.approx(2 * FIRST_RETRY_S)
+    route.answered()
+    assert route.next_try_s(30.0) is None
+
+
 def test_the_wait_between_tries_stops_growing_at_a_minute():
     route, now = ServerRoute(), 0.0
     for _ in range(20):

@@ -82,12 +82,9 @@ PATIENT_S = 600.0
 STALL_TIMEOUT_S = 30.0
 
 
-def served_config(url: str, mic: Path, speakers: Path | None = None, timeout_s: float = PATIENT_S,
-                  realtime: bool = True) -> Config:
-    """``realtime`` False: the mic's replay goes as fast as the pipeline reads it (the final
-    actor waits for the server), for a test that counts utterances, not their timing."""
+def served_config(url: str, mic: Path, speakers: Path | None = None, timeout_s: float = PATIENT_S) -> Config:
     server = ServerConfig(url=url, model=SERVED_NAME, wait_s=PATIENT_S, timeout_s=timeout_s)
-    return Config(mic=SourceConfig(replay=str(mic), realtime=realtime),
+    return Config(mic=SourceConfig(replay=str(mic)),
                   speakers=SourceConfig(replay=str(speakers)) if speakers else SourceConfig(enabled=False),
                   server=server if url else ServerConfig())
 
@@ -126,10 +123,12 @@ def test_live_finals_through_the_server_match_the_local_models(server):
 class _KillAndRestart(HeldReplays):
     """Kills the server at its first Final; once the local model has written one, holds
     the replay while the server starts again (in a thread: the pipeline runs on). Then, from
-    the next utterance's end until the server is seen up, holds it again: that utterance is
-    the try that finds the server back (the wait after the failure, a few seconds, is long
-    over after a start's 30 s or more), and a replay as fast as the pipeline reads could
-    otherwise run out of speech before the try's answer comes."""
+    the next utterance's end until the server is seen up, holds it again: the final actor
+    tries the server with that utterance once the wait after the last failed try is over
+    (up to a minute), in the silence, and the speech after it is what the server writes
+    again. The replay goes in real time: a fast replay's capture runs up to half a ring
+    ahead of the VAD, so holding it would not stop the utterances (the speech could run
+    out before the try's answer)."""
 
     def __init__(self, server: VllmServer) -> None:
         super().__init__()
@@ -175,8 +174,7 @@ def test_the_server_killed_mid_session_then_started_again_costs_no_utterance(ser
         return back is not None and any(f.model for f in finals(seen[back:])) and ends == len(finals(seen)) \
             and quiet(seen)
 
-    seen, _ = asyncio.run(run_live(served_config(server.url, sonnets, realtime=False), served_again, hold=hold,
-                                   timeout=240))
+    seen, _ = asyncio.run(run_live(served_config(server.url, sonnets), served_again, hold=hold, timeout=240))
     every_utterance_answered(seen)
     writers = ["server" if f.model else "local" for f in finals(seen) if f.heard]  # unheard stretches: local
     assert writers[0] == "server" and "local" in writers, writers
