@@ -163,7 +163,7 @@ async def _transcribe(session: ModelSession, ledger: FinalLedger, batch: Batch, 
     started_ns = time.monotonic_ns()
     try:
         transcripts = await asyncio.to_thread(transcribe, session.loaded, windows, abandoned=abandon.is_set,
-                                              reread=session.params.reread)
+                                              reread_below_db=session.params.reread_below_db)
     except Abandoned:
         ledger.abandoned()
         return

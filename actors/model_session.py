@@ -73,8 +73,10 @@ class ModelParams:
     #: The transcription server the final actor sends utterances to first, its model named
     #: (``decoding.served.connect`` resolved it); None: this machine's model only.
     server: ServerConfig | None = None
-    #: The final pass reads a doubted greedy pass again by beam search (``models.reread_live``).
-    reread: bool = False
+    #: The final pass reads a doubted greedy pass again by beam search where its window's
+    #: loud and quiet parts are less than this many dB apart (``models.reread_noisy_db``;
+    #: infinity with ``models.reread_live``; 0: never).
+    reread_below_db: float = 0.0
 
 
 class ModelSession:

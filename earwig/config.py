@@ -104,9 +104,13 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         "reads a window again with beam 5 where the model doubts its words (measured on "
         "shared/audio/real with base: beam 5 everywhere the same WER, 1.9x the time).")] = 1
     reread_live: Annotated[bool, Meta(description=
-        "Live, read an utterance the final model doubts (over a tenth of its words below even "
+        "Live, read every utterance the final model doubts (over a tenth of its words below even "
         "odds) again with beam search 5, as files always are: better text in noise, reverberation "
         "or under another talker, its Final later by about the decoding's time again.")] = False
+    reread_noisy_db: Annotated[float, Meta(description=
+        "Live, read a doubted utterance again with beam search 5 where its audio is noisy: its "
+        "loud parts less than this many dB over its quiet ones (speech in a quiet room: 20-40; "
+        "under noise at 10 dB SNR: 6-17). 0: only with reread_live.")] = 18.0
     preview_interval_ms: Annotated[int, Meta(description=
         "How often the preview re-reads the utterance in progress.")] = 250
     idle_evict_s: Annotated[float, Meta(description=
@@ -120,6 +124,7 @@ class ModelsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                   ("task", self.task in ("transcribe", "translate"), '"transcribe" or "translate"'),
                   ("beam_size", 1 <= self.beam_size <= 16, "between 1 and 16"),
                   ("preview_interval_ms", 50 <= self.preview_interval_ms <= 10_000, "between 50 and 10000"),
+                  ("reread_noisy_db", 0 <= self.reread_noisy_db <= 60, "between 0 and 60"),
                   ("idle_evict_s", self.idle_evict_s > 0, "more than 0")]
         _require("models.", checks)
 

@@ -1,12 +1,14 @@
 """A pass the model doubts is read again by beam search: on base and real speech, a noisy
 sentence whose greedy text the model itself doubts is read again and comes out better,
-and clean speech is not read again (it costs nothing there); live, only where
-``models.reread_live`` asks."""
+and clean speech is not read again (it costs nothing there); live, where the audio is
+noisy (``models.reread_noisy_db``), or everywhere when ``models.reread_live`` asks."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -16,7 +18,7 @@ from earwig.audio.log_mel import bins_for_model, log_mel
 from earwig.config import Config, ModelsConfig, SourceConfig
 from earwig.decoding import transcribe as transcribing
 from earwig.decoding.model import LoadedModel
-from earwig.decoding.transcribe import Window, doubtful, transcribe
+from earwig.decoding.transcribe import Window, doubtful, spread_db, transcribe
 from earwig.profiling.harness.degrade import DEGRADATIONS
 from earwig.profiling.harness.scoring import word_error_rate, words
 from earwig.shm import segments
@@ -65,6 +67,29 @@ def test_a_noisy_sentence_the_model_doubts_is_read_again_and_comes_out_better(ba
 
 
 @pytest.mark.model
+def test_live_a_doubted_pass_is_read_again_only_where_its_audio_is_noisier_than_the_setting(base):
+    noisy = frames_of(DEGRADATIONS["noise"].apply(read_audio(NOISY), NOISY.name))
+    spread = spread_db(noisy.frames)
+    [below] = transcribe(base, [noisy], reread_below_db=spread + 0.5)
+    [over] = transcribe(base, [noisy], reread_below_db=spread - 0.5)
+    [never] = transcribe(base, [noisy], reread_below_db=0.0)
+    assert (below.reread, over.reread, never.reread) == (1, 0, 0)
+
+
+@pytest.mark.pure
+def test_noisy_speech_spreads_less_than_the_default_and_speech_in_a_quiet_room_more():
+    """The live default (18 dB) between the two, by a margin: white noise at 10 dB SNR and
+    the same sentence as recorded; espeak-ng's voices over digital silence (the test
+    suite's speech) lie far over it."""
+    sentence = read_audio(NOISY)
+    noisy = spread_db(frames_of(DEGRADATIONS["noise"].apply(sentence, NOISY.name)).frames)
+    clean = spread_db(frames_of(sentence).frames)
+    threshold = ModelsConfig().reread_noisy_db
+    assert noisy < threshold - 2 and clean > threshold + 5, (noisy, clean)
+    assert spread_db(np.zeros((0, 80), np.float32)) == 0.0
+
+
+@pytest.mark.model
 def test_clean_speech_is_not_read_again(base):
     [clean] = transcribe(base, [frames_of(read_audio(AUDIO / "jfk.flac"))])
     assert clean.reread == 0
@@ -76,10 +101,11 @@ def text(transcript) -> str:
 
 
 @pytest.mark.pure
-@pytest.mark.parametrize("live", [False, True])
-def test_live_only_the_final_actor_rereads_and_only_when_the_setting_asks(live):
+@pytest.mark.parametrize("models, final", [(ModelsConfig(), 18.0), (ModelsConfig(reread_noisy_db=0), 0.0),
+                                           (ModelsConfig(reread_live=True), math.inf)])
+def test_live_only_the_final_actor_rereads_and_where_the_settings_say(models, final):
     config = Config(mic=SourceConfig(replay=str(AUDIO / "jfk.flac")), speakers=SourceConfig(enabled=False),
-                    models=ModelsConfig(reread_live=live))
+                    models=models)
     plan = transcription_plan(config, segments.run_prefix())
-    assert {spec.name: spec.params.reread for spec in plan.actors if spec.name in ("preview", "final")} == \
-        {"preview": False, "final": live}
+    assert {spec.name: spec.params.reread_below_db for spec in plan.actors if spec.name in ("preview", "final")} == \
+        {"preview": 0.0, "final": final}

@@ -24,6 +24,7 @@ whisper's; words that begin after the window's audio are dropped.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -56,7 +57,8 @@ PROMPT_UP_TO_TEMPERATURE = 0.5
 #: Preceding text read at most: half the decoder's 448-token context, as whisper does.
 PROMPT_TOKENS = 223
 #: A greedy pass the model doubts (more than this share of its words below even odds) is
-#: read again by beam search of this width (files; live with ``models.reread_live``), which
+#: read again by beam search of this width (files; live where the audio is noisy,
+#: ``models.reread_noisy_db``, or everywhere with ``models.reread_live``), which
 #: keeps the more probable sequence where greedy decoding took a likely first token into an
 #: unlikely sentence. Measured on the 49
 #: English files of shared/audio/real with base, file mode, and bench wer's degraded copies:
@@ -122,27 +124,28 @@ class Window:
 
 def transcribe(model: LoadedModel, windows: list[Window], beam_size: int = 1,
                abandoned: Callable[[], bool] = lambda: False, n_frames: int | None = None,
-               reread: bool = True) -> list[Transcript]:
+               reread_below_db: float = math.inf) -> list[Transcript]:
     """Each window's segments with word times, in its own language (detected per window
     when the model is multilingual and none is set). ``beam_size`` 1 decodes greedily,
     checking the drafts; more is whisper's beam search. Raises ``Abandoned`` at the first
     decoder pass after ``abandoned()`` turns true. ``n_frames``: the encoder's window for
-    all of them; by default each window's own ``padded_length``. ``reread``: a greedy pass
-    the model doubts is read again by beam search (``DOUBTFUL_SHARE``)."""
+    all of them; by default each window's own ``padded_length``. ``reread_below_db``: a
+    greedy pass the model doubts (``DOUBTFUL_SHARE``) is read again by beam search where its
+    window's ``spread_db`` is under it (infinity: wherever doubted; 0: never)."""
     if n_frames is not None:
-        return _read(model, windows, n_frames, beam_size, abandoned, reread)
+        return _read(model, windows, n_frames, beam_size, abandoned, reread_below_db)
     lengths = [padded_length(len(window.frames)) for window in windows]
     transcripts: list[Transcript | None] = [None] * len(windows)
     for length in dict.fromkeys(lengths):
         group = [i for i, own in enumerate(lengths) if own == length]
         for i, transcript in zip(group, _read(model, [windows[i] for i in group], length, beam_size, abandoned,
-                                              reread)):
+                                              reread_below_db)):
             transcripts[i] = transcript
     return transcripts
 
 
 def _read(model: LoadedModel, windows: list[Window], n_frames: int, beam_size: int,
-          abandoned: Callable[[], bool], reread: bool) -> list[Transcript]:
+          abandoned: Callable[[], bool], reread_below_db: float) -> list[Transcript]:
     """``transcribe`` with one encoder window for all the windows."""
     features = model.encode([window.frames for window in windows], n_frames=n_frames)
     languages = [window.language or model.language for window in windows]
@@ -162,6 +165,7 @@ def _read(model: LoadedModel, windows: list[Window], n_frames: int, beam_size: i
         for i, result in zip(group, found):
             first[i] = result
     for i, window in enumerate(windows):
+        reread = reread_below_db == math.inf or (reread_below_db > 0 and spread_db(window.frames) < reread_below_db)
         _window(model, _tokenizer(model, languages[i]), prompts[i], window, features[i:i + 1],
                 first[i], transcripts[i], beam_size, reread)
     return transcripts
@@ -234,6 +238,16 @@ def _pieces(model: LoadedModel, tokenizer: Tokenizer, features: torch.Tensor, re
     """One pass's segments with their words' times, how far to seek, and the last speech time."""
     pieces, advance = _split(tokenizer, result, seek, size)
     return pieces, advance, _align_words(model, tokenizer, features, pieces, seek, size, last_speech)
+
+
+def spread_db(frames: np.ndarray) -> float:
+    """How far a window's loud parts stand over its quiet ones: the 90th less the 10th
+    percentile of its frames' levels (dB; ``frames``: log10 mel power, as the mel actor
+    publishes them). Speech in a quiet room spans 20-40 dB; under noise at 10 dB SNR, 6-17."""
+    if len(frames) == 0:
+        return 0.0
+    levels = 10 * np.log10(np.sum(np.power(10.0, frames, dtype=np.float64), axis=1))
+    return float(np.percentile(levels, 90) - np.percentile(levels, 10))
 
 
 def doubtful(probabilities: list[float]) -> bool:
