@@ -81,7 +81,8 @@ async def main(actor: Actor) -> None:
         if ledger.resumed(message.source):  # the guesses in flight are void: stop decoding them
             abandon.set()
 
-    served = ServedFinals(actor, params, ledger, changed) if params.server is not None else None
+    served = ServedFinals(actor, params, ledger, changed, lambda: _publish(actor, ledger)) \
+        if params.server is not None else None
 
     def ended(message: SpeechEnd) -> None:
         ledger.ended(message.source, message.start, message.end, now(), message.heard)
