@@ -12,8 +12,8 @@ the clock passed in, so that every rule has a test of its own:
   is not a transcription) marks the server down: one warning, and the local model reads
   everything at once. The server is tried again with one utterance after 1 s, then 2, 4,
   ... up to a minute between tries (never hammered), as soon as the wait is over (with
-  the utterance heard last, in a silence); the local model reads that utterance too. The first answer to a request sent since the failure brings it back (a
-  notice).
+  the utterance heard last, in a silence); the local model reads that utterance too.
+  The first answer to a request sent since the failure brings it back (a notice).
 """
 
 from __future__ import annotations

@@ -165,9 +165,8 @@ def _read(model: LoadedModel, windows: list[Window], n_frames: int, beam_size: i
         for i, result in zip(group, found):
             first[i] = result
     for i, window in enumerate(windows):
-        reread = reread_below_db == math.inf or (reread_below_db > 0 and spread_db(window.frames) < reread_below_db)
         _window(model, _tokenizer(model, languages[i]), prompts[i], window, features[i:i + 1],
-                first[i], transcripts[i], beam_size, reread)
+                first[i], transcripts[i], beam_size, reread_below_db)
     return transcripts
 
 
@@ -199,7 +198,7 @@ def _same_decoding(languages: list[str], prompts: list[list[int]], drafts: list[
 
 def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], window: Window,
             features: torch.Tensor, result: DecodingResult, transcript: Transcript, beam_size: int,
-            reread: bool) -> None:
+            reread_below_db: float) -> None:
     """``transcribe``'s seek loop over one window; its first pass is already decoded. Words
     that begin after the window's audio ends are dropped: over the silence after a sentence
     cut off mid-way, Whisper writes an ending that was never said."""
@@ -216,7 +215,7 @@ def _window(model: LoadedModel, tokenizer: Tokenizer, prompt: list[int], window:
             break
         pieces, advance, spoken_to = _pieces(model, tokenizer, features, result, seek, size, last_speech)
         heard = [word["probability"] for segment, _ in pieces for word in segment.words]
-        if reread and beam_size == 1 and result.temperature == 0 and doubtful(heard):
+        if beam_size == 1 and result.temperature == 0 and doubtful(heard) and _noisy_enough(window, reread_below_db):
             again = _decode(model, features, prompt + said, transcript.language, TEMPERATURES[0], [""],
                             [transcript], _seconds(size), DOUBT_BEAM_SIZE)[0]
             if not _needs_fallback(again) and not _is_silence(again):
@@ -238,6 +237,12 @@ def _pieces(model: LoadedModel, tokenizer: Tokenizer, features: torch.Tensor, re
     """One pass's segments with their words' times, how far to seek, and the last speech time."""
     pieces, advance = _split(tokenizer, result, seek, size)
     return pieces, advance, _align_words(model, tokenizer, features, pieces, seek, size, last_speech)
+
+
+def _noisy_enough(window: Window, reread_below_db: float) -> bool:
+    """Whether a doubted pass of ``window`` is read again: its spread is measured only
+    then, not for every window the final pass reads."""
+    return reread_below_db == math.inf or (reread_below_db > 0 and spread_db(window.frames) < reread_below_db)
 
 
 def spread_db(frames: np.ndarray) -> float:
