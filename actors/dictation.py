@@ -1,16 +1,18 @@
 """The dictation actor: a hotkey or a command in, the final model's text typed into the
 window that had focus.
 
-receive  the hotkey (``dictation_keys``, pynput on its own thread), DictationCommand (the
-         monitor's key, or ``earwig ctl`` over the control socket), and from the pipeline
-         the mic's Finals and the mel actor's DictationSpan
+receive  the hotkey (``dictation_keys``: pynput on its own thread on X11; ``dictation_evdev``:
+         the keyboards read on the loop on Wayland), DictationCommand (the monitor's key, or
+         ``earwig ctl`` over the control socket), and from the pipeline the mic's Finals and
+         the mel actor's DictationSpan
 compute  what each of them means for the dictation (``dictation_machine``: when it begins
          and ends, when its text is complete, what is typed, held or retried); the text is
          its Finals with spoken replacements, joined to the text typed into the same window
          before (``dictation_text``)
 publish  DictationStart / DictationStop (the mel actor and the final model act on them),
          DictationState (the screen, ``earwig ctl``, the command's output); the text into
-         the focused window (``dictation_delivery``), never into one that took focus meanwhile;
+         the focused window (``dictation_delivery``), never into one that took focus meanwhile
+         (held on the clipboard instead, and said in a desktop notification: ``dictation_notice``);
          Retry for each Final of held text (``earwig ctl retry``): the revised text is held
          on the clipboard instead
 
@@ -31,6 +33,7 @@ from earwig.actors.dictation_delivery import ON_THE_CLIPBOARD, Desktop, Outcome
 from earwig.actors.dictation_desktops import DesktopChoice
 from earwig.actors.dictation_keys import Hotkey
 from earwig.actors.dictation_machine import Answer, Clipboard, Deliver, DictationMachine, Effect, Publish
+from earwig.actors.dictation_notice import notify_held
 from earwig.actors.runtime import Actor
 from earwig.config import DictationConfig
 from earwig.errors import EarwigError
@@ -58,7 +61,7 @@ class DictationParams:
     socket: str
     #: Where the text goes (``dictation_desktops``): X11, Wayland, or none (no hotkey, no
     #: typing; ``earwig ctl`` still works and the text is only published: the command prints it).
-    desktop: DesktopChoice = DesktopChoice("x11", focus="x11", hotkey=True)
+    desktop: DesktopChoice = DesktopChoice("x11", focus="x11", hotkey="pynput")
 
 
 async def main(actor: Actor) -> None:
@@ -67,7 +70,7 @@ async def main(actor: Actor) -> None:
     dictator = Dictator(actor, params)
     hotkey = None
     if params.desktop.hotkey:
-        hotkey = Hotkey(params.settings.hotkey, loop, dictator.key_down, dictator.key_up)
+        hotkey = _open_hotkey(params.desktop.hotkey, params.settings.hotkey, loop, dictator)
         await asyncio.to_thread(hotkey.start)
     server = await dictation_control.serve(Path(params.socket), dictator.command)
     await dictator.mic_running(MIC_WAIT_S)
@@ -94,6 +97,15 @@ async def main(actor: Actor) -> None:
 # --- compute ------------------------------------------------------------------------------
 
 
+def _open_hotkey(reader: str, spelled: str, loop: asyncio.AbstractEventLoop, dictator: Dictator):
+    """The hotkey, read as the desktop allows (``DesktopChoice.hotkey``)."""
+    if reader == "evdev":
+        from earwig.actors.dictation_evdev import EvdevHotkey
+
+        return EvdevHotkey(spelled, loop, dictator.key_down, dictator.key_up)
+    return Hotkey(spelled, loop, dictator.key_down, dictator.key_up)
+
+
 def _open_desktop(choice: DesktopChoice, settings: DictationConfig):
     """The desktop the text is typed into, as ``choice`` found it; None: the text is printed."""
     if choice.kind == "x11":
@@ -114,7 +126,7 @@ class Dictator:
         self._actor = actor
         self._pcm = Ring.attach(params.pcm_ring)
         self._desktop = _open_desktop(params.desktop, params.settings)
-        self._machine = DictationMachine(params.settings, params.desktop.hotkey, self._desktop is not None)
+        self._machine = DictationMachine(params.settings, bool(params.desktop.hotkey), self._desktop is not None)
         #: A command waiting for the dictation's outcome (``earwig ctl stop``, ``retry``).
         self._answer: asyncio.Future[DictationState] | None = None
         #: The deliveries under way (typing can take a while); each one's end is awaited.
@@ -197,6 +209,8 @@ class Dictator:
                 outcome = await asyncio.to_thread(self._desktop.deliver, deliver.text, deliver.window)
             except (EarwigError, OSError, subprocess.SubprocessError) as error:
                 outcome = Outcome(f"could not type the text: {error}; {self._onto_clipboard(deliver.text)}")
+            if outcome.held:
+                await asyncio.to_thread(notify_held, outcome.held, deliver.text)
         self._carry_out(self._machine.delivered(deliver, outcome.held, time.monotonic()))
 
     def _onto_clipboard(self, text: str) -> str:

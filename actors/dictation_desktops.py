@@ -5,8 +5,10 @@ XWayland, whose keyboard and focus reach only the X applications in it; native w
 would never see the text. So a session with ``WAYLAND_DISPLAY`` (or ``XDG_SESSION_TYPE``
 wayland) takes the Wayland path, and an X11 session keeps pynput and Xlib.
 
-What Wayland allows: no application may read a global hotkey, so a key bound in the
-compositor runs ``earwig ctl toggle`` (or start/stop for hold-to-talk); wtype types through
+What Wayland allows: no application may read another's keys, so the hotkey is read from
+the keyboards themselves where the user may (``dictation_evdev``: the ``input`` group), and
+everywhere a key bound in the compositor can run ``earwig ctl toggle`` (or start/stop for
+hold-to-talk); wtype types through
 the virtual-keyboard protocol (wlroots compositors: sway, Hyprland, river, labwc; KDE's KWin
 and GNOME's Mutter do not offer it); wl-clipboard holds the text when it
 is not typed. Which window has the focus only the compositor knows: sway and Hyprland say so
@@ -33,12 +35,13 @@ CTL_FIX = ("drive dictation with `earwig ctl toggle` (bind that command to a key
 class DesktopChoice:
     """``kind``: "x11", "wayland", or "" (none: the text is printed, not typed). ``focus``:
     who names the focused window ("x11", "sway", "hyprland"; "" where nobody can).
-    ``hotkey``: a global hotkey can be read. ``problem``: what does not work here and its
+    ``hotkey``: who reads the global hotkey ("pynput" on X11, "evdev" on Wayland; "": none
+    can, ``earwig ctl`` drives dictation). ``problem``: what does not work here and its
     fix, said once at start ("" when everything does)."""
 
     kind: Literal["x11", "wayland", ""]
     focus: str = ""
-    hotkey: bool = False
+    hotkey: Literal["pynput", "evdev", ""] = ""
     problem: str = ""
 
     def describe(self) -> str:
@@ -48,27 +51,32 @@ class DesktopChoice:
         if self.kind == "wayland":
             focus = f"focus from {self.focus}'s IPC" if self.focus else \
                 "the focused window cannot be known here: the text is held on the clipboard"
-            return f"Wayland: typed with wtype, {focus}, hotkey: bind `earwig ctl toggle` in the compositor"
+            hotkey = "read from the keyboards (evdev)" if self.hotkey else "bind `earwig ctl toggle` in the compositor"
+            return f"Wayland: typed with wtype, {focus}, hotkey: {hotkey}"
         return "no desktop: the text is printed, not typed"
 
 
 def choose_desktop(env: Mapping[str, str], which: Callable[[str], str | None],
-                   x_display_problem: Callable[[], str | None], unchecked_focus: bool = False) -> DesktopChoice:
+                   x_display_problem: Callable[[], str | None], keyboard_problem: Callable[[], str | None],
+                   unchecked_focus: bool = False) -> DesktopChoice:
     """The session's desktop. ``which``: ``shutil.which``; ``x_display_problem``: why the X
-    display cannot be used (it is only asked in an X11 session: it connects)."""
+    display cannot be used (it is only asked in an X11 session: it connects);
+    ``keyboard_problem``: why the keyboards cannot be read for the hotkey (only asked on
+    Wayland, where no typing tool is missing)."""
     if env.get("WAYLAND_DISPLAY") or env.get("XDG_SESSION_TYPE") == "wayland":
-        return _wayland(env, which, unchecked_focus)
+        return _wayland(env, which, keyboard_problem, unchecked_focus)
     if env.get("DISPLAY"):
         problem = x_display_problem()
         if problem is None:
-            return DesktopChoice("x11", focus="x11", hotkey=True)
+            return DesktopChoice("x11", focus="x11", hotkey="pynput")
         return DesktopChoice("", problem=f"{problem}: no global hotkey, and the text is printed here, not typed; "
                                          f"{CTL_FIX}")
     return DesktopChoice("", problem="there is no X display or Wayland session (neither DISPLAY nor WAYLAND_DISPLAY "
                                      f"is set): no global hotkey, and the text is printed here, not typed; {CTL_FIX}")
 
 
-def _wayland(env: Mapping[str, str], which: Callable[[str], str | None], unchecked_focus: bool) -> DesktopChoice:
+def _wayland(env: Mapping[str, str], which: Callable[[str], str | None], keyboard_problem: Callable[[], str | None],
+             unchecked_focus: bool) -> DesktopChoice:
     if not env.get("WAYLAND_DISPLAY"):
         return DesktopChoice("", problem="the session is Wayland but WAYLAND_DISPLAY is not set, so no window can "
                                          "be reached: the text is printed here, not typed (run earwig from the "
@@ -79,9 +87,10 @@ def _wayland(env: Mapping[str, str], which: Callable[[str], str | None], uncheck
                                          f"{'is' if len(missing) == 1 else 'are'} not installed: the text is printed "
                                          f"here, not typed (install: sudo apt-get install {' '.join(missing)})")
     focus = next((name for name, (tool, variable) in FOCUS_IPC.items() if env.get(variable) and which(tool)), "")
-    note = "Wayland gives applications no global hotkey: " + CTL_FIX
+    keyboards = keyboard_problem()
+    notes = [] if keyboards is None else [f"dictation.hotkey cannot be read: {keyboards}; {CTL_FIX}"]
     if not focus and not unchecked_focus:
-        note += ("; this compositor does not say which window has the focus, so dictated text is held on the "
-                 "clipboard (paste it with ctrl+v), or set dictation.type_without_focus_check = true to type it "
-                 "into whatever window has the focus when it is ready")
-    return DesktopChoice("wayland", focus=focus, problem=note)
+        notes.append("this compositor does not say which window has the focus, so dictated text is held on the "
+                     "clipboard (paste it with ctrl+v), or set dictation.type_without_focus_check = true to type it "
+                     "into whatever window has the focus when it is ready")
+    return DesktopChoice("wayland", focus=focus, hotkey="" if keyboards else "evdev", problem="; ".join(notes))

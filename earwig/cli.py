@@ -61,6 +61,7 @@ def _devices(args: argparse.Namespace) -> int:
     from earwig import compute
     from earwig.actors.capture_devices import NO_SERVER_FIX, echo_between, list_devices, resolve
     from earwig.actors.dictation_desktops import choose_desktop
+    from earwig.actors.dictation_evdev import hotkey_problem
     from earwig.actors.dictation_keys import display_problem
 
     devices = list_devices()
@@ -81,7 +82,8 @@ def _devices(args: argparse.Namespace) -> int:
     except EarwigError:
         pass  # no default pair: nothing to say of one
     print(f"Compute device: {compute.describe()}")
-    desktop = choose_desktop(os.environ, shutil.which, display_problem)
+    hotkey = config_module.load(getattr(args, "config", None)).dictation.hotkey
+    desktop = choose_desktop(os.environ, shutil.which, display_problem, lambda: hotkey_problem(hotkey))
     print(f"Dictation: {desktop.describe() if desktop.kind else desktop.problem}")
     return 0
 
@@ -188,6 +190,7 @@ async def _dictate(args: argparse.Namespace) -> int:
     from earwig import paths
     from earwig.actors import dictation_control
     from earwig.actors.dictation_desktops import choose_desktop
+    from earwig.actors.dictation_evdev import hotkey_problem
     from earwig.actors.dictation_keys import display_problem, parse
     from earwig.session.keeper import Keeping, SessionKeeper
     from earwig.session.log import new_session_path
@@ -197,8 +200,9 @@ async def _dictate(args: argparse.Namespace) -> int:
     from earwig.supervisor.stop_signals import StopSignals
     from earwig.supervisor.supervisor import Supervisor
 
-    desktop = choose_desktop(os.environ, shutil.which, display_problem, config.dictation.type_without_focus_check)
-    if desktop.hotkey:
+    desktop = choose_desktop(os.environ, shutil.which, display_problem,
+                             lambda: hotkey_problem(config.dictation.hotkey), config.dictation.type_without_focus_check)
+    if desktop.hotkey == "pynput":
         parse(config.dictation.hotkey)
     if desktop.kind:
         print(f"earwig dictate: {desktop.describe()}", file=sys.stderr)

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from earwig.actors.dictation_delivery import FOCUS_UNKNOWN, why_held
-from earwig.actors.dictation_desktops import DesktopChoice, choose_desktop
+from earwig.actors.dictation_desktops import CTL_FIX, DesktopChoice, choose_desktop
+from earwig.actors.dictation_evdev import hotkey_problem
 from earwig.actors.dictation_wayland import sway_nodes
 from earwig.profiling.harness import headless
 from installed import require
@@ -35,10 +36,19 @@ def _no_x(*_):
     raise AssertionError("the X display was asked about in a Wayland session")
 
 
+def _keys_not_asked():
+    raise AssertionError("the keyboards were asked about in an X11 session")
+
+
+def _no_keyboard():
+    return "no keyboard can be seen (/dev/input holds no input devices)"
+
+
 @pytest.mark.pure
 @pytest.mark.parametrize("env, missing, kind, focus, says", [
     ({"WAYLAND_DISPLAY": "wayland-1", "SWAYSOCK": "/run/sway.sock", "DISPLAY": ":0"}, (), "wayland", "sway",
-     "no global hotkey"),
+     "dictation.hotkey cannot be read: no keyboard can be seen (/dev/input holds no input devices); drive "
+     "dictation with `earwig ctl toggle`"),
     ({"WAYLAND_DISPLAY": "wayland-1", "HYPRLAND_INSTANCE_SIGNATURE": "abc"}, (), "wayland", "hyprland", "earwig ctl"),
     ({"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"}, (), "wayland", "",
      "dictation.type_without_focus_check = true"),
@@ -52,17 +62,30 @@ def _no_x(*_):
     ({}, (), "", "", "neither DISPLAY nor WAYLAND_DISPLAY is set"),
 ])
 def test_a_wayland_session_takes_the_wayland_path_and_says_what_it_lacks(env, missing, kind, focus, says):
-    choice = choose_desktop(env, _which(*missing), _no_x)
-    assert (choice.kind, choice.focus, choice.hotkey) == (kind, focus, False)
+    choice = choose_desktop(env, _which(*missing), _no_x, _no_keyboard)
+    assert (choice.kind, choice.focus, choice.hotkey) == (kind, focus, "")
     assert says in choice.problem, choice.problem
 
 
 @pytest.mark.pure
+def test_a_wayland_session_whose_keyboards_can_be_read_reads_the_hotkey_from_them():
+    sway = choose_desktop({"WAYLAND_DISPLAY": "wayland-1", "SWAYSOCK": "/run/sway.sock"}, _which(), _no_x, lambda: None)
+    assert (sway.kind, sway.focus, sway.hotkey, sway.problem) == ("wayland", "sway", "evdev", "")
+    assert sway.describe() == "Wayland: typed with wtype, focus from sway's IPC, hotkey: read from the keyboards (evdev)"
+    gnome = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which(), _no_x, lambda: None)
+    assert gnome.hotkey == "evdev" and gnome.problem.startswith("this compositor does not say which window")
+    unreadable = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which("wtype"), _no_x, lambda: None)
+    assert unreadable.kind == "" and unreadable.hotkey == ""  # no typing: no dictation actor to read keys for
+
+
+@pytest.mark.pure
 def test_an_x11_session_keeps_the_x_path_and_a_wayland_one_without_the_focus_check_types():
-    assert choose_desktop({"DISPLAY": ":0"}, _which(), lambda: None) == DesktopChoice("x11", "x11", True)
-    unreachable = choose_desktop({"DISPLAY": ":9"}, _which(), lambda: "the X display :9 cannot be reached")
+    assert choose_desktop({"DISPLAY": ":0"}, _which(), lambda: None, _keys_not_asked) == \
+        DesktopChoice("x11", "x11", "pynput")
+    unreachable = choose_desktop({"DISPLAY": ":9"}, _which(), lambda: "the X display :9 cannot be reached",
+                                 _keys_not_asked)
     assert unreachable.kind == "" and unreachable.problem.startswith("the X display :9 cannot be reached")
-    unchecked = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which(), _no_x, unchecked_focus=True)
+    unchecked = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which(), _no_x, _no_keyboard, unchecked_focus=True)
     assert unchecked.kind == "wayland" and "type_without_focus_check" not in unchecked.problem
 
 
@@ -90,6 +113,14 @@ def test_the_focused_window_is_found_in_swaymsgs_tree_and_a_focused_workspace_is
     assert _focused_node(tree) == 0
 
 
+@pytest.mark.pure
+def test_without_a_session_bus_the_notification_is_given_up_at_once_and_the_text_stays_held(monkeypatch):
+    from earwig.actors.dictation_notice import notify_held
+
+    monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+    assert notify_held("the focus moved to another window", "some text") is False
+
+
 # --- a real compositor --------------------------------------------------------------------
 
 SAID = ["We will meet in the conference room after lunch on Friday.",
@@ -108,6 +139,14 @@ def sway():
 @pytest.fixture(scope="module")
 def sentences(tmp_path_factory) -> list[Path]:
     return spoken_sentences(tmp_path_factory.mktemp("said"), SAID)
+
+
+@pytest.fixture(scope="module")
+def notifications(sway):
+    """What the desktop's notification service (mako, on a session bus of its own) shows."""
+    require("dbus-daemon", "mako", "makoctl")
+    with headless.notification_service(sway) as shown:
+        yield shown
 
 
 @pytest.fixture
@@ -152,13 +191,19 @@ def _clipboard() -> str:
 
 @pytest.mark.service
 def test_a_dictation_is_typed_into_the_focused_wayland_window_accents_intact_and_never_into_another(
-        dictate, windows, sentences):
+        notifications, dictate, windows, sentences):
     devices = subprocess.run([*EARWIG, "devices"], capture_output=True, text=True, timeout=60)
     assert "Dictation: Wayland: typed with wtype, focus from sway's IPC" in devices.stdout, devices.stdout
     first, other = windows("first"), windows("other")
     daemon = dictate("--dictation-replacements", json.dumps(WRITTEN))
     said = daemon.err.read_text()
     assert "Wayland: typed with wtype, focus from sway's IPC" in said and "earwig ctl toggle" in said, said
+    keyboards = hotkey_problem("<ctrl>+<alt>+<space>")  # CI: no /dev/input, so no keyboard to read
+    if keyboards:
+        assert [line for line in said.splitlines() if "dictation.hotkey" in line] == [
+            f"earwig dictate: dictation.hotkey cannot be read: {keyboards}; {CTL_FIX}."], said
+    else:
+        assert "hotkey: read from the keyboards (evdev)" in said, said
     first.focus()
     assert _ctl("start").startswith("listening")
     _say(sentences[1])
@@ -176,6 +221,11 @@ def test_a_dictation_is_typed_into_the_focused_wayland_window_accents_intact_and
     assert held.startswith("held: the focus moved to another window"), held
     assert word_error_rate(SAID[0], _clipboard()) <= 0.1, _clipboard()
     assert other.text == "" and "Friday" not in first.text
+    [shown] = notifications()  # said where the user is looking, not only in the terminal
+    assert shown["summary"] == "Dictation: the text was not typed", shown
+    reason, text = shown["body"].split("\n\n")
+    assert reason == "The focus moved to another window, so the text was not typed: it is on the clipboard (paste " \
+                     "it with ctrl+v)." and text == _clipboard(), shown
 
 
 @pytest.mark.service

@@ -261,21 +261,26 @@ class MonitorApp(App):
 
     def _with_dictation(self, plan: Plan, prefix: str) -> Plan:
         """The plan with the dictation actor, where dictation can run: the mic is on, there
-        is an X display, the hotkey reads, and no ``earwig dictate`` holds the socket."""
+        is a hotkey to read (an X display, or keyboards on Wayland), and no ``earwig dictate``
+        holds the socket."""
         from earwig.actors import dictation_control
         from earwig.actors.dictation_desktops import choose_desktop
+        from earwig.actors.dictation_evdev import hotkey_problem
         from earwig.actors.dictation_keys import display_problem, parse
         from earwig.supervisor.plan import with_dictation
 
         if not self.config.dictation.in_monitor or "mic" not in plan.sources:
             return plan
         path = dictation_control.socket_path()
-        desktop = choose_desktop(os.environ, shutil.which, display_problem)
-        if not desktop.hotkey:  # no X here (SSH, Wayland: `earwig dictate`): nothing to say on every start
-            self.status.dictation = "unavailable"
-            return plan
+        hotkey = self.config.dictation.hotkey
         try:
-            parse(self.config.dictation.hotkey)
+            desktop = choose_desktop(os.environ, shutil.which, display_problem, lambda: hotkey_problem(hotkey),
+                                     self.config.dictation.type_without_focus_check)
+            if not desktop.hotkey:  # no X here, no keyboard to read (SSH, a container): nothing to say on every start
+                self.status.dictation = "unavailable"
+                return plan
+            if desktop.hotkey == "pynput":
+                parse(hotkey)
             dictation_control.ensure_free(path)
         except EarwigError as error:
             self.status.dictation = "unavailable"

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,6 +304,42 @@ def _sway_sockets(sway: subprocess.Popen, runtime: Path, home: Path) -> tuple[Pa
         time.sleep(0.05)
     sway.kill()
     raise RuntimeError(f"sway did not start: {(home / 'sway.log').read_text()[-2000:]}")
+
+
+@contextmanager
+def notification_service(session: WaylandSession) -> Iterator[Callable[[], list[dict[str, str]]]]:
+    """A session bus of its own, with mako (a Wayland notification daemon, in ``session``'s
+    sway) answering the freedesktop Notifications interface on it; this process and what it
+    starts reach it through ``DBUS_SESSION_BUS_ADDRESS``. Yields what lists the
+    notifications on screen (each one's ``summary`` and ``body``)."""
+    folder = Path(tempfile.mkdtemp(prefix="earwig-bus-"))
+    bus = subprocess.Popen(["dbus-daemon", "--session", f"--address=unix:path={folder / 'bus'}", "--nofork",
+                            "--print-address"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    address = bus.stdout.readline().strip()
+    env = {**os.environ, "DBUS_SESSION_BUS_ADDRESS": address}
+    # Shown until dismissed, whatever timeout the sender asks for: a busy machine reads them late.
+    mako = subprocess.Popen(["mako", "--ignore-timeout", "1"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    def shown() -> list[dict[str, str]]:
+        listed = subprocess.run(["makoctl", "list"], env=env, capture_output=True, text=True, timeout=10)
+        if listed.returncode:
+            raise RuntimeError(f"makoctl list failed: {listed.stderr.strip()}")
+        return [{key: value["data"] for key, value in note.items()} for note in json.loads(listed.stdout)["data"][0]]
+
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(["makoctl", "list"], env=env, capture_output=True, timeout=10).returncode:
+            if mako.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mako did not start on the session bus")
+            time.sleep(0.05)
+        with environment(DBUS_SESSION_BUS_ADDRESS=address):
+            yield shown
+    finally:
+        for process in (mako, bus):
+            process.terminate()
+            process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 #: ctrl+v pastes, as in a text field (a terminal's own binding is ctrl+shift+v).
