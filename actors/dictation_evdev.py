@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from earwig.actors.dictation_keys import HOTKEY_FIX, Chord
@@ -145,8 +145,6 @@ class EvdevHotkey:
             self._forget(device)
 
     def _read(self, device) -> None:
-        from evdev import ecodes
-
         try:
             events = list(device.read())
         except BlockingIOError:
@@ -154,6 +152,13 @@ class EvdevHotkey:
         except OSError:  # unplugged
             self._forget(device)
             return
+        self.handle(events)
+
+    def handle(self, events: Iterable) -> None:
+        """A device's events (evdev's ``InputEvent``s): a key's 1 is its press, 0 its
+        release, 2 the keyboard repeating it; the scan codes and syncs between say nothing."""
+        from evdev import ecodes
+
         for event in events:
             if event.type != ecodes.EV_KEY:
                 continue

@@ -6,6 +6,7 @@ test_dictation_wayland checks the line earwig dictate says instead."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -13,9 +14,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from evdev import ecodes
+from evdev import InputEvent, ecodes
 
-from earwig.actors.dictation_evdev import hotkey_problem, parse
+from earwig.actors.dictation_evdev import EvdevHotkey, hotkey_problem, parse
 from earwig.actors.dictation_keys import Chord
 from earwig.errors import EarwigError
 
@@ -43,6 +44,26 @@ def test_the_chord_needs_every_key_and_counts_either_side_of_a_modifier():
     assert chord.press(ecodes.KEY_RIGHTCTRL) is True  # the order of the keys does not matter
     assert chord.release(ecodes.KEY_RIGHTCTRL) is True
     assert chord.press(ecodes.KEY_LEFTCTRL) is True  # space still held: down again
+
+
+def _key(code: int, value: int) -> list[InputEvent]:
+    """One key's event as a keyboard sends it: the scan code, the key, the sync."""
+    return [InputEvent(0, 0, ecodes.EV_MSC, ecodes.MSC_SCAN, 0x70000 + code),
+            InputEvent(0, 0, ecodes.EV_KEY, code, value), InputEvent(0, 0, ecodes.EV_SYN, ecodes.SYN_REPORT, 0)]
+
+
+@pytest.mark.pure
+def test_a_keyboards_events_press_and_release_the_hotkey_once_each_through_its_repeats():
+    said: list[str] = []
+    loop = asyncio.new_event_loop()
+    hotkey = EvdevHotkey("<ctrl>+<alt>+<space>", loop, lambda: said.append("press"), lambda: said.append("release"))
+    loop.close()  # the events are handled where they are read: the loop only watches the devices
+    hotkey.handle(_key(ecodes.KEY_LEFTCTRL, 1) + _key(ecodes.KEY_LEFTALT, 1) + _key(ecodes.KEY_SPACE, 1))
+    assert said == ["press"]
+    hotkey.handle([event for _ in range(20) for event in _key(ecodes.KEY_SPACE, 2)])  # held: repeats
+    assert said == ["press"]
+    hotkey.handle(_key(ecodes.KEY_SPACE, 0) + _key(ecodes.KEY_LEFTALT, 0) + _key(ecodes.KEY_LEFTCTRL, 0))
+    assert said == ["press", "release"]
 
 
 @pytest.mark.pure

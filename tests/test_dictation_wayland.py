@@ -69,7 +69,8 @@ def test_a_wayland_session_takes_the_wayland_path_and_says_what_it_lacks(env, mi
 
 @pytest.mark.pure
 def test_a_wayland_session_whose_keyboards_can_be_read_reads_the_hotkey_from_them():
-    sway = choose_desktop({"WAYLAND_DISPLAY": "wayland-1", "SWAYSOCK": "/run/sway.sock"}, _which(), _no_x, lambda: None)
+    sway = choose_desktop({"WAYLAND_DISPLAY": "wayland-1", "SWAYSOCK": "/run/sway.sock"}, _which(), _no_x,
+                          lambda: None)
     assert (sway.kind, sway.focus, sway.hotkey, sway.problem) == ("wayland", "sway", "evdev", "")
     assert sway.describe() == "Wayland: typed with wtype, focus from sway's IPC, hotkey: read from the keyboards (evdev)"
     gnome = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which(), _no_x, lambda: None)
