@@ -113,7 +113,7 @@ def _open_desktop(choice: DesktopChoice, settings: DictationConfig):
     if choice.kind == "wayland":
         from earwig.actors.dictation_wayland import WaylandDesktop
 
-        return WaylandDesktop(settings.delivery, choice.focus, settings.type_without_focus_check)
+        return WaylandDesktop(settings.delivery, choice.focus, settings.type_without_focus_check, choice.types)
     return None
 
 

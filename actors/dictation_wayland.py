@@ -24,7 +24,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 
-from earwig.actors.dictation_delivery import FOCUS_UNKNOWN, PASTE_FETCH_MOST_S, PASTE_SETTLE_S, Outcome, why_held
+from earwig.actors.dictation_delivery import (FOCUS_UNKNOWN, ON_THE_CLIPBOARD, PASTE_FETCH_MOST_S, PASTE_SETTLE_S,
+                                              Outcome, why_held)
 from earwig.errors import EarwigError
 
 TYPE_SETTLE_MS = 20
@@ -34,11 +35,24 @@ OFFER_MOST_S = 5.0
 UTF8 = {"LC_ALL": "C.UTF-8"}
 
 
-class WaylandDesktop:
-    """The Wayland session's focused window (through ``focus``'s IPC), keyboard and clipboard."""
+def offers_virtual_keyboard() -> bool:
+    """Whether the compositor offers the virtual-keyboard protocol: wtype binds it before
+    anything else, so a wtype that only sleeps a millisecond fails where it is missing
+    ("Compositor does not support the virtual keyboard protocol") and types nothing where
+    it is there."""
+    try:
+        return subprocess.run(["wtype", "-s", "1"], capture_output=True, timeout=10,
+                              env={**os.environ, **UTF8}).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
-    def __init__(self, delivery: str, focus: str, unchecked_focus: bool = False) -> None:
-        self._delivery, self._focus, self._unchecked = delivery, focus, unchecked_focus
+
+class WaylandDesktop:
+    """The Wayland session's focused window (through ``focus``'s IPC), keyboard and clipboard;
+    with ``types`` False (no virtual keyboard), only the clipboard."""
+
+    def __init__(self, delivery: str, focus: str, unchecked_focus: bool = False, types: bool = True) -> None:
+        self._delivery, self._focus, self._unchecked, self._types = delivery, focus, unchecked_focus, types
         self._env = {**os.environ, **UTF8}
 
     def focused_window(self) -> int:
@@ -54,6 +68,9 @@ class WaylandDesktop:
         """Type or paste ``text`` if ``window`` still has the focus; else hold it on the clipboard."""
         if not text:
             return Outcome()
+        if not self._types:
+            self.set_clipboard(text)
+            return Outcome(f"this compositor offers no virtual keyboard to type with: {ON_THE_CLIPBOARD}")
         if held := why_held(window, self.focused_window, self._unchecked):
             self.set_clipboard(text)
             return Outcome(held)

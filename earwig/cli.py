@@ -6,8 +6,6 @@ import argparse
 import asyncio
 import json
 import math
-import os
-import shutil
 import signal
 import sys
 import time
@@ -60,9 +58,7 @@ def _warn_failure(failure: ActorFailed) -> None:
 def _devices(args: argparse.Namespace) -> int:
     from earwig import compute
     from earwig.actors.capture_devices import NO_SERVER_FIX, echo_between, list_devices, resolve
-    from earwig.actors.dictation_desktops import choose_desktop
-    from earwig.actors.dictation_evdev import hotkey_problem
-    from earwig.actors.dictation_keys import display_problem
+    from earwig.actors.dictation_desktops import session_desktop
 
     devices = list_devices()
     for title, loopback in (("Microphones and other inputs", False),
@@ -82,8 +78,7 @@ def _devices(args: argparse.Namespace) -> int:
     except EarwigError:
         pass  # no default pair: nothing to say of one
     print(f"Compute device: {compute.describe()}")
-    hotkey = config_module.load(getattr(args, "config", None)).dictation.hotkey
-    desktop = choose_desktop(os.environ, shutil.which, display_problem, lambda: hotkey_problem(hotkey))
+    desktop = session_desktop(config_module.load(getattr(args, "config", None)).dictation.hotkey)
     print(f"Dictation: {desktop.describe() if desktop.kind else desktop.problem}")
     return 0
 
@@ -189,9 +184,8 @@ async def _dictate(args: argparse.Namespace) -> int:
     _replays_checked(config)
     from earwig import paths
     from earwig.actors import dictation_control
-    from earwig.actors.dictation_desktops import choose_desktop
-    from earwig.actors.dictation_evdev import hotkey_problem
-    from earwig.actors.dictation_keys import display_problem, parse
+    from earwig.actors.dictation_desktops import session_desktop
+    from earwig.actors.dictation_keys import parse
     from earwig.session.keeper import Keeping, SessionKeeper
     from earwig.session.log import new_session_path
     from earwig.shm import segments
@@ -200,8 +194,7 @@ async def _dictate(args: argparse.Namespace) -> int:
     from earwig.supervisor.stop_signals import StopSignals
     from earwig.supervisor.supervisor import Supervisor
 
-    desktop = choose_desktop(os.environ, shutil.which, display_problem,
-                             lambda: hotkey_problem(config.dictation.hotkey), config.dictation.type_without_focus_check)
+    desktop = session_desktop(config.dictation.hotkey, config.dictation.type_without_focus_check)
     if desktop.hotkey == "pynput":
         parse(config.dictation.hotkey)
     if desktop.kind:

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from earwig.actors.dictation_delivery import FOCUS_UNKNOWN, why_held
-from earwig.actors.dictation_desktops import CTL_FIX, DesktopChoice, choose_desktop
+from earwig.actors.dictation_desktops import CTL_FIX, DesktopChoice, WaylandProbes, choose_desktop
 from earwig.actors.dictation_evdev import hotkey_problem
-from earwig.actors.dictation_wayland import sway_nodes
+from earwig.actors.dictation_wayland import offers_virtual_keyboard, sway_nodes
 from earwig.profiling.harness import headless
 from installed import require
 from speech_text import spoken_sentences, word_error_rate
@@ -36,12 +36,16 @@ def _no_x(*_):
     raise AssertionError("the X display was asked about in a Wayland session")
 
 
-def _keys_not_asked():
-    raise AssertionError("the keyboards were asked about in an X11 session")
-
-
 def _no_keyboard():
     return "no keyboard can be seen (/dev/input holds no input devices)"
+
+
+def _probes(keyboard_problem=_no_keyboard, virtual_keyboard: bool = True) -> WaylandProbes:
+    return WaylandProbes(keyboard_problem, lambda: virtual_keyboard)
+
+
+def _not_asked():
+    raise AssertionError("a Wayland session was asked about in an X11 session")
 
 
 @pytest.mark.pure
@@ -62,7 +66,7 @@ def _no_keyboard():
     ({}, (), "", "", "neither DISPLAY nor WAYLAND_DISPLAY is set"),
 ])
 def test_a_wayland_session_takes_the_wayland_path_and_says_what_it_lacks(env, missing, kind, focus, says):
-    choice = choose_desktop(env, _which(*missing), _no_x, _no_keyboard)
+    choice = choose_desktop(env, _which(*missing), _no_x, _probes())
     assert (choice.kind, choice.focus, choice.hotkey) == (kind, focus, "")
     assert says in choice.problem, choice.problem
 
@@ -70,23 +74,34 @@ def test_a_wayland_session_takes_the_wayland_path_and_says_what_it_lacks(env, mi
 @pytest.mark.pure
 def test_a_wayland_session_whose_keyboards_can_be_read_reads_the_hotkey_from_them():
     sway = choose_desktop({"WAYLAND_DISPLAY": "wayland-1", "SWAYSOCK": "/run/sway.sock"}, _which(), _no_x,
-                          lambda: None)
+                          _probes(lambda: None))
     assert (sway.kind, sway.focus, sway.hotkey, sway.problem) == ("wayland", "sway", "evdev", "")
     assert sway.describe() == "Wayland: typed with wtype, focus from sway's IPC, hotkey: read from the keyboards (evdev)"
-    gnome = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which(), _no_x, lambda: None)
+    gnome = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which(), _no_x, _probes(lambda: None))
     assert gnome.hotkey == "evdev" and gnome.problem.startswith("this compositor does not say which window")
-    unreadable = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which("wtype"), _no_x, lambda: None)
+    unreadable = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which("wtype"), _no_x, _probes(lambda: None))
     assert unreadable.kind == "" and unreadable.hotkey == ""  # no typing: no dictation actor to read keys for
 
 
 @pytest.mark.pure
+def test_a_compositor_without_a_virtual_keyboard_has_the_text_held_on_the_clipboard_and_says_so():
+    kde = choose_desktop({"WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"}, _which(), _no_x,
+                         _probes(lambda: None, virtual_keyboard=False))
+    assert (kde.kind, kde.types, kde.hotkey) == ("wayland", False, "evdev")
+    assert kde.problem == ("this compositor offers no virtual keyboard (GNOME and KDE do not), so wtype cannot type "
+                           "into its windows: dictated text is held on the clipboard (paste it with ctrl+v)")
+    assert kde.describe() == ("Wayland: the text is held on the clipboard (no virtual keyboard to type with), "
+                              "hotkey: read from the keyboards (evdev)")
+
+
+@pytest.mark.pure
 def test_an_x11_session_keeps_the_x_path_and_a_wayland_one_without_the_focus_check_types():
-    assert choose_desktop({"DISPLAY": ":0"}, _which(), lambda: None, _keys_not_asked) == \
+    assert choose_desktop({"DISPLAY": ":0"}, _which(), lambda: None, WaylandProbes(_not_asked, _not_asked)) == \
         DesktopChoice("x11", "x11", "pynput")
     unreachable = choose_desktop({"DISPLAY": ":9"}, _which(), lambda: "the X display :9 cannot be reached",
-                                 _keys_not_asked)
+                                 WaylandProbes(_not_asked, _not_asked))
     assert unreachable.kind == "" and unreachable.problem.startswith("the X display :9 cannot be reached")
-    unchecked = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which(), _no_x, _no_keyboard, unchecked_focus=True)
+    unchecked = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which(), _no_x, _probes(), unchecked_focus=True)
     assert unchecked.kind == "wayland" and "type_without_focus_check" not in unchecked.problem
 
 
@@ -227,6 +242,17 @@ def test_a_dictation_is_typed_into_the_focused_wayland_window_accents_intact_and
     reason, text = shown["body"].split("\n\n")
     assert reason == "The focus moved to another window, so the text was not typed: it is on the clipboard (paste " \
                      "it with ctrl+v)." and text == _clipboard(), shown
+
+
+@pytest.mark.service
+def test_whether_wtype_can_type_is_asked_of_the_compositor_not_guessed_from_its_name(sway):
+    assert offers_virtual_keyboard()  # sway: the virtual-keyboard protocol is there
+    require("weston")
+    with headless.weston_session():
+        assert not offers_virtual_keyboard()
+        devices = subprocess.run([*EARWIG, "devices"], capture_output=True, text=True, timeout=60)
+    assert "Dictation: Wayland: the text is held on the clipboard (no virtual keyboard to type with)" in \
+        devices.stdout, devices.stdout
 
 
 @pytest.mark.service

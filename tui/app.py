@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import sys
 import time
 from datetime import datetime
@@ -264,9 +263,8 @@ class MonitorApp(App):
         is a hotkey to read (an X display, or keyboards on Wayland), and no ``earwig dictate``
         holds the socket."""
         from earwig.actors import dictation_control
-        from earwig.actors.dictation_desktops import choose_desktop
-        from earwig.actors.dictation_evdev import hotkey_problem
-        from earwig.actors.dictation_keys import display_problem, parse
+        from earwig.actors.dictation_desktops import session_desktop
+        from earwig.actors.dictation_keys import parse
         from earwig.supervisor.plan import with_dictation
 
         if not self.config.dictation.in_monitor or "mic" not in plan.sources:
@@ -274,8 +272,7 @@ class MonitorApp(App):
         path = dictation_control.socket_path()
         hotkey = self.config.dictation.hotkey
         try:
-            desktop = choose_desktop(os.environ, shutil.which, display_problem, lambda: hotkey_problem(hotkey),
-                                     self.config.dictation.type_without_focus_check)
+            desktop = session_desktop(hotkey, self.config.dictation.type_without_focus_check)
             if not desktop.hotkey:  # no X here, no keyboard to read (SSH, a container): nothing to say on every start
                 self.status.dictation = "unavailable"
                 return plan

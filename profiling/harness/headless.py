@@ -294,6 +294,37 @@ def wayland_session() -> Iterator[WaylandSession]:
         shutil.rmtree(home, ignore_errors=True)
 
 
+@contextmanager
+def weston_session() -> Iterator[WaylandSession]:
+    """A headless weston: a Wayland compositor that, like GNOME's and KDE's, offers no
+    virtual keyboard (and, headless, no seat: its clipboard cannot be used either). Reached
+    as ``wayland_session``'s sway is; ``SWAYSOCK`` is unset meanwhile."""
+    home = Path(tempfile.mkdtemp(prefix="earwig-weston-"))
+    runtime = home / "runtime"
+    runtime.mkdir(mode=0o700)
+    as_user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+    if as_user:
+        subprocess.run(["chown", "-R", "65534:65534", str(home)], check=True)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", "XDG_RUNTIME_DIR": str(runtime)}
+    with open(home / "weston.log", "w") as log:
+        weston = subprocess.Popen([*as_user, "weston", "--backend=headless-backend.so", "--socket=wayland-1",
+                                   "--idle-time=0"], env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        display = runtime / "wayland-1"
+        deadline = time.monotonic() + 60
+        while not display.is_socket():
+            if weston.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"weston did not start: {(home / 'weston.log').read_text()[-2000:]}")
+            time.sleep(0.05)
+        env.update(WAYLAND_DISPLAY=str(display))
+        with environment(WAYLAND_DISPLAY=str(display), SWAYSOCK=None, XDG_SESSION_TYPE="wayland"):
+            yield WaylandSession(env, as_user, home)
+    finally:
+        weston.terminate()
+        weston.wait(10)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def _sway_sockets(sway: subprocess.Popen, runtime: Path, home: Path) -> tuple[Path, Path]:
     """Its Wayland and IPC sockets, once both exist (sway makes them as it starts)."""
     deadline = time.monotonic() + 60
