@@ -47,6 +47,12 @@ class DesktopChoice:
     problem: str = ""
     types: bool = True
 
+    def typing(self) -> str:
+        """How the text gets into the window, in a word, for the monitor's status bar."""
+        if self.kind == "x11":
+            return "pynput"
+        return "wtype" if self.kind == "wayland" and self.types else "clipboard" if self.kind else "printed"
+
     def describe(self) -> str:
         """One line for ``earwig devices`` and the daemon's start: how text gets typed."""
         if self.kind == "x11":

@@ -320,7 +320,8 @@ def test_the_monitor_runs_dictation_and_d_turns_its_hotkey_off(desktop, sentence
         app = MonitorApp(config)
         async with app.run_test(size=(120, 30)) as pilot:
             status = lambda: app.status.render().plain  # noqa: E731
-            await until(pilot, lambda: "dictation ready" in status(), "dictation to be ready")
+            # The status bar says how the text gets in: X11 here, typed by pynput.
+            await until(pilot, lambda: "dictation ready (pynput)" in status(), "dictation to be ready")
             await dictate(pilot, 0, heard=True)
             await until(pilot, lambda: field.text.endswith("Friday."), "the dictated text in the field")
             assert word_error_rate(SAID[0], field.text) <= 0.1, field.text

@@ -77,6 +77,7 @@ def test_a_wayland_session_whose_keyboards_can_be_read_reads_the_hotkey_from_the
                           _probes(lambda: None))
     assert (sway.kind, sway.focus, sway.hotkey, sway.problem) == ("wayland", "sway", "evdev", "")
     assert sway.describe() == "Wayland: typed with wtype, focus from sway's IPC, hotkey: read from the keyboards (evdev)"
+    assert sway.typing() == "wtype"
     gnome = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which(), _no_x, _probes(lambda: None))
     assert gnome.hotkey == "evdev" and gnome.problem.startswith("this compositor does not say which window")
     unreadable = choose_desktop({"WAYLAND_DISPLAY": "wayland-0"}, _which("wtype"), _no_x, _probes(lambda: None))
@@ -92,6 +93,7 @@ def test_a_compositor_without_a_virtual_keyboard_has_the_text_held_on_the_clipbo
                            "into its windows: dictated text is held on the clipboard (paste it with ctrl+v)")
     assert kde.describe() == ("Wayland: the text is held on the clipboard (no virtual keyboard to type with), "
                               "hotkey: read from the keyboards (evdev)")
+    assert kde.typing() == "clipboard"  # the monitor's status bar: "dictation ready (clipboard)"
 
 
 @pytest.mark.pure

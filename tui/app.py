@@ -284,6 +284,7 @@ class MonitorApp(App):
             self.notify(f"No dictation: {error.problem} ({error.fix})", severity="warning", timeout=10)
             return plan
         self.dictating = True
+        self.status.dictation_via = desktop.typing()
         return with_dictation(plan, self.config, prefix, str(path), desktop)
 
     async def _follow(self, supervisor: RemoteSupervisor) -> None:

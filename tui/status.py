@@ -26,6 +26,8 @@ class StatusBar(Static):
     #: Seconds from the end of the speech (its capture) to the Final, for the last Final.
     final_after_s: reactive[float | None] = reactive(None)
     dictation: reactive[str] = reactive("off")
+    #: How dictated text gets into the window (``DesktopChoice.typing``), shown while dictation is on.
+    dictation_via: reactive[str] = reactive("")
     #: The echo canceller, where it runs (empty: it does not).
     echo: reactive[str] = reactive("")
     #: Who wrote the last Final, with a transcription server set ("": none is set).
@@ -43,6 +45,9 @@ class StatusBar(Static):
         self.refresh_text()
 
     def watch_dictation(self) -> None:
+        self.refresh_text()
+
+    def watch_dictation_via(self) -> None:
         self.refresh_text()
 
     def watch_echo(self) -> None:
@@ -85,7 +90,8 @@ class StatusBar(Static):
             parts.append(f"{role} {state.model} [{_STATE_COLOURS[state.state]}]{state.state}[/]{device}{memory}")
         latency = "-" if self.final_after_s is None else f"{self.final_after_s:.2f} s"
         parts.append(f"speech end → Final {latency}")
-        parts.append(f"dictation {self.dictation}")
+        via = f" ({self.dictation_via})" if self.dictation_via and self.dictation not in ("off", "unavailable") else ""
+        parts.append(f"dictation {self.dictation}{via}")
         if self.echo:
             parts.append(self.echo)
         if self.engine:
