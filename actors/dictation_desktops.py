@@ -11,8 +11,8 @@ everywhere a key bound in the compositor can run ``earwig ctl toggle`` (or start
 hold-to-talk). wtype types through the virtual-keyboard protocol (wlroots compositors: sway,
 Hyprland, river, labwc; KDE's KWin and GNOME's Mutter do not offer it, and a compositor is
 asked rather than recognised by name); wl-clipboard holds the text when it is not typed,
-and where nothing can type it always is. Which window has the focus only the compositor knows: sway and Hyprland say so
-over their IPC; where none does (GNOME, KDE), typing blind could land in a window that took
+and where nothing can type it always is. Which window has the focus only the compositor
+knows: sway and Hyprland say so over their IPC; where none does (GNOME, KDE), typing blind could land in a window that took
 the focus while the user spoke, so the text is held on the clipboard unless the user opts
 into typing without the check (``dictation.type_without_focus_check``).
 """
@@ -123,13 +123,13 @@ def _wayland(env: Mapping[str, str], which: Callable[[str], str | None], probes:
     focus = next((name for name, (tool, variable) in FOCUS_IPC.items() if env.get(variable) and which(tool)), "")
     keyboards = probes.keyboard_problem()
     notes = [] if keyboards is None else [f"dictation.hotkey cannot be read: {keyboards}; {CTL_FIX}"]
-    if not probes.virtual_keyboard():
+    types = probes.virtual_keyboard()
+    if not types:
         notes.append("this compositor offers no virtual keyboard (GNOME and KDE do not), so wtype cannot type into "
                      "its windows: dictated text is held on the clipboard (paste it with ctrl+v)")
-        return DesktopChoice("wayland", focus=focus, types=False, hotkey="" if keyboards else "evdev",
-                             problem="; ".join(notes))
-    if not focus and not unchecked_focus:
+    elif not focus and not unchecked_focus:
         notes.append("this compositor does not say which window has the focus, so dictated text is held on the "
                      "clipboard (paste it with ctrl+v), or set dictation.type_without_focus_check = true to type it "
                      "into whatever window has the focus when it is ready")
-    return DesktopChoice("wayland", focus=focus, hotkey="" if keyboards else "evdev", problem="; ".join(notes))
+    return DesktopChoice("wayland", focus=focus, hotkey="" if keyboards else "evdev", problem="; ".join(notes),
+                         types=types)

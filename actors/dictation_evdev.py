@@ -78,16 +78,17 @@ def keyboard_problem(keys: list[frozenset[int]], input_dir: Path = INPUT_DIR) ->
         import evdev
     except ImportError:
         return "python-evdev is not installed (pip install evdev)"
+    cannot_read = f"the keyboards in {input_dir} cannot be read by this user: {INPUT_GROUP_FIX}"
     try:
         found = sorted(input_dir.glob("event*"))
     except OSError:  # a folder this user may not enter
-        found = [input_dir / "event*"]
+        return cannot_read
     if not found:
         return (f"no keyboard can be seen ({input_dir} holds no input devices: earwig runs without access to "
                 f"this machine's keyboards)")
     readable = [path for path in found if os.access(path, os.R_OK)]
     if not readable:
-        return f"the keyboards in {input_dir} cannot be read by this user: {INPUT_GROUP_FIX}"
+        return cannot_read
     devices = _open(readable, frozenset().union(*keys), evdev)
     present = set().union(*(_keys_of(device, evdev) for device in devices))
     for device in devices:
